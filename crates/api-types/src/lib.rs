@@ -1,0 +1,1 @@
+//! Serde types of every cocoa-rs HTTP request and response, with their stable error codes. No I/O.

@@ -1,0 +1,281 @@
+//! The key derivations of the Exposure Notification cryptography spec v1.2.
+//!
+//! ```text
+//! RPIK  = HKDF-SHA256(IKM = TEK, salt = NULL, info = "EN-RPIK", L = 16)
+//! RPI_j = AES-128(RPIK, "EN-RPI" || 0x00 * 6 || LE32(j))
+//! AEMK  = HKDF-SHA256(TEK, NULL, "EN-AEMK", 16)
+//! AEM   = AES-128-CTR(AEMK, IV = RPI, metadata)
+//! ```
+//!
+//! HKDF is written out over the SHA-256 compression function instead of going
+//! through the `hkdf` crate, because it is the matcher's hot path: with the
+//! all-zero salt fixed by the spec, the salt's HMAC pads are compressed once
+//! per process, and every derivation costs exactly six compressions (two for
+//! Extract, two to key HMAC with the PRK, two for Expand's single block). The
+//! `hkdf` crate is kept as the reference the tests compare against.
+
+use std::sync::OnceLock;
+
+use aes::Aes128;
+use aes::cipher::{BlockEncrypt, KeyInit};
+
+use crate::keys::{Aem, Aemk, BluetoothMetadata, Rpi, Rpik, Tek};
+use crate::time::{EnIntervalNumber, TEK_ROLLING_PERIOD};
+
+/// `info` of the RPIK derivation.
+pub const RPIK_INFO: &[u8] = b"EN-RPIK";
+/// `info` of the AEMK derivation.
+pub const AEMK_INFO: &[u8] = b"EN-AEMK";
+/// The first 6 bytes of `PaddedData`.
+pub const RPI_PADDING_PREFIX: &[u8; 6] = b"EN-RPI";
+
+/// An AES block, as the `aes` crate's batch API takes it.
+pub type AesBlock = aes::Block;
+
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+// generic-array 0.14 is marked deprecated in favour of 1.x, but it is what
+// sha2 0.10's compression API takes; the conversion is a 64-byte copy.
+#[allow(deprecated)]
+fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
+    let block: sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64> =
+        (*block).into();
+    sha2::compress256(state, std::slice::from_ref(&block));
+}
+
+/// The SHA-256 state after absorbing one 64-byte block `key ^ pad`
+/// (`key` at most 64 bytes, zero-extended): HMAC's inner or outer key block.
+fn keyed_pad_state(key: &[u8], pad: u8) -> [u32; 8] {
+    let mut block = [pad; 64];
+    for (b, k) in block.iter_mut().zip(key) {
+        *b ^= k;
+    }
+    let mut state = SHA256_IV;
+    compress(&mut state, &block);
+    state
+}
+
+/// Absorbs the final block holding `msg` (< 56 bytes) plus SHA-256 padding,
+/// for a message of `total_len` bytes in all, and returns the digest.
+fn finish(mut state: [u32; 8], msg: &[u8], total_len: u64) -> [u8; 32] {
+    debug_assert!(msg.len() < 56);
+    let mut block = [0u8; 64];
+    block[..msg.len()].copy_from_slice(msg);
+    block[msg.len()] = 0x80;
+    block[56..].copy_from_slice(&(total_len * 8).to_be_bytes());
+    compress(&mut state, &block);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+/// HMAC key states of the all-zero 32-byte salt, computed once.
+fn zero_salt_states() -> &'static ([u32; 8], [u32; 8]) {
+    static STATES: OnceLock<([u32; 8], [u32; 8])> = OnceLock::new();
+    STATES.get_or_init(|| (keyed_pad_state(&[], 0x36), keyed_pad_state(&[], 0x5c)))
+}
+
+/// HKDF's pseudorandom key, held as the two HMAC states it keys, so that
+/// several `info`s can be expanded from one Extract.
+struct Prk {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl Prk {
+    /// `HKDF-Extract(salt = NULL, IKM = tek)`.
+    fn extract(tek: &Tek) -> Self {
+        let (zi, zo) = zero_salt_states();
+        let inner = finish(*zi, tek.as_bytes(), 64 + 16);
+        let mut prk = finish(*zo, &inner, 64 + 32);
+        let me = Self {
+            inner: keyed_pad_state(&prk, 0x36),
+            outer: keyed_pad_state(&prk, 0x5c),
+        };
+        zeroize::Zeroize::zeroize(&mut prk);
+        me
+    }
+
+    /// `HKDF-Expand(PRK, info, 16)`: `T(1) = HMAC(PRK, info || 0x01)`, first 16 bytes.
+    fn expand16(&self, info: &[u8]) -> [u8; 16] {
+        let mut msg = [0u8; 32];
+        msg[..info.len()].copy_from_slice(info);
+        msg[info.len()] = 0x01;
+        let msg = &msg[..info.len() + 1];
+        let inner = finish(self.inner, msg, 64 + msg.len() as u64);
+        let t1 = finish(self.outer, &inner, 64 + 32);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&t1[..16]);
+        out
+    }
+}
+
+impl Drop for Prk {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.inner);
+        zeroize::Zeroize::zeroize(&mut self.outer);
+    }
+}
+
+impl Tek {
+    /// `RPIK = HKDF(TEK, NULL, "EN-RPIK", 16)`.
+    pub fn rpik(&self) -> Rpik {
+        Rpik::from_bytes(Prk::extract(self).expand16(RPIK_INFO))
+    }
+
+    /// `AEMK = HKDF(TEK, NULL, "EN-AEMK", 16)`.
+    pub fn aemk(&self) -> Aemk {
+        Aemk::from_bytes(Prk::extract(self).expand16(AEMK_INFO))
+    }
+
+    /// Both keys from one HKDF-Extract.
+    pub fn rpik_and_aemk(&self) -> (Rpik, Aemk) {
+        let prk = Prk::extract(self);
+        (
+            Rpik::from_bytes(prk.expand16(RPIK_INFO)),
+            Aemk::from_bytes(prk.expand16(AEMK_INFO)),
+        )
+    }
+}
+
+/// `PaddedData_j = "EN-RPI" || 0x00 * 6 || LE32(j)`.
+pub fn padded_data(interval: EnIntervalNumber) -> [u8; 16] {
+    let mut block = [0u8; 16];
+    block[..6].copy_from_slice(RPI_PADDING_PREFIX);
+    block[12..].copy_from_slice(&interval.get().to_le_bytes());
+    block
+}
+
+/// An RPIK with its AES key schedule expanded, ready to produce RPIs.
+#[derive(Clone)]
+pub struct RpiCipher {
+    aes: Aes128,
+}
+
+impl std::fmt::Debug for RpiCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RpiCipher(<redacted>)")
+    }
+}
+
+impl RpiCipher {
+    /// Expands the AES key schedule of `rpik`.
+    pub fn new(rpik: &Rpik) -> Self {
+        Self {
+            aes: Aes128::new(&(*rpik.as_bytes()).into()),
+        }
+    }
+
+    /// `RPI_j` for one interval.
+    pub fn rpi(&self, interval: EnIntervalNumber) -> Rpi {
+        let mut block = AesBlock::from(padded_data(interval));
+        self.aes.encrypt_block(&mut block);
+        Rpi(block.into())
+    }
+
+    /// The RPIs of `blocks.len()` consecutive intervals from `first`, written
+    /// in place into `blocks` in one batch call (the `aes` crate pipelines
+    /// several blocks at a time through AES-NI).
+    pub fn rpis_into(&self, first: EnIntervalNumber, blocks: &mut [AesBlock]) {
+        let mut j = first.get();
+        for block in blocks.iter_mut() {
+            let mut data = [0u8; 16];
+            data[..6].copy_from_slice(RPI_PADDING_PREFIX);
+            data[12..].copy_from_slice(&j.to_le_bytes());
+            *block = AesBlock::from(data);
+            j = j.wrapping_add(1);
+        }
+        self.aes.encrypt_blocks(blocks);
+    }
+}
+
+impl Rpik {
+    /// `RPI_j = AES-128(RPIK, PaddedData_j)`.
+    pub fn rpi(&self, interval: EnIntervalNumber) -> Rpi {
+        RpiCipher::new(self).rpi(interval)
+    }
+
+    /// The `count` RPIs of the intervals `first .. first + count`.
+    pub fn rpis(&self, first: EnIntervalNumber, count: u32) -> Vec<Rpi> {
+        let mut blocks = vec![AesBlock::default(); count as usize];
+        RpiCipher::new(self).rpis_into(first, &mut blocks);
+        blocks.into_iter().map(|b| Rpi(b.into())).collect()
+    }
+
+    /// All 144 RPIs of a key that starts at `rolling_start`.
+    pub fn all_rpis(&self, rolling_start: EnIntervalNumber) -> Vec<Rpi> {
+        self.rpis(rolling_start, TEK_ROLLING_PERIOD)
+    }
+}
+
+impl Aemk {
+    /// `AEM = AES-128-CTR(AEMK, IV = RPI, metadata)`. The metadata is 4 bytes,
+    /// so CTR uses only its first counter block, the RPI itself: the AEM is
+    /// the metadata XOR the first 4 bytes of `AES(AEMK, RPI)`, computed here
+    /// as one block encryption.
+    pub fn encrypt(&self, rpi: &Rpi, metadata: BluetoothMetadata) -> Aem {
+        Aem(self.apply_keystream(rpi, metadata.to_bytes()))
+    }
+
+    /// Decrypts an AEM heard with `rpi` (CTR is its own inverse).
+    pub fn decrypt(&self, rpi: &Rpi, aem: &Aem) -> BluetoothMetadata {
+        BluetoothMetadata::from_bytes(self.apply_keystream(rpi, aem.0))
+    }
+
+    fn apply_keystream(&self, rpi: &Rpi, data: [u8; 4]) -> [u8; 4] {
+        let aes = Aes128::new(&(*self.as_bytes()).into());
+        let mut block = AesBlock::from(rpi.0);
+        aes.encrypt_block(&mut block);
+        let mut out = data;
+        for (o, k) in out.iter_mut().zip(block.iter()) {
+            *o ^= k;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference_hkdf(tek: &[u8; 16], info: &[u8]) -> [u8; 16] {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, tek);
+        let mut out = [0u8; 16];
+        hk.expand(info, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn fast_hkdf_equals_reference_hkdf() {
+        for seed in 0u8..=255 {
+            let bytes: [u8; 16] = std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
+            let tek = Tek::from_bytes(bytes);
+            assert_eq!(tek.rpik().as_bytes(), &reference_hkdf(&bytes, RPIK_INFO));
+            assert_eq!(tek.aemk().as_bytes(), &reference_hkdf(&bytes, AEMK_INFO));
+            let (r, a) = tek.rpik_and_aemk();
+            assert_eq!(r, tek.rpik());
+            assert_eq!(a, tek.aemk());
+        }
+    }
+
+    #[test]
+    fn batch_rpis_equal_single_rpis() {
+        let rpik = Tek::from_bytes([9; 16]).rpik();
+        let start = EnIntervalNumber::new(2_650_000);
+        let batch = rpik.rpis(start, 144);
+        for (i, rpi) in batch.iter().enumerate() {
+            assert_eq!(*rpi, rpik.rpi(EnIntervalNumber::new(start.get() + i as u32)));
+        }
+    }
+}

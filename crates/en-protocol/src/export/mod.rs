@@ -1,0 +1,1 @@
+//! The key export file (placeholder).

@@ -1,0 +1,20 @@
+//! The Exposure Notification protocol, pure and synchronous.
+//!
+//! This crate is the part of cocoa-rs every other part trusts: the Apple/Google
+//! Exposure Notification cryptography (TEK, RPIK, RPI, AEMK, AEM), interval
+//! time, the key export file (encode, decode, sign, verify), the matcher that
+//! finds diagnosis keys in a phone's sighting log, and ENv2 risk scoring.
+//!
+//! It does no I/O: time comes from an injected [`time::Clock`] and randomness
+//! from an injected RNG, so every function is deterministic under test.
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod export;
+pub mod keys;
+pub mod matcher;
+pub mod scoring;
+pub mod time;
+
+pub use keys::{Aem, Aemk, BluetoothMetadata, Rpi, Rpik, Tek};
+pub use time::{Clock, EnIntervalNumber, TEK_ROLLING_PERIOD};
