@@ -1,0 +1,47 @@
+//! `cocoa bench ...`: benchmarks of the hot paths, each printing one JSON object.
+
+use clap::{Args, Subcommand};
+
+mod export;
+mod matcher;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Stream random diagnosis keys through the matcher against a random sighting log.
+    Match(MatchArgs),
+    /// Build, sign and zip one export of N random keys.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Number of diagnosis keys to stream.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// Number of sightings in the log (spread over 14 days).
+    #[arg(long, default_value_t = 100_000)]
+    pub sightings: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// RNG seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Number of keys in the export.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// RNG seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Match(a) => matcher::run(a),
+        BenchCommand::Export(a) => export::run(a),
+    }
+}

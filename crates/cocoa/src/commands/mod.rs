@@ -1,0 +1,53 @@
+//! The command-line surface. Each subcommand family lives in its own module.
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod en;
+
+/// cocoa-rs: an open exposure-notification system (COCOA + HER-SYS processing numbers).
+#[derive(Debug, Parser)]
+#[command(name = "cocoa", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The Exposure Notification protocol: RPIs, export files, signing keys.
+    #[command(subcommand)]
+    En(en::EnCommand),
+    /// Benchmarks of the hot paths (print one JSON object).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Marks an error as the user's input being malformed, so the process exits
+/// with status 2 instead of 1.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// The exit status for an error: 2 for malformed input, 1 for anything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<InputError>()) { 2 } else { 1 }
+}
+
+/// Wraps an error as bad input (exit code 2).
+pub fn bad_input<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::Error::new(InputError(e.to_string()))
+}
+
+/// Prints one JSON value on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
