@@ -1,1 +1,5 @@
 //! Serde types of every cocoa-rs HTTP request and response, with their stable error codes. No I/O.
+
+pub mod cases;
+pub mod error;
+pub mod verify;

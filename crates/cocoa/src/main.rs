@@ -15,6 +15,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::En(cmd) => commands::en::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Issuer(cmd) => commands::issuer::run(cmd),
+        Command::Serve(cmd) => commands::serve::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -103,11 +103,13 @@ pub struct Rpi(pub [u8; 16]);
 impl Rpi {
     /// Copies from a slice that must be exactly 16 bytes long.
     pub fn try_from_slice(bytes: &[u8]) -> Result<Self, WrongLength> {
-        <[u8; 16]>::try_from(bytes).map(Self).map_err(|_| WrongLength {
-            what: "RPI",
-            expected: 16,
-            actual: bytes.len(),
-        })
+        <[u8; 16]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| WrongLength {
+                what: "RPI",
+                expected: 16,
+                actual: bytes.len(),
+            })
     }
 
     /// The bytes.
@@ -131,11 +133,13 @@ pub struct Aem(pub [u8; 4]);
 impl Aem {
     /// Copies from a slice that must be exactly 4 bytes long.
     pub fn try_from_slice(bytes: &[u8]) -> Result<Self, WrongLength> {
-        <[u8; 4]>::try_from(bytes).map(Self).map_err(|_| WrongLength {
-            what: "AEM",
-            expected: 4,
-            actual: bytes.len(),
-        })
+        <[u8; 4]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| WrongLength {
+                what: "AEM",
+                expected: 4,
+                actual: bytes.len(),
+            })
     }
 
     /// The bytes.
@@ -157,17 +161,16 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 }
 
 /// The 4 metadata bytes a phone broadcasts, encrypted as the AEM: byte 0 the
-/// version (bits 7:6 major, 5:4 minor), byte 1 the TX power in dBm (signed),
-/// bytes 2-3 reserved.
+/// version (bits 7:6 major, 5:4 minor, 3:0 reserved), byte 1 the TX power in
+/// dBm (signed), bytes 2-3 reserved. Every byte is kept as received, so the
+/// wire form round-trips exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BluetoothMetadata {
-    /// Major version (2 bits): 1 for the v1 protocol.
-    pub version_major: u8,
-    /// Minor version (2 bits).
-    pub version_minor: u8,
+    /// The version byte: `0x40` is version 1.0.
+    pub version: u8,
     /// Transmit power in dBm, used by receivers to compute attenuation.
     pub tx_power: i8,
-    /// Reserved bytes 2 and 3; 0 in v1, kept as received.
+    /// Reserved bytes 2 and 3; 0 in v1.
     pub reserved: [u8; 2],
 }
 
@@ -175,17 +178,26 @@ impl BluetoothMetadata {
     /// Version 1.0 metadata with the given TX power.
     pub const fn v1(tx_power: i8) -> Self {
         Self {
-            version_major: 1,
-            version_minor: 0,
+            version: 0x40,
             tx_power,
             reserved: [0, 0],
         }
     }
 
+    /// Major version (bits 7:6 of the version byte).
+    pub const fn version_major(self) -> u8 {
+        self.version >> 6
+    }
+
+    /// Minor version (bits 5:4 of the version byte).
+    pub const fn version_minor(self) -> u8 {
+        (self.version >> 4) & 0b11
+    }
+
     /// The 4 wire bytes.
     pub const fn to_bytes(self) -> [u8; 4] {
         [
-            ((self.version_major & 0b11) << 6) | ((self.version_minor & 0b11) << 4),
+            self.version,
             self.tx_power as u8,
             self.reserved[0],
             self.reserved[1],
@@ -193,11 +205,10 @@ impl BluetoothMetadata {
     }
 
     /// Reads the 4 wire bytes. Every byte pattern is valid metadata; a reader
-    /// that cares about the version checks `version_major` itself.
+    /// that cares about the version checks [`Self::version_major`] itself.
     pub const fn from_bytes(b: [u8; 4]) -> Self {
         Self {
-            version_major: b[0] >> 6,
-            version_minor: (b[0] >> 4) & 0b11,
+            version: b[0],
             tx_power: b[1] as i8,
             reserved: [b[2], b[3]],
         }
@@ -211,7 +222,11 @@ mod tests {
     #[test]
     fn secret_keys_do_not_print() {
         let tek = Tek::from_bytes([0xab; 16]);
-        let shown = format!("{tek:?} {:?} {:?}", Rpik::from_bytes([0xab; 16]), Aemk::from_bytes([0xab; 16]));
+        let shown = format!(
+            "{tek:?} {:?} {:?}",
+            Rpik::from_bytes([0xab; 16]),
+            Aemk::from_bytes([0xab; 16])
+        );
         assert!(!shown.contains("ab"), "{shown}");
         assert!(!shown.contains("171"), "{shown}");
         assert_eq!(format!("{tek:?}"), "Tek(<redacted>)");
@@ -231,6 +246,7 @@ mod tests {
         let m = BluetoothMetadata::v1(8);
         assert_eq!(m.to_bytes(), [0x40, 0x08, 0, 0]);
         assert_eq!(BluetoothMetadata::from_bytes([0x40, 0x08, 0, 0]), m);
+        assert_eq!((m.version_major(), m.version_minor()), (1, 0));
         let neg = BluetoothMetadata::v1(-12);
         assert_eq!(BluetoothMetadata::from_bytes(neg.to_bytes()).tx_power, -12);
     }

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod en;
+pub mod issuer;
+pub mod serve;
 
 /// cocoa-rs: an open exposure-notification system (COCOA + HER-SYS processing numbers).
 #[derive(Debug, Parser)]
@@ -21,6 +23,10 @@ pub enum Command {
     /// Benchmarks of the hot paths (print one JSON object).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The health-centre side: centres, staff, API keys, certificate keys.
+    Issuer(issuer::IssuerArgs),
+    /// Runs the server role(s).
+    Serve(serve::ServeArgs),
 }
 
 /// Marks an error as the user's input being malformed, so the process exits
@@ -38,7 +44,11 @@ impl std::error::Error for InputError {}
 
 /// The exit status for an error: 2 for malformed input, 1 for anything else.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.is::<InputError>()) { 2 } else { 1 }
+    if e.chain().any(|c| c.is::<InputError>()) {
+        2
+    } else {
+        1
+    }
 }
 
 /// Wraps an error as bad input (exit code 2).

@@ -1,7 +1,176 @@
-//! `cocoa bench match`.
+//! `cocoa bench match`: streams random diagnosis keys through the matcher
+//! against a random 14-day sighting log with some planted matches.
+
+use std::time::Instant;
+
+use en_protocol::matcher::{Sighting, SightingIndex};
+use en_protocol::{Aem, BluetoothMetadata, EnIntervalNumber, Rpi, TEK_ROLLING_PERIOD, Tek};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
 
 use super::MatchArgs;
+use crate::commands::{bad_input, print_json};
 
-pub fn run(_a: MatchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet built")
+/// Keys are generated and matched in chunks of this many, so memory stays
+/// proportional to the sighting log however many keys stream through.
+const CHUNK: usize = 4096;
+/// Days covered by the sighting log (devices keep 14 days).
+const LOG_DAYS: u32 = 14;
+/// The last day of the log: 2026-01-15 00:00 UTC (a fixed day keeps runs comparable).
+const LOG_END_UNIX: i64 = 1_768_435_200;
+
+#[derive(Serialize)]
+struct Output {
+    keys: u64,
+    sightings: u64,
+    threads: usize,
+    seconds: f64,
+    keys_per_sec: f64,
+    planted: u64,
+    found: u64,
+    unexpected: u64,
+    index_bytes: usize,
+}
+
+struct Plan {
+    index: SightingIndex,
+    /// Planted keys sit at stream positions `i * stride`.
+    planted: Vec<(Tek, EnIntervalNumber)>,
+    stride: u64,
+    first_day: u32,
+}
+
+fn plan(a: &MatchArgs) -> Plan {
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
+    let last_day = EnIntervalNumber::from_unix_seconds(LOG_END_UNIX)
+        .expect("fixed time in range")
+        .get();
+    let first_day = last_day - LOG_DAYS * TEK_ROLLING_PERIOD;
+    let planted_n = a.keys.min(100).min(a.sightings / 3);
+    let stride = a.keys.checked_div(planted_n).unwrap_or(u64::MAX);
+
+    let mut sightings = Vec::with_capacity(a.sightings as usize);
+    let mut planted = Vec::with_capacity(planted_n as usize);
+    for _ in 0..planted_n {
+        let tek = Tek::generate(&mut rng);
+        let start =
+            EnIntervalNumber::new(first_day + TEK_ROLLING_PERIOD * rng.gen_range(0..LOG_DAYS));
+        let (rpik, aemk) = tek.rpik_and_aemk();
+        for _ in 0..3 {
+            let j = EnIntervalNumber::new(start.get() + rng.gen_range(0..TEK_ROLLING_PERIOD));
+            let rpi = rpik.rpi(j);
+            sightings.push(Sighting {
+                rpi,
+                aem: aemk.encrypt(&rpi, BluetoothMetadata::v1(-8)),
+                rssi: -60,
+                at: j.to_unix_seconds() + rng.gen_range(0..600),
+                seconds: 240,
+            });
+        }
+        planted.push((tek, start));
+    }
+    while (sightings.len() as u64) < a.sightings {
+        let mut rpi = [0u8; 16];
+        rng.fill_bytes(&mut rpi);
+        let mut aem = [0u8; 4];
+        rng.fill_bytes(&mut aem);
+        sightings.push(Sighting {
+            rpi: Rpi(rpi),
+            aem: Aem(aem),
+            rssi: rng.gen_range(-100..-30),
+            at: i64::from(first_day) * 600
+                + rng.gen_range(0..i64::from(LOG_DAYS * TEK_ROLLING_PERIOD) * 600),
+            seconds: 240,
+        });
+    }
+    Plan {
+        index: SightingIndex::new(sightings),
+        planted,
+        stride,
+        first_day,
+    }
+}
+
+/// Matches the keys at stream positions `range`; returns (planted found, unexpected).
+fn worker(p: &Plan, seed: u64, range: std::ops::Range<u64>) -> (u64, u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut chunk: Vec<(Tek, EnIntervalNumber, u32)> = Vec::with_capacity(CHUNK);
+    let (mut found, mut unexpected) = (0, 0);
+    let mut pos = range.start;
+    while pos < range.end {
+        let n = (range.end - pos).min(CHUNK as u64);
+        chunk.clear();
+        for i in pos..pos + n {
+            let planted = i
+                .is_multiple_of(p.stride)
+                .then(|| p.planted.get((i / p.stride) as usize))
+                .flatten();
+            chunk.push(match planted {
+                Some((tek, start)) => (tek.clone(), *start, TEK_ROLLING_PERIOD),
+                None => {
+                    let day = p.first_day + TEK_ROLLING_PERIOD * rng.gen_range(0..LOG_DAYS);
+                    (
+                        Tek::generate(&mut rng),
+                        EnIntervalNumber::new(day),
+                        TEK_ROLLING_PERIOD,
+                    )
+                }
+            });
+        }
+        for m in p.index.match_keys(&chunk, pos as usize) {
+            let i = m.key_index as u64;
+            if i.is_multiple_of(p.stride) && ((i / p.stride) as usize) < p.planted.len() {
+                found += 1;
+            } else {
+                unexpected += 1;
+            }
+        }
+        pos += n;
+    }
+    (found, unexpected)
+}
+
+pub fn run(a: MatchArgs) -> anyhow::Result<()> {
+    if a.threads == 0 || a.threads > 256 {
+        return Err(bad_input("--threads must be between 1 and 256"));
+    }
+    if a.sightings == 0 || a.sightings > 50_000_000 {
+        return Err(bad_input("--sightings must be between 1 and 50,000,000"));
+    }
+    let p = plan(&a);
+    let started = Instant::now();
+    let per = a.keys.div_ceil(a.threads as u64);
+    let (found, unexpected) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..a.threads as u64)
+            .map(|t| {
+                let range = (t * per).min(a.keys)..((t + 1) * per).min(a.keys);
+                let p = &p;
+                s.spawn(move || worker(p, a.seed.wrapping_add(1 + t), range))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .fold((0, 0), |(f, u), (f2, u2)| (f + f2, u + u2))
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let planted = p.planted.len() as u64;
+    print_json(&Output {
+        keys: a.keys,
+        sightings: a.sightings,
+        threads: a.threads,
+        seconds,
+        keys_per_sec: a.keys as f64 / seconds,
+        planted,
+        found,
+        unexpected,
+        index_bytes: p.index.memory_bytes(),
+    })?;
+    if found != planted || unexpected != 0 {
+        anyhow::bail!(
+            "matcher missed planted keys: planted {planted}, found {found}, unexpected {unexpected}"
+        );
+    }
+    Ok(())
 }

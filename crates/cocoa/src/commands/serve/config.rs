@@ -1,0 +1,256 @@
+//! The configuration of `cocoa serve` and the management commands: one typed
+//! struct built in layers — defaults < TOML file (`--config` or
+//! `COCOA_CONFIG`) < `COCOA_*` environment < command-line flags. A secret can
+//! come from a file named by the variable with `_FILE` appended. Secrets are
+//! `SecretString`s and never print.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Roles `cocoa serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Health-centre side: processing numbers, device API, machine API.
+    Issuer,
+    /// Notification server: publish, exports.
+    Keyserver,
+    /// Export batching and publishing.
+    Exporter,
+    /// Every role in one process.
+    All,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CocoaConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Folder of the SQLite files, the outbox and the issuer secret.
+    pub data: PathBuf,
+    /// Role(s) to run.
+    pub role: Role,
+    /// The issuer role.
+    pub issuer: issuer::IssuerConfig,
+}
+
+impl Default for CocoaConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data: PathBuf::from("./data"),
+            role: Role::All,
+            issuer: issuer::IssuerConfig::default(),
+        }
+    }
+}
+
+/// Environment variables and the configuration key each sets (dotted path,
+/// and whether the value is a number).
+const ENV_KEYS: &[(&str, &str, bool)] = &[
+    ("COCOA_LISTEN", "listen", false),
+    ("COCOA_DATA", "data", false),
+    ("COCOA_ROLE", "role", false),
+    ("COCOA_ISSUER_DATABASE_URL", "issuer.database_url", false),
+    ("COCOA_ISSUER_SECRET", "issuer.secret", false),
+    ("COCOA_LINK_HOST", "issuer.link_host", false),
+    ("COCOA_HELP_PHONE", "issuer.help_phone", false),
+    ("COCOA_OUTBOX", "issuer.outbox", false),
+    ("COCOA_SMTP_HOST", "issuer.smtp.host", false),
+    ("COCOA_SMTP_PORT", "issuer.smtp.port", true),
+    ("COCOA_SMTP_TLS", "issuer.smtp.tls", false),
+    ("COCOA_SMTP_USERNAME", "issuer.smtp.username", false),
+    ("COCOA_SMTP_PASSWORD", "issuer.smtp.password", false),
+    ("COCOA_SMTP_FROM", "issuer.smtp.from", false),
+    ("COCOA_SMS_BASE_URL", "issuer.sms.base_url", false),
+    ("COCOA_SMS_ACCOUNT_SID", "issuer.sms.account_sid", false),
+    ("COCOA_SMS_AUTH_TOKEN", "issuer.sms.auth_token", false),
+    ("COCOA_SMS_FROM", "issuer.sms.from", false),
+];
+
+/// Variables read elsewhere (not configuration), never warned about.
+const ENV_OTHER: &[&str] = &["COCOA_CONFIG", "COCOA_TEST_DATABASE_URL", "COCOA_LOG"];
+
+/// Command-line values that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--role`.
+    pub role: Option<Role>,
+    /// `--outbox`.
+    pub outbox: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+fn set_path(root: &mut toml::Table, dotted: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let mut t = root;
+    for p in parts {
+        let entry = t
+            .entry(p.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            unreachable!("just made a table")
+        };
+        t = next;
+    }
+    t.insert(last.to_owned(), value);
+}
+
+/// Loads the configuration: `file` (or `COCOA_CONFIG`), then `env`, then
+/// `flags`. Returns it with warnings (unknown `COCOA_*` variables).
+pub fn load(
+    file: Option<&Path>,
+    env: &BTreeMap<String, String>,
+    flags: &Overrides,
+) -> anyhow::Result<(CocoaConfig, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let file = file
+        .map(Path::to_path_buf)
+        .or_else(|| env.get("COCOA_CONFIG").map(PathBuf::from));
+    let mut root = match &file {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            text.parse::<toml::Table>()
+                .with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for (name, value) in env {
+        if !name.starts_with("COCOA_") || ENV_OTHER.contains(&name.as_str()) {
+            continue;
+        }
+        let (var, from_file) = match name.strip_suffix("_FILE") {
+            Some(base) if ENV_KEYS.iter().any(|(n, _, _)| *n == base) => (base, true),
+            _ => (name.as_str(), false),
+        };
+        let Some((_, key, numeric)) = ENV_KEYS.iter().find(|(n, _, _)| *n == var) else {
+            warnings.push(format!("unknown environment variable {name} ignored"));
+            continue;
+        };
+        let raw = if from_file {
+            std::fs::read_to_string(value)
+                .with_context(|| format!("{name}: reading {value}"))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned()
+        } else {
+            value.clone()
+        };
+        let v = if *numeric {
+            toml::Value::Integer(
+                raw.parse()
+                    .with_context(|| format!("{name} must be a number"))?,
+            )
+        } else {
+            toml::Value::String(raw)
+        };
+        set_path(&mut root, key, v);
+    }
+    let s = |v: &str| toml::Value::String(v.to_owned());
+    if let Some(v) = &flags.listen {
+        set_path(&mut root, "listen", s(v));
+    }
+    if let Some(v) = &flags.data {
+        set_path(&mut root, "data", s(&v.to_string_lossy()));
+    }
+    if let Some(v) = flags.role {
+        let name = match v {
+            Role::Issuer => "issuer",
+            Role::Keyserver => "keyserver",
+            Role::Exporter => "exporter",
+            Role::All => "all",
+        };
+        set_path(&mut root, "role", s(name));
+    }
+    if let Some(v) = &flags.outbox {
+        set_path(&mut root, "issuer.outbox", s(&v.to_string_lossy()));
+    }
+    if let Some(v) = &flags.database_url {
+        set_path(&mut root, "issuer.database_url", s(v));
+    }
+    let config: CocoaConfig = toml::Value::Table(root)
+        .try_into()
+        .context("invalid configuration")?;
+    Ok((config, warnings))
+}
+
+/// The process environment as a map.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cocoa.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:1\"\ndata = \"/file\"\n[issuer]\nlink_host = \"file.example\"\nhelp_phone = \"03-0000-0000\"\n",
+        )
+        .unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s".repeat(40) + "\n").unwrap();
+        let env: BTreeMap<String, String> = [
+            ("COCOA_DATA", "/env"),
+            ("COCOA_LINK_HOST", "env.example"),
+            ("COCOA_ISSUER_SECRET_FILE", secret.to_str().unwrap()),
+            ("COCOA_SMTP_HOST", "smtp.example"),
+            ("COCOA_SMTP_PORT", "2525"),
+            ("COCOA_SMTP_FROM", "a@example.jp"),
+            ("COCOA_BOGUS", "1"),
+            ("PATH", "/bin"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        let flags = Overrides {
+            data: Some("/flag".into()),
+            ..Overrides::default()
+        };
+        let (c, warnings) = load(Some(&file), &env, &flags).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1");
+        assert_eq!(c.data, PathBuf::from("/flag"));
+        assert_eq!(c.issuer.link_host, "env.example");
+        assert_eq!(c.issuer.help_phone, "03-0000-0000");
+        assert_eq!(
+            c.issuer.secret.as_ref().unwrap().expose_secret(),
+            "s".repeat(40)
+        );
+        let smtp = c.issuer.smtp.as_ref().unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port), ("smtp.example", 2525));
+        assert_eq!(
+            warnings,
+            ["unknown environment variable COCOA_BOGUS ignored"]
+        );
+        assert!(
+            !format!("{c:?}").contains(&"s".repeat(40)),
+            "secrets never print"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cocoa.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(load(Some(&file), &BTreeMap::new(), &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! `cocoa issuer …` and `cocoa serve --role issuer` as a script uses them:
+//! create a centre and keys, start the server on port 0, file a case, issue
+//! a number, find it in the outbox, and register with it.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+fn cocoa() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
+    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
+    c
+}
+
+fn json_out(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> serde_json::Value {
+    let mut cmd = cocoa();
+    cmd.args(args).arg("--data").arg(dir.join("data"));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+fn http(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").unwrap().1;
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn management_commands_and_serve_work_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let centre = json_out(
+        &[
+            "issuer",
+            "create-centre",
+            "--name",
+            "みなと保健所",
+            "--prefecture",
+            "13",
+        ],
+        dir.path(),
+        None,
+    );
+    let centre_id = centre["centre_id"].as_i64().unwrap();
+    let user = json_out(
+        &[
+            "issuer",
+            "create-user",
+            "--centre",
+            &centre_id.to_string(),
+            "--login",
+            "yamada",
+            "--role",
+            "staff",
+        ],
+        dir.path(),
+        Some("correct horse battery staple\n"),
+    );
+    assert_eq!(user["login"], "yamada");
+    let device = json_out(
+        &["issuer", "create-api-key", "--kind", "device"],
+        dir.path(),
+        None,
+    )["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = json_out(
+        &[
+            "issuer",
+            "create-api-key",
+            "--kind",
+            "admin",
+            "--centre",
+            &centre_id.to_string(),
+        ],
+        dir.path(),
+        None,
+    )["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let pem = cocoa()
+        .args(["issuer", "public-key", "--data"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let pem = String::from_utf8(pem.stdout).unwrap();
+    assert!(pem.contains("-----BEGIN PUBLIC KEY-----"), "{pem}");
+
+    let outbox = dir.path().join("outbox");
+    let mut child = cocoa()
+        .args([
+            "serve",
+            "--role",
+            "issuer",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--outbox")
+        .arg(&outbox)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Server(child);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+
+    let case = serde_json::json!({
+        "name_kanji": "横口 健太", "name_kana": "ヨコグチ ケンタ", "birth_date": "1998-09-09",
+        "sex": "male", "mobile": "090-1234-5678", "outpatient_facility": "港区帰国者・接触者外来",
+        "test_positive": true, "classification": "confirmed", "diagnosis_date": "2020-12-15",
+        "reported": true, "uses_app": true
+    });
+    let (s, b) = http(
+        &addr,
+        "/api/v1/cases",
+        &[("X-API-Key", &admin)],
+        &case.to_string(),
+    );
+    assert_eq!(s, 201, "{b}");
+    let case_id = b["case_id"].as_i64().unwrap();
+    let (s, b) = http(
+        &addr,
+        &format!("/api/v1/cases/{case_id}/processing-number"),
+        &[("X-API-Key", &admin), ("Idempotency-Key", "cli-1")],
+        "",
+    );
+    assert_eq!((s, b["status"].as_str()), (200, Some("sent")), "{b}");
+
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let msg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let body = msg["body"].as_str().unwrap();
+    let number = &body.split("処理番号: ").nth(1).unwrap()[..8];
+
+    let (s, b) = http(
+        &addr,
+        "/api/verify",
+        &[("X-API-Key", &device)],
+        &serde_json::json!({"code": number}).to_string(),
+    );
+    assert_eq!(s, 200, "{b}");
+    let token = b["token"].as_str().unwrap();
+    let hmac = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+    let (s, b) = http(
+        &addr,
+        "/api/certificate",
+        &[("X-API-Key", &device)],
+        &serde_json::json!({"token": token, "ekeyhmac": hmac}).to_string(),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["certificate"].as_str().unwrap().split('.').count(), 3);
+}
+
+#[test]
+fn bad_management_input_exits_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cocoa()
+        .args([
+            "issuer",
+            "create-centre",
+            "--name",
+            "x",
+            "--prefecture",
+            "48",
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = cocoa()
+        .args([
+            "serve",
+            "--role",
+            "issuer",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .env("COCOA_ISSUER_DATABASE_URL", "mysql://localhost/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+}

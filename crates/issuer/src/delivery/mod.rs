@@ -1,0 +1,109 @@
+//! Delivery of processing numbers: SMS through a Twilio-compatible HTTP
+//! gateway, e-mail through SMTP, or — for development — an outbox folder with
+//! one JSON file per message. Tests use the in-memory backend.
+
+mod outbox;
+mod smtp;
+mod template;
+mod twilio;
+
+use std::sync::{Arc, Mutex};
+
+use crate::domain::model::Channel;
+
+pub use outbox::OutboxMessage;
+pub use smtp::{SmtpConfig, SmtpSender, SmtpTls};
+pub use template::{MessageContext, render};
+pub use twilio::{TwilioConfig, TwilioSender};
+
+/// One message to send. Its body holds the processing number, so it never
+/// prints in `Debug`.
+#[derive(Clone)]
+pub struct Message {
+    /// SMS or e-mail.
+    pub channel: Channel,
+    /// Phone number (11 national digits) or e-mail address.
+    pub to: String,
+    /// E-mail subject.
+    pub subject: Option<String>,
+    /// Text.
+    pub body: String,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a message was not delivered (shown to staff; never holds the body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeliveryError(pub String);
+
+/// A delivery backend.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// JSON files in a folder (development; `cocoa serve` without a gateway).
+    Outbox(std::path::PathBuf),
+    /// SMTP (e-mail only).
+    Smtp(Arc<SmtpSender>),
+    /// Twilio-compatible Messages API (SMS only).
+    Twilio(Arc<TwilioSender>),
+    /// Kept in memory (tests).
+    Memory(Arc<Mutex<Vec<Message>>>),
+    /// Always fails with this reason (tests of failure handling).
+    Failing(String),
+}
+
+impl Sender {
+    /// Sends one message.
+    pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<(), DeliveryError> {
+        match self {
+            Self::Outbox(dir) => outbox::write(dir, msg, sent_at).await,
+            Self::Smtp(s) => s.send(msg).await,
+            Self::Twilio(t) => t.send(msg).await,
+            Self::Memory(v) => {
+                v.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(msg.clone());
+                Ok(())
+            }
+            Self::Failing(reason) => Err(DeliveryError(reason.clone())),
+        }
+    }
+
+    /// Whether this is a development or test backend (refused in production).
+    pub fn is_fake(&self) -> bool {
+        matches!(self, Self::Outbox(_) | Self::Memory(_) | Self::Failing(_))
+    }
+}
+
+/// The backends per channel.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// For SMS.
+    pub sms: Sender,
+    /// For e-mail.
+    pub email: Sender,
+}
+
+impl Delivery {
+    /// Both channels to one backend.
+    pub fn uniform(s: Sender) -> Self {
+        Self {
+            sms: s.clone(),
+            email: s,
+        }
+    }
+
+    /// Sends through the channel's backend.
+    pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<(), DeliveryError> {
+        match msg.channel {
+            Channel::Sms => self.sms.send(msg, sent_at).await,
+            Channel::Email => self.email.send(msg, sent_at).await,
+        }
+    }
+}

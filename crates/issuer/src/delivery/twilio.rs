@@ -1,0 +1,81 @@
+//! SMS through a Twilio-compatible Messages API:
+//! `POST {base}/2010-04-01/Accounts/{sid}/Messages.json` with form fields
+//! `To`, `From`, `Body` and basic authentication.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{DeliveryError, Message};
+use crate::domain::validate::mobile_e164;
+
+/// Gateway settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// Base URL, `https://api.twilio.com` for Twilio itself.
+    pub base_url: String,
+    /// Account SID.
+    pub account_sid: String,
+    /// Auth token (also from `COCOA_SMS_AUTH_TOKEN_FILE`).
+    pub auth_token: SecretString,
+    /// Sender number or id.
+    pub from: String,
+}
+
+/// The gateway client.
+#[derive(Debug)]
+pub struct TwilioSender {
+    client: reqwest::Client,
+    config: TwilioConfig,
+}
+
+impl TwilioSender {
+    /// A client with a 20 s timeout.
+    pub fn new(config: TwilioConfig) -> Result<Self, DeliveryError> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .map_err(|e| DeliveryError(format!("sms: {e}")))?;
+        Ok(Self { client, config })
+    }
+
+    pub(super) async fn send(&self, msg: &Message) -> Result<(), DeliveryError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.config.base_url.trim_end_matches('/'),
+            self.config.account_sid
+        );
+        let to = mobile_e164(&msg.to);
+        let form = [
+            ("To", to.as_str()),
+            ("From", self.config.from.as_str()),
+            ("Body", msg.body.as_str()),
+        ];
+        let resp = self
+            .client
+            .post(url)
+            .basic_auth(
+                &self.config.account_sid,
+                Some(self.config.auth_token.expose_secret()),
+            )
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| DeliveryError(format!("sms gateway unreachable: {}", e.without_url())))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let detail: serde_json::Value = resp.json().await.unwrap_or_default();
+        let message = detail
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect::<String>();
+        Err(DeliveryError(format!(
+            "sms gateway answered {status}: {message}"
+        )))
+    }
+}

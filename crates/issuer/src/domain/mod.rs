@@ -1,0 +1,7 @@
+//! The domain: records, validation, codes and the seed's rules. Pure: no I/O.
+
+pub mod codes;
+pub mod model;
+pub mod password;
+pub mod rules;
+pub mod validate;

@@ -1,0 +1,82 @@
+//! Device API (PROTOCOLS.md §3): `POST /api/verify`, `POST /api/certificate`,
+//! `GET /.well-known/jwks.json`.
+
+use std::sync::Arc;
+
+use api_types::verify::{
+    CertificateRequest, CertificateResponse, JwkSet, VerifyRequest, VerifyResponse,
+};
+use axum::Json;
+use axum::extract::State;
+use tracing::instrument;
+
+use super::App;
+use super::extract::{ApiKeyHeader, ClientIp, JsonBody};
+use crate::error::{Error, Result};
+use crate::store::ApiKeyKind;
+
+async fn gate(app: &App, ip: ClientIp, key: &ApiKeyHeader) -> Result<()> {
+    app.limits
+        .check_request(ip.0)
+        .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    app.issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Device)
+        .await?;
+    Ok(())
+}
+
+/// `POST /api/verify`.
+#[instrument(skip_all)]
+pub(super) async fn verify(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    key: ApiKeyHeader,
+    body: Result<JsonBody<VerifyRequest>>,
+) -> Result<Json<VerifyResponse>> {
+    gate(&app, ip, &key).await?;
+    let JsonBody(req) = body?;
+    let now = app.issuer.now();
+    app.limits
+        .check_failure_budget(ip.0, now)
+        .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    match app.issuer.verify(&req.code, req.accept.as_deref()).await {
+        Ok((report_type, token)) => Ok(Json(VerifyResponse {
+            testtype: report_type.as_str().to_owned(),
+            symptom_date: None,
+            test_date: None,
+            token,
+            padding: app.issuer.padding(),
+        })),
+        Err(e @ (Error::CodeInvalid | Error::CodeExpired)) => {
+            app.limits.record_failure(ip.0, now);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /api/certificate`.
+#[instrument(skip_all)]
+pub(super) async fn certificate(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    key: ApiKeyHeader,
+    body: Result<JsonBody<CertificateRequest>>,
+) -> Result<Json<CertificateResponse>> {
+    gate(&app, ip, &key).await?;
+    let JsonBody(req) = body?;
+    let certificate = app.issuer.certificate(&req.token, &req.ekeyhmac).await?;
+    Ok(Json(CertificateResponse {
+        certificate,
+        padding: app.issuer.padding(),
+    }))
+}
+
+/// `GET /.well-known/jwks.json`.
+pub(super) async fn jwks(State(app): State<Arc<App>>) -> Result<Json<JwkSet>> {
+    app.issuer
+        .keyring()
+        .reload(app.issuer.store(), app.issuer.now())
+        .await?;
+    Ok(Json(app.issuer.keyring().jwks()))
+}

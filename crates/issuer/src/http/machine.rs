@@ -1,0 +1,164 @@
+//! Machine API for HER-SYS or any case system (admin API key, `Idempotency-Key`):
+//! `POST /api/v1/cases`, `POST /api/v1/cases/{case_id}/processing-number`.
+
+use std::sync::Arc;
+
+use api_types::cases::{CreateCaseRequest, CreateCaseResponse, IssueResponse};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tracing::instrument;
+
+use super::App;
+use super::extract::ApiKeyHeader;
+use crate::error::{Error, Result};
+use crate::service::{Actor, rfc3339_jst};
+use crate::store::{ApiKeyKind, ApiKeyRow, IdempotencyBegin};
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v.to_str().map_err(|_| Error::MissingIdempotencyKey)?;
+    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::MissingIdempotencyKey);
+    }
+    Ok(Some(s.to_owned()))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Runs `work` at most once per `(key, Idempotency-Key)`; a retry gets the
+/// stored answer, so it never sends a second message.
+async fn idempotent<F, Fut>(
+    app: &App,
+    key: &ApiKeyRow,
+    idem: Option<String>,
+    fingerprint: &[u8],
+    work: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, String)>>,
+{
+    let Some(idem) = idem else {
+        return match work().await {
+            Ok((s, b)) => json_response(s, b),
+            Err(e) => e.into_response(),
+        };
+    };
+    let hash = hex::encode(Sha256::digest(fingerprint));
+    let begun = app
+        .issuer
+        .store()
+        .begin_idempotent(key.id, &idem, &hash, app.issuer.now())
+        .await;
+    match begun {
+        Err(e) => return Error::from(e).into_response(),
+        Ok(IdempotencyBegin::Done { status, body }) => {
+            return json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+        }
+        Ok(IdempotencyBegin::InProgress) => return Error::RequestInProgress.into_response(),
+        Ok(IdempotencyBegin::Mismatch) => return Error::IdempotencyKeyReused.into_response(),
+        Ok(IdempotencyBegin::New) => {}
+    }
+    let (status, body) = match work().await {
+        Ok(r) => r,
+        Err(e @ Error::Internal(_)) => {
+            if let Err(e) = app.issuer.store().abandon_idempotent(key.id, &idem).await {
+                tracing::error!(error = %e, "could not release idempotency key");
+            }
+            return e.into_response();
+        }
+        Err(e) => {
+            let (s, b) = e.to_body();
+            (s, serde_json::to_string(&b).unwrap_or_default())
+        }
+    };
+    if let Err(e) = app
+        .issuer
+        .store()
+        .finish_idempotent(key.id, &idem, status.as_u16(), &body)
+        .await
+    {
+        return Error::from(e).into_response();
+    }
+    json_response(status, body)
+}
+
+/// `POST /api/v1/cases`.
+#[instrument(skip_all)]
+pub(super) async fn create_case(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = match app
+        .issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let idem = match idempotency_key(&headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let mut fp = b"POST /api/v1/cases\n".to_vec();
+    fp.extend_from_slice(&body);
+    let actor = Actor::api(&key);
+    idempotent(&app, &key, idem, &fp, || async {
+        let req: CreateCaseRequest = serde_json::from_slice(&body)
+            .map_err(|e| Error::Unparsable(format!("{:?}", e.classify()).to_lowercase()))?;
+        let case_id = app.issuer.create_case(&actor, &req).await?;
+        let b =
+            serde_json::to_string(&CreateCaseResponse { case_id }).map_err(anyhow::Error::from)?;
+        Ok((StatusCode::CREATED, b))
+    })
+    .await
+}
+
+/// `POST /api/v1/cases/{case_id}/processing-number`.
+#[instrument(skip_all)]
+pub(super) async fn issue(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Response {
+    let key = match app
+        .issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let idem = match idempotency_key(&headers) {
+        Ok(Some(i)) => i,
+        Ok(None) => return Error::MissingIdempotencyKey.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let Ok(case_id) = case_id.parse::<i64>() else {
+        return Error::CaseNotFound.into_response();
+    };
+    let fp = format!("POST /api/v1/cases/{case_id}/processing-number");
+    let actor = Actor::api(&key);
+    idempotent(&app, &key, Some(idem), fp.as_bytes(), || async {
+        let issued = app.issuer.issue(&actor, case_id).await?;
+        let b = serde_json::to_string(&IssueResponse {
+            status: "sent".into(),
+            channel: issued.channel.as_str().into(),
+            expires_at: rfc3339_jst(issued.expires_at),
+        })
+        .map_err(anyhow::Error::from)?;
+        Ok((StatusCode::OK, b))
+    })
+    .await
+}

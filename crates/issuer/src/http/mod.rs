@@ -1,0 +1,199 @@
+//! The issuer's HTTP server: device API, machine API, JWKS, health and
+//! metrics. [`router`] gives the routes so `cocoa serve` can merge roles on
+//! one listener; [`serve`] runs them on a listener until `shutdown`.
+
+mod device;
+mod error;
+mod extract;
+mod machine;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use en_protocol::time::Clock;
+use secrecy::ExposeSecret;
+use tower_http::trace::TraceLayer;
+
+use crate::config::IssuerConfig;
+use crate::delivery::{Delivery, Sender, SmtpSender, TwilioSender};
+use crate::limits::Limits;
+use crate::service::{Issuer, Settings};
+use crate::store::Store;
+
+pub use extract::{ApiKeyHeader, ClientIp, JsonBody, client_key};
+
+/// Shared state of every request.
+#[derive(Debug)]
+pub struct App {
+    /// The operations.
+    pub issuer: Issuer,
+    /// Rate limits.
+    pub limits: Limits,
+}
+
+/// The routes of the issuer role, with their state.
+pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/api/verify", post(device::verify))
+        .route("/api/certificate", post(device::certificate))
+        .route("/.well-known/jwks.json", get(device::jwks))
+        .route("/api/v1/cases", post(machine::create_case))
+        .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(
+            // Log method and path only: a query string could hold a link code.
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> String {
+    let now = app.issuer.now();
+    format!(
+        "# TYPE issuer_verify_failed_total counter\nissuer_verify_failed_total {}\n\
+         # TYPE issuer_verify_failed_last_hour gauge\nissuer_verify_failed_last_hour {}\n",
+        app.limits.failed_total(),
+        app.limits.failures_last_hour(now)
+    )
+}
+
+/// The delivery backends of a configuration: the gateways when configured,
+/// else the outbox folder (`<data>/outbox` unless set).
+pub fn delivery_from_config(config: &IssuerConfig, data_dir: &Path) -> anyhow::Result<Delivery> {
+    let outbox = Sender::Outbox(
+        config
+            .outbox
+            .clone()
+            .unwrap_or_else(|| data_dir.join("outbox")),
+    );
+    let sms = match &config.sms {
+        Some(c) => Sender::Twilio(Arc::new(TwilioSender::new(c.clone())?)),
+        None => outbox.clone(),
+    };
+    let email = match &config.smtp {
+        Some(c) => Sender::Smtp(Arc::new(SmtpSender::new(c)?)),
+        None => outbox,
+    };
+    Ok(Delivery { sms, email })
+}
+
+/// The server secret: configured, or kept in `<data>/issuer.secret`
+/// (generated on first start, mode 0600).
+pub fn load_secret(config: &IssuerConfig, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &config.secret {
+        let s = s.expose_secret();
+        anyhow::ensure!(
+            s.len() >= 32,
+            "the issuer secret must be at least 32 characters"
+        );
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("issuer.secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        anyhow::ensure!(s.len() >= 32, "{} holds too short a secret", path.display());
+        return Ok(s.as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let s = hex::encode(b);
+    write_private(&path, &s).with_context(|| format!("writing {}", path.display()))?;
+    Ok(s.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(s.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
+    std::fs::write(path, s)
+}
+
+/// The database URL of a configuration (default: SQLite under `data_dir`).
+pub fn database_url(config: &IssuerConfig, data_dir: &Path) -> String {
+    config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Store::sqlite_url(&data_dir.join("issuer.sqlite3")))
+}
+
+/// Builds the issuer of a configuration: store, secret, keys, delivery.
+pub async fn build(
+    config: &IssuerConfig,
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<App>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = Store::connect(&database_url(config, data_dir), config.max_connections).await?;
+    let secret = load_secret(config, data_dir)?;
+    let delivery = delivery_from_config(config, data_dir)?;
+    let settings = Settings {
+        link_host: config.link_host.clone(),
+        certificate_issuer: config.certificate_issuer.clone(),
+        certificate_audience: config.certificate_audience.clone(),
+        help_phone: config.help_phone.clone(),
+        help_hours: config.help_hours.clone(),
+    };
+    let issuer = Issuer::new(
+        store,
+        &secret,
+        delivery,
+        clock,
+        Box::new(rand::rngs::OsRng),
+        settings,
+    )
+    .await?;
+    Ok(Arc::new(App {
+        issuer,
+        limits: Limits::new(config.limits.clone()),
+    }))
+}
+
+/// Runs the issuer role on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: &IssuerConfig,
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = build(config, data_dir, clock).await?;
+    serve_router(router(app, config.max_body_bytes), listener, shutdown).await
+}
+
+/// Serves any router (one role or several merged) with client addresses.
+pub async fn serve_router(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Shared test harness: every behaviour test runs against SQLite and, when
+//! `COCOA_TEST_DATABASE_URL` is set (scripts/with-postgres), PostgreSQL.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::TimeZone;
+use en_protocol::time::FixedClock;
+use issuer::delivery::{Delivery, Message, Sender};
+use issuer::http::App;
+use issuer::limits::{Limits, LimitsConfig};
+use issuer::service::{Issuer, Settings};
+use issuer::store::{ApiKeyKind, Store};
+use rand::SeedableRng;
+use sqlx::Connection;
+
+/// 2020-12-16 10:00 JST, the seed's date.
+pub fn t0() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc.with_ymd_and_hms(2020, 12, 16, 1, 0, 0).unwrap()
+}
+
+/// A database for one test.
+pub struct TestDb {
+    pub url: String,
+    pub label: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every backend to test: SQLite always, PostgreSQL when the test script
+/// provides it (fails under CI without it, skips with a note otherwise).
+pub async fn backends() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = vec![TestDb {
+        url: Store::sqlite_url(&dir.path().join("issuer.sqlite3")),
+        label: "sqlite",
+        _dir: Some(dir),
+    }];
+    match std::env::var("COCOA_TEST_DATABASE_URL") {
+        Ok(admin) => v.push(TestDb {
+            url: fresh_postgres(&admin).await,
+            label: "postgres",
+            _dir: None,
+        }),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("COCOA_TEST_DATABASE_URL is not set under CI: run through scripts/with-postgres")
+        }
+        Err(_) => eprintln!(
+            "SKIP postgres: COCOA_TEST_DATABASE_URL not set (run via scripts/with-postgres)"
+        ),
+    }
+    v
+}
+
+async fn fresh_postgres(admin: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!("issuer_test_{:016x}", rand::random::<u64>());
+    let mut c = sqlx::AnyConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// A running issuer on a real socket.
+pub struct Harness {
+    pub app: Arc<App>,
+    pub clock: Arc<FixedClock>,
+    pub sent: Arc<Mutex<Vec<Message>>>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub device_key: String,
+    pub admin_key: String,
+    pub centre_id: i64,
+    pub label: &'static str,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub struct Options {
+    pub limits: LimitsConfig,
+    pub delivery: Option<Delivery>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            limits: LimitsConfig {
+                requests_per_minute: 10_000,
+                failure_burst: 1_000,
+                ..LimitsConfig::default()
+            },
+            delivery: None,
+        }
+    }
+}
+
+pub async fn start(db: &TestDb) -> Harness {
+    start_with(db, Options::default()).await
+}
+
+pub async fn start_with(db: &TestDb, o: Options) -> Harness {
+    let store = Store::connect(&db.url, 4).await.unwrap();
+    let clock = Arc::new(FixedClock::new(t0()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let delivery = o
+        .delivery
+        .unwrap_or_else(|| Delivery::uniform(Sender::Memory(sent.clone())));
+    let settings = Settings {
+        link_host: "cocoa.example.jp".into(),
+        certificate_issuer: "cocoa-issuer".into(),
+        certificate_audience: "cocoa-keyserver".into(),
+        help_phone: "0120-565653".into(),
+        help_hours: "9:00～21:00".into(),
+    };
+    let rng = Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(rand::random()));
+    let issuer = Issuer::new(store, &[7u8; 32], delivery, clock.clone(), rng, settings)
+        .await
+        .unwrap();
+    let now = issuer.now();
+    let centre_id = issuer
+        .store()
+        .create_centre("みなと保健所", "13", now)
+        .await
+        .unwrap();
+    let (device_key, _) = issuer
+        .create_api_key(ApiKeyKind::Device, None)
+        .await
+        .unwrap();
+    let (admin_key, _) = issuer
+        .create_api_key(ApiKeyKind::Admin, Some(centre_id))
+        .await
+        .unwrap();
+    let app = Arc::new(App {
+        issuer,
+        limits: Limits::new(o.limits),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = issuer::http::router(app.clone(), 64 * 1024);
+    tokio::spawn(async move {
+        issuer::http::serve_router(router, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Harness {
+        app,
+        clock,
+        sent,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        device_key,
+        admin_key,
+        centre_id,
+        label: db.label,
+        shutdown: Some(tx),
+    }
+}
+
+/// A complete, issuable case as the machine API takes it.
+pub fn case_json() -> serde_json::Value {
+    serde_json::json!({
+        "name_kanji": "横口 健太",
+        "name_kana": "ヨコグチ ケンタ",
+        "birth_date": "1998-09-09",
+        "sex": "male",
+        "mobile": "090-1234-5678",
+        "outpatient_facility": "港区帰国者・接触者外来",
+        "test_positive": true,
+        "classification": "confirmed",
+        "diagnosis_date": "2020-12-15",
+        "reported": true,
+        "uses_app": true
+    })
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub retry_after: Option<String>,
+}
+
+impl Harness {
+    pub async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        idem: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(k) = key {
+            r = r.header("x-api-key", k);
+        }
+        if let Some(i) = idem {
+            r = r.header("idempotency-key", i);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Reply {
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    pub async fn create_case(&self, case: &serde_json::Value) -> i64 {
+        let r = self
+            .post(
+                "/api/v1/cases",
+                Some(&self.admin_key),
+                None,
+                &case.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}: {}", self.label, r.body);
+        r.body["case_id"].as_i64().unwrap()
+    }
+
+    pub async fn issue(&self, case_id: i64, idem: &str) -> Reply {
+        self.post(
+            &format!("/api/v1/cases/{case_id}/processing-number"),
+            Some(&self.admin_key),
+            Some(idem),
+            "",
+        )
+        .await
+    }
+
+    /// The number and link code of the newest message.
+    pub fn last_number(&self) -> (String, String) {
+        let sent = self.sent.lock().unwrap();
+        let body = &sent.last().expect("a message was sent").body;
+        let n = body.split("処理番号: ").nth(1).unwrap()[..8].to_owned();
+        let l = body.split("?pn=").nth(1).unwrap()[..20].to_owned();
+        (n, l)
+    }
+
+    pub fn sent_count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+
+    pub async fn verify(&self, code: &str) -> Reply {
+        let body = serde_json::json!({"code": code, "accept": ["confirmed"], "padding": "AAAA"});
+        self.post(
+            "/api/verify",
+            Some(&self.device_key),
+            None,
+            &body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn certificate(&self, token: &str, hmac_b64: &str) -> Reply {
+        let body = serde_json::json!({"token": token, "ekeyhmac": hmac_b64});
+        self.post(
+            "/api/certificate",
+            Some(&self.device_key),
+            None,
+            &body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        use sqlx::Row;
+        let r = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(self.app.issuer.store().pool())
+            .await
+            .unwrap();
+        r.try_get::<i64, _>("n").unwrap()
+    }
+
+    /// Every stored value of every table, as text, for leak checks.
+    pub async fn dump(&self) -> String {
+        use sqlx::Row;
+        let mut out = String::new();
+        for (table, cols) in [
+            (
+                "centres",
+                "name, prefecture, consultation_phone, consultation_url",
+            ),
+            ("staff", "login, password_hash, role"),
+            ("api_keys", "key_hmac, kind"),
+            (
+                "cases",
+                "name_kanji, name_kana, birth_date, sex, COALESCE(mobile, ''), COALESCE(email, ''), outpatient_facility, classification",
+            ),
+            (
+                "issuances",
+                "number_hmac, link_hmac, report_type, state, channel, delivery_status, COALESCE(delivery_error, ''), issued_by",
+            ),
+            ("tokens", "token_hmac, report_type"),
+            ("signing_keys", "kid, private_pkcs8_hex, public_pem"),
+            ("audit_log", "actor, action, outcome, detail"),
+            ("idempotency", "idem_key, request_hash, COALESCE(body, '')"),
+        ] {
+            let rows = sqlx::query(&format!("SELECT {cols} FROM {table}"))
+                .fetch_all(self.app.issuer.store().pool())
+                .await
+                .unwrap();
+            for r in rows {
+                for i in 0..r.len() {
+                    out.push_str(&r.try_get::<String, _>(i).unwrap());
+                    out.push('|');
+                }
+                out.push('\n');
+            }
+        }
+        // Integer columns too (a number could hide as an integer).
+        let rows = sqlx::query("SELECT id, case_id, issued_at, expires_at FROM issuances")
+            .fetch_all(self.app.issuer.store().pool())
+            .await
+            .unwrap();
+        for r in rows {
+            for i in 0..4 {
+                out.push_str(&r.try_get::<i64, _>(i).unwrap().to_string());
+                out.push('|');
+            }
+        }
+        out
+    }
+}
+
+/// Base64 of 32 bytes.
+pub fn hmac32() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}

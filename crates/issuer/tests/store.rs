@@ -1,0 +1,93 @@
+//! Storage: backend selection, SQLite settings, the shared SQL on both backends.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use issuer::store::{Backend, Store, StoreError};
+use sqlx::Row;
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    for url in ["mysql://localhost/x", "file:///tmp/x", "", "redis://x"] {
+        assert!(
+            matches!(
+                Store::connect(url, 1).await,
+                Err(StoreError::UnknownScheme(_))
+            ),
+            "{url}"
+        );
+    }
+    assert_eq!(
+        Backend::from_url("postgresql://h/db").unwrap(),
+        Backend::Postgres
+    );
+    assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+}
+
+#[tokio::test]
+async fn any_driver_binds_dollar_placeholders_on_every_backend() {
+    for db in common::backends().await {
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        let r = sqlx::query("SELECT CAST($1 AS BIGINT) + CAST($2 AS BIGINT) AS s, $3 AS t, CAST($1 AS BIGINT) * 10 AS u")
+            .bind(1i64)
+            .bind(2i64)
+            .bind("テキスト")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(r.try_get::<i64, _>("s").unwrap(), 3, "{}", db.label);
+        assert_eq!(
+            r.try_get::<String, _>("t").unwrap(),
+            "テキスト",
+            "{}",
+            db.label
+        );
+        assert_eq!(r.try_get::<i64, _>("u").unwrap(), 10, "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&Store::sqlite_url(&dir.path().join("i.sqlite3")), 2)
+        .await
+        .unwrap();
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let timeout: i64 = sqlx::query("PRAGMA busy_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(timeout, i64::from(issuer::store::SQLITE_BUSY_TIMEOUT_MS));
+    // One file.
+    assert!(dir.path().join("i.sqlite3").exists());
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_centres_round_trip() {
+    for db in common::backends().await {
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        let id = store
+            .create_centre("みなと保健所", "13", 100)
+            .await
+            .unwrap();
+        store.close().await;
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        let mut c = store.centre(id).await.unwrap().unwrap();
+        assert_eq!(c.name, "みなと保健所");
+        assert_eq!(c.validity_seconds, 86_400);
+        assert!(!c.auto_issue);
+        c.auto_issue = true;
+        c.validity_seconds = 3600;
+        store.update_centre(&c).await.unwrap();
+        assert_eq!(store.centre(id).await.unwrap().unwrap(), c, "{}", db.label);
+        assert_eq!(store.centres().await.unwrap().len(), 1);
+    }
+}
