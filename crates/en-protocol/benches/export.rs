@@ -2,6 +2,7 @@
 //! does per batch), and the phone's side: read the zip, verify, stream keys.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use en_protocol::export::{
@@ -45,6 +46,7 @@ fn bench_export(c: &mut Criterion) {
     let mut group = c.benchmark_group("export");
     group.throughput(Throughput::Elements(KEYS as u64));
     group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
     group.bench_function("build_sign_zip_100k", |b| {
         b.iter_batched(
             || keys.clone(),

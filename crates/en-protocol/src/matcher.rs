@@ -14,15 +14,23 @@
 //! * per key the cost is one HKDF (six SHA-256 compressions with the fixed
 //!   salt precomputed, see [`crate::crypto`]), one AES key schedule and one
 //!   batch AES call over the key's intervals that can meet the log;
-//! * each RPI is looked up first in a small bit filter that fits in the L2
-//!   cache and only then in the hash table, both indexed by the RPI's own
-//!   random bits (no hashing needed: RPIs are AES outputs);
+//! * the index is split by UTC day: an RPI of day `d` can only match what was
+//!   heard from 2 hours before `d` to 2 hours after it, and one day's part is
+//!   small enough that its filter stays in L1 and its table in L2. Keys are
+//!   taken in chunks and matched day by day (export files list keys sorted by
+//!   key bytes, i.e. in random day order);
+//! * each RPI is looked up first in the day's Bloom filter and only then in
+//!   its hash table, both indexed by the RPI's own random bits (no hashing:
+//!   RPIs are AES outputs);
 //! * the AEMK is derived, and AEMs decrypted, only for keys that matched.
+//!
+//! Measured with `cocoa bench match` and `cargo bench -p en-protocol --bench
+//! matcher`; the README has the numbers and the CPU's floor.
 
 use std::thread;
 
 use crate::crypto::{AesBlock, RpiCipher};
-use crate::keys::{Aem, BluetoothMetadata, Rpi, Tek};
+use crate::keys::{Aem, BluetoothMetadata, Rpi, Rpik, Tek};
 use crate::time::{
     EN_INTERVAL_SECONDS, EnIntervalNumber, MATCH_TOLERANCE_INTERVALS, TEK_ROLLING_PERIOD,
 };
@@ -106,8 +114,25 @@ struct Entry {
     end: u32,
 }
 
+/// The index of the RPIs that can match keys of one UTC day: those heard
+/// from 2 hours before the day to 2 hours after it. About 8,000 RPIs for a
+/// full log, so its filter (16 KB) stays in L1 and its table in L2 while the
+/// keys of that day are matched.
+#[derive(Debug, Clone)]
+struct DayIndex {
+    /// A blocked Bloom filter, two bits in one 64-bit word per RPI and about
+    /// 16 bits per RPI: a clear bit proves the RPI was not heard; about one
+    /// random RPI in 200 passes on to the table.
+    filter: Vec<u64>,
+    filter_shift: u32,
+    /// Open-addressing table, at most half full: 0 empty, else
+    /// `fingerprint << 32 | (entry + 1)`.
+    table: Vec<u64>,
+    table_mask: u64,
+}
+
 /// The phone's sighting log, indexed for matching. Memory is proportional to
-/// the log (about 60 bytes per sighting), never to the number of keys.
+/// the log (under 100 bytes per sighting), never to the number of keys.
 #[derive(Debug, Clone)]
 pub struct SightingIndex {
     /// Sightings sorted by RPI, then time.
@@ -117,24 +142,17 @@ pub struct SightingIndex {
     intervals: Vec<Option<u32>>,
     /// One entry per distinct RPI.
     entries: Vec<Entry>,
-    /// Open-addressing table: 0 empty, else `fingerprint << 32 | (entry + 1)`.
-    table: Vec<u64>,
-    table_mask: u64,
-    /// A blocked Bloom filter (two bits in one 64-bit word per RPI, 16 bits
-    /// per distinct RPI, so it stays in L2 for a full log): a clear bit
-    /// proves the RPI was not heard, and only ~2 % of random RPIs pass on
-    /// to the larger table.
-    filter: Vec<u64>,
-    filter_shift: u32,
-    /// Interval range of the log, for skipping keys that cannot meet it.
-    first_interval: u32,
-    last_interval: u32,
+    /// UTC day number (interval / 144) of `days[0]`.
+    first_day: u32,
+    /// One index per UTC day the log can match.
+    days: Vec<DayIndex>,
 }
 
 /// The random bits of an RPI, split for the index: `h` (bytes 0..8) picks
 /// the filter word (top bits) and the table slot (low bits); `hi` (bytes
-/// 8..16) gives the 32-bit fingerprint (low half) and the two filter bit
-/// positions within the word (high half).
+/// 8..16) gives the 32-bit fingerprint (low half) and the filter bit
+/// positions within the word (high half). RPIs are AES outputs, so their
+/// bits are already uniformly random: no hashing needed.
 #[inline]
 fn rpi_bits(rpi: &[u8; 16]) -> (u64, u64) {
     let v = u128::from_le_bytes(*rpi);
@@ -149,8 +167,72 @@ fn fingerprint(hi: u64) -> u32 {
 
 #[inline]
 fn filter_mask(hi: u64) -> u64 {
-    (1u64 << ((hi >> 32) & 63)) | (1u64 << ((hi >> 38) & 63))
+    (1u64 << ((hi >> 32) & 63)) | (1u64 << ((hi >> 38) & 63)) | (1u64 << ((hi >> 44) & 63))
 }
+
+impl DayIndex {
+    fn new(entries: &[Entry], members: &[u32]) -> Self {
+        let filter_words = (members.len() / 8).next_power_of_two().max(1);
+        // `checked_shr` maps the shift of 64 (one word) to word 0.
+        let filter_shift = 64 - filter_words.trailing_zeros();
+        let table_len = (members.len() * 2).next_power_of_two().max(16);
+        let table_mask = table_len as u64 - 1;
+        let mut filter = vec![0u64; filter_words];
+        let mut table = vec![0u64; table_len];
+        for &n in members {
+            let (h, hi) = rpi_bits(&entries[n as usize].rpi);
+            filter[h.checked_shr(filter_shift).unwrap_or(0) as usize] |= filter_mask(hi);
+            let mut slot = h & table_mask;
+            while table[slot as usize] != 0 {
+                slot = (slot + 1) & table_mask;
+            }
+            table[slot as usize] = (u64::from(fingerprint(hi)) << 32) | (u64::from(n) + 1);
+        }
+        Self {
+            filter,
+            filter_shift,
+            table,
+            table_mask,
+        }
+    }
+
+    /// Whether the filter lets `rpi` through (false: certainly not heard).
+    #[inline]
+    fn may_contain(&self, rpi: &[u8; 16]) -> bool {
+        let (h, hi) = rpi_bits(rpi);
+        let want = filter_mask(hi);
+        self.filter[h.checked_shr(self.filter_shift).unwrap_or(0) as usize] & want == want
+    }
+
+    /// The entry number of `rpi`, if it was heard.
+    #[inline]
+    fn find(&self, entries: &[Entry], rpi: &[u8; 16]) -> Option<usize> {
+        let (h, hi) = rpi_bits(rpi);
+        let fp = fingerprint(hi);
+        let mut slot = h & self.table_mask;
+        loop {
+            let v = self.table[slot as usize];
+            if v == 0 {
+                return None;
+            }
+            if (v >> 32) as u32 == fp {
+                let n = (v & 0xffff_ffff) as usize - 1;
+                if &entries[n].rpi == rpi {
+                    return Some(n);
+                }
+            }
+            slot = (slot + 1) & self.table_mask;
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        (self.filter.capacity() + self.table.capacity()) * 8
+    }
+}
+
+/// Keys are matched in chunks of this many, grouped by day so that one
+/// day's index stays in cache while its keys go through.
+const CHUNK: usize = 8192;
 
 impl SightingIndex {
     /// Indexes a sighting log.
@@ -177,42 +259,49 @@ impl SightingIndex {
             }
         }
 
-        // Table at most half full; filter with 16 bits (a quarter word) per
-        // distinct RPI.
-        let table_len = (entries.len() * 2).next_power_of_two().max(64);
-        let filter_words = (entries.len() / 4).next_power_of_two().max(1);
-        let filter_shift = 64 - filter_words.trailing_zeros();
-        let mut table = vec![0u64; table_len];
-        let mut filter = vec![0u64; filter_words];
-        let table_mask = table_len as u64 - 1;
-        for (n, e) in entries.iter().enumerate() {
-            let (h, hi) = rpi_bits(&e.rpi);
-            let fp = fingerprint(hi);
-            filter[h.checked_shr(filter_shift).unwrap_or(0) as usize] |= filter_mask(hi);
-            let mut slot = h & table_mask;
-            while table[slot as usize] != 0 {
-                slot = (slot + 1) & table_mask;
+        // The days each RPI can match: the day of every sighting, widened by
+        // the tolerance (a sighting at 00:30 can match an RPI of 23:00 the
+        // day before).
+        let day_of = |i: u32| i / TEK_ROLLING_PERIOD;
+        let valid = intervals.iter().flatten();
+        let first_day = valid
+            .clone()
+            .map(|&i| day_of(i.saturating_sub(MATCH_TOLERANCE_INTERVALS)))
+            .min();
+        let last_day = valid
+            .map(|&i| day_of(i.saturating_add(MATCH_TOLERANCE_INTERVALS)))
+            .max();
+        let (first_day, days) = match (first_day, last_day) {
+            (Some(first), Some(last)) => {
+                let mut members: Vec<Vec<u32>> = vec![Vec::new(); (last - first + 1) as usize];
+                for (n, e) in entries.iter().enumerate() {
+                    let mut previous = None;
+                    for i in intervals[e.start as usize..e.end as usize].iter().flatten() {
+                        let lo = day_of(i.saturating_sub(MATCH_TOLERANCE_INTERVALS));
+                        let hi = day_of(i.saturating_add(MATCH_TOLERANCE_INTERVALS));
+                        for d in lo..=hi {
+                            // Sightings of one RPI are in time order, so a
+                            // repeated day is always the previous one.
+                            if previous.is_none_or(|p| d > p) {
+                                members[(d - first) as usize].push(n as u32);
+                                previous = Some(d);
+                            }
+                        }
+                    }
+                }
+                (
+                    first,
+                    members.iter().map(|m| DayIndex::new(&entries, m)).collect(),
+                )
             }
-            table[slot as usize] = (u64::from(fp) << 32) | (n as u64 + 1);
-        }
-
-        let first_interval = intervals
-            .iter()
-            .flatten()
-            .copied()
-            .min()
-            .unwrap_or(u32::MAX);
-        let last_interval = intervals.iter().flatten().copied().max().unwrap_or(0);
+            _ => (0, Vec::new()),
+        };
         Self {
             sightings,
             intervals,
             entries,
-            table,
-            table_mask,
-            filter,
-            filter_shift,
-            first_interval,
-            last_interval,
+            first_day,
+            days,
         }
     }
 
@@ -236,52 +325,23 @@ impl SightingIndex {
         self.sightings.capacity() * size_of::<Sighting>()
             + self.intervals.capacity() * size_of::<Option<u32>>()
             + self.entries.capacity() * size_of::<Entry>()
-            + self.table.capacity() * 8
-            + self.filter.capacity() * 8
+            + self.days.iter().map(DayIndex::memory_bytes).sum::<usize>()
     }
 
-    /// Whether the filter lets `rpi` through (false: certainly not heard).
-    #[inline]
-    fn may_contain(&self, rpi: &[u8; 16]) -> bool {
-        let (h, hi) = rpi_bits(rpi);
-        let want = filter_mask(hi);
-        // With one word the shift would be 64, which `checked_shr` maps to word 0.
-        let word = h.checked_shr(self.filter_shift).unwrap_or(0) as usize;
-        self.filter[word] & want == want
+    /// The day index for intervals of UTC day `day`, if the log has one.
+    fn day(&self, day: u32) -> Option<&DayIndex> {
+        self.days.get(day.checked_sub(self.first_day)? as usize)
     }
 
-    #[inline]
-    fn find(&self, rpi: &[u8; 16]) -> Option<&Entry> {
-        let (h, hi) = rpi_bits(rpi);
-        let fp = fingerprint(hi);
-        let mut slot = h & self.table_mask;
-        loop {
-            let v = self.table[slot as usize];
-            if v == 0 {
-                return None;
-            }
-            if (v >> 32) as u32 == fp {
-                let e = &self.entries[(v & 0xffff_ffff) as usize - 1];
-                if &e.rpi == rpi {
-                    return Some(e);
-                }
-            }
-            slot = (slot + 1) & self.table_mask;
-        }
-    }
-
-    /// The intervals of a key that can possibly meet the log: its validity,
-    /// clipped to the log's span widened by the matching tolerance.
-    fn candidate_intervals(&self, start: u32, period: u32) -> Option<(u32, u32)> {
-        let period = period.min(TEK_ROLLING_PERIOD);
-        let lo = start.max(
-            self.first_interval
-                .saturating_sub(MATCH_TOLERANCE_INTERVALS),
-        );
-        let hi = start.saturating_add(period).min(
-            self.last_interval
-                .saturating_add(MATCH_TOLERANCE_INTERVALS + 1),
-        );
+    /// The intervals of a key that can meet the log: its validity clipped
+    /// to the days the log can match.
+    fn clip<K: DiagnosisKey + ?Sized>(&self, key: &K) -> Option<(u32, u32)> {
+        let start = key.rolling_start().get();
+        let period = key.rolling_period().min(TEK_ROLLING_PERIOD);
+        let log_start = self.first_day.saturating_mul(TEK_ROLLING_PERIOD);
+        let log_end = (self.first_day + self.days.len() as u32).saturating_mul(TEK_ROLLING_PERIOD);
+        let lo = start.max(log_start);
+        let hi = start.saturating_add(period).min(log_end);
         (lo < hi).then_some((lo, hi))
     }
 
@@ -291,38 +351,34 @@ impl SightingIndex {
         key: &K,
         key_index: usize,
     ) -> Option<KeyMatch> {
-        let (lo, hi) = self.candidate_intervals(key.rolling_start().get(), key.rolling_period())?;
-        let cipher = RpiCipher::new(&key.tek().rpik());
-        let mut blocks = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-        let blocks = &mut blocks[..(hi - lo) as usize];
-        cipher.rpis_into(EnIntervalNumber::new(lo), blocks);
+        let (lo, hi) = self.clip(key)?;
+        let mut scratch = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
+        self.match_rpik(&key.tek().rpik(), lo, hi, key_index, &mut scratch)
+    }
 
-        // First the filter over all the key's RPIs, without branches, so the
-        // loads of the filter words overlap; then the table, for the few
-        // RPIs that pass.
-        let mut passed = [0u8; TEK_ROLLING_PERIOD as usize];
-        let mut n_passed = 0;
-        for (offset, block) in blocks.iter().enumerate() {
-            passed[n_passed] = offset as u8;
-            n_passed += usize::from(self.may_contain(block.as_ref()));
-        }
+    /// Matches the RPIs of intervals `lo .. hi` of the key with this RPIK.
+    fn match_rpik(
+        &self,
+        rpik: &Rpik,
+        lo: u32,
+        hi: u32,
+        key_index: usize,
+        scratch: &mut [AesBlock; TEK_ROLLING_PERIOD as usize],
+    ) -> Option<KeyMatch> {
+        let blocks = &mut scratch[..(hi - lo) as usize];
+        RpiCipher::new(rpik).rpis_into(EnIntervalNumber::new(lo), blocks);
 
         let mut hits = Vec::new();
-        for &offset in &passed[..n_passed] {
-            let Some(entry) = self.find(blocks[offset as usize].as_ref()) else {
-                continue;
-            };
-            let j = lo + u32::from(offset);
-            for s in entry.start..entry.end {
-                if let Some(seen) = self.intervals[s as usize]
-                    && seen.abs_diff(j) <= MATCH_TOLERANCE_INTERVALS
-                {
-                    hits.push(Hit {
-                        interval: EnIntervalNumber::new(j),
-                        sighting: s as usize,
-                    });
-                }
+        // A key that does not start at UTC midnight spans two days.
+        let mut seg_lo = lo;
+        while seg_lo < hi {
+            let day = seg_lo / TEK_ROLLING_PERIOD;
+            let seg_hi = hi.min((day + 1) * TEK_ROLLING_PERIOD);
+            if let Some(index) = self.day(day) {
+                let segment = &blocks[(seg_lo - lo) as usize..(seg_hi - lo) as usize];
+                self.match_segment(index, segment, seg_lo, &mut hits);
             }
+            seg_lo = seg_hi;
         }
         if hits.is_empty() {
             return None;
@@ -331,17 +387,83 @@ impl SightingIndex {
         Some(KeyMatch { key_index, hits })
     }
 
+    /// Looks up the RPIs of intervals `first ..` of one day.
+    #[inline]
+    fn match_segment(&self, index: &DayIndex, rpis: &[AesBlock], first: u32, hits: &mut Vec<Hit>) {
+        // First the filter over all the RPIs, without branches, so the loads
+        // overlap; then the table, for the few RPIs that pass. The results
+        // go into a bit mask held in registers: writing them to a list at a
+        // position that depends on earlier results made every load wait for
+        // the one before it (the CPU cannot tell the store and the next load
+        // apart) and once cost half the matching time.
+        let mut passed = [0u64; (TEK_ROLLING_PERIOD as usize).div_ceil(64)];
+        for (word, chunk) in passed.iter_mut().zip(rpis.chunks(64)) {
+            let mut bits = 0u64;
+            for (bit, block) in chunk.iter().enumerate() {
+                bits |= u64::from(index.may_contain(block.as_ref())) << bit;
+            }
+            *word = bits;
+        }
+        for (word_index, mut word) in passed.into_iter().enumerate() {
+            while word != 0 {
+                let offset = word_index * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                self.collect_hits(index, &rpis[offset], first + offset as u32, hits);
+            }
+        }
+    }
+
+    /// Records the sightings of `rpi` (the RPI of interval `j`) heard within
+    /// the tolerance of `j`.
+    #[inline]
+    fn collect_hits(&self, index: &DayIndex, rpi: &AesBlock, j: u32, hits: &mut Vec<Hit>) {
+        let Some(n) = index.find(&self.entries, rpi.as_ref()) else {
+            return;
+        };
+        let e = self.entries[n];
+        for s in e.start..e.end {
+            if let Some(seen) = self.intervals[s as usize]
+                && seen.abs_diff(j) <= MATCH_TOLERANCE_INTERVALS
+            {
+                hits.push(Hit {
+                    interval: EnIntervalNumber::new(j),
+                    sighting: s as usize,
+                });
+            }
+        }
+    }
+
     /// Streams keys through the matcher on this thread. `first_index` is the
     /// stream position of the first key (for [`KeyMatch::key_index`]).
+    /// Results are in stream order.
+    ///
+    /// Keys are taken in chunks and each chunk is matched day by day, so the
+    /// small index of one day stays in cache while its keys go through:
+    /// export files list keys sorted by key bytes, i.e. in random day order.
     pub fn match_keys<'k, K, I>(&self, keys: I, first_index: usize) -> Vec<KeyMatch>
     where
         K: DiagnosisKey + 'k,
         I: IntoIterator<Item = &'k K>,
     {
-        keys.into_iter()
-            .enumerate()
-            .filter_map(|(i, k)| self.match_key(k, first_index + i))
-            .collect()
+        let mut out = Vec::new();
+        let mut scratch = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
+        // (day, stream position, clipped intervals, key) of keys that can meet the log.
+        let mut chunk: Vec<(u32, usize, (u32, u32), &K)> = Vec::with_capacity(CHUNK);
+        let mut keys = keys.into_iter().enumerate().peekable();
+        while keys.peek().is_some() {
+            chunk.clear();
+            chunk.extend(keys.by_ref().take(CHUNK).filter_map(|(i, k)| {
+                let clipped = self.clip(k)?;
+                Some((clipped.0 / TEK_ROLLING_PERIOD, first_index + i, clipped, k))
+            }));
+            chunk.sort_unstable_by_key(|&(day, i, _, _)| (day, i));
+            let before = out.len();
+            for &(_, i, (lo, hi), k) in &chunk {
+                out.extend(self.match_rpik(&k.tek().rpik(), lo, hi, i, &mut scratch));
+            }
+            out[before..].sort_unstable_by_key(|m| m.key_index);
+        }
+        out
     }
 
     /// Matches a slice of keys on `threads` threads (1 runs on the caller's).

@@ -110,7 +110,11 @@ fn vector_files() -> Vec<(String, Vec<u8>)> {
         .map(|e| e.expect("dir entry").path())
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("zip" | "bin")))
         .map(|p| {
-            let name = p.file_name().expect("file name").to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
             (name, std::fs::read(&p).expect("vector file"))
         })
         .collect();
@@ -678,6 +682,9 @@ proptest! {
         let mut input = if with_header { EXPORT_BIN_HEADER.to_vec() } else { Vec::new() };
         input.extend_from_slice(&body);
         all_decoders(&input);
+        let (low, high) = export_keys(&input).size_hint();
+        let count = export_keys(&input).count();
+        prop_assert!(low <= count && high.is_none_or(|h| count <= h), "{low} {count} {high:?}");
         // The streaming reader and the full decoder agree on success.
         let full = TemporaryExposureKeyExport::decode(&input);
         let streamed: Result<Vec<_>, _> = export_keys(&input).collect();

@@ -620,8 +620,9 @@ impl Iterator for KeyIter<'_> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         match (&self.pending, &self.reader) {
             (Some(_), _) => (1, Some(1)),
-            // A key takes at least 20 bytes (tag, length, key_data).
-            (None, Some(_)) => (0, Some(MAX_EXPORT_BIN_LEN / 20 + 1)),
+            // A valid key takes at least 20 bytes (tag, length, key_data);
+            // one error may follow the last of them.
+            (None, Some(r)) => (0, Some(r.remaining() / 20 + 1)),
             (None, None) => (0, Some(0)),
         }
     }

@@ -45,7 +45,7 @@ impl<'a> Reader<'a> {
         self.base + self.pos
     }
 
-    const fn remaining(&self) -> usize {
+    pub(crate) const fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 

@@ -1,7 +1,7 @@
 //! `cocoa en inspect | export | keygen`: the key export file from the shell.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use en_protocol::export::{
@@ -304,7 +304,7 @@ pub fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
     })
 }
 
-fn remove_quietly(path: &PathBuf) {
+fn remove_quietly(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         eprintln!("warning: could not remove {}: {e}", path.display());
     }
