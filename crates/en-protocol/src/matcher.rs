@@ -116,13 +116,15 @@ struct Entry {
 
 /// The index of the RPIs that can match keys of one UTC day: those heard
 /// from 2 hours before the day to 2 hours after it. About 8,000 RPIs for a
-/// full log, so its filter (16 KB) stays in L1 and its table in L2 while the
-/// keys of that day are matched.
+/// full log, so its filter stays in cache while the keys of that day are
+/// matched.
 #[derive(Debug, Clone)]
 struct DayIndex {
-    /// A blocked Bloom filter, two bits in one 64-bit word per RPI and about
-    /// 16 bits per RPI: a clear bit proves the RPI was not heard; about one
-    /// random RPI in 200 passes on to the table.
+    /// A blocked Bloom filter, three bits in one 64-bit word per RPI and
+    /// 16 to 32 bits per RPI (32 KB at most for a full day, so it stays in
+    /// L1/L2): a clear bit proves the RPI was not heard; about one random
+    /// RPI in 500 passes on to the table, whose lines are cold, so each
+    /// false pass costs a trip to memory.
     filter: Vec<u64>,
     filter_shift: u32,
     /// Open-addressing table, at most half full: 0 empty, else
@@ -172,7 +174,7 @@ fn filter_mask(hi: u64) -> u64 {
 
 impl DayIndex {
     fn new(entries: &[Entry], members: &[u32]) -> Self {
-        let filter_words = (members.len() / 8).next_power_of_two().max(1);
+        let filter_words = (members.len() / 4).next_power_of_two().max(1);
         // `checked_shr` maps the shift of 64 (one word) to word 0.
         let filter_shift = 64 - filter_words.trailing_zeros();
         let table_len = (members.len() * 2).next_power_of_two().max(16);
