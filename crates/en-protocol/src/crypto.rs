@@ -87,24 +87,33 @@ fn zero_salt_states() -> &'static ([u32; 8], [u32; 8]) {
 }
 
 /// HKDF's pseudorandom key, held as the two HMAC states it keys, so that
-/// several `info`s can be expanded from one Extract.
+/// several `info`s can be expanded from one Extract. Wiped when dropped
+/// unless [`Prk::published`] says the key is public anyway.
 struct Prk {
     inner: [u32; 8],
     outer: [u32; 8],
+    wipe: bool,
 }
 
 impl Prk {
-    /// `HKDF-Extract(salt = NULL, IKM = tek)`.
+    /// `HKDF-Extract(salt = NULL, IKM = tek)` of a secret TEK.
     fn extract(tek: &Tek) -> Self {
+        let mut prk = Self::published(tek);
+        prk.wipe = true;
+        prk
+    }
+
+    /// `HKDF-Extract` of a published diagnosis key: anyone can derive it, so
+    /// the matcher's hot path skips wiping what it derives.
+    fn published(tek: &Tek) -> Self {
         let (zi, zo) = zero_salt_states();
         let inner = finish(*zi, tek.as_bytes(), 64 + 16);
-        let mut prk = finish(*zo, &inner, 64 + 32);
-        let me = Self {
+        let prk = finish(*zo, &inner, 64 + 32);
+        Self {
             inner: keyed_pad_state(&prk, 0x36),
             outer: keyed_pad_state(&prk, 0x5c),
-        };
-        zeroize::Zeroize::zeroize(&mut prk);
-        me
+            wipe: false,
+        }
     }
 
     /// `HKDF-Expand(PRK, info, 16)`: `T(1) = HMAC(PRK, info || 0x01)`, first 16 bytes.
@@ -123,8 +132,20 @@ impl Prk {
 
 impl Drop for Prk {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.inner);
-        zeroize::Zeroize::zeroize(&mut self.outer);
+        if self.wipe {
+            zeroize::Zeroize::zeroize(&mut self.inner);
+            zeroize::Zeroize::zeroize(&mut self.outer);
+        }
+    }
+}
+
+/// The RPI generator of a published diagnosis key, for the matcher: the same
+/// derivation as [`Tek::rpik`] and [`RpiCipher::new`], without wiping the
+/// intermediate values, which are public once the key is published.
+pub fn diagnosis_key_rpi_cipher(key: &Tek) -> RpiCipher {
+    let rpik = Prk::published(key).expand16(RPIK_INFO);
+    RpiCipher {
+        aes: Aes128::new(&rpik.into()),
     }
 }
 
@@ -267,6 +288,8 @@ mod tests {
             assert_eq!(tek.aemk().as_bytes(), &reference_hkdf(&bytes, AEMK_INFO));
             let (r, a) = tek.rpik_and_aemk();
             assert_eq!(r, tek.rpik());
+            let j = EnIntervalNumber::new(u32::from(seed) * 1000);
+            assert_eq!(diagnosis_key_rpi_cipher(&tek).rpi(j), r.rpi(j));
             assert_eq!(a, tek.aemk());
         }
     }

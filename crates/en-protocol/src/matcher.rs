@@ -29,8 +29,8 @@
 
 use std::thread;
 
-use crate::crypto::{AesBlock, RpiCipher};
-use crate::keys::{Aem, BluetoothMetadata, Rpi, Rpik, Tek};
+use crate::crypto::{AesBlock, RpiCipher, diagnosis_key_rpi_cipher};
+use crate::keys::{Aem, BluetoothMetadata, Rpi, Tek};
 use crate::time::{
     EN_INTERVAL_SECONDS, EnIntervalNumber, MATCH_TOLERANCE_INTERVALS, TEK_ROLLING_PERIOD,
 };
@@ -120,7 +120,11 @@ struct Entry {
 /// matched.
 #[derive(Debug, Clone)]
 struct DayIndex {
-    /// A blocked Bloom filter, three bits in one 64-bit word per RPI and
+    /// First sieve: one bit per value of the RPI's low 17 bits (16 KB, in
+    /// L1). Cheap enough to run on every RPI; passes ~6 % of random RPIs
+    /// for a full day.
+    prefix: Box<[u64; PREFIX_WORDS]>,
+    /// Second sieve: a blocked Bloom filter, three bits in one 64-bit word per RPI and
     /// 16 to 32 bits per RPI (32 KB at most for a full day, so it stays in
     /// L1/L2): a clear bit proves the RPI was not heard; about one random
     /// RPI in 500 passes on to the table, whose lines are cold, so each
@@ -161,6 +165,15 @@ fn rpi_bits(rpi: &[u8; 16]) -> (u64, u64) {
     (v as u64, (v >> 64) as u64)
 }
 
+/// Words of the first sieve: 2^17 bits.
+const PREFIX_WORDS: usize = (1 << 17) / 64;
+
+/// The first sieve's bit for an RPI: its low 17 bits.
+#[inline]
+fn prefix_bit(h: u64) -> usize {
+    (h & ((PREFIX_WORDS as u64 * 64) - 1)) as usize
+}
+
 #[inline]
 fn fingerprint(hi: u64) -> u32 {
     // A fingerprint of 0 would read as an empty slot; fold it onto 1.
@@ -174,6 +187,7 @@ fn filter_mask(hi: u64) -> u64 {
 
 impl DayIndex {
     fn new(entries: &[Entry], members: &[u32]) -> Self {
+        let mut prefix = Box::new([0u64; PREFIX_WORDS]);
         let filter_words = (members.len() / 4).next_power_of_two().max(1);
         // `checked_shr` maps the shift of 64 (one word) to word 0.
         let filter_shift = 64 - filter_words.trailing_zeros();
@@ -183,6 +197,8 @@ impl DayIndex {
         let mut table = vec![0u64; table_len];
         for &n in members {
             let (h, hi) = rpi_bits(&entries[n as usize].rpi);
+            let p = prefix_bit(h);
+            prefix[p / 64] |= 1 << (p % 64);
             filter[h.checked_shr(filter_shift).unwrap_or(0) as usize] |= filter_mask(hi);
             let mut slot = h & table_mask;
             while table[slot as usize] != 0 {
@@ -191,11 +207,22 @@ impl DayIndex {
             table[slot as usize] = (u64::from(fingerprint(hi)) << 32) | (u64::from(n) + 1);
         }
         Self {
+            prefix,
             filter,
             filter_shift,
             table,
             table_mask,
         }
+    }
+
+    /// Whether the first sieve lets `rpi` through.
+    #[inline]
+    fn prefix_may_contain(&self, rpi: &AesBlock) -> bool {
+        let p = prefix_bit(u64::from_le_bytes([
+            rpi[0], rpi[1], rpi[2], rpi[3], rpi[4], rpi[5], rpi[6], rpi[7],
+        ]));
+        // In bounds by construction: `p < 64 * PREFIX_WORDS`.
+        self.prefix[p / 64] & (1 << (p % 64)) != 0
     }
 
     /// Whether the filter lets `rpi` through (false: certainly not heard).
@@ -228,7 +255,7 @@ impl DayIndex {
     }
 
     fn memory_bytes(&self) -> usize {
-        (self.filter.capacity() + self.table.capacity()) * 8
+        (PREFIX_WORDS + self.filter.capacity() + self.table.capacity()) * 8
     }
 }
 
@@ -355,20 +382,26 @@ impl SightingIndex {
     ) -> Option<KeyMatch> {
         let (lo, hi) = self.clip(key)?;
         let mut scratch = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-        self.match_rpik(&key.tek().rpik(), lo, hi, key_index, &mut scratch)
+        self.match_rpis(
+            &diagnosis_key_rpi_cipher(key.tek()),
+            lo,
+            hi,
+            key_index,
+            &mut scratch,
+        )
     }
 
-    /// Matches the RPIs of intervals `lo .. hi` of the key with this RPIK.
-    fn match_rpik(
+    /// Matches the RPIs of intervals `lo .. hi` of one key.
+    fn match_rpis(
         &self,
-        rpik: &Rpik,
+        cipher: &RpiCipher,
         lo: u32,
         hi: u32,
         key_index: usize,
         scratch: &mut [AesBlock; TEK_ROLLING_PERIOD as usize],
     ) -> Option<KeyMatch> {
         let blocks = &mut scratch[..(hi - lo) as usize];
-        RpiCipher::new(rpik).rpis_into(EnIntervalNumber::new(lo), blocks);
+        cipher.rpis_into(EnIntervalNumber::new(lo), blocks);
 
         let mut hits = Vec::new();
         // A key that does not start at UTC midnight spans two days.
@@ -402,7 +435,7 @@ impl SightingIndex {
         for (word, chunk) in passed.iter_mut().zip(rpis.chunks(64)) {
             let mut bits = 0u64;
             for (bit, block) in chunk.iter().enumerate() {
-                bits |= u64::from(index.may_contain(block.as_ref())) << bit;
+                bits |= u64::from(index.prefix_may_contain(block)) << bit;
             }
             *word = bits;
         }
@@ -410,7 +443,9 @@ impl SightingIndex {
             while word != 0 {
                 let offset = word_index * 64 + word.trailing_zeros() as usize;
                 word &= word - 1;
-                self.collect_hits(index, &rpis[offset], first + offset as u32, hits);
+                if index.may_contain(rpis[offset].as_ref()) {
+                    self.collect_hits(index, &rpis[offset], first + offset as u32, hits);
+                }
             }
         }
     }
@@ -461,7 +496,13 @@ impl SightingIndex {
             chunk.sort_unstable_by_key(|&(day, i, _, _)| (day, i));
             let before = out.len();
             for &(_, i, (lo, hi), k) in &chunk {
-                out.extend(self.match_rpik(&k.tek().rpik(), lo, hi, i, &mut scratch));
+                out.extend(self.match_rpis(
+                    &diagnosis_key_rpi_cipher(k.tek()),
+                    lo,
+                    hi,
+                    i,
+                    &mut scratch,
+                ));
             }
             out[before..].sort_unstable_by_key(|m| m.key_index);
         }
