@@ -2,4 +2,6 @@
 
 pub mod cases;
 pub mod error;
+pub mod publish;
+pub mod stats;
 pub mod verify;

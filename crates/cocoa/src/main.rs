@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Command::En(cmd) => commands::en::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Issuer(cmd) => commands::issuer::run(cmd),
+        Command::Keyserver(cmd) => commands::keyserver::run(cmd),
         Command::Serve(cmd) => commands::serve::run(cmd),
+        Command::App(cmd) => commands::app::run(cmd),
+        Command::Simulate(cmd) => commands::simulate::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::delivery::{SmtpConfig, TwilioConfig};
 use crate::limits::LimitsConfig;
+use crate::portal::PortalConfig;
 
 /// Settings of the issuer role.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,11 @@ pub struct IssuerConfig {
     pub max_body_bytes: usize,
     /// Database connections.
     pub max_connections: u32,
+    /// The staff portal (`[issuer.portal]`).
+    pub portal: PortalConfig,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// header gives the client address; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for IssuerConfig {
@@ -59,6 +65,8 @@ impl Default for IssuerConfig {
             limits: LimitsConfig::default(),
             max_body_bytes: 64 * 1024,
             max_connections: 8,
+            portal: PortalConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

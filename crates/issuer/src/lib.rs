@@ -7,6 +7,7 @@
 //! - [`delivery`]: SMS (Twilio-compatible), e-mail (SMTP), outbox folder.
 //! - [`service`]: the operations, each checking the rules and writing the audit log.
 //! - [`http`]: the device API, the machine API and [`serve`].
+//! - [`portal`]: the staff portal (server-rendered, Japanese and English).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod portal;
 pub mod service;
 pub mod signing;
 pub mod store;

@@ -20,7 +20,8 @@ use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::signing::{CERTIFICATE_LIFETIME_SECONDS, Keyring};
 use crate::store::{
-    ApiKeyKind, ApiKeyRow, AuditEntry, Claim, CodeColumn, IssueError, NewIssuance, Redeem, Store,
+    ApiKeyKind, ApiKeyRow, AuditEntry, Claim, CodeColumn, IssueError, NewIssuance, Redeem,
+    StaffRow, Store,
 };
 
 /// A verification token lives 24 hours (PROTOCOLS.md §3).
@@ -41,6 +42,18 @@ impl Actor {
         Self {
             name: format!("api:{}", key.id),
             centre_id: key.centre_id,
+        }
+    }
+
+    /// The actor of a signed-in staff member: their centre's cases only,
+    /// every centre's for a system administrator.
+    pub fn staff(staff: &StaffRow) -> Self {
+        Self {
+            name: format!("staff:{}", staff.login),
+            centre_id: match staff.role {
+                crate::domain::model::Role::System => None,
+                _ => Some(staff.centre_id),
+            },
         }
     }
 
@@ -86,7 +99,14 @@ pub struct Issuer {
     settings: Settings,
     /// When the keyring was last read from the store (unix seconds).
     keys_loaded_at: std::sync::atomic::AtomicI64,
+    /// Live API keys by HMAC, with the time they were read: the device API
+    /// checks a key on every request without a database read.
+    api_keys: Mutex<std::collections::HashMap<String, (ApiKeyRow, i64)>>,
 }
+
+/// How long a checked API key is trusted without reading the store again
+/// (so a revocation takes effect within this many seconds).
+pub const API_KEY_CACHE_SECONDS: i64 = 30;
 
 /// How often certificate signing re-reads the keys, so a rotation made by
 /// another process (`cocoa issuer rotate-key`) takes over within a minute.
@@ -123,6 +143,7 @@ impl Issuer {
             rng: Mutex::new(rng),
             settings,
             keys_loaded_at: std::sync::atomic::AtomicI64::new(now),
+            api_keys: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -221,11 +242,31 @@ impl Issuer {
         let plain = plain
             .filter(|p| !p.is_empty() && p.len() <= 200)
             .ok_or(Error::Unauthorized)?;
-        let key = self
-            .store
-            .api_key(&self.hasher.hash(CodeKind::ApiKey, plain))
-            .await?
-            .ok_or(Error::Unauthorized)?;
+        let hmac = self.hasher.hash(CodeKind::ApiKey, plain);
+        let now = self.now();
+        let cached = {
+            let cache = self.api_keys.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(&hmac)
+                .filter(|(_, at)| (0..API_KEY_CACHE_SECONDS).contains(&(now - at)))
+                .map(|(k, _)| k.clone())
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k = self
+                    .store
+                    .api_key(&hmac)
+                    .await?
+                    .ok_or(Error::Unauthorized)?;
+                let mut cache = self.api_keys.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(hmac, (k.clone(), now));
+                k
+            }
+        };
         if key.kind == kind {
             Ok(key)
         } else {
@@ -233,7 +274,49 @@ impl Issuer {
         }
     }
 
-    async fn audit(
+    /// The keyed hash of a code or secret of `kind` (as stored).
+    pub fn hash_code(&self, kind: CodeKind, value: &str) -> String {
+        self.hasher.hash(kind, value)
+    }
+
+    /// A fresh random secret of `bytes` bytes, base64url.
+    pub fn random_secret(&self, bytes: usize) -> String {
+        self.with_rng(|r| codes::random_secret(r, bytes))
+    }
+
+    /// Fills `buf` from the issuer's secure random source.
+    pub fn fill_random(&self, buf: &mut [u8]) {
+        self.with_rng(|r| r.fill_bytes(buf));
+    }
+
+    /// Checks a staff login: the account when `password` matches and the
+    /// account is not disabled. An unknown login spends the same argon2id
+    /// work against a dummy hash, so the answer time does not tell whether
+    /// a login id exists.
+    pub async fn check_password(&self, login: &str, password: &str) -> Result<Option<StaffRow>> {
+        static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            crate::domain::password::hash("cocoa dummy password for timing", &mut rand::rngs::OsRng)
+                .unwrap_or_default()
+        });
+        let login = login.trim();
+        let row = if login.is_empty() || login.len() > 64 {
+            None
+        } else {
+            self.store.staff_by_login(login).await?
+        };
+        let phc = row
+            .as_ref()
+            .map_or_else(|| DUMMY.clone(), |r| r.password_hash.clone());
+        let password: String = password.chars().take(1024).collect();
+        let ok =
+            tokio::task::spawn_blocking(move || crate::domain::password::verify(&password, &phc))
+                .await
+                .map_err(anyhow::Error::from)?;
+        Ok(row.filter(|r| ok && r.disabled_at.is_none()))
+    }
+
+    /// Appends an entry to the audit log (never pass a code in `detail`).
+    pub async fn audit(
         &self,
         actor: &Actor,
         centre_id: Option<i64>,

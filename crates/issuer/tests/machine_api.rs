@@ -388,3 +388,146 @@ async fn clinical_diagnoses_are_likely_when_the_centre_allows_them() {
         assert_eq!(v.body["testtype"], "likely");
     }
 }
+
+async fn patch(h: &Harness, id: i64, key: &str, body: &str) -> (u16, serde_json::Value) {
+    let r = h
+        .http
+        .patch(format!("{}/api/v1/cases/{id}", h.base))
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn cases_are_edited_with_patch() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let mut c = case_json();
+        c["mobile"] = serde_json::Value::Null;
+        c["reported"] = false.into();
+        let id = h.create_case(&c).await;
+        assert_eq!(h.issue(id, "a").await.status, 422);
+        let (s, b) = patch(
+            &h,
+            id,
+            &h.admin_key,
+            r#"{"mobile": "080-1111-2222", "reported": true}"#,
+        )
+        .await;
+        assert_eq!(
+            (s, b["case_id"].as_i64()),
+            (200, Some(id)),
+            "{}: {b}",
+            h.label
+        );
+        let r = h.issue(id, "b").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(h.sent.lock().unwrap()[0].to, "08011112222");
+        let stored = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.data.name_kanji, "横口 健太",
+            "absent fields are kept"
+        );
+        // null clears; bad values, unknown fields and wrong types change nothing.
+        assert_eq!(
+            patch(
+                &h,
+                id,
+                &h.admin_key,
+                r#"{"email": "a@example.jp", "mobile": null}"#
+            )
+            .await
+            .0,
+            200
+        );
+        let stored = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.data.mobile, stored.data.email.as_deref()),
+            (None, Some("a@example.jp"))
+        );
+        for (body, code) in [
+            (r#"{"name_kana": "よこぐち"}"#, "invalid_field"),
+            (r#"{"nickname": "x"}"#, "unparsable_request"),
+            (r#"{"reported": "yes"}"#, "unparsable_request"),
+            ("{", "unparsable_request"),
+        ] {
+            let (s, b) = patch(&h, id, &h.admin_key, body).await;
+            assert_eq!((s, b["errorCode"].as_str()), (400, Some(code)), "{body}");
+        }
+        let after = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert_eq!(after.data.name_kana, "ヨコグチ\u{3000}ケンタ");
+        // Another centre's key, or none.
+        let now = h.app.issuer.now();
+        let other = h
+            .app
+            .issuer
+            .store()
+            .create_centre("ちよだ保健所", "13", now)
+            .await
+            .unwrap();
+        let (other_key, _) = h
+            .app
+            .issuer
+            .create_api_key(ApiKeyKind::Admin, Some(other))
+            .await
+            .unwrap();
+        assert_eq!(
+            patch(&h, id, &other_key, r#"{"uses_app": false}"#).await.0,
+            404
+        );
+        assert_eq!(patch(&h, id, "nope", r#"{"uses_app": false}"#).await.0, 401);
+        assert!(
+            h.app
+                .issuer
+                .store()
+                .case(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .data
+                .uses_app
+        );
+    }
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_trusted_proxies() {
+    let db = &backends().await[0];
+    for (trusted, expect_separate) in [(vec!["127.0.0.1".to_owned()], true), (vec![], false)] {
+        let h = start_with(
+            db,
+            Options {
+                limits: issuer::limits::LimitsConfig {
+                    requests_per_minute: 2,
+                    ..issuer::limits::LimitsConfig::default()
+                },
+                trusted_proxies: trusted,
+                ..Options::default()
+            },
+        )
+        .await;
+        let call = |ip: &'static str| {
+            h.http
+                .post(format!("{}/api/verify", h.base))
+                .header("x-api-key", &h.device_key)
+                .header("x-forwarded-for", ip)
+                .body(r#"{"code": "1234567"}"#)
+                .send()
+        };
+        for _ in 0..2 {
+            assert_ne!(call("203.0.113.1").await.unwrap().status(), 429);
+        }
+        assert_eq!(call("203.0.113.1").await.unwrap().status(), 429);
+        let other = call("203.0.113.2").await.unwrap().status();
+        assert_eq!(
+            other != 429,
+            expect_separate,
+            "trusted proxy: {expect_separate}"
+        );
+    }
+}

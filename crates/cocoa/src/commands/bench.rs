@@ -2,8 +2,11 @@
 
 use clap::{Args, Subcommand};
 
+mod check;
 mod export;
 mod matcher;
+mod publish;
+mod verify;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -11,6 +14,12 @@ pub enum BenchCommand {
     Match(MatchArgs),
     /// Build, sign and zip one export of N random keys.
     Export(ExportArgs),
+    /// One phone's exposure check of a day of exports at Japan's peak.
+    Check(check::CheckArgs),
+    /// Time verify+certificate pairs against a running issuer.
+    Verify(verify::VerifyArgs),
+    /// Time verified publishes against a running key server.
+    Publish(publish::PublishArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,5 +52,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Match(a) => matcher::run(a),
         BenchCommand::Export(a) => export::run(a),
+        BenchCommand::Check(a) => check::run(a),
+        BenchCommand::Verify(a) => verify::run(a),
+        BenchCommand::Publish(a) => publish::run(a),
     }
 }

@@ -2,10 +2,13 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod app;
 pub mod bench;
 pub mod en;
 pub mod issuer;
+pub mod keyserver;
 pub mod serve;
+pub mod simulate;
 
 /// cocoa-rs: an open exposure-notification system (COCOA + HER-SYS processing numbers).
 #[derive(Debug, Parser)]
@@ -25,8 +28,14 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// The health-centre side: centres, staff, API keys, certificate keys.
     Issuer(issuer::IssuerArgs),
+    /// The notification server: trusted issuers, exports, export signing key.
+    Keyserver(keyserver::KeyserverArgs),
     /// Runs the server role(s).
     Serve(serve::ServeArgs),
+    /// The phone app: keys, sightings, registration, exposure check (one folder per phone).
+    App(app::AppArgs),
+    /// Simulate a population with the app and measure who gets warned.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Marks an error as the user's input being malformed, so the process exits

@@ -44,33 +44,68 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// The router of the issuer role.
-async fn issuer_router(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Result<axum::Router> {
+/// The issuer role's state.
+async fn issuer_app(
+    c: &CocoaConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<issuer::http::App>> {
     if c.issuer.sms.is_none() || c.issuer.smtp.is_none() {
         tracing::warn!(
             outbox = %c.issuer.outbox.clone().unwrap_or_else(|| c.data.join("outbox")).display(),
             "no SMS gateway or SMTP server configured: messages go to the outbox folder"
         );
     }
-    let app = issuer::http::build(&c.issuer, &c.data, clock)
+    issuer::http::build(&c.issuer, &c.data, clock)
         .await
-        .context("starting the issuer role")?;
-    Ok(issuer::router(app, c.issuer.max_body_bytes))
+        .context("starting the issuer role")
 }
 
-/// Builds the merged router of the configured role(s).
-pub async fn build_router(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Result<axum::Router> {
+/// Health authority ID under which the all-in-one process trusts its own issuer.
+pub const OWN_HEALTH_AUTHORITY_ID: &str = "cocoa";
+
+/// What the configured role(s) run: one merged router, and the exporter loop
+/// to run beside it.
+pub struct Roles {
+    /// Every route of the roles.
+    pub router: axum::Router,
+    /// The exporter, for the `exporter` and `all` roles.
+    pub exporter: Option<Arc<keyserver::export::Exporter>>,
+}
+
+/// Builds the roles of the configuration. In the all-in-one process the key
+/// server trusts the issuer's current public keys, read in process, under
+/// the health authority ID [`OWN_HEALTH_AUTHORITY_ID`].
+pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Roles> {
     let mut router = axum::Router::new();
     let wants = |r: Role| c.role == r || c.role == Role::All;
+    let mut own_issuer = Vec::new();
     if wants(Role::Issuer) {
-        router = router.merge(issuer_router(c, clock.clone()).await?);
+        let app = issuer_app(c, clock.clone()).await?;
+        let keys = app.clone();
+        own_issuer.push(keyserver::trust::TrustedIssuer::in_process(
+            OWN_HEALTH_AUTHORITY_ID,
+            &c.issuer.certificate_issuer,
+            Arc::new(move || keys.issuer.keyring().jwks()),
+        ));
+        router = router.merge(issuer::router(app, c.issuer.max_body_bytes));
     }
-    // The keyserver and exporter roles are added here when their crates
-    // provide a router (see docs/issuer.md, "Composing roles").
-    if c.role == Role::Keyserver || c.role == Role::Exporter {
-        anyhow::bail!("the {:?} role is not available in this build yet", c.role);
+    let mut exporter = None;
+    if c.role != Role::Issuer {
+        let ks = keyserver::http::build(&c.keyserver, &c.data, clock, own_issuer)
+            .await
+            .context("starting the keyserver role")?;
+        if wants(Role::Keyserver) {
+            router = router.merge(keyserver::router(ks.clone()));
+        }
+        if c.role != Role::All {
+            // Without the issuer, the key server serves /healthz and /metrics.
+            router = router.merge(keyserver::http::ops_router(ks.clone()));
+        }
+        if wants(Role::Exporter) {
+            exporter = Some(ks.exporter.clone());
+        }
     }
-    Ok(router)
+    Ok(Roles { router, exporter })
 }
 
 async fn shutdown_signal() {
@@ -109,7 +144,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let router = build_router(&c, Arc::new(SystemClock)).await?;
+        let roles = build_roles(&c, Arc::new(SystemClock)).await?;
+        if let Some(exporter) = roles.exporter {
+            let e = &c.keyserver.export;
+            tokio::spawn(exporter.run(
+                e.interval,
+                e.min_age.as_secs() as i64,
+                std::future::pending(),
+            ));
+        }
+        let router = roles.router;
         let listener = tokio::net::TcpListener::bind(&c.listen)
             .await
             .with_context(|| format!("listening on {}", c.listen))?;
@@ -117,6 +161,86 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Scripts and tests read this line to learn the port.
         println!("listening on http://{addr}");
         tracing::info!(%addr, role = ?c.role, "serving");
+        if c.role == Role::Keyserver || c.role == Role::Exporter {
+            // No issuer to rate-limit clients: forget their addresses at accept.
+            axum::serve(keyserver::http::AnonymousListener(listener), router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            return Ok(());
+        }
         issuer::http::serve_router(router, listener, shutdown_signal()).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    #[tokio::test]
+    async fn the_all_in_one_process_trusts_its_own_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = CocoaConfig {
+            data: dir.path().join("data"),
+            ..CocoaConfig::default()
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let roles = build_roles(&c, clock.clone()).await.unwrap();
+        assert!(roles.exporter.is_some(), "all runs the exporter");
+        // A second handle on the issuer's state signs with the same key.
+        let own = issuer::http::build(&c.issuer, &c.data, clock.clone())
+            .await
+            .unwrap();
+        let now = clock.now().timestamp();
+        let mut rng = rand::rngs::OsRng;
+        let keys = keyserver::testkit::daily_keys(&mut rng, 3, (now / 600) as u32);
+        let hmac_key: [u8; 32] = rand::random();
+        let mac = keyserver::testkit::key_hmac(&hmac_key, &keys);
+        let cert = own
+            .issuer
+            .keyring()
+            .sign(&api_types::verify::CertificateClaims {
+                iss: c.issuer.certificate_issuer.clone(),
+                aud: c.issuer.certificate_audience.clone(),
+                iat: now,
+                nbf: now - 60,
+                exp: now + 900,
+                tekmac: STANDARD.encode(mac),
+                report_type: "confirmed".into(),
+            })
+            .unwrap();
+        let req = api_types::publish::PublishRequest {
+            keys,
+            health_authority_id: OWN_HEALTH_AUTHORITY_ID.into(),
+            verification_payload: cert,
+            hmac_key: STANDARD.encode(hmac_key),
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(issuer::http::serve_router(
+            roles.router,
+            listener,
+            std::future::pending(),
+        ));
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}/v1/publish"))
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: api_types::publish::PublishResponse = resp.json().await.unwrap();
+        assert_eq!(body.inserted_exposures, 3);
+        // Both roles answer on the one listener.
+        let jwks = reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
+            .await
+            .unwrap();
+        assert_eq!(jwks.status(), 200);
+        let stats = reqwest::get(format!("http://{addr}/api/stats"))
+            .await
+            .unwrap();
+        assert_eq!(stats.status(), 200);
+    }
 }

@@ -158,6 +158,8 @@ pub enum CodeKind {
     Token,
     /// API key.
     ApiKey,
+    /// Staff portal session id.
+    Session,
 }
 
 impl CodeKind {
@@ -167,6 +169,7 @@ impl CodeKind {
             Self::Link => b"cocoa-issuer/link\0",
             Self::Token => b"cocoa-issuer/token\0",
             Self::ApiKey => b"cocoa-issuer/api-key\0",
+            Self::Session => b"cocoa-issuer/session\0",
         }
     }
 }

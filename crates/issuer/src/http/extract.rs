@@ -2,12 +2,14 @@
 //! client address, the API key header.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use super::App;
 use crate::error::Error;
 
 /// A JSON body parsed with our error answers (`unparsable_request`, 413).
@@ -64,19 +66,21 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client's limiting key (see [`client_key`]) from the TCP peer.
+/// The client's limiting key (see [`client_key`]): the TCP peer, or the
+/// `X-Forwarded-For` client when the peer is a trusted proxy
+/// ([`super::proxy::TrustedProxies`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Arc<App>> for ClientIp {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
-        let ip = parts
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        Ok(Self(client_key(ip)))
+        Ok(Self(client_key(app.proxies.client(peer, &parts.headers))))
     }
 }
 

@@ -1,18 +1,21 @@
 //! Machine API for HER-SYS or any case system (admin API key, `Idempotency-Key`):
-//! `POST /api/v1/cases`, `POST /api/v1/cases/{case_id}/processing-number`.
+//! `POST /api/v1/cases`, `PATCH /api/v1/cases/{case_id}`,
+//! `POST /api/v1/cases/{case_id}/processing-number`.
 
 use std::sync::Arc;
 
-use api_types::cases::{CreateCaseRequest, CreateCaseResponse, IssueResponse};
+use api_types::cases::{Classification, CreateCaseRequest, CreateCaseResponse, IssueResponse, Sex};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use super::App;
 use super::extract::ApiKeyHeader;
+use crate::domain::model::CaseData;
 use crate::error::{Error, Result};
 use crate::service::{Actor, rfc3339_jst};
 use crate::store::{ApiKeyKind, ApiKeyRow, IdempotencyBegin};
@@ -158,6 +161,107 @@ pub(super) async fn issue(
             expires_at: rfc3339_jst(issued.expires_at),
         })
         .map_err(anyhow::Error::from)?;
+        Ok((StatusCode::OK, b))
+    })
+    .await
+}
+
+/// `PATCH /api/v1/cases/{case_id}` body: any of the fields of
+/// `POST /api/v1/cases`; absent fields keep their value, `null` (or `""`)
+/// clears `mobile` / `email`. Unknown fields are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasePatch {
+    name_kanji: Option<String>,
+    name_kana: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<Sex>,
+    #[serde(default, deserialize_with = "present")]
+    mobile: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    outpatient_facility: Option<String>,
+    test_positive: Option<bool>,
+    classification: Option<Classification>,
+    diagnosis_date: Option<String>,
+    reported: Option<bool>,
+    uses_app: Option<bool>,
+}
+
+/// A field that is present (possibly `null`) becomes `Some`.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+impl CasePatch {
+    fn apply(self, c: &CaseData) -> CreateCaseRequest {
+        CreateCaseRequest {
+            name_kanji: self.name_kanji.unwrap_or_else(|| c.name_kanji.clone()),
+            name_kana: self.name_kana.unwrap_or_else(|| c.name_kana.clone()),
+            birth_date: self
+                .birth_date
+                .unwrap_or_else(|| c.birth_date.format("%Y-%m-%d").to_string()),
+            sex: self.sex.unwrap_or(c.sex),
+            mobile: self.mobile.unwrap_or_else(|| c.mobile.clone()),
+            email: self.email.unwrap_or_else(|| c.email.clone()),
+            outpatient_facility: self
+                .outpatient_facility
+                .unwrap_or_else(|| c.outpatient_facility.clone()),
+            test_positive: self.test_positive.unwrap_or(c.test_positive),
+            classification: self.classification.unwrap_or(c.classification),
+            diagnosis_date: self.diagnosis_date.unwrap_or_else(|| {
+                c.diagnosis_date
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            }),
+            reported: self.reported.unwrap_or(c.reported),
+            uses_app: self.uses_app.unwrap_or(c.uses_app),
+            centre_id: None,
+        }
+    }
+}
+
+/// `PATCH /api/v1/cases/{case_id}`: edits a case (e.g. adds the contact
+/// or reports the 発生届); may trigger automatic issuance. Answers
+/// `{"case_id"}`. `Idempotency-Key` optional.
+#[instrument(skip_all)]
+pub(super) async fn update_case(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let key = match app
+        .issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let idem = match idempotency_key(&headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(case_id) = case_id.parse::<i64>() else {
+        return Error::CaseNotFound.into_response();
+    };
+    let mut fp = format!("PATCH /api/v1/cases/{case_id}\n").into_bytes();
+    fp.extend_from_slice(&body);
+    let actor = Actor::api(&key);
+    idempotent(&app, &key, idem, &fp, || async {
+        let case = app.issuer.case_for(&actor, case_id).await?;
+        let patch: CasePatch = serde_json::from_slice(&body)
+            .map_err(|e| Error::Unparsable(format!("{:?}", e.classify()).to_lowercase()))?;
+        let req = patch.apply(&case.data);
+        app.issuer.update_case(&actor, case_id, &req).await?;
+        let b =
+            serde_json::to_string(&CreateCaseResponse { case_id }).map_err(anyhow::Error::from)?;
         Ok((StatusCode::OK, b))
     })
     .await

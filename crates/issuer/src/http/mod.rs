@@ -6,6 +6,7 @@ mod device;
 mod error;
 mod extract;
 mod machine;
+pub mod proxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use en_protocol::time::Clock;
 use secrecy::ExposeSecret;
 use tower_http::trace::TraceLayer;
@@ -23,8 +24,10 @@ use tower_http::trace::TraceLayer;
 use crate::config::IssuerConfig;
 use crate::delivery::{Delivery, Sender, SmtpSender, TwilioSender};
 use crate::limits::Limits;
+use crate::portal::{Portal, PortalConfig};
 use crate::service::{Issuer, Settings};
 use crate::store::Store;
+pub use proxy::TrustedProxies;
 
 pub use extract::{ApiKeyHeader, ClientIp, JsonBody, client_key};
 
@@ -35,18 +38,42 @@ pub struct App {
     pub issuer: Issuer,
     /// Rate limits.
     pub limits: Limits,
+    /// The staff portal.
+    pub portal: Portal,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: TrustedProxies,
+}
+
+impl App {
+    /// The state of an issuer with these limits, portal settings and proxies.
+    pub fn new(
+        issuer: Issuer,
+        limits: Limits,
+        portal: PortalConfig,
+        proxies: TrustedProxies,
+    ) -> Self {
+        Self {
+            issuer,
+            limits,
+            portal: Portal::new(portal),
+            proxies,
+        }
+    }
 }
 
 /// The routes of the issuer role, with their state.
 pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+    let portal = crate::portal::layer(crate::portal::router(), app.clone());
     Router::new()
         .route("/api/verify", post(device::verify))
         .route("/api/certificate", post(device::certificate))
         .route("/.well-known/jwks.json", get(device::jwks))
         .route("/api/v1/cases", post(machine::create_case))
+        .route("/api/v1/cases/{case_id}", patch(machine::update_case))
         .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .merge(portal)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(
             // Log method and path only: a query string could hold a link code.
@@ -165,10 +192,13 @@ pub async fn build(
         settings,
     )
     .await?;
-    Ok(Arc::new(App {
+    let proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(App::new(
         issuer,
-        limits: Limits::new(config.limits.clone()),
-    }))
+        Limits::new(config.limits.clone()),
+        config.portal.clone(),
+        proxies,
+    )))
 }
 
 /// Runs the issuer role on `listener` until `shutdown` completes.

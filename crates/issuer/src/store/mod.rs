@@ -3,6 +3,7 @@
 //! placeholders (SQLite accepts `$N`); only the migrations differ, one folder
 //! per backend. The shared behaviour suite (`tests/store.rs`) runs on both.
 
+mod portal;
 mod rows;
 
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use crate::domain::model::{
 };
 use crate::domain::rules::{self, Blocker};
 
+pub use portal::{CaseExtra, SessionRow};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -158,6 +160,10 @@ pub enum IdempotencyBegin {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time; writers of the hot path queue
+    /// here instead of in SQLite's busy handler, whose sleeps (1 ms, 2 ms,
+    /// 5 ms, … growing) would show up as latency spikes under load.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -196,7 +202,19 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Takes the in-process write turn on SQLite (nothing on PostgreSQL).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// The SQLite URL of a file, created when missing.
@@ -443,6 +461,7 @@ impl Store {
     /// refuses when a registration already succeeded
     /// ([`rules::reissue_allowed`]), and inserts the new issuance.
     pub async fn insert_issuance(&self, n: &NewIssuance<'_>) -> Result<i64, IssueError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         // First statement writes: serialises issuances of this case (a row
         // lock on PostgreSQL, the write lock on SQLite).
@@ -558,8 +577,52 @@ impl Store {
             CodeColumn::Number => "number_hmac",
             CodeColumn::Link => "link_hmac",
         };
+        // Fast path: one conditional UPDATE claims a live number of an
+        // accepted type, in the same transaction as the token.
+        let accepted = |t: ReportType| accept.contains(&t).then_some(t.as_str());
+        let (a1, a2) = (
+            accepted(ReportType::Confirmed).unwrap_or(""),
+            accepted(ReportType::Likely).unwrap_or(""),
+        );
+        {
+            let _turn = self.write_turn().await;
+            let mut tx = self.pool.begin().await?;
+            let won = sqlx::query(&format!(
+                "UPDATE issuances SET state = 'used', used_at = $1 WHERE {col} = $2 AND state = 'issued' \
+                 AND expires_at > $1 AND (report_type = $3 OR report_type = $4) RETURNING id, report_type"
+            ))
+            .bind(now)
+            .bind(code_hmac)
+            .bind(a1)
+            .bind(a2)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = won {
+                let id: i64 = row.try_get("id")?;
+                let rt: String = row.try_get("report_type")?;
+                let report_type =
+                    ReportType::parse(&rt).ok_or(StoreError::Corrupt("issuances.report_type"))?;
+                sqlx::query(
+                    "INSERT INTO tokens (token_hmac, issuance_id, report_type, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(token_hmac)
+                .bind(id)
+                .bind(report_type.as_str())
+                .bind(now)
+                .bind(token_expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(Claim::Claimed {
+                    issuance_id: id,
+                    report_type,
+                });
+            }
+            tx.rollback().await?;
+        }
+        // Not claimed: say why (unknown, used or superseded, expired, type).
         let row = sqlx::query(&format!(
-            "SELECT id, state, expires_at, report_type FROM issuances WHERE {col} = $1 ORDER BY id DESC LIMIT 1"
+            "SELECT state, expires_at, report_type FROM issuances WHERE {col} = $1 ORDER BY id DESC LIMIT 1"
         ))
         .bind(code_hmac)
         .fetch_optional(&self.pool)
@@ -567,52 +630,22 @@ impl Store {
         let Some(row) = row else {
             return Ok(Claim::Invalid);
         };
-        let id: i64 = row.try_get("id")?;
         let state: String = row.try_get("state")?;
         let expires_at: i64 = row.try_get("expires_at")?;
         let rt: String = row.try_get("report_type")?;
         let report_type =
             ReportType::parse(&rt).ok_or(StoreError::Corrupt("issuances.report_type"))?;
-        match state.as_str() {
-            "issued" if expires_at <= now => return Ok(Claim::Expired),
-            "issued" => {}
-            "expired" => return Ok(Claim::Expired),
-            _ => return Ok(Claim::Invalid),
-        }
-        if !accept.contains(&report_type) {
-            return Ok(Claim::WrongTestType);
-        }
-        let mut tx = self.pool.begin().await?;
-        let won = sqlx::query(
-            "UPDATE issuances SET state = 'used', used_at = $1 WHERE id = $2 AND state = 'issued' AND expires_at > $1 RETURNING id",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if won.is_none() {
-            tx.rollback().await?;
-            return Ok(Claim::Invalid);
-        }
-        sqlx::query(
-            "INSERT INTO tokens (token_hmac, issuance_id, report_type, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(token_hmac)
-        .bind(id)
-        .bind(report_type.as_str())
-        .bind(now)
-        .bind(token_expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Claim::Claimed {
-            issuance_id: id,
-            report_type,
+        Ok(match state.as_str() {
+            "issued" if expires_at <= now => Claim::Expired,
+            "expired" => Claim::Expired,
+            "issued" if !accept.contains(&report_type) => Claim::WrongTestType,
+            _ => Claim::Invalid,
         })
     }
 
     /// Spends a verification token (single use, 24 h).
     pub async fn redeem_token(&self, token_hmac: &str, now: i64) -> Result<Redeem, StoreError> {
+        let turn = self.write_turn().await;
         let row = sqlx::query(
             "UPDATE tokens SET used_at = $1 WHERE token_hmac = $2 AND used_at IS NULL AND expires_at > $1 RETURNING report_type",
         )
@@ -620,6 +653,7 @@ impl Store {
         .bind(token_hmac)
         .fetch_optional(&self.pool)
         .await?;
+        drop(turn);
         if let Some(row) = row {
             let rt: String = row.try_get("report_type")?;
             return ReportType::parse(&rt)

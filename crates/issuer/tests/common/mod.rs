@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use chrono::TimeZone;
 use en_protocol::time::FixedClock;
 use issuer::delivery::{Delivery, Message, Sender};
-use issuer::http::App;
+use issuer::http::{App, TrustedProxies};
 use issuer::limits::{Limits, LimitsConfig};
+use issuer::portal::PortalConfig;
 use issuer::service::{Issuer, Settings};
 use issuer::store::{ApiKeyKind, Store};
 use rand::SeedableRng;
@@ -90,6 +91,8 @@ impl Drop for Harness {
 pub struct Options {
     pub limits: LimitsConfig,
     pub delivery: Option<Delivery>,
+    pub portal: PortalConfig,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Options {
@@ -101,6 +104,8 @@ impl Default for Options {
                 ..LimitsConfig::default()
             },
             delivery: None,
+            portal: PortalConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -141,10 +146,12 @@ pub async fn start_with(db: &TestDb, o: Options) -> Harness {
         .create_api_key(ApiKeyKind::Admin, Some(centre_id))
         .await
         .unwrap();
-    let app = Arc::new(App {
+    let app = Arc::new(App::new(
         issuer,
-        limits: Limits::new(o.limits),
-    });
+        Limits::new(o.limits),
+        o.portal,
+        TrustedProxies::parse(&o.trusted_proxies).unwrap(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -317,6 +324,11 @@ impl Harness {
             ("signing_keys", "kid, private_pkcs8_hex, public_pem"),
             ("audit_log", "actor, action, outcome, detail"),
             ("idempotency", "idem_key, request_hash, COALESCE(body, '')"),
+            (
+                "staff_sessions",
+                "id_hash, stage, csrf_token, COALESCE(totp_pending, '')",
+            ),
+            ("cases", "symptoms, residence"),
         ] {
             let rows = sqlx::query(&format!("SELECT {cols} FROM {table}"))
                 .fetch_all(self.app.issuer.store().pool())

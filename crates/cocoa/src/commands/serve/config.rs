@@ -36,6 +36,8 @@ pub struct CocoaConfig {
     pub role: Role,
     /// The issuer role.
     pub issuer: issuer::IssuerConfig,
+    /// The keyserver and exporter roles.
+    pub keyserver: keyserver::KeyserverConfig,
 }
 
 impl Default for CocoaConfig {
@@ -45,6 +47,7 @@ impl Default for CocoaConfig {
             data: PathBuf::from("./data"),
             role: Role::All,
             issuer: issuer::IssuerConfig::default(),
+            keyserver: keyserver::KeyserverConfig::default(),
         }
     }
 }
@@ -70,6 +73,39 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("COCOA_SMS_ACCOUNT_SID", "issuer.sms.account_sid", false),
     ("COCOA_SMS_AUTH_TOKEN", "issuer.sms.auth_token", false),
     ("COCOA_SMS_FROM", "issuer.sms.from", false),
+    (
+        "COCOA_KEYSERVER_DATABASE_URL",
+        "keyserver.database_url",
+        false,
+    ),
+    ("COCOA_EXPORT_REGION", "keyserver.export.region", false),
+    (
+        "COCOA_EXPORT_BATCH_PERIOD",
+        "keyserver.export.batch_period",
+        false,
+    ),
+    ("COCOA_EXPORT_MIN_AGE", "keyserver.export.min_age", false),
+    (
+        "COCOA_EXPORT_PUBLIC_URL",
+        "keyserver.export.public_url",
+        false,
+    ),
+    ("COCOA_EXPORT_STORAGE", "keyserver.storage.kind", false),
+    ("COCOA_EXPORT_PATH", "keyserver.storage.path", false),
+    ("COCOA_S3_BUCKET", "keyserver.storage.bucket", false),
+    ("COCOA_S3_PREFIX", "keyserver.storage.prefix", false),
+    ("COCOA_S3_ENDPOINT", "keyserver.storage.endpoint", false),
+    ("COCOA_S3_REGION", "keyserver.storage.region", false),
+    (
+        "COCOA_S3_ACCESS_KEY_ID",
+        "keyserver.storage.access_key_id",
+        false,
+    ),
+    (
+        "COCOA_S3_SECRET_ACCESS_KEY",
+        "keyserver.storage.secret_access_key",
+        false,
+    ),
 ];
 
 /// Variables read elsewhere (not configuration), never warned about.

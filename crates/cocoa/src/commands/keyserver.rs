@@ -1,0 +1,157 @@
+//! `cocoa keyserver …`: management of the key server's state (trusted
+//! issuers, export signing keys) and an export cycle on demand. Every command
+//! takes the same `--data` / `--config` / `--database-url` as `cocoa serve`,
+//! so it acts on the same state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use en_protocol::time::{Clock, SystemClock};
+use keyserver::store::{IssuerRow, Store};
+use keyserver::trust::{key_id, parse_public_key_pem};
+
+use super::serve::config::{self, Overrides};
+use super::{bad_input, print_json};
+
+#[derive(Debug, Args)]
+pub struct KeyserverArgs {
+    /// Data folder (`./data` by default).
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
+    /// Database URL (`sqlite://…` or `postgres://…`), instead of the data folder's SQLite file.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: KeyserverCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyserverCommand {
+    /// Trusts a verification issuer's public key under a health authority ID
+    /// (the `healthAuthorityID` of publish requests); prints {"kid": …}.
+    AddIssuer {
+        /// `iss` of the issuer's certificates.
+        #[arg(long)]
+        iss: String,
+        /// SPKI PEM public key: the PEM text or a file holding it.
+        #[arg(long)]
+        public_key: String,
+        /// Key id (`kid`); computed from the key as the issuer does when absent.
+        #[arg(long)]
+        kid: Option<String>,
+        /// Health authority ID publish requests name.
+        #[arg(long)]
+        health_authority_id: String,
+    },
+    /// Runs one export cycle now; prints what it did as JSON. The embargo of
+    /// still-valid keys always holds.
+    ExportNow {
+        /// Minimum age of a closed window (default: the configured one);
+        /// `0s` closes the current window and exports it at once.
+        #[arg(long, value_parser = keyserver::config::parse_duration)]
+        min_age: Option<std::time::Duration>,
+    },
+    /// Prints the export signing public key(s) as SPKI PEM (what phones must trust).
+    ExportPublicKey,
+}
+
+fn read_pem(arg: &str) -> anyhow::Result<String> {
+    if arg.trim_start().starts_with("-----BEGIN") {
+        return Ok(arg.to_owned());
+    }
+    std::fs::read_to_string(arg).map_err(|e| bad_input(format!("--public-key {arg}: {e}")))
+}
+
+pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
+    let flags = Overrides {
+        data: args.data.clone(),
+        ..Overrides::default()
+    };
+    let (mut c, warnings) = config::load(args.config.as_deref(), &config::process_env(), &flags)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(url) = args.database_url {
+        c.keyserver.database_url = Some(url);
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let now = clock.now().timestamp();
+        match args.command {
+            KeyserverCommand::AddIssuer {
+                iss,
+                public_key,
+                kid,
+                health_authority_id,
+            } => {
+                if iss.trim().is_empty() || health_authority_id.trim().is_empty() {
+                    return Err(bad_input("--iss and --health-authority-id must not be empty"));
+                }
+                let pem = read_pem(&public_key)?;
+                let vk = parse_public_key_pem(&pem).map_err(bad_input)?;
+                let kid = match kid {
+                    Some(k) if !k.trim().is_empty() => k,
+                    Some(_) => return Err(bad_input("--kid must not be empty")),
+                    None => key_id(&vk)?,
+                };
+                std::fs::create_dir_all(&c.data)?;
+                let store = Store::connect(
+                    &keyserver::http::database_url(&c.keyserver, &c.data),
+                    1,
+                )
+                .await?;
+                let row = IssuerRow {
+                    health_authority_id: health_authority_id.clone(),
+                    iss: iss.clone(),
+                    kid: kid.clone(),
+                    public_key_pem: pem,
+                };
+                if !store.add_trusted_issuer(&row, now).await? {
+                    return Err(bad_input(format!(
+                        "health authority {health_authority_id:?} already trusts a key with kid {kid:?}"
+                    )));
+                }
+                print_json(&serde_json::json!({
+                    "health_authority_id": health_authority_id,
+                    "iss": iss,
+                    "kid": kid,
+                }))
+            }
+            KeyserverCommand::ExportNow { min_age } => {
+                let app = keyserver::http::build(&c.keyserver, &c.data, clock, Vec::new()).await?;
+                let min_age = min_age.unwrap_or(c.keyserver.export.min_age).as_secs() as i64;
+                let r = app
+                    .exporter
+                    .run_cycle(keyserver::export::CycleOptions { min_age })
+                    .await?;
+                print_json(&serde_json::json!({
+                    "batches_cut": r.cut.len(),
+                    "batches_built": r.built.len(),
+                    "files": r.files,
+                    "deleted_files": r.deleted_files,
+                    "deleted_keys": r.deleted_keys,
+                    "indexes_written": r.indexes_written,
+                }))
+            }
+            KeyserverCommand::ExportPublicKey => {
+                std::fs::create_dir_all(&c.data)?;
+                let store = Store::connect(
+                    &keyserver::http::database_url(&c.keyserver, &c.data),
+                    1,
+                )
+                .await?;
+                let signers =
+                    keyserver::signing::load_signers(&c.keyserver.export, &store, now).await?;
+                for (_, pem) in keyserver::signing::public_keys(&signers)? {
+                    print!("{pem}");
+                }
+                Ok(())
+            }
+        }
+    })
+}

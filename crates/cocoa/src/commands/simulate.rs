@@ -1,0 +1,233 @@
+//! `cocoa simulate`: a seeded population of phones meeting, falling ill and
+//! registering, on the real protocol code; prints a summary table and
+//! writes the JSON summary and the HTML report.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use simulator::summary::Summary;
+use simulator::{Matching, SimConfig, Sweep, Timings};
+
+use super::bad_input;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MatchingArg {
+    /// Phones that met a broadcaster of a published key match (city scale).
+    Inverted,
+    /// Every phone matches every key (small populations; same answers).
+    Exhaustive,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// People simulated; `adoption` of them have the app.
+    #[arg(long, default_value_t = SimConfig::default().people)]
+    pub devices: u32,
+    /// Days of mixing.
+    #[arg(long, default_value_t = SimConfig::default().days)]
+    pub days: u32,
+    /// Seed: the same seed gives the same summary.
+    #[arg(long, default_value_t = SimConfig::default().seed)]
+    pub seed: u64,
+    /// Share of people with the app.
+    #[arg(long, default_value_t = SimConfig::default().adoption)]
+    pub adoption: f64,
+    /// Share of app-using patients who register their positive result.
+    #[arg(long, default_value_t = SimConfig::default().registration_rate)]
+    pub registration_rate: f64,
+    /// Days after the last day of mixing during which exports and checks go on.
+    #[arg(long, default_value_t = SimConfig::default().follow_up_days)]
+    pub follow_up_days: u32,
+    /// Health centres issue numbers automatically (minutes instead of hours).
+    #[arg(long)]
+    pub auto_issue: bool,
+    /// Compare scoring variants on the same population:
+    /// `threshold=900,1350,1800` (daily score sum) or `seconds=600,900`.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// How phones find published keys.
+    #[arg(long, value_enum, default_value_t = MatchingArg::Inverted)]
+    pub matching: MatchingArg,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the JSON summary here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The progress bar.
+struct Bar(ProgressBar);
+
+impl simulator::Progress for Bar {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_message(name.to_owned());
+    }
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+fn config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
+    let sweep = a
+        .sweep
+        .as_deref()
+        .map(str::parse::<Sweep>)
+        .transpose()
+        .map_err(bad_input)?;
+    let mut c = SimConfig {
+        people: a.devices,
+        days: a.days,
+        seed: a.seed,
+        adoption: a.adoption,
+        registration_rate: a.registration_rate,
+        follow_up_days: a.follow_up_days,
+        threads: a.threads.unwrap_or(0),
+        matching: match a.matching {
+            MatchingArg::Inverted => Matching::Inverted,
+            MatchingArg::Exhaustive => Matching::Exhaustive,
+        },
+        sweep,
+        ..SimConfig::default()
+    };
+    c.health.auto_issue = a.auto_issue;
+    c.validate().map_err(bad_input)?;
+    Ok(c)
+}
+
+/// Peak resident memory of this process, bytes (Linux; `None` elsewhere).
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{:.1} %", x * 100.0))
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"))
+}
+
+/// The table printed at the end.
+fn table(s: &Summary, t: &Timings, seconds: f64, peak: Option<u64>) -> String {
+    let d = &s.delay_hours;
+    let mut rows: Vec<(String, String)> = vec![
+        ("people / app users".into(), format!("{} / {}", s.population.people, s.population.app_users)),
+        (
+            "infections (initial + new) / positive results".into(),
+            format!(
+                "{} + {} / {}",
+                s.epidemic.initial_infections, s.epidemic.new_infections, s.epidemic.diagnosed
+            ),
+        ),
+        ("registrations / export files".into(), format!("{} / {}", s.registrations, s.files)),
+        ("should be notified".into(), s.should_be_notified.to_string()),
+        ("notified (true + false)".into(), format!("{} ({} + {})", s.notified, s.true_positives, s.false_positives)),
+        ("recall".into(), pct(s.recall)),
+        ("precision".into(), pct(s.precision)),
+        (
+            "delay result -> notification p50/p90/p95 (h)".into(),
+            format!("{} / {} / {}", num(d.p50), num(d.p90), num(d.p95)),
+        ),
+        (
+            "bytes per phone per day (mean / p95)".into(),
+            format!(
+                "{:.0} / {:.0}",
+                s.bytes_per_phone_per_day.mean, s.bytes_per_phone_per_day.p95
+            ),
+        ),
+        ("keys matched by phones (sim)".into(), s.phones.keys_matched.to_string()),
+    ];
+    for r in s.sweep.iter().skip(1) {
+        rows.push((
+            format!("sweep {}={}", r.parameter, r.value),
+            format!("recall {} precision {} notified {}", pct(r.recall), pct(r.precision), r.notified),
+        ));
+    }
+    rows.push(("time".into(), format!("{seconds:.1} s on {} threads", t.threads)));
+    if let Some(p) = peak {
+        rows.push(("peak memory".into(), format!("{:.0} MB", p as f64 / 1e6)));
+    }
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        out.push_str(&format!("{k:<width$}  {v}\n"));
+    }
+    if !s.by_model_pair.is_empty() {
+        out.push_str("\nrecall by phone model pair (receiver <- sender): contacts detected/total\n");
+        for p in &s.by_model_pair {
+            if p.contacts > 0 {
+                out.push_str(&format!(
+                    "  {:>8} <- {:<8} {:>8}  {}/{}\n",
+                    p.receiver,
+                    p.sender,
+                    pct(p.recall),
+                    p.detected_contacts,
+                    p.contacts
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let config = config(&args)?;
+    let bar = if args.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("{msg:28} [{elapsed_precise}] {wide_bar} {pos}/{len}")
+                .context("progress bar template")?,
+        );
+        b
+    };
+    let started = Instant::now();
+    let outcome = simulator::run(&config, &Bar(bar.clone())).map_err(|e| match e {
+        simulator::SimError::Config(c) => bad_input(c),
+        other => anyhow::Error::new(other),
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_memory_bytes();
+    let summary = &outcome.summary;
+    if let Some(path) = &args.json {
+        let mut value = serde_json::to_value(summary)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "run".into(),
+                serde_json::json!({
+                    "seconds": seconds,
+                    "peak_memory_bytes": peak,
+                    "threads": outcome.timings.threads,
+                    "phases": outcome.timings.phases,
+                    "encounter_log_bytes": outcome.timings.encounter_log_bytes,
+                }),
+            );
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&value)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, simulator::report::html(summary, Some(&outcome.timings)))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{}", table(summary, &outcome.timings, seconds, peak));
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! `cocoa keyserver …` and `cocoa serve --role keyserver` as a script uses
+//! them: trust an issuer, start the server on port 0, publish, export at
+//! once, print the export public key, and check the file with
+//! `cocoa en inspect`.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use keyserver::testkit::{Minter, daily_keys, publish_request};
+use rand::SeedableRng;
+
+fn cocoa() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
+    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    cocoa().args(args).output().unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let status = std::str::from_utf8(&resp[9..12]).unwrap().parse().unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (status, resp[split..].to_vec())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &Path, role: &str) -> (Server, String) {
+    let mut child = cocoa()
+        .args(["serve", "--role", role, "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (Server(child), addr)
+}
+
+#[test]
+fn trust_serve_publish_export_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let minter = Minter::generate(&mut rng, "test-issuer", "cocoa-keyserver");
+    let public = dir.path().join("issuer.pub");
+    std::fs::write(&public, minter.public_key_pem()).unwrap();
+    let p = public.to_str().unwrap();
+
+    let added = json_of(&run(&[
+        "keyserver",
+        "add-issuer",
+        "--data",
+        d,
+        "--iss",
+        "test-issuer",
+        "--public-key",
+        p,
+        "--health-authority-id",
+        "test",
+    ]));
+    assert_eq!(
+        added["kid"],
+        minter.kid(),
+        "kid computed as the issuer does"
+    );
+    let again = run(&[
+        "keyserver",
+        "add-issuer",
+        "--data",
+        d,
+        "--iss",
+        "test-issuer",
+        "--public-key",
+        p,
+        "--health-authority-id",
+        "test",
+    ]);
+    assert_eq!(again.status.code(), Some(2), "already trusted");
+    let bad = run(&[
+        "keyserver",
+        "add-issuer",
+        "--data",
+        d,
+        "--iss",
+        "x",
+        "--public-key",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        "--health-authority-id",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "not a key");
+
+    let (_server, addr) = serve(&data, "keyserver");
+    let now = en_protocol::time::Clock::now(&en_protocol::time::SystemClock).timestamp();
+    let keys = daily_keys(&mut rng, 14, (now / 600) as u32);
+    let req = publish_request(&mut rng, &minter, "test", keys, "confirmed", now);
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/publish",
+        &serde_json::to_vec(&req).unwrap(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let resp: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(resp["insertedExposures"], 14);
+
+    let exported = json_of(&run(&[
+        "keyserver",
+        "export-now",
+        "--data",
+        d,
+        "--min-age",
+        "0s",
+    ]));
+    let files = exported["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{exported}");
+    let file = files[0].as_str().unwrap();
+
+    let out = run(&["keyserver", "export-public-key", "--data", d]);
+    assert!(out.status.success());
+    let pem = dir.path().join("export.pub");
+    std::fs::write(&pem, &out.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("-----BEGIN PUBLIC KEY-----"));
+
+    let zip = data.join("exports").join(file);
+    let inspected = json_of(&run(&[
+        "en",
+        "inspect",
+        zip.to_str().unwrap(),
+        "--public-key",
+        pem.to_str().unwrap(),
+    ]));
+    assert_eq!(inspected["signature_verified"], true, "{inspected}");
+    assert_eq!(inspected["region"], "440");
+    let n = inspected["keys"].as_array().unwrap().len();
+    assert!((1000..1100).contains(&n), "padded: {n}");
+
+    // The server serves what the exporter wrote.
+    let (status, index) = http(&addr, "GET", "/exports/index.txt", b"");
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(index).unwrap(), format!("{file}\n"));
+    let (status, list) = http(&addr, "GET", "/exports/440/list.json", b"");
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(list[0]["url"], format!("/exports/{file}"));
+    let (status, served) = http(&addr, "GET", &format!("/exports/{file}"), b"");
+    assert_eq!(status, 200);
+    assert_eq!(served, std::fs::read(&zip).unwrap());
+    let (status, _) = http(&addr, "GET", "/api/stats", b"");
+    assert_eq!(status, 200);
+    let (status, _) = http(&addr, "GET", "/healthz", b"");
+    assert_eq!(status, 200, "standalone keyserver serves /healthz");
+}
+
+#[test]
+fn bad_durations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "keyserver",
+        "export-now",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--min-age",
+        "soon",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

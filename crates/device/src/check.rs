@@ -1,0 +1,460 @@
+//! The exposure check (接触確認): fetch the index, download the export files
+//! not seen before, verify each against the configured public key, match
+//! their keys against the sighting log, score the days, and keep what was
+//! found.
+//!
+//! Memory stays proportional to one file and to the sighting log, never to
+//! the number of keys: files are processed one at a time, and their keys are
+//! streamed out of `export.bin` in chunks straight into the matcher.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use en_protocol::Tek;
+use en_protocol::export::{
+    ExposureKey, TekSignatureList, VerificationKey, export_keys, export_revised_keys, read_header,
+    read_zip, verify,
+};
+use en_protocol::matcher::{DiagnosisKey, SightingIndex};
+use en_protocol::scoring::{
+    ExposureWindow, Infectiousness, daily_summaries, exposure_windows, is_contact_day,
+};
+use en_protocol::time::EnIntervalNumber;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch};
+use crate::phone::{Phone, RETENTION_DAYS};
+use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
+use crate::store::StoredExposure;
+use crate::text::{Text, ja_date};
+
+/// Keys handed to the matcher at a time.
+const CHUNK: usize = 16_384;
+
+/// A key of an export file as the matcher takes it.
+#[derive(Debug)]
+pub struct FileKey(pub ExposureKey);
+
+impl DiagnosisKey for FileKey {
+    fn tek(&self) -> &Tek {
+        &self.0.key_data
+    }
+    fn rolling_start(&self) -> EnIntervalNumber {
+        self.0.rolling_start_interval_number
+    }
+    fn rolling_period(&self) -> u32 {
+        self.0.rolling_period
+    }
+}
+
+/// The id under which a matched key is kept: SHA-256 of the key and its
+/// validity, first 16 bytes (so a key published twice counts once).
+pub fn key_id(k: &ExposureKey) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(k.key_data.as_bytes());
+    h.update(k.rolling_start_interval_number.get().to_le_bytes());
+    h.update(k.rolling_period.to_le_bytes());
+    h.finalize()[..16].to_vec()
+}
+
+/// An export file the phone refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedFile {
+    /// Its URL.
+    pub url: String,
+    /// Why (English): `unsigned`, `signature does not verify...`.
+    pub reason: String,
+}
+
+/// What one check did and found. Kept in the phone (cocoa #128: people
+/// asked to see when the last check ran and what it found).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// When it ran.
+    pub ran_at: DateTime<Utc>,
+    /// Files listed in the index.
+    pub files_listed: usize,
+    /// Files downloaded and processed (not seen before).
+    pub files_new: usize,
+    /// Keys in them.
+    pub keys: u64,
+    /// Keys that matched the sighting log.
+    pub matched_keys: usize,
+    /// Files refused (they will be tried again next time).
+    pub refused: Vec<RefusedFile>,
+    /// Contact days after this check (UTC dates, within 14 days).
+    pub contact_dates: Vec<NaiveDate>,
+    /// Seconds the check took.
+    pub seconds: f64,
+    /// Of which: fetching the index and the files.
+    #[serde(default)]
+    pub fetch_seconds: f64,
+    /// Unzipping and verifying signatures.
+    #[serde(default)]
+    pub verify_seconds: f64,
+    /// Decoding, matching and scoring the keys.
+    #[serde(default)]
+    pub match_seconds: f64,
+}
+
+/// What a notified user is told (the seed's FAQ 問2): how many contacts and
+/// on which dates, and whom to call — never the time, the place or the person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    /// When the last check ran.
+    pub last_checked: Option<DateTime<Utc>>,
+    /// Contacts: days with a contact (ENv2 daily summaries meeting the thresholds).
+    pub contacts: usize,
+    /// Their dates, `YYYY-MM-DD`, oldest first.
+    pub dates: Vec<String>,
+    /// The consultation centre (受診・相談センター) of the phone's prefecture.
+    pub consultation_centre: ConsultationCentre,
+    /// The message.
+    pub message: Text,
+}
+
+/// What `check` returns: the notification and what this check did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// The notification state after the check.
+    #[serde(flatten)]
+    pub notification: Notification,
+    /// This check.
+    pub check: CheckRecord,
+}
+
+/// An entry of COCOA's `list.json`.
+#[derive(Debug, Deserialize)]
+struct ListEntry {
+    url: String,
+}
+
+const CENTRES: &str = "consultation_centres";
+
+/// Reads an index: `list.json` (by its name) or `index.txt`; returns the
+/// file URLs, oldest first.
+fn parse_index(index_url: &reqwest::Url, body: &[u8]) -> Result<Vec<reqwest::Url>> {
+    let bad = |e: String| Error::UnexpectedAnswer {
+        detail: format!("index {index_url}: {e}"),
+    };
+    let text = std::str::from_utf8(body).map_err(|e| bad(e.to_string()))?;
+    let entries: Vec<String> = if index_url.path().ends_with(".json") {
+        let list: Vec<ListEntry> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        list.into_iter().map(|e| e.url).collect()
+    } else {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    entries
+        .iter()
+        .map(|e| {
+            index_url
+                .join(e)
+                .map_err(|err| bad(format!("{e:?}: {err}")))
+        })
+        .collect()
+}
+
+/// What matching one file found.
+struct FileResult {
+    keys: u64,
+    verify_seconds: f64,
+    match_seconds: f64,
+    exposures: Vec<StoredExposure>,
+    revisions: Vec<(Vec<u8>, i32)>,
+}
+
+/// Checks one export zip and matches its keys. `Err(reason)` refuses it.
+fn process_file(
+    zip: &[u8],
+    verification_keys: &[VerificationKey],
+    region: &str,
+    index: &SightingIndex,
+) -> std::result::Result<FileResult, String> {
+    let started = Instant::now();
+    let archive = read_zip(zip).map_err(|e| format!("not an export file: {e}"))?;
+    let signatures =
+        TekSignatureList::decode(&archive.export_sig).map_err(|e| format!("export.sig: {e}"))?;
+    if signatures.signatures.is_empty() {
+        return Err("unsigned".into());
+    }
+    if verify(&archive.export_bin, &signatures, verification_keys).is_none() {
+        return Err("signature does not verify with the configured public key".into());
+    }
+    let header = read_header(&archive.export_bin).map_err(|e| format!("export.bin: {e}"))?;
+    if !region.is_empty() && header.region != region {
+        return Err(format!("region {:?} is not {region:?}", header.region));
+    }
+    let verify_seconds = started.elapsed().as_secs_f64();
+
+    let mut keys = 0u64;
+    let mut exposures = Vec::new();
+    let mut chunk: Vec<FileKey> = Vec::with_capacity(CHUNK.min(header.key_count));
+    let mut stream = export_keys(&archive.export_bin);
+    loop {
+        chunk.clear();
+        for k in stream.by_ref().take(CHUNK) {
+            chunk.push(FileKey(k.map_err(|e| format!("export.bin: {e}"))?));
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        keys += chunk.len() as u64;
+        for m in index.match_keys(&chunk, 0) {
+            let key = &chunk[m.key_index].0;
+            let matched = index.decrypt_hits(&key.key_data, &m);
+            let report_type = key.report_type.map_or(0, |r| r.0);
+            let windows = exposure_windows(&matched, report_type, Infectiousness::Standard);
+            let Some(last) = windows.iter().map(|w| w.date).max() else {
+                continue;
+            };
+            exposures.push(StoredExposure {
+                key_id: key_id(key),
+                report_type,
+                windows_json: serde_json::to_string(&windows).map_err(|e| e.to_string())?,
+                last_day: last.to_string(),
+            });
+        }
+    }
+    let mut revisions = Vec::new();
+    for k in export_revised_keys(&archive.export_bin) {
+        let k = k.map_err(|e| format!("export.bin: {e}"))?;
+        revisions.push((key_id(&k), k.report_type.map_or(0, |r| r.0)));
+    }
+    Ok(FileResult {
+        keys,
+        verify_seconds,
+        match_seconds: started.elapsed().as_secs_f64() - verify_seconds,
+        exposures,
+        revisions,
+    })
+}
+
+impl Phone {
+    /// Runs an exposure check against the configured exports.
+    pub async fn check(&mut self) -> Result<CheckReport> {
+        let started = Instant::now();
+        let ran_at = self.now();
+        let index_url = self.settings.exports_url()?;
+        let verification_keys = self.settings.verification_keys()?;
+        self.refresh_centres().await;
+
+        let fetching = Instant::now();
+        let body = fetch(&self.http, &index_url, MAX_SMALL_BYTES).await?;
+        let files = parse_index(&index_url, &body)?;
+        let mut fetch_seconds = fetching.elapsed().as_secs_f64();
+        let mut record = CheckRecord {
+            ran_at,
+            files_listed: files.len(),
+            files_new: 0,
+            keys: 0,
+            matched_keys: 0,
+            refused: Vec::new(),
+            contact_dates: Vec::new(),
+            seconds: 0.0,
+            fetch_seconds: 0.0,
+            verify_seconds: 0.0,
+            match_seconds: 0.0,
+        };
+        let mut index: Option<SightingIndex> = None;
+        for url in files {
+            let name = url.to_string();
+            if self.store.file_seen(&name)? {
+                continue;
+            }
+            let fetching = Instant::now();
+            let zip = fetch(&self.http, &url, MAX_DOWNLOAD_BYTES).await?;
+            fetch_seconds += fetching.elapsed().as_secs_f64();
+            let index = match &index {
+                Some(i) => i,
+                None => index.insert(SightingIndex::new(self.store.sightings()?)),
+            };
+            match process_file(&zip, &verification_keys, &self.settings.region, index) {
+                Ok(found) => {
+                    drop(zip);
+                    record.files_new += 1;
+                    record.verify_seconds += found.verify_seconds;
+                    record.match_seconds += found.match_seconds;
+                    record.keys += found.keys;
+                    record.matched_keys += found.exposures.len();
+                    self.store.record_file(
+                        &name,
+                        ran_at.timestamp(),
+                        found.keys,
+                        &found.exposures,
+                        &found.revisions,
+                    )?;
+                }
+                Err(reason) => record.refused.push(RefusedFile { url: name, reason }),
+            }
+        }
+        record.contact_dates = self.contact_days()?;
+        record.fetch_seconds = fetch_seconds;
+        record.seconds = started.elapsed().as_secs_f64();
+        self.store.insert_check(ran_at.timestamp(), &record)?;
+        Ok(CheckReport {
+            notification: self.notification()?,
+            check: record,
+        })
+    }
+
+    /// Fetches the server's list of consultation centres when one is
+    /// configured; on failure the last list (or the built-in table) stays.
+    async fn refresh_centres(&mut self) {
+        let Some(url) = self.settings.consultation_centres_url.clone() else {
+            return;
+        };
+        let Ok(url) = reqwest::Url::parse(&url) else {
+            return;
+        };
+        if let Ok(body) = fetch(&self.http, &url, MAX_SMALL_BYTES).await
+            && let Ok(list) = serde_json::from_slice::<Vec<CentreOverride>>(&body)
+        {
+            let _ = self.store.set(CENTRES, &list);
+        }
+    }
+
+    /// Replaces the consultation centres of the built-in table (e.g. from a
+    /// file the health authority ships).
+    pub fn set_consultation_centres(&mut self, list: &[CentreOverride]) -> Result<()> {
+        self.store.set(CENTRES, &list)
+    }
+
+    /// Days with a contact, from every exposure found so far, within 14 days.
+    fn contact_days(&self) -> Result<Vec<NaiveDate>> {
+        let oldest = (self.now() - Duration::days(RETENTION_DAYS)).date_naive();
+        let mut windows: Vec<ExposureWindow> = Vec::new();
+        for e in self.store.exposures()? {
+            let mut w: Vec<ExposureWindow> = serde_json::from_str(&e.windows_json)
+                .map_err(|err| Error::Corrupt(err.to_string()))?;
+            for win in &mut w {
+                win.report_type = e.report_type;
+            }
+            windows.extend(w.into_iter().filter(|w| w.date >= oldest));
+        }
+        let config = &self.settings.scoring;
+        Ok(daily_summaries(&windows, config)
+            .iter()
+            .filter(|d| is_contact_day(d, config))
+            .map(|d| d.date)
+            .collect())
+    }
+
+    /// The notification state: contacts and their dates since the last
+    /// checks, and the consultation centre to call.
+    pub fn notification(&self) -> Result<Notification> {
+        let last: Option<CheckRecord> = self.store.last_check()?;
+        let dates = self.contact_days()?;
+        let overrides: Vec<CentreOverride> = self.store.get(CENTRES)?.unwrap_or_default();
+        let centre = consultation_centre(self.settings.prefecture.as_deref(), &overrides);
+        let message = notification_text(&dates, &centre, last.as_ref().map(|c| c.ran_at));
+        Ok(Notification {
+            last_checked: last.map(|c| c.ran_at),
+            contacts: dates.len(),
+            dates: dates.iter().map(NaiveDate::to_string).collect(),
+            consultation_centre: centre,
+            message,
+        })
+    }
+}
+
+/// The text of the notification (the seed's FAQ 問2): 「接触の件数及び接触の日付を
+/// 通知するとともに、各地域の受診・相談センターなどの連絡先を表示」; never the time,
+/// the place or the person.
+pub fn notification_text(
+    dates: &[NaiveDate],
+    centre: &ConsultationCentre,
+    last_checked: Option<DateTime<Utc>>,
+) -> Text {
+    let checked_ja = last_checked
+        .map(|t| {
+            format!(
+                "（最終確認: {}）",
+                t.with_timezone(&crate::window::jst())
+                    .format("%Y年%-m月%-d日 %H:%M")
+            )
+        })
+        .unwrap_or_else(|| "（まだ確認していません）".into());
+    let checked_en = last_checked
+        .map(|t| {
+            format!(
+                " (last checked {})",
+                t.with_timezone(&crate::window::jst())
+                    .format("%Y-%m-%d %H:%M JST")
+            )
+        })
+        .unwrap_or_else(|| " (not checked yet)".into());
+    if dates.is_empty() {
+        return Text::new(
+            format!("陽性者との接触は確認されませんでした{checked_ja}。"),
+            format!("No contact with a person who tested positive was found{checked_en}."),
+        );
+    }
+    let ja_dates: Vec<String> = dates.iter().map(|d| ja_date(*d)).collect();
+    let en_dates: Vec<String> = dates.iter().map(NaiveDate::to_string).collect();
+    let contact_ja = match (&centre.phone, &centre.url) {
+        (Some(p), _) => format!("{}（{}）", centre.name, p),
+        (None, Some(u)) => format!("{}（{}）", centre.name, u),
+        (None, None) => centre.name.clone(),
+    };
+    Text::new(
+        format!(
+            "陽性者との接触が{}件ありました{checked_ja}。接触日: {}。症状の有無にかかわらず、{}にご連絡のうえ、検査の受診などについてご相談ください。連絡先が分からない場合は{}（{}、受付時間 {}）にお問い合わせください。接触の時刻や場所、相手の情報が通知されることはありません。",
+            dates.len(),
+            ja_dates.join("、"),
+            contact_ja,
+            centre.national_line.name,
+            centre.national_line.phone,
+            centre.national_line.hours
+        ),
+        format!(
+            "You had {} contact(s) with a person who tested positive{checked_en}, on {}. Whether or not you have symptoms, please contact {} about getting tested; if you cannot reach it, call {} ({}). The time, the place and the person are never disclosed.",
+            dates.len(),
+            en_dates.join(", "),
+            centre.name,
+            centre.national_line.phone,
+            centre.national_line.hours
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_of_both_styles_resolve_against_their_url() {
+        let u = reqwest::Url::parse("http://h.example/exports/index.txt").unwrap();
+        let files = parse_index(&u, b"c19r/440/1.zip\n\nc19r/440/2.zip\n").unwrap();
+        assert_eq!(files[1].as_str(), "http://h.example/exports/c19r/440/2.zip");
+        let u = reqwest::Url::parse("http://h.example/exports/440/list.json").unwrap();
+        let files = parse_index(
+            &u,
+            br#"[{"region":"440","url":"/exports/c19r/440/1.zip","created":1},{"region":"440","url":"https://cdn.example/2.zip","created":2}]"#,
+        )
+        .unwrap();
+        assert_eq!(files[0].as_str(), "http://h.example/exports/c19r/440/1.zip");
+        assert_eq!(files[1].as_str(), "https://cdn.example/2.zip");
+        assert!(parse_index(&u, b"not json").is_err());
+    }
+
+    #[test]
+    fn the_notification_says_count_dates_and_whom_to_call_and_nothing_else() {
+        let centre = consultation_centre(Some("13"), &[]);
+        let d = NaiveDate::from_ymd_opt(2020, 12, 14).unwrap();
+        let t = notification_text(&[d], &centre, None);
+        assert!(t.ja.contains("接触が1件"), "{}", t.ja);
+        assert!(t.ja.contains("2020年12月14日"));
+        assert!(t.ja.contains("東京都の受診・相談センター"));
+        assert!(t.ja.contains("0120-565653"));
+        assert!(t.ja.contains("時刻や場所、相手の情報が通知されることはありません"));
+        assert!(t.en.contains("2020-12-14"));
+        let none = notification_text(&[], &centre, None);
+        assert!(none.ja.contains("確認されませんでした"));
+    }
+}

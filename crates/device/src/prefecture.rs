@@ -1,0 +1,268 @@
+//! Prefectures (JIS X 0401 codes) and the consultation centre
+//! (受診・相談センター) a notified user is told to call.
+//!
+//! The seed's FAQ 問2: a notified user is shown 「各地域の受診・相談センターなどの
+//! 連絡先」. Each prefecture runs its own centre and its numbers change, so
+//! the built-in table does not guess them: it names the prefecture's centre
+//! and gives the national line of the seed (厚生労働省 0120-565653, 9:00～21:00)
+//! as the number that always works. A deployment supplies the real contacts
+//! of each centre (the issuer's health centres hold them) as a JSON list,
+//! which overrides the built-in entry of its prefecture.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One prefecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefecture {
+    /// Two-digit code, "01".."47".
+    pub code: &'static str,
+    /// Japanese name, e.g. 東京都.
+    pub name_ja: &'static str,
+    /// English name, e.g. Tokyo.
+    pub name_en: &'static str,
+}
+
+macro_rules! prefectures {
+    ($(($code:literal, $ja:literal, $en:literal)),* $(,)?) => {
+        /// The 47 prefectures in code order.
+        pub const PREFECTURES: &[Prefecture] = &[
+            $(Prefecture { code: $code, name_ja: $ja, name_en: $en }),*
+        ];
+    };
+}
+
+prefectures![
+    ("01", "北海道", "Hokkaido"),
+    ("02", "青森県", "Aomori"),
+    ("03", "岩手県", "Iwate"),
+    ("04", "宮城県", "Miyagi"),
+    ("05", "秋田県", "Akita"),
+    ("06", "山形県", "Yamagata"),
+    ("07", "福島県", "Fukushima"),
+    ("08", "茨城県", "Ibaraki"),
+    ("09", "栃木県", "Tochigi"),
+    ("10", "群馬県", "Gunma"),
+    ("11", "埼玉県", "Saitama"),
+    ("12", "千葉県", "Chiba"),
+    ("13", "東京都", "Tokyo"),
+    ("14", "神奈川県", "Kanagawa"),
+    ("15", "新潟県", "Niigata"),
+    ("16", "富山県", "Toyama"),
+    ("17", "石川県", "Ishikawa"),
+    ("18", "福井県", "Fukui"),
+    ("19", "山梨県", "Yamanashi"),
+    ("20", "長野県", "Nagano"),
+    ("21", "岐阜県", "Gifu"),
+    ("22", "静岡県", "Shizuoka"),
+    ("23", "愛知県", "Aichi"),
+    ("24", "三重県", "Mie"),
+    ("25", "滋賀県", "Shiga"),
+    ("26", "京都府", "Kyoto"),
+    ("27", "大阪府", "Osaka"),
+    ("28", "兵庫県", "Hyogo"),
+    ("29", "奈良県", "Nara"),
+    ("30", "和歌山県", "Wakayama"),
+    ("31", "鳥取県", "Tottori"),
+    ("32", "島根県", "Shimane"),
+    ("33", "岡山県", "Okayama"),
+    ("34", "広島県", "Hiroshima"),
+    ("35", "山口県", "Yamaguchi"),
+    ("36", "徳島県", "Tokushima"),
+    ("37", "香川県", "Kagawa"),
+    ("38", "愛媛県", "Ehime"),
+    ("39", "高知県", "Kochi"),
+    ("40", "福岡県", "Fukuoka"),
+    ("41", "佐賀県", "Saga"),
+    ("42", "長崎県", "Nagasaki"),
+    ("43", "熊本県", "Kumamoto"),
+    ("44", "大分県", "Oita"),
+    ("45", "宮崎県", "Miyazaki"),
+    ("46", "鹿児島県", "Kagoshima"),
+    ("47", "沖縄県", "Okinawa"),
+];
+
+impl Prefecture {
+    /// A prefecture from its code (`13`, `1` or `01`), its Japanese name
+    /// (`東京都`, or `東京` without the suffix) or its English name (any case).
+    pub fn parse(input: &str) -> Result<&'static Prefecture> {
+        let s = input.trim();
+        let found = if let Ok(n) = s.parse::<u8>() {
+            PREFECTURES.get(usize::from(n).wrapping_sub(1))
+        } else {
+            PREFECTURES.iter().find(|p| {
+                p.name_ja == s
+                    || p.name_ja.strip_suffix(['都', '府', '県']) == Some(s)
+                    || p.name_en.eq_ignore_ascii_case(s)
+            })
+        };
+        found.ok_or_else(|| Error::UnknownPrefecture {
+            input: input.to_owned(),
+        })
+    }
+}
+
+/// The national telephone line of the seed, for everyone.
+pub const NATIONAL_LINE_NAME: &str = "厚生労働省新型コロナウイルス関連電話相談窓口";
+/// Its number (free dial).
+pub const NATIONAL_LINE_PHONE: &str = "0120-565653";
+/// Its hours.
+pub const NATIONAL_LINE_HOURS: &str = "9:00～21:00";
+
+/// Where a notified user should call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultationCentre {
+    /// Prefecture code.
+    pub prefecture: String,
+    /// Prefecture name (Japanese).
+    pub prefecture_name: String,
+    /// Name of the centre.
+    pub name: String,
+    /// Its telephone number, when known.
+    pub phone: Option<String>,
+    /// Its web page, when known.
+    pub url: Option<String>,
+    /// Its hours, when known.
+    pub hours: Option<String>,
+    /// The national line, always reachable.
+    pub national_line: NationalLine,
+    /// `built-in` or `server`.
+    pub source: String,
+}
+
+/// The national line (see [`NATIONAL_LINE_PHONE`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NationalLine {
+    /// Name.
+    pub name: String,
+    /// Number.
+    pub phone: String,
+    /// Hours.
+    pub hours: String,
+}
+
+impl Default for NationalLine {
+    fn default() -> Self {
+        Self {
+            name: NATIONAL_LINE_NAME.into(),
+            phone: NATIONAL_LINE_PHONE.into(),
+            hours: NATIONAL_LINE_HOURS.into(),
+        }
+    }
+}
+
+/// One entry of a server-provided list of centres.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CentreOverride {
+    /// Prefecture code (or name).
+    pub prefecture: String,
+    /// Centre name.
+    pub name: String,
+    /// Telephone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Web page.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Hours.
+    #[serde(default)]
+    pub hours: Option<String>,
+}
+
+/// The centre for `prefecture` (a code), from `overrides` when one names
+/// it, else the built-in entry. `None` when no prefecture is set: then only
+/// the national line is given.
+pub fn consultation_centre(
+    prefecture: Option<&str>,
+    overrides: &[CentreOverride],
+) -> ConsultationCentre {
+    let pref = prefecture.and_then(|p| Prefecture::parse(p).ok());
+    let Some(pref) = pref else {
+        return ConsultationCentre {
+            prefecture: String::new(),
+            prefecture_name: String::new(),
+            name: NATIONAL_LINE_NAME.into(),
+            phone: Some(NATIONAL_LINE_PHONE.into()),
+            url: None,
+            hours: Some(NATIONAL_LINE_HOURS.into()),
+            national_line: NationalLine::default(),
+            source: "built-in".into(),
+        };
+    };
+    let over = overrides
+        .iter()
+        .find(|o| Prefecture::parse(&o.prefecture).is_ok_and(|p| p.code == pref.code));
+    match over {
+        Some(o) => ConsultationCentre {
+            prefecture: pref.code.into(),
+            prefecture_name: pref.name_ja.into(),
+            name: o.name.clone(),
+            phone: o.phone.clone(),
+            url: o.url.clone(),
+            hours: o.hours.clone(),
+            national_line: NationalLine::default(),
+            source: "server".into(),
+        },
+        None => ConsultationCentre {
+            prefecture: pref.code.into(),
+            prefecture_name: pref.name_ja.into(),
+            name: format!("{}の受診・相談センター", pref.name_ja),
+            phone: None,
+            url: None,
+            hours: None,
+            national_line: NationalLine::default(),
+            source: "built-in".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forty_seven_in_code_order() {
+        assert_eq!(PREFECTURES.len(), 47);
+        for (i, p) in PREFECTURES.iter().enumerate() {
+            assert_eq!(p.code, format!("{:02}", i + 1));
+        }
+    }
+
+    #[test]
+    fn parses_codes_and_names() {
+        for s in ["13", "013", "東京都", "東京", "tokyo", " Tokyo "] {
+            assert_eq!(Prefecture::parse(s).unwrap().code, "13", "{s}");
+        }
+        assert_eq!(Prefecture::parse("1").unwrap().name_ja, "北海道");
+        assert_eq!(Prefecture::parse("大阪").unwrap().code, "27");
+        assert_eq!(Prefecture::parse("京都").unwrap().code, "26");
+        for bad in ["0", "48", "99", "Atlantis", ""] {
+            let e = Prefecture::parse(bad).unwrap_err();
+            assert!(e.text().ja.contains("都道府県"), "{e}");
+            assert!(e.is_input());
+        }
+    }
+
+    #[test]
+    fn server_list_overrides_the_built_in_entry() {
+        let overrides = vec![CentreOverride {
+            prefecture: "13".into(),
+            name: "東京都発熱相談センター".into(),
+            phone: Some("03-0000-0000".into()),
+            url: None,
+            hours: Some("24時間".into()),
+        }];
+        let c = consultation_centre(Some("13"), &overrides);
+        assert_eq!(
+            (c.name.as_str(), c.source.as_str()),
+            ("東京都発熱相談センター", "server")
+        );
+        let c = consultation_centre(Some("27"), &overrides);
+        assert_eq!(c.name, "大阪府の受診・相談センター");
+        assert_eq!(c.phone, None);
+        assert_eq!(c.national_line.phone, "0120-565653");
+        let c = consultation_centre(None, &overrides);
+        assert_eq!(c.phone.as_deref(), Some("0120-565653"));
+    }
+}

@@ -1,0 +1,230 @@
+//! The exposure check against a fake key server's export folder: phones
+//! that met a registered phone are notified with the date and the
+//! consultation centre, the others are not; files are downloaded once;
+//! unsigned files and files signed by another key are refused.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::NaiveDate;
+use common::{Fake, jst, phone, run_days};
+use device::{Phone, RegistrationInput, meet, normalise_number};
+use en_protocol::export::{
+    ExportMeta, ExportSigner, ExposureKey, ReportType, SignatureInfo, SoftwareSigner, build_export,
+    write_zip,
+};
+use en_protocol::time::{EnIntervalNumber, FixedClock};
+use en_protocol::{TEK_ROLLING_PERIOD, Tek};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn signer(seed: u64) -> SoftwareSigner {
+    SoftwareSigner::generate(
+        &mut ChaCha20Rng::seed_from_u64(seed),
+        SignatureInfo::new("440", "v1"),
+    )
+}
+
+/// A phone that has run since 12-01, checking against `fake` with `pem`.
+fn checking_phone(
+    home: &Path,
+    fake: &Fake,
+    pem: &str,
+    seed: u64,
+    exports: Option<String>,
+) -> (Phone, Arc<FixedClock>) {
+    let mut s = fake.settings();
+    s.export_public_keys = vec![pem.to_owned()];
+    s.exports = exports;
+    let (mut p, clock) = phone(home, s, jst(2020, 12, 1, 12, 0), seed);
+    run_days(
+        &mut p,
+        &clock,
+        jst(2020, 12, 1, 12, 0),
+        jst(2020, 12, 16, 12, 0),
+    );
+    (p, clock)
+}
+
+/// The published keys of `fake` plus `noise` random keys, as one signed file.
+fn export_of(fake: &Fake, noise: usize, signers: &[&dyn ExportSigner]) -> Vec<u8> {
+    let published = fake.state.lock().unwrap().published.clone();
+    let mut keys: Vec<ExposureKey> = published
+        .iter()
+        .flatten()
+        .map(|k| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(k["key"].as_str().unwrap())
+                .unwrap();
+            let mut key = ExposureKey::new(
+                Tek::try_from_slice(&bytes).unwrap(),
+                EnIntervalNumber::new(k["rollingStartNumber"].as_u64().unwrap() as u32),
+            );
+            key.report_type = Some(ReportType::CONFIRMED_TEST);
+            key
+        })
+        .collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let day = EnIntervalNumber::from_datetime(jst(2020, 12, 14, 9, 0)).unwrap();
+    for i in 0..noise {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        let start = day.get() - TEK_ROLLING_PERIOD * (i as u32 % 10);
+        keys.push(ExposureKey::new(
+            Tek::from_bytes(b),
+            EnIntervalNumber::new(start),
+        ));
+    }
+    let meta = ExportMeta {
+        start_timestamp: 1_608_000_000,
+        end_timestamp: 1_608_003_600,
+        region: "440".into(),
+    };
+    build_export(&meta, keys, signers).unwrap()
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn contacts_in_the_window_are_notified_and_the_others_are_not() {
+    let fake = Fake::start().await;
+    fake.add_code("12345678");
+    let sign = signer(1);
+    let pem = sign.public_key_pem().unwrap();
+    let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let list_json = Some(format!("{}/exports/440/list.json", fake.url));
+    let (mut a, _) = checking_phone(dirs[0].path(), &fake, &pem, 1, None);
+    let (mut b, _) = checking_phone(dirs[1].path(), &fake, &pem, 2, None);
+    let (mut c, _) = checking_phone(dirs[2].path(), &fake, &pem, 3, None);
+    let (mut d, _) = checking_phone(dirs[3].path(), &fake, &pem, 4, None);
+    let (mut e, _) = checking_phone(dirs[4].path(), &fake, &pem, 5, None);
+    let (mut f, _) = checking_phone(dirs[5].path(), &fake, &pem, 6, list_json);
+
+    // A's symptoms begin on 12-15: the window opens 12-13 00:00 JST.
+    meet(&mut a, &mut b, jst(2020, 12, 13, 10, 0), 20, 1.0).unwrap(); // in the window
+    meet(&mut a, &mut c, jst(2020, 12, 14, 10, 0), 10, 1.0).unwrap(); // too short
+    meet(&mut a, &mut d, jst(2020, 12, 14, 14, 0), 20, 4.0).unwrap(); // too far
+    meet(&mut a, &mut e, jst(2020, 12, 9, 10, 0), 30, 1.0).unwrap(); // before the window
+    meet(&mut a, &mut f, jst(2020, 12, 14, 19, 0), 15, 1.0).unwrap(); // in the window
+    meet(&mut b, &mut e, jst(2020, 12, 14, 12, 0), 60, 0.5).unwrap(); // B is not positive
+
+    a.register(Some(&RegistrationInput {
+        symptoms: true,
+        date: date("2020-12-15"),
+        code: normalise_number("12345678").unwrap(),
+    }))
+    .await
+    .unwrap();
+    fake.put_file("c19r/440/1.zip", export_of(&fake, 3000, &[&sign]));
+    fake.put_file("index.txt", b"c19r/440/1.zip\n".to_vec());
+    fake.put_file(
+        "440/list.json",
+        br#"[{"region":"440","url":"/exports/c19r/440/1.zip","created":1608003600000}]"#.to_vec(),
+    );
+
+    let rb = b.check().await.unwrap();
+    assert_eq!(rb.notification.contacts, 1);
+    assert_eq!(rb.notification.dates, ["2020-12-13"]);
+    assert_eq!(rb.check.files_new, 1);
+    assert!(rb.check.keys > 3000);
+    assert_eq!(rb.notification.consultation_centre.prefecture, "13");
+    assert!(rb.notification.message.ja.contains("接触が1件"));
+    assert!(rb.notification.message.ja.contains("2020年12月13日"));
+    assert!(rb.notification.last_checked.is_some());
+
+    for (name, p) in [
+        ("10 min", &mut c),
+        ("4 m", &mut d),
+        ("before window", &mut e),
+    ] {
+        let r = p.check().await.unwrap();
+        assert_eq!(r.notification.contacts, 0, "{name}");
+        assert_eq!(r.check.files_new, 1, "{name}");
+        assert!(
+            r.notification.message.ja.contains("確認されませんでした"),
+            "{name}"
+        );
+    }
+    let before_window = e.check().await.unwrap();
+    assert_eq!(before_window.check.files_new, 0);
+    let rf = f.check().await.unwrap();
+    assert_eq!(
+        rf.notification.dates,
+        ["2020-12-14"],
+        "COCOA list.json index"
+    );
+
+    // A second check downloads nothing new and still reports the contact.
+    fake.clear_log();
+    let again = b.check().await.unwrap();
+    assert_eq!(again.check.files_new, 0);
+    assert_eq!(again.notification.contacts, 1);
+    let paths: Vec<String> = fake.log().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/exports/index.txt"]);
+    let status = b.status().unwrap();
+    assert_eq!((status.contacts, status.files_processed), (1, 1));
+}
+
+#[tokio::test]
+async fn unsigned_and_foreign_files_are_refused() {
+    let fake = Fake::start().await;
+    fake.add_code("12345678");
+    let sign = signer(1);
+    let other = signer(2);
+    let pem = sign.public_key_pem().unwrap();
+    let da = tempfile::tempdir().unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let (mut a, _) = checking_phone(da.path(), &fake, &pem, 1, None);
+    let (mut b, _) = checking_phone(db.path(), &fake, &pem, 2, None);
+    meet(&mut a, &mut b, jst(2020, 12, 14, 10, 0), 30, 1.0).unwrap();
+    a.register(Some(&RegistrationInput {
+        symptoms: false,
+        date: date("2020-12-15"),
+        code: normalise_number("12345678").unwrap(),
+    }))
+    .await
+    .unwrap();
+    let signed = export_of(&fake, 10, &[&sign]);
+    let archive = en_protocol::export::read_zip(&signed).unwrap();
+    fake.put_file("unsigned.zip", write_zip(&archive.export_bin, &[]).unwrap());
+    fake.put_file("foreign.zip", export_of(&fake, 10, &[&other]));
+    fake.put_file("garbage.zip", b"not a zip".to_vec());
+    fake.put_file(
+        "index.txt",
+        b"unsigned.zip\nforeign.zip\ngarbage.zip\n".to_vec(),
+    );
+
+    let r = b.check().await.unwrap();
+    assert_eq!(
+        r.notification.contacts, 0,
+        "nothing from an unverified file counts"
+    );
+    let reasons: Vec<&str> = r.check.refused.iter().map(|x| x.reason.as_str()).collect();
+    assert_eq!(reasons[0], "unsigned");
+    assert!(reasons[1].contains("does not verify"), "{reasons:?}");
+    assert!(reasons[2].contains("not an export file"), "{reasons:?}");
+    assert_eq!(r.check.files_new, 0);
+
+    // A rotation: the new key signs alongside; the phone trusts both.
+    fake.put_file("rotated.zip", export_of(&fake, 10, &[&other, &sign]));
+    fake.put_file("index.txt", b"rotated.zip\n".to_vec());
+    let r = b.check().await.unwrap();
+    assert_eq!(r.notification.contacts, 1);
+    assert_eq!(r.check.refused, []);
+}
+
+#[tokio::test]
+async fn a_check_needs_the_export_key() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, _) = phone(dir.path(), fake.settings(), jst(2020, 12, 1, 12, 0), 1);
+    let e = p.check().await.unwrap_err();
+    assert_eq!(e.code(), "not_configured");
+    assert!(e.text().ja.contains("設定されていません"));
+}

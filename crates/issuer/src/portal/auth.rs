@@ -1,0 +1,417 @@
+//! Login (argon2id, then TOTP when the account has it), logout, and TOTP
+//! enrolment. Each step of a login gets a new session id, failed attempts
+//! are throttled per login id and per client address, and every outcome is
+//! in the audit log.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use super::session::{self, PageLang, Session, Viewer, stage};
+use super::views::{Layout, LoginPage, TotpPage, TotpSetupPage};
+use super::{forbidden, page, redirect, server_error};
+use crate::http::{App, ClientIp};
+use crate::service::Actor;
+use crate::store::StaffRow;
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// A TOTP code form.
+#[derive(Debug, Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+/// Query of the login page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    expired: Option<String>,
+    bye: Option<String>,
+}
+
+fn with_cookie(mut resp: Response, cookie: Option<axum::http::HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// `GET /portal/login`: the form, in an anonymous session whose CSRF token
+/// the form carries.
+pub async fn login_form(
+    State(app): State<Arc<App>>,
+    PageLang(lang): PageLang,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let current = match session::load(&app, &headers).await {
+        Ok(s) => s,
+        Err(e) => return server_error(lang, &e),
+    };
+    let (cookie, s) = match current {
+        Some(s) if s.row.stage == stage::FULL => return redirect("/portal/cases"),
+        Some(s) if s.row.stage == stage::ANON => (None, s),
+        other => {
+            if let Some(o) = other
+                && let Err(e) = app.issuer.store().delete_session(&o.id_hash).await
+            {
+                return server_error(lang, &e.into());
+            }
+            match session::create(&app, None, stage::ANON).await {
+                Ok((id, s)) => (Some(session::set_cookie(&app.portal.config, &id)), s),
+                Err(e) => return server_error(lang, &e),
+            }
+        }
+    };
+    let t = lang.texts();
+    let info = if q.expired.is_some() {
+        t.session_expired
+    } else if q.bye.is_some() {
+        t.logged_out
+    } else {
+        ""
+    };
+    let p = LoginPage {
+        l: Layout::anon(lang, t.login_title, &s.row.csrf_token, "/portal/login"),
+        login: String::new(),
+        error: "",
+        info,
+    };
+    with_cookie(page(StatusCode::OK, &p), cookie)
+}
+
+fn login_page(lang: super::i18n::Lang, s: &Session, login: &str, error: &'static str) -> LoginPage {
+    let t = lang.texts();
+    LoginPage {
+        l: Layout::anon(lang, t.login_title, &s.row.csrf_token, "/portal/login"),
+        login: login.chars().take(64).collect(),
+        error,
+        info: "",
+    }
+}
+
+async fn audit_login(app: &App, staff: &StaffRow, outcome: &str) {
+    app.issuer
+        .audit(
+            &Actor::staff(staff),
+            Some(staff.centre_id),
+            None,
+            "login",
+            outcome,
+            String::new(),
+        )
+        .await;
+}
+
+/// Replaces the session by a new one (new id) of `stage`.
+async fn rotate(app: &App, old: &Session, staff: &StaffRow, stage: &str) -> crate::Result<String> {
+    app.issuer.store().delete_session(&old.id_hash).await?;
+    let (id, _) = session::create(app, Some(staff.id), stage).await?;
+    Ok(id)
+}
+
+/// `POST /portal/login`.
+pub async fn login(
+    State(app): State<Arc<App>>,
+    PageLang(lang): PageLang,
+    ip: ClientIp,
+    Extension(s): Extension<Session>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let t = lang.texts();
+    let now = app.issuer.now();
+    let login = f.login.trim();
+    if app.portal.throttle.blocked(login, ip.0, now) {
+        if let Ok(Some(staff)) = app.issuer.store().staff_by_login(login).await {
+            audit_login(&app, &staff, "throttled").await;
+        }
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &login_page(lang, &s, login, t.login_throttled),
+        );
+    }
+    let staff = match app.issuer.check_password(login, &f.password).await {
+        Ok(s) => s,
+        Err(e) => return server_error(lang, &e),
+    };
+    let Some(staff) = staff else {
+        app.portal.throttle.failed(login, ip.0, now);
+        // Only an existing account is named in the log: a password typed
+        // into the login field must not be stored.
+        if let Ok(Some(known)) = app.issuer.store().staff_by_login(login).await {
+            audit_login(&app, &known, "wrong_password").await;
+        }
+        tracing::info!("portal login failed");
+        return page(
+            StatusCode::UNAUTHORIZED,
+            &login_page(lang, &s, login, t.login_failed),
+        );
+    };
+    app.portal.throttle.succeeded(login);
+    let next_stage = if staff.totp_secret.is_some() {
+        stage::TOTP
+    } else {
+        stage::FULL
+    };
+    let id = match rotate(&app, &s, &staff, next_stage).await {
+        Ok(id) => id,
+        Err(e) => return server_error(lang, &e),
+    };
+    let to = if next_stage == stage::TOTP {
+        "/portal/login/totp"
+    } else {
+        audit_login(&app, &staff, "ok").await;
+        "/portal/cases"
+    };
+    with_cookie(
+        redirect(to),
+        Some(session::set_cookie(&app.portal.config, &id)),
+    )
+}
+
+/// `GET /portal/login/totp`.
+pub async fn totp_form(
+    State(app): State<Arc<App>>,
+    PageLang(lang): PageLang,
+    headers: HeaderMap,
+) -> Response {
+    match session::load(&app, &headers).await {
+        Ok(Some(s)) if s.row.stage == stage::TOTP => {
+            let p = TotpPage {
+                l: Layout::anon(
+                    lang,
+                    lang.texts().totp_title,
+                    &s.row.csrf_token,
+                    "/portal/login/totp",
+                ),
+                error: "",
+            };
+            page(StatusCode::OK, &p)
+        }
+        Ok(_) => redirect("/portal/login?expired=1"),
+        Err(e) => server_error(lang, &e),
+    }
+}
+
+/// The TOTP of a base32 secret: SHA-1, 6 digits, 30-second steps (what
+/// authenticator apps expect).
+fn totp_of(secret_b32: &str) -> Option<TOTP> {
+    let bytes = Secret::Encoded(secret_b32.to_owned()).to_bytes().ok()?;
+    TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes).ok()
+}
+
+/// The time step (`unix / 30`) whose code is `code`, checking one step of
+/// clock drift either way.
+pub(crate) fn matching_step(secret_b32: &str, code: &str, now: i64) -> Option<i64> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) || now < 60 {
+        return None;
+    }
+    let t = totp_of(secret_b32)?;
+    let step = now / 30;
+    [step - 1, step, step + 1].into_iter().find(|s| {
+        let expected = t.generate((*s * 30) as u64);
+        bool::from(expected.as_bytes().ct_eq(code.as_bytes()))
+    })
+}
+
+/// `POST /portal/login/totp`.
+pub async fn totp(
+    State(app): State<Arc<App>>,
+    PageLang(lang): PageLang,
+    ip: ClientIp,
+    Extension(s): Extension<Session>,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let t = lang.texts();
+    let (true, Some(staff_id)) = (s.row.stage == stage::TOTP, s.row.staff_id) else {
+        return forbidden(lang);
+    };
+    let staff = match app.issuer.store().staff(staff_id).await {
+        Ok(Some(st)) if st.disabled_at.is_none() => st,
+        Ok(_) => return forbidden(lang),
+        Err(e) => return server_error(lang, &e.into()),
+    };
+    let now = app.issuer.now();
+    let refuse = |status, error| {
+        let p = TotpPage {
+            l: Layout::anon(lang, t.totp_title, &s.row.csrf_token, "/portal/login/totp"),
+            error,
+        };
+        page(status, &p)
+    };
+    if app.portal.throttle.blocked(&staff.login, ip.0, now) {
+        audit_login(&app, &staff, "throttled").await;
+        return refuse(StatusCode::TOO_MANY_REQUESTS, t.login_throttled);
+    }
+    let secret = staff.totp_secret.clone().unwrap_or_default();
+    let step = matching_step(&secret, &f.code, now);
+    let fresh = match step {
+        Some(step) => match app.issuer.store().use_totp_step(staff.id, step).await {
+            Ok(fresh) => fresh,
+            Err(e) => return server_error(lang, &e.into()),
+        },
+        None => false,
+    };
+    if !fresh {
+        app.portal.throttle.failed(&staff.login, ip.0, now);
+        audit_login(&app, &staff, "wrong_totp").await;
+        return refuse(StatusCode::UNAUTHORIZED, t.totp_failed);
+    }
+    app.portal.throttle.succeeded(&staff.login);
+    let id = match rotate(&app, &s, &staff, stage::FULL).await {
+        Ok(id) => id,
+        Err(e) => return server_error(lang, &e),
+    };
+    audit_login(&app, &staff, "ok").await;
+    with_cookie(
+        redirect("/portal/cases"),
+        Some(session::set_cookie(&app.portal.config, &id)),
+    )
+}
+
+/// `POST /portal/logout`.
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    PageLang(lang): PageLang,
+    Extension(s): Extension<Session>,
+) -> Response {
+    if let Err(e) = app.issuer.store().delete_session(&s.id_hash).await {
+        return server_error(lang, &e.into());
+    }
+    if let Some(id) = s.row.staff_id
+        && let Ok(Some(staff)) = app.issuer.store().staff(id).await
+    {
+        app.issuer
+            .audit(
+                &Actor::staff(&staff),
+                Some(staff.centre_id),
+                None,
+                "logout",
+                "ok",
+                String::new(),
+            )
+            .await;
+    }
+    let mut resp = redirect("/portal/login?bye=1");
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::clear_cookie(&app.portal.config),
+    );
+    resp
+}
+
+fn otpauth_uri(login: &str, secret: &str) -> String {
+    let label: String = login
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        "otpauth://totp/HER-SYS:{label}?secret={secret}&issuer=HER-SYS&algorithm=SHA1&digits=6&period=30"
+    )
+}
+
+fn setup_page(
+    v: &Viewer,
+    secret: &str,
+    error: &'static str,
+    info: &'static str,
+    enabled: bool,
+) -> TotpSetupPage {
+    TotpSetupPage {
+        l: Layout::of(v, v.lang.texts().totp_title, "/portal/account/totp"),
+        enabled,
+        secret: secret.to_owned(),
+        uri: otpauth_uri(&v.staff.login, secret),
+        error,
+        info,
+    }
+}
+
+/// `GET /portal/account/totp`: a new secret to enrol (kept in the session
+/// until confirmed with a code), or "on".
+pub async fn totp_setup_form(State(app): State<Arc<App>>, v: Viewer) -> Response {
+    if v.staff.totp_secret.is_some() {
+        return page(StatusCode::OK, &setup_page(&v, "", "", "", true));
+    }
+    let mut raw = [0u8; 20];
+    app.issuer.fill_random(&mut raw);
+    let secret = Secret::Raw(raw.to_vec()).to_encoded().to_string();
+    if let Err(e) = app
+        .issuer
+        .store()
+        .set_session_totp_pending(&v.session.id_hash, Some(&secret))
+        .await
+    {
+        return server_error(v.lang, &e.into());
+    }
+    page(StatusCode::OK, &setup_page(&v, &secret, "", "", false))
+}
+
+/// `POST /portal/account/totp`: turns TOTP on once a code of the pending
+/// secret checks.
+pub async fn totp_setup(
+    State(app): State<Arc<App>>,
+    v: Viewer,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let t = v.lang.texts();
+    if v.staff.totp_secret.is_some() {
+        return page(StatusCode::OK, &setup_page(&v, "", "", "", true));
+    }
+    let Some(pending) = v.session.row.totp_pending.clone() else {
+        return redirect("/portal/account/totp");
+    };
+    let now = app.issuer.now();
+    let Some(step) = matching_step(&pending, &f.code, now) else {
+        return page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &setup_page(&v, &pending, t.totp_failed, "", false),
+        );
+    };
+    let store = app.issuer.store();
+    let r = async {
+        store.set_totp_secret(v.staff.id, Some(&pending)).await?;
+        store.use_totp_step(v.staff.id, step).await?;
+        store
+            .set_session_totp_pending(&v.session.id_hash, None)
+            .await
+    }
+    .await;
+    if let Err(e) = r {
+        return server_error(v.lang, &e.into());
+    }
+    app.issuer
+        .audit(
+            &v.actor,
+            Some(v.staff.centre_id),
+            None,
+            "enable_totp",
+            "ok",
+            String::new(),
+        )
+        .await;
+    page(
+        StatusCode::OK,
+        &setup_page(&v, "", "", t.totp_enabled_now, true),
+    )
+}

@@ -1,0 +1,202 @@
+//! The portal's two languages: Japanese first, English on `?lang=en` (kept
+//! in a cookie). Every string of every page is a field of [`Texts`], so a
+//! string missing in one language does not compile.
+
+/// A portal language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// 日本語 (default).
+    #[default]
+    Ja,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// `ja` or `en`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ja => "ja",
+            Self::En => "en",
+        }
+    }
+
+    /// Parses `ja` / `en`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ja" => Some(Self::Ja),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+
+    /// The strings of this language.
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Self::Ja => &JA,
+            Self::En => &EN,
+        }
+    }
+
+    /// Picks the Japanese or English form.
+    pub fn pick<'a>(self, ja: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Self::Ja => ja,
+            Self::En => en,
+        }
+    }
+}
+
+macro_rules! texts {
+    ($($field:ident: $ja:expr, $en:expr;)*) => {
+        /// Every string of the portal.
+        #[derive(Debug)]
+        pub struct Texts {
+            $(
+                #[allow(missing_docs)]
+                pub $field: &'static str,
+            )*
+        }
+        /// Japanese.
+        pub static JA: Texts = Texts { $($field: $ja,)* };
+        /// English.
+        pub static EN: Texts = Texts { $($field: $en,)* };
+    };
+}
+
+texts! {
+    app_title: "HER-SYS 処理番号発行", "HER-SYS processing numbers";
+    nav_cases: "患者一覧", "Cases";
+    nav_new_case: "新規登録", "New case";
+    nav_audit: "監査ログ", "Audit log";
+    nav_stats: "統計", "Statistics";
+    nav_account: "2段階認証", "Two-factor";
+    logout: "ログアウト", "Log out";
+    login_title: "ログイン", "Log in";
+    login_id: "ログインID", "Login ID";
+    password: "パスワード", "Password";
+    login_button: "ログイン", "Log in";
+    login_failed: "ログインIDまたはパスワードが正しくありません。", "Wrong login ID or password.";
+    login_throttled: "ログインの失敗が続いたため、しばらくログインできません。時間をおいて再度お試しください。", "Too many failed attempts. Please wait and try again later.";
+    session_expired: "セッションの有効期限が切れました。再度ログインしてください。", "Your session has expired. Please log in again.";
+    logged_out: "ログアウトしました。", "You have logged out.";
+    totp_title: "2段階認証", "Two-factor authentication";
+    totp_code: "確認コード（6桁）", "Verification code (6 digits)";
+    totp_button: "確認", "Verify";
+    totp_failed: "確認コードが正しくありません。", "Wrong verification code.";
+    totp_setup_help: "認証アプリに次のキーを登録し、表示された6桁の確認コードを入力してください。", "Add this key to your authenticator app, then enter the 6-digit code it shows.";
+    totp_key: "キー", "Key";
+    totp_on: "2段階認証は有効です。", "Two-factor authentication is on.";
+    totp_enable: "有効にする", "Turn on";
+    totp_enabled_now: "2段階認証を有効にしました。次回のログインから確認コードが必要です。", "Two-factor authentication is now on; the next login will ask for a code.";
+    search_label: "検索（氏名・フリガナ・ID）", "Search (name, furigana, ID)";
+    search_button: "検索", "Search";
+    no_cases: "該当する患者はいません。", "No cases found.";
+    col_id: "ID", "ID";
+    col_name: "患者名", "Name";
+    col_kana: "フリガナ", "Furigana";
+    col_birth: "生年月日", "Date of birth";
+    col_centre: "担当保健所", "Health centre";
+    h_id: "ID", "ID";
+    h_sex: "性別", "Sex";
+    h_symptoms: "症状", "Symptoms";
+    h_status: "現在のステータス", "Current status";
+    h_name: "患者名", "Patient";
+    h_age: "年齢", "Age";
+    h_residence: "居所", "Residence";
+    tab_id: "ID管理", "ID management";
+    tab_basic: "基礎情報", "Basic information";
+    tab_test: "検査", "Tests";
+    tab_report: "発生届", "Notification";
+    edit: "編集", "Edit";
+    save: "保存", "Save";
+    cancel: "キャンセル", "Cancel";
+    back: "戻る", "Back";
+    f_name_kanji: "氏名", "Name (kanji)";
+    f_name_kana: "フリガナ", "Furigana (katakana)";
+    f_birth_date: "生年月日", "Date of birth";
+    f_sex: "性別", "Sex";
+    sex_male: "男性", "Male";
+    sex_female: "女性", "Female";
+    sex_other: "その他", "Other";
+    f_mobile: "携帯電話番号", "Mobile phone";
+    f_email: "メールアドレス", "E-mail";
+    f_residence: "居所", "Residence";
+    f_symptoms: "症状", "Symptoms";
+    sym_yes: "有", "Yes";
+    sym_no: "無", "No";
+    not_entered: "入力なし", "Not entered";
+    f_outpatient: "外来機関", "Outpatient facility";
+    f_test_positive: "検査陽性", "Positive test";
+    f_classification: "患者の分類", "Classification";
+    cls_confirmed: "患者（確定例）", "Patient (confirmed)";
+    cls_asymptomatic: "無症状病原体保有者", "Asymptomatic carrier";
+    cls_clinical: "疑似症患者・臨床診断", "Suspected case / clinical diagnosis";
+    f_diagnosis_date: "診断年月日", "Diagnosis date";
+    f_reported: "報告（発生届の「報告」済み）", "Reported (notification submitted)";
+    f_uses_app: "接触確認アプリを利用し、陽性登録を希望", "Uses COCOA and wants to register";
+    f_centre: "担当保健所", "Health centre";
+    yes: "はい", "Yes";
+    no: "いいえ", "No";
+    status_reported: "確定患者（報告済み）", "Confirmed case (reported)";
+    status_unreported: "発生届未報告", "Notification not reported";
+    status_unknown: "不明", "Unknown";
+    new_case_title: "患者の新規登録", "New case";
+    edit_case_title: "患者情報の編集", "Edit case";
+    form_has_errors: "入力内容に誤りがあります。各項目のメッセージを確認してください。", "Some fields need correcting; see the messages below.";
+    date_hint: "例: 2020-12-15", "e.g. 2020-12-15";
+    issue_button: "処理番号発行", "Issue processing number";
+    reissue_button: "再発行", "Reissue";
+    retry_button: "再送信", "Retry";
+    confirm_title: "処理番号発行の確認", "Confirm issuance";
+    confirm_text: "処理番号を発行し、患者本人に直接送信します。よろしいですか？", "A processing number will be issued and sent directly to the patient. Continue?";
+    confirm_reissue_text: "現在の処理番号は直ちに無効になり、新しい処理番号を送信します。よろしいですか？", "The current number stops working at once and a new one is sent. Continue?";
+    confirm_send_to: "送信先", "Send to";
+    confirm_yes: "発行する", "Issue";
+    panel_title: "処理番号の状況", "Processing number status";
+    never_shown: "処理番号はHER-SYSのどこにも表示されません。", "The processing number is never shown in HER-SYS.";
+    st_none: "未発行", "Not issued";
+    st_sent: "送信済み", "Sent";
+    st_pending: "送信中", "Sending";
+    st_failed: "送信失敗", "Delivery failed";
+    st_used: "登録済み", "Registered";
+    st_expired: "有効期限切れ", "Expired";
+    st_superseded: "再発行により無効", "Replaced by a reissue";
+    p_state: "状態", "State";
+    p_issued_at: "発行日時", "Issued at";
+    p_channel: "送信方法", "Channel";
+    p_valid_until: "有効期限", "Valid until";
+    p_issued_by: "発行者", "Issued by";
+    p_reason: "失敗の理由", "Reason";
+    p_used_at: "登録日時", "Registered at";
+    ch_sms: "SMS", "SMS";
+    ch_email: "メール", "E-mail";
+    failed_help: "メッセージを送信できなかったため、この処理番号は無効にしました。連絡先を確認し、再送信してください。", "The message could not be delivered, so this number was withdrawn. Check the contact details and retry.";
+    sent_flash: "処理番号を送信しました。", "The processing number was sent.";
+    saved_flash: "保存しました。", "Saved.";
+    missing_title: "処理番号を発行するには、次の入力が必要です。", "Before a number can be issued:";
+    history: "発行履歴", "History";
+    expired_help: "処理番号の有効期限が切れています。登録がまだの場合は再発行してください。", "The number has expired. If the patient has not registered yet, reissue it.";
+    audit_title: "監査ログ", "Audit log";
+    a_at: "日時", "When";
+    a_actor: "実行者", "Who";
+    a_case: "患者ID", "Case";
+    a_action: "操作", "Action";
+    a_outcome: "結果", "Outcome";
+    stats_title: "統計", "Statistics";
+    stats_centre: "自保健所", "This centre";
+    stats_national: "全国", "National";
+    s_issued: "発行", "Issued";
+    s_delivered: "送信済み", "Delivered";
+    s_used: "登録済み", "Used";
+    s_expired: "期限切れ", "Expired";
+    s_median: "発行から登録までの時間（中央値）", "Median time from issue to registration";
+    s_none: "—", "—";
+    not_found_title: "見つかりません", "Not found";
+    not_found_text: "指定されたページまたは患者は見つかりません。", "No such page or case.";
+    forbidden_title: "操作を受け付けられません", "Request refused";
+    forbidden_text: "フォームの有効期限が切れたか、不正なリクエストです。ページを再読み込みしてやり直してください。", "The form has expired or the request is invalid. Reload the page and try again.";
+    error_title: "エラー", "Error";
+    error_text: "サーバーでエラーが発生しました。時間をおいて再度お試しください。", "An internal error occurred. Please try again later.";
+    all_centres: "全保健所", "All centres";
+}

@@ -1,0 +1,343 @@
+//! The staff portal: server-rendered pages (askama templates compiled into
+//! the binary, no JavaScript), Japanese first with English on `?lang=en`.
+//!
+//! - [`session`]: sessions, cookies, CSRF, the signed-in [`session::Viewer`].
+//! - [`auth`]: login with argon2id and TOTP, logout, TOTP enrolment.
+//! - [`cases`]: case list and search, create and edit, the HER-SYS case
+//!   screen with its ID管理 tab, issuance with a confirmation step.
+//! - [`reports`]: audit log and statistics (with an inline SVG chart).
+//!
+//! Every form post passes [`csrf_guard`] first: without the session's token
+//! it is refused with 403 before any handler runs, so it changes nothing.
+
+mod auth;
+mod cases;
+mod forms;
+pub mod i18n;
+mod reports;
+pub mod session;
+pub mod throttle;
+mod views;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::http::App;
+use i18n::Lang;
+use throttle::{LoginThrottle, ThrottleConfig};
+
+/// Portal settings (`[issuer.portal]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// The portal's public URL (e.g. `https://her-sys.example.jp`). When it
+    /// is `https`, cookies are `Secure` unless `secure_cookies` says otherwise.
+    pub public_url: Option<String>,
+    /// `Secure` cookies: on when set to `true`, or by default when
+    /// `public_url` is `https`. Turn off only for plain-HTTP localhost.
+    pub secure_cookies: Option<bool>,
+    /// A session ends after this many seconds without a request.
+    pub idle_timeout_seconds: i64,
+    /// A session ends this many seconds after login, active or not.
+    pub absolute_timeout_seconds: i64,
+    /// Login throttling.
+    pub throttle: ThrottleConfig,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            secure_cookies: None,
+            idle_timeout_seconds: 30 * 60,
+            absolute_timeout_seconds: 12 * 3600,
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+impl PortalConfig {
+    /// Whether cookies carry `Secure`.
+    pub fn secure(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| {
+            self.public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+        })
+    }
+}
+
+/// The portal's state.
+#[derive(Debug)]
+pub struct Portal {
+    /// Settings.
+    pub config: PortalConfig,
+    /// Failed-login counters.
+    pub throttle: LoginThrottle,
+}
+
+impl Portal {
+    /// The portal with these settings.
+    pub fn new(config: PortalConfig) -> Self {
+        Self {
+            throttle: LoginThrottle::new(config.throttle.clone()),
+            config,
+        }
+    }
+}
+
+/// The portal's routes (under `/portal`).
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/portal", get(|| async { redirect("/portal/cases") }))
+        .route("/portal/", get(|| async { redirect("/portal/cases") }))
+        .route("/portal/static/portal.css", get(stylesheet))
+        .route("/portal/login", get(auth::login_form).post(auth::login))
+        .route("/portal/login/totp", get(auth::totp_form).post(auth::totp))
+        .route("/portal/logout", axum::routing::post(auth::logout))
+        .route(
+            "/portal/account/totp",
+            get(auth::totp_setup_form).post(auth::totp_setup),
+        )
+        .route("/portal/cases", get(cases::list).post(cases::create))
+        .route("/portal/cases/new", get(cases::new_form))
+        .route("/portal/cases/{id}", get(cases::show).post(cases::update))
+        .route("/portal/cases/{id}/edit", get(cases::edit_form))
+        .route(
+            "/portal/cases/{id}/issue",
+            get(cases::confirm_issue).post(cases::issue),
+        )
+        .route("/portal/audit", get(reports::audit))
+        .route("/portal/stats", get(reports::stats))
+        .fallback(|lang: session::PageLang| async move { not_found(lang.0) })
+}
+
+/// Wraps the portal routes with the CSRF guard and the security headers.
+pub fn layer(routes: Router<Arc<App>>, app: Arc<App>) -> Router<Arc<App>> {
+    let app_for_headers = app.clone();
+    routes
+        .layer(middleware::from_fn_with_state(app, csrf_guard))
+        .layer(middleware::from_fn_with_state(app_for_headers, headers))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/portal.css"),
+    )
+        .into_response()
+}
+
+/// Security headers on every portal answer, and the language cookie when
+/// `?lang=` chose one.
+async fn headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let lang = session::query_param(req.uri().query(), "lang").and_then(Lang::parse);
+    let secure = app.portal.config.secure();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(lang) = lang {
+        let attrs = if secure {
+            "Path=/portal; Max-Age=31536000; HttpOnly; SameSite=Strict; Secure"
+        } else {
+            "Path=/portal; Max-Age=31536000; HttpOnly; SameSite=Strict"
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{}={}; {attrs}",
+            session::LANG_COOKIE,
+            lang.code()
+        )) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// Largest form accepted by the portal, bytes.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Refuses (403) every form post that does not carry the CSRF token of the
+/// session in its cookie, before any handler runs. The loaded session is
+/// handed on to the handler.
+async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let lang = session::lang_of(&parts);
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &views::message(lang, None, Msg::Forbidden),
+        );
+    };
+    let token = form_value(&bytes, "csrf").unwrap_or_default();
+    let s = match session::load(&app, &parts.headers).await {
+        Ok(s) => s,
+        Err(e) => return server_error(lang, &e),
+    };
+    let Some(s) = s.filter(|s| s.csrf_matches(&token)) else {
+        tracing::info!(path = %parts.uri.path(), "form post refused: missing or wrong CSRF token");
+        return forbidden(lang);
+    };
+    parts.extensions.insert(s);
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// The first value of field `name` in a URL-encoded form, decoded.
+pub fn form_value(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Renders a template with a status.
+pub(crate) fn page<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A 303 redirect.
+pub(crate) fn redirect(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/portal/cases")),
+        )],
+    )
+        .into_response()
+}
+
+/// Fixed messages of error pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Msg {
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 500.
+    Error,
+}
+
+/// 403: a form post without a valid CSRF token or session.
+pub(crate) fn forbidden(lang: Lang) -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        &views::message(lang, None, Msg::Forbidden),
+    )
+}
+
+/// 404: no such page, or a case the viewer may not see.
+pub(crate) fn not_found(lang: Lang) -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        &views::message(lang, None, Msg::NotFound),
+    )
+}
+
+/// 500 with the detail in the log only.
+pub(crate) fn server_error(lang: Lang, e: &Error) -> Response {
+    tracing::error!(error = %e, "portal request failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &views::message(lang, None, Msg::Error),
+    )
+}
+
+/// An error of a portal handler, rendered as a page.
+#[derive(Debug)]
+pub(crate) struct Failure(pub Lang, pub Error);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self.1 {
+            Error::CaseNotFound => not_found(self.0),
+            e => server_error(self.0, &e),
+        }
+    }
+}
+
+/// Attaches the page language to an error.
+pub(crate) trait OrPage<T> {
+    fn or_page(self, lang: Lang) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<Error>> OrPage<T> for Result<T, E> {
+    fn or_page(self, lang: Lang) -> Result<T, Failure> {
+        self.map_err(|e| Failure(lang, e.into()))
+    }
+}

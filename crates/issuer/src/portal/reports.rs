@@ -1,0 +1,190 @@
+//! The audit log page and the statistics page (centre and national, with a
+//! bar chart drawn as inline SVG on the server).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::i18n::Lang;
+use super::session::Viewer;
+use super::views::{AuditPage, AuditRow, Layout, StatsColumn, StatsPage, duration, when};
+use super::{Failure, OrPage, page};
+use crate::http::App;
+use crate::store::IssuanceStats;
+
+fn action_label(lang: Lang, action: &str) -> String {
+    let (ja, en) = match action {
+        "login" => ("ログイン", "login"),
+        "logout" => ("ログアウト", "logout"),
+        "enable_totp" => ("2段階認証の有効化", "two-factor turned on"),
+        "create_case" => ("患者登録", "case created"),
+        "update_case" => ("患者情報更新", "case updated"),
+        "issue_number" => ("処理番号発行", "processing number issued"),
+        other => (other, other),
+    };
+    lang.pick(ja, en).to_owned()
+}
+
+fn outcome_label(lang: Lang, outcome: &str) -> String {
+    let (ja, en) = match outcome {
+        "ok" => ("成功", "ok"),
+        "wrong_password" => ("失敗（パスワード誤り）", "failed: wrong password"),
+        "wrong_totp" => ("失敗（確認コード誤り）", "failed: wrong code"),
+        "throttled" => ("拒否（試行回数超過）", "refused: too many attempts"),
+        "already_registered" => (
+            "拒否（登録済みのため再発行不可）",
+            "refused: already registered",
+        ),
+        "delivery_failed" => ("送信失敗", "delivery failed"),
+        "case_not_found" => ("拒否（患者なし）", "refused: no such case"),
+        other => (other, other),
+    };
+    lang.pick(ja, en).to_owned()
+}
+
+/// `GET /portal/audit`: the newest 300 entries of the viewer's centre
+/// (all for a system administrator). Entries never hold a number.
+pub async fn audit(State(app): State<Arc<App>>, v: Viewer) -> Result<Response, Failure> {
+    let entries = app
+        .issuer
+        .store()
+        .audit_log(v.actor.centre_id, 300)
+        .await
+        .or_page(v.lang)?;
+    let rows = entries
+        .iter()
+        .map(|e| AuditRow {
+            at: when(v.lang, e.at),
+            actor: e.actor.clone(),
+            case_id: e.case_id.map(|c| c.to_string()).unwrap_or_default(),
+            action: action_label(v.lang, &e.action),
+            outcome: outcome_label(v.lang, &e.outcome),
+            ok: e.outcome == "ok",
+        })
+        .collect();
+    let p = AuditPage {
+        l: Layout::of(&v, v.lang.texts().audit_title, "/portal/audit"),
+        rows,
+    };
+    Ok(page(StatusCode::OK, &p))
+}
+
+fn column(lang: Lang, label: &'static str, s: &IssuanceStats) -> StatsColumn {
+    StatsColumn {
+        label,
+        issued: s.issued,
+        delivered: s.delivered,
+        used: s.used,
+        expired: s.expired,
+        median: s
+            .median_seconds_to_registration
+            .map_or_else(|| lang.texts().s_none.to_owned(), |m| duration(lang, m)),
+    }
+}
+
+/// `GET /portal/stats`.
+pub async fn stats(State(app): State<Arc<App>>, v: Viewer) -> Result<Response, Failure> {
+    let t = v.lang.texts();
+    let now = app.issuer.now();
+    let store = app.issuer.store();
+    let national = store.stats(None, now).await.or_page(v.lang)?;
+    let mut columns = Vec::new();
+    if let Some(c) = v.actor.centre_id {
+        let own = store.stats(Some(c), now).await.or_page(v.lang)?;
+        columns.push(column(v.lang, t.stats_centre, &own));
+    }
+    columns.push(column(v.lang, t.stats_national, &national));
+    let p = StatsPage {
+        l: Layout::of(&v, t.stats_title, "/portal/stats"),
+        chart: chart(v.lang, &columns),
+        columns,
+    };
+    Ok(page(StatusCode::OK, &p))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart, one panel per column (each scaled to its own
+/// largest value, so a centre's bars are readable beside the nation's).
+/// Built from numbers and the fixed labels only, every label escaped.
+pub fn chart(lang: Lang, columns: &[StatsColumn]) -> String {
+    let t = lang.texts();
+    const PANEL_W: usize = 360;
+    const LABEL_W: usize = 90;
+    const BAR_H: usize = 22;
+    const GAP: usize = 8;
+    let metrics = [
+        (t.s_issued, "#1d4e89"),
+        (t.s_delivered, "#3f7fc4"),
+        (t.s_used, "#2e8b57"),
+        (t.s_expired, "#9aa5b1"),
+    ];
+    let height = 30 + metrics.len() * (BAR_H + GAP);
+    let width = PANEL_W * columns.len().max(1);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{}" font-size="12">"#,
+        escape(t.stats_title)
+    );
+    for (i, c) in columns.iter().enumerate() {
+        let x0 = i * PANEL_W;
+        let values = [c.issued, c.delivered, c.used, c.expired];
+        let max = values.iter().copied().max().unwrap_or(0).max(1);
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="16" font-weight="bold" fill="#222">{}</text>"##,
+            x0 + 4,
+            escape(c.label)
+        );
+        for (j, ((label, colour), value)) in metrics.iter().zip(values).enumerate() {
+            let y = 26 + j * (BAR_H + GAP);
+            let full = PANEL_W - LABEL_W - 60;
+            let w = (value.max(0) as usize * full) / max as usize;
+            let _ = write!(
+                svg,
+                r##"<text x="{}" y="{}" fill="#333">{}</text><rect x="{}" y="{}" width="{}" height="{}" fill="{colour}"/><text x="{}" y="{}" fill="#222">{value}</text>"##,
+                x0 + 4,
+                y + 15,
+                escape(label),
+                x0 + LABEL_W,
+                y,
+                w.max(1),
+                BAR_H,
+                x0 + LABEL_W + w + 6,
+                y + 15,
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_is_svg_with_one_bar_per_metric_and_column() {
+        let c = |label| StatsColumn {
+            label,
+            issued: 10,
+            delivered: 9,
+            used: 4,
+            expired: 2,
+            median: String::new(),
+        };
+        let svg = chart(Lang::Ja, &[c("自保健所"), c("全国<x>")]);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<rect").count(), 8);
+        assert!(svg.contains("全国&lt;x&gt;") && !svg.contains("<x>"));
+    }
+}

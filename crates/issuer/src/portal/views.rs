@@ -1,0 +1,378 @@
+//! The pages: one askama template per struct (`templates/*.html`), all
+//! extending `base.html` through the [`Layout`] each page carries.
+
+use askama::Template;
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+
+use super::Msg;
+use super::i18n::{Lang, Texts};
+use super::session::Viewer;
+use crate::service::jst;
+
+/// What `base.html` needs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Strings.
+    pub t: &'static Texts,
+    /// `ja` / `en`.
+    pub lang: &'static str,
+    /// Page title.
+    pub title: String,
+    /// `login（centre）` when signed in, else empty.
+    pub user: String,
+    /// Whether the navigation shows (signed in).
+    pub nav: bool,
+    /// The session's CSRF token (for the logout form and every other form).
+    pub csrf: String,
+    /// Link to this page in Japanese.
+    pub href_ja: String,
+    /// Link to this page in English.
+    pub href_en: String,
+}
+
+fn lang_href(path_and_query: &str, code: &str) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("lang=") && !kv.starts_with("msg="))
+        .collect();
+    let lang = format!("lang={code}");
+    kept.push(&lang);
+    format!("{path}?{}", kept.join("&"))
+}
+
+impl Layout {
+    /// For a page seen before login.
+    pub fn anon(lang: Lang, title: &str, csrf: &str, here: &str) -> Self {
+        Self {
+            t: lang.texts(),
+            lang: lang.code(),
+            title: title.to_owned(),
+            user: String::new(),
+            nav: false,
+            csrf: csrf.to_owned(),
+            href_ja: lang_href(here, "ja"),
+            href_en: lang_href(here, "en"),
+        }
+    }
+
+    /// For a signed-in staff member.
+    pub fn of(v: &Viewer, title: &str, here: &str) -> Self {
+        Self {
+            user: format!("{}（{}）", v.staff.login, v.staff.role.as_str()),
+            nav: true,
+            ..Self::anon(v.lang, title, &v.session.row.csrf_token, here)
+        }
+    }
+}
+
+/// A 403 / 404 / 500 page.
+#[derive(Debug, Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub l: Layout,
+    pub heading: &'static str,
+    pub text: &'static str,
+}
+
+/// The page of a fixed message.
+pub fn message(lang: Lang, v: Option<&Viewer>, m: Msg) -> MessagePage {
+    let t = lang.texts();
+    let (heading, text) = match m {
+        Msg::Forbidden => (t.forbidden_title, t.forbidden_text),
+        Msg::NotFound => (t.not_found_title, t.not_found_text),
+        Msg::Error => (t.error_title, t.error_text),
+    };
+    let l = match v {
+        Some(v) => Layout::of(v, heading, "/portal/cases"),
+        None => Layout::anon(lang, heading, "", "/portal/login"),
+    };
+    MessagePage { l, heading, text }
+}
+
+/// The login form.
+#[derive(Debug, Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub l: Layout,
+    pub login: String,
+    pub error: &'static str,
+    pub info: &'static str,
+}
+
+/// The TOTP step of a login.
+#[derive(Debug, Template)]
+#[template(path = "totp.html")]
+pub struct TotpPage {
+    pub l: Layout,
+    pub error: &'static str,
+}
+
+/// TOTP enrolment.
+#[derive(Debug, Template)]
+#[template(path = "totp_setup.html")]
+pub struct TotpSetupPage {
+    pub l: Layout,
+    pub enabled: bool,
+    pub secret: String,
+    pub uri: String,
+    pub error: &'static str,
+    pub info: &'static str,
+}
+
+/// One row of the case list.
+#[derive(Debug, Clone)]
+pub struct CaseRow {
+    pub id: i64,
+    pub name: String,
+    pub kana: String,
+    pub birth: String,
+    pub sex: &'static str,
+    pub centre: String,
+}
+
+/// Case list and search.
+#[derive(Debug, Template)]
+#[template(path = "cases.html")]
+pub struct CasesPage {
+    pub l: Layout,
+    pub q: String,
+    pub rows: Vec<CaseRow>,
+    pub show_centre: bool,
+}
+
+/// The values of the case form, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFormValues {
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub mobile: String,
+    pub email: String,
+    pub residence: String,
+    pub symptoms: String,
+    pub outpatient_facility: String,
+    pub test_positive: bool,
+    pub classification: String,
+    pub diagnosis_date: String,
+    pub reported: bool,
+    pub uses_app: bool,
+    pub centre_id: String,
+}
+
+/// A centre choice (system administrators pick the centre).
+#[derive(Debug, Clone)]
+pub struct CentreOption {
+    pub id: String,
+    pub name: String,
+}
+
+/// Create or edit a case.
+#[derive(Debug, Template)]
+#[template(path = "case_form.html")]
+pub struct CaseFormPage {
+    pub l: Layout,
+    pub heading: &'static str,
+    pub action: String,
+    pub cancel: String,
+    pub f: CaseFormValues,
+    pub errors: Vec<(&'static str, String)>,
+    pub centres: Vec<CentreOption>,
+}
+
+impl CaseFormPage {
+    /// The message of `field`, or "".
+    pub fn err(&self, field: &str) -> &str {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map_or("", |(_, m)| m.as_str())
+    }
+}
+
+/// The HER-SYS header of a case.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub id: i64,
+    pub sex: &'static str,
+    pub symptoms: &'static str,
+    pub status: &'static str,
+    pub name: String,
+    pub age: String,
+    pub residence: String,
+}
+
+/// A label and a value.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// One earlier issuance.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub issued_at: String,
+    pub state: &'static str,
+    pub channel: &'static str,
+    pub valid_until: String,
+    pub issued_by: String,
+}
+
+/// The status panel of the ID管理 tab. Never the number.
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    pub has_issuance: bool,
+    pub state: &'static str,
+    pub state_class: &'static str,
+    pub issued_at: String,
+    pub channel: &'static str,
+    pub valid_until: String,
+    pub issued_by: String,
+    pub used_at: String,
+    pub reason: String,
+    pub help: &'static str,
+    /// Label of the issue button; empty: no button.
+    pub button: &'static str,
+    /// The seed's refusal once a registration succeeded.
+    pub refusal: &'static str,
+    pub history: Vec<HistoryRow>,
+}
+
+/// The case screen.
+#[derive(Debug, Template)]
+#[template(path = "case.html")]
+pub struct CasePage {
+    pub l: Layout,
+    pub h: Header,
+    pub tab: &'static str,
+    pub flash: &'static str,
+    pub errors: Vec<String>,
+    pub missing: Vec<&'static str>,
+    pub panel: Panel,
+    pub basic: Vec<Field>,
+    pub test: Vec<Field>,
+    pub report: Vec<Field>,
+}
+
+/// The confirmation step of 処理番号発行.
+#[derive(Debug, Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub l: Layout,
+    pub h: Header,
+    pub reissue: bool,
+    pub channel: &'static str,
+    pub to: String,
+}
+
+/// One audit-log row.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub case_id: String,
+    pub action: String,
+    pub outcome: String,
+    pub ok: bool,
+}
+
+/// The audit log.
+#[derive(Debug, Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub l: Layout,
+    pub rows: Vec<AuditRow>,
+}
+
+/// One column of the statistics table.
+#[derive(Debug, Clone)]
+pub struct StatsColumn {
+    pub label: &'static str,
+    pub issued: i64,
+    pub delivered: i64,
+    pub used: i64,
+    pub expired: i64,
+    pub median: String,
+}
+
+/// Statistics.
+#[derive(Debug, Template)]
+#[template(path = "stats.html")]
+pub struct StatsPage {
+    pub l: Layout,
+    pub columns: Vec<StatsColumn>,
+    /// Inline SVG, built by [`super::reports::chart`] from numbers and fixed labels.
+    pub chart: String,
+}
+
+/// A unix time in JST for people.
+pub fn when(lang: Lang, t: i64) -> String {
+    let Some(d) = Utc.timestamp_opt(t, 0).single() else {
+        return String::new();
+    };
+    let d = d.with_timezone(&jst());
+    match lang {
+        Lang::Ja => d.format("%Y年%-m月%-d日 %H:%M").to_string(),
+        Lang::En => d.format("%Y-%m-%d %H:%M JST").to_string(),
+    }
+}
+
+/// A date for people.
+pub fn date(lang: Lang, d: NaiveDate) -> String {
+    match lang {
+        Lang::Ja => d.format("%Y年%-m月%-d日").to_string(),
+        Lang::En => d.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// Age in years and months on `today`, as HER-SYS shows it (「21歳9ヶ月」).
+pub fn age(lang: Lang, birth: NaiveDate, today: NaiveDate) -> String {
+    let mut months =
+        (today.year() - birth.year()) * 12 + today.month() as i32 - birth.month() as i32;
+    if today.day() < birth.day() {
+        months -= 1;
+    }
+    let months = months.max(0);
+    let (y, m) = (months / 12, months % 12);
+    match lang {
+        Lang::Ja => format!("{y}歳{m}ヶ月"),
+        Lang::En => format!("{y} y {m} m"),
+    }
+}
+
+/// A duration in hours and minutes.
+pub fn duration(lang: Lang, seconds: i64) -> String {
+    let m = seconds.max(0) / 60;
+    let (h, m) = (m / 60, m % 60);
+    match lang {
+        Lang::Ja => format!("{h}時間{m}分"),
+        Lang::En => format!("{h} h {m} min"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_counts_whole_months() {
+        let b = NaiveDate::from_ymd_opt(1998, 9, 9).unwrap();
+        let t = NaiveDate::from_ymd_opt(2020, 6, 19).unwrap();
+        assert_eq!(age(Lang::Ja, b, t), "21歳9ヶ月");
+        let t = NaiveDate::from_ymd_opt(2020, 6, 8).unwrap();
+        assert_eq!(age(Lang::En, b, t), "21 y 8 m");
+    }
+
+    #[test]
+    fn language_links_keep_the_query() {
+        assert_eq!(
+            lang_href("/portal/cases/3?tab=id&lang=ja&msg=sent", "en"),
+            "/portal/cases/3?tab=id&lang=en"
+        );
+        assert_eq!(lang_href("/portal/cases", "ja"), "/portal/cases?lang=ja");
+    }
+}

@@ -1,0 +1,730 @@
+//! The staff portal over a real socket, on every backend: login (with TOTP,
+//! throttling, expiry and fresh session ids), CSRF, centre isolation, case
+//! forms with per-field messages, issuance with its confirmation, the
+//! status panel that never shows the number, audit and statistics pages.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use issuer::domain::model::Role;
+use issuer::portal::PortalConfig;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A minimal browser: keeps cookies, follows no redirects.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+    last_set_cookie: Vec<String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl Browser {
+    fn new(h: &Harness) -> Self {
+        Self {
+            base: h.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+            last_set_cookie: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, r: reqwest::RequestBuilder) -> Page {
+        let resp = r
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.last_set_cookie.clear();
+        for v in resp.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap().to_owned();
+            let (kv, _) = v.split_once(';').unwrap_or((&v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            if v.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), val.to_owned());
+            }
+            self.last_set_cookie.push(v);
+        }
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        Page {
+            status,
+            location,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self.http.get(format!("{}{path}", self.base));
+        self.send(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(r).await
+    }
+
+    /// Posts `form` with the CSRF token of the page at `from`.
+    async fn submit(&mut self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let page = self.get(from).await;
+        let token = csrf(&page.body);
+        let mut f = form.to_vec();
+        f.push(("csrf", &token));
+        self.post(path, &f).await
+    }
+
+    async fn login(&mut self, login: &str, password: &str) -> Page {
+        self.submit(
+            "/portal/login",
+            "/portal/login",
+            &[("login", login), ("password", password)],
+        )
+        .await
+    }
+
+    fn sid(&self) -> Option<String> {
+        self.cookies.get("cocoa_sid").cloned()
+    }
+}
+
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field");
+    let rest = &html[at + 19..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn staff(h: &Harness, centre: i64, login: &str, role: Role) {
+    h.app
+        .issuer
+        .create_staff(centre, login, PASSWORD, role)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+fn case_form() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("name_kanji", "横口 健太"),
+        ("name_kana", "ヨコグチ ケンタ"),
+        ("birth_date", "1998-09-09"),
+        ("sex", "male"),
+        ("mobile", "090-1234-5678"),
+        ("email", ""),
+        ("residence", "港区芝"),
+        ("symptoms", ""),
+        ("outpatient_facility", "港区帰国者・接触者外来"),
+        ("test_positive", "on"),
+        ("classification", "confirmed"),
+        ("diagnosis_date", "2020-12-15"),
+        ("reported", "on"),
+        ("uses_app", "on"),
+    ]
+}
+
+async fn create_case(b: &mut Browser) -> i64 {
+    let p = b
+        .submit("/portal/cases/new", "/portal/cases", &case_form())
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    p.location
+        .trim_start_matches("/portal/cases/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn issue(b: &mut Browser, id: i64) -> Page {
+    let from = format!("/portal/cases/{id}/issue");
+    b.submit(&from, &from, &[]).await
+}
+
+#[tokio::test]
+async fn staff_issue_and_see_sent_but_never_the_number() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        assert_eq!(b.get("/portal/cases").await.location, "/portal/login");
+        let p = b.login("yamada", PASSWORD).await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (303, "/portal/cases"),
+            "{}",
+            h.label
+        );
+        let id = create_case(&mut b).await;
+
+        let p = b.get(&format!("/portal/cases/{id}")).await;
+        assert_eq!(p.status, 200);
+        for s in [
+            "ID管理",
+            "基礎情報",
+            "検査",
+            "発生届",
+            "性別",
+            "症状",
+            "現在のステータス",
+            "患者名",
+            "年齢",
+            "居所",
+            "横口 健太",
+            "22歳3ヶ月",
+            "港区芝",
+            "未発行",
+            "処理番号発行",
+        ] {
+            assert!(p.body.contains(s), "{}: case page lacks {s}", h.label);
+        }
+        // The confirmation step changes nothing; the post issues.
+        let c = b.get(&format!("/portal/cases/{id}/issue")).await;
+        assert!(c.body.contains("処理番号発行の確認") && c.body.contains("09012345678"));
+        assert_eq!(h.sent_count(), 0);
+        let p = issue(&mut b, id).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let p = b.get(&p.location).await;
+        assert!(p.body.contains("送信済み") && p.body.contains("処理番号を送信しました"));
+        assert!(p.body.contains("再発行") && p.body.contains("SMS"));
+        let (number, link) = h.last_number();
+        assert!(!p.body.contains(&number) && !p.body.contains(&link));
+
+        // Reissue before use: the old number stops working.
+        let p = issue(&mut b, id).await;
+        assert_eq!(p.status, 303);
+        assert_eq!(h.sent_count(), 2);
+        let (new_number, _) = h.last_number();
+        assert_eq!(h.verify(&number).await.body["errorCode"], "code_invalid");
+        let v = h.verify(&new_number).await;
+        let token = v.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(h.certificate(&token, &hmac32()).await.status, 200);
+
+        // After a registration: the seed's refusal, no button, and a stale
+        // confirmation post is refused with the same message.
+        let p = b.get(&format!("/portal/cases/{id}?tab=id")).await;
+        assert!(
+            p.body
+                .contains("一度登録に成功した場合には処理番号を再発行できません")
+        );
+        assert!(p.body.contains("登録済み") && !p.body.contains("id=\"issue-button\""));
+        let p = b
+            .post(
+                &format!("/portal/cases/{id}/issue"),
+                &[("csrf", &csrf(&p.body))],
+            )
+            .await;
+        assert_eq!(p.status, 409);
+        assert!(
+            p.body
+                .contains("一度登録に成功した場合には処理番号を再発行できません")
+        );
+        assert_eq!(h.sent_count(), 2);
+
+        // English.
+        let p = b.get(&format!("/portal/cases/{id}?tab=id&lang=en")).await;
+        assert!(p.body.contains("ID management") && p.body.contains("Registered"));
+        assert!(p.body.contains("it cannot be reissued"));
+        assert!(
+            b.last_set_cookie
+                .iter()
+                .any(|c| c.starts_with("cocoa_lang=en"))
+        );
+        let p = b.get("/portal/cases").await;
+        assert!(
+            p.body.contains("Search (name, furigana, ID)"),
+            "the cookie keeps English"
+        );
+        let p = b.get("/portal/cases?lang=ja").await;
+        assert!(p.body.contains("検索（氏名・フリガナ・ID）"));
+
+        // Audit log and statistics: who, which case, outcome; never a number.
+        let a = b.get("/portal/audit").await;
+        assert!(a.body.contains("staff:yamada") && a.body.contains("処理番号発行"));
+        assert!(a.body.contains("拒否（登録済みのため再発行不可）"));
+        let s = b.get("/portal/stats").await;
+        assert!(s.body.contains("<svg") && s.body.contains("自保健所") && s.body.contains("全国"));
+        for page in [&a.body, &s.body] {
+            assert!(!page.contains(&number) && !page.contains(&new_number));
+        }
+        let dump = h.dump().await;
+        assert!(!dump.contains(&number) && !dump.contains(&new_number));
+
+        // Search by name, furigana (ASCII space accepted) and ID.
+        for q in ["横口", "ヨコグチ%20ケンタ", &id.to_string()] {
+            let p = b.get(&format!("/portal/cases?q={q}")).await;
+            assert!(
+                p.body.contains(&format!("/portal/cases/{id}")),
+                "search {q}"
+            );
+        }
+        let p = b.get("/portal/cases?q=存在しない").await;
+        assert!(p.body.contains("該当する患者はいません"));
+    }
+}
+
+#[tokio::test]
+async fn failed_delivery_shows_the_reason_and_a_retry() {
+    for db in backends().await {
+        let h = start_with(
+            &db,
+            Options {
+                delivery: Some(issuer::delivery::Delivery::uniform(
+                    issuer::delivery::Sender::Failing("gateway answered 503".into()),
+                )),
+                ..Options::default()
+            },
+        )
+        .await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let p = issue(&mut b, id).await;
+        assert_eq!(p.status, 502, "{}", h.label);
+        assert!(p.body.contains("送信失敗") && p.body.contains("gateway answered 503"));
+        assert!(p.body.contains("再送信"));
+        let p = b.get(&format!("/portal/cases/{id}")).await;
+        assert!(
+            p.body
+                .contains("id=\"delivery-reason\">gateway answered 503")
+        );
+    }
+}
+
+#[tokio::test]
+async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        // Even the login form needs its token.
+        let p = b
+            .post(
+                "/portal/login",
+                &[("login", "yamada"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(p.status, 403, "{}", h.label);
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let cases = h.count("cases").await;
+        let audit = h.count("audit_log").await;
+        let mut form = case_form();
+        form.push(("csrf", "forged"));
+        for (path, f) in [
+            ("/portal/cases".to_owned(), case_form()),
+            ("/portal/cases".to_owned(), form.clone()),
+            (format!("/portal/cases/{id}"), case_form()),
+            (format!("/portal/cases/{id}/issue"), vec![]),
+            (format!("/portal/cases/{id}/issue"), vec![("csrf", "")]),
+            ("/portal/logout".to_owned(), vec![]),
+            ("/portal/account/totp".to_owned(), vec![("code", "123456")]),
+        ] {
+            let p = b.post(&path, &f).await;
+            assert_eq!(p.status, 403, "{}: {path}", h.label);
+            assert!(p.body.contains("操作を受け付けられません"));
+        }
+        assert_eq!(h.count("cases").await, cases);
+        assert_eq!(h.count("issuances").await, 0);
+        assert_eq!(h.count("audit_log").await, audit);
+        assert_eq!(h.sent_count(), 0);
+        assert_eq!(b.get("/portal/cases").await.status, 200, "still signed in");
+        // A token of another session does not work either.
+        let mut other = Browser::new(&h);
+        other.login("yamada", PASSWORD).await;
+        let theirs = csrf(&other.get("/portal/cases").await.body);
+        let p = b
+            .post(&format!("/portal/cases/{id}/issue"), &[("csrf", &theirs)])
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(h.count("issuances").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn another_centres_case_is_not_found_through_every_url() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let now = h.app.issuer.now();
+        let other = h
+            .app
+            .issuer
+            .store()
+            .create_centre("ちよだ保健所", "13", now)
+            .await
+            .unwrap();
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        staff(&h, other, "suzuki", Role::Staff).await;
+        staff(&h, other, "root", Role::System).await;
+        let mut owner = Browser::new(&h);
+        owner.login("yamada", PASSWORD).await;
+        let id = create_case(&mut owner).await;
+        let mut b = Browser::new(&h);
+        b.login("suzuki", PASSWORD).await;
+        for path in [
+            format!("/portal/cases/{id}"),
+            format!("/portal/cases/{id}?tab=basic"),
+            format!("/portal/cases/{id}/edit"),
+            format!("/portal/cases/{id}/issue"),
+            "/portal/cases/999999".to_owned(),
+            "/portal/cases/abc".to_owned(),
+        ] {
+            let p = b.get(&path).await;
+            assert_eq!(p.status, 404, "{}: {path}", h.label);
+            assert!(!p.body.contains("横口"));
+        }
+        let mut edited = case_form();
+        edited[0] = ("name_kanji", "乗っ取り");
+        for (path, f) in [
+            (format!("/portal/cases/{id}"), edited),
+            (format!("/portal/cases/{id}/issue"), vec![]),
+        ] {
+            let p = b.submit("/portal/cases", &path, &f).await;
+            assert_eq!(p.status, 404, "{}: POST {path}", h.label);
+        }
+        assert_eq!(h.count("issuances").await, 0);
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert_eq!(c.data.name_kanji, "横口 健太");
+        assert!(!b.get("/portal/cases").await.body.contains("横口"));
+        let href = format!("/portal/cases/{id}\"");
+        assert!(!b.get("/portal/cases?q=横口").await.body.contains(&href));
+        assert!(!b.get("/portal/audit").await.body.contains("yamada"));
+        // A system administrator sees every centre.
+        let mut root = Browser::new(&h);
+        root.login("root", PASSWORD).await;
+        assert!(root.get("/portal/cases").await.body.contains("横口"));
+        assert_eq!(root.get(&format!("/portal/cases/{id}")).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn wrong_logins_are_refused_then_throttled() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        for (login, pw) in [
+            ("yamada", "wrong password!"),
+            ("nobody", PASSWORD),
+            ("", ""),
+        ] {
+            let p = b.login(login, pw).await;
+            assert_eq!(p.status, 401, "{}: {login}", h.label);
+            assert!(
+                p.body
+                    .contains("ログインIDまたはパスワードが正しくありません")
+            );
+            assert!(
+                !p.body.contains(pw) || pw.is_empty(),
+                "the password is not echoed"
+            );
+        }
+        for _ in 0..4 {
+            b.login("yamada", "still wrong!!").await;
+        }
+        let p = b.login("yamada", PASSWORD).await;
+        assert_eq!(p.status, 429, "throttled even with the right password");
+        assert!(p.body.contains("しばらくログインできません"));
+        // Another login id from the same address still works (address limit is 20).
+        staff(&h, h.centre_id, "sato", Role::Staff).await;
+        assert_eq!(b.login("sato", PASSWORD).await.status, 303);
+        // The window ends.
+        h.clock.advance(chrono::Duration::minutes(16));
+        let mut b2 = Browser::new(&h);
+        assert_eq!(b2.login("yamada", PASSWORD).await.status, 303);
+        let a = b2.get("/portal/audit").await.body;
+        assert!(a.contains("失敗（パスワード誤り）") && a.contains("拒否（試行回数超過）"));
+        assert!(!a.contains("nobody"), "unknown login ids are not logged");
+    }
+}
+
+#[tokio::test]
+async fn case_forms_show_a_message_beside_each_bad_field() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let long = "山".repeat(101);
+        let mut f = case_form();
+        f[0] = ("name_kanji", &long);
+        f[1] = ("name_kana", "よこぐち けんた");
+        f[4] = ("mobile", "03-1234-5678");
+        f[5] = ("email", "not-an-address");
+        f[2] = ("birth_date", "2030-01-01");
+        let p = b.submit("/portal/cases/new", "/portal/cases", &f).await;
+        assert_eq!(p.status, 422, "{}", h.label);
+        for (field, msg) in [
+            ("name_kanji", "100文字以内"),
+            ("name_kana", "全角カタカナ"),
+            ("mobile", "携帯電話番号の形式"),
+            ("email", "メールアドレスの形式"),
+            ("birth_date", "未来の日付"),
+        ] {
+            let at = p
+                .body
+                .find(&format!("id=\"err-{field}\""))
+                .unwrap_or_else(|| panic!("{field}"));
+            let near: String = p.body[at..].chars().take(120).collect();
+            assert!(near.contains(msg), "{field}: {msg}");
+        }
+        assert!(
+            p.body.contains("value=\"よこぐち けんた\""),
+            "values are kept"
+        );
+        assert_eq!(h.count("cases").await, 0);
+        // English messages.
+        let p = b
+            .submit("/portal/cases/new?lang=en", "/portal/cases", &f)
+            .await;
+        assert!(p.body.contains("full-width katakana"));
+        b.get("/portal/cases?lang=ja").await;
+        // Editing: the same checks, and nothing changes.
+        let id = create_case(&mut b).await;
+        let edit = format!("/portal/cases/{id}/edit");
+        let p = b.submit(&edit, &format!("/portal/cases/{id}"), &f).await;
+        assert_eq!(p.status, 422);
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert_eq!(c.data.name_kana, "ヨコグチ\u{3000}ケンタ");
+        let mut ok = case_form();
+        ok[6] = ("residence", "港区芝公園");
+        ok[7] = ("symptoms", "yes");
+        let p = b.submit(&edit, &format!("/portal/cases/{id}"), &ok).await;
+        assert_eq!(p.status, 303);
+        let p = b.get(&p.location).await;
+        assert!(
+            p.body.contains("港区芝公園") && p.body.contains("保存しました"),
+            "{}",
+            p.body
+        );
+        // A case missing prerequisites shows each item and no button.
+        let mut partial = case_form();
+        partial[4] = ("mobile", "");
+        partial.retain(|(k, _)| *k != "reported");
+        let id2 = create_case_with(&mut b, &partial).await;
+        let p = b.get(&format!("/portal/cases/{id2}")).await;
+        assert!(p.body.contains(
+            "患者の連絡先（携帯電話番号またはメールアドレスのいずれか）が入力されていません"
+        ));
+        assert!(p.body.contains("発生届が報告されていません"));
+        assert!(!p.body.contains("id=\"issue-button\""));
+        assert_eq!(
+            b.get(&format!("/portal/cases/{id2}/issue")).await.status,
+            422
+        );
+    }
+}
+
+async fn create_case_with(b: &mut Browser, form: &[(&str, &str)]) -> i64 {
+    let p = b.submit("/portal/cases/new", "/portal/cases", form).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    p.location
+        .trim_start_matches("/portal/cases/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn totp_code(secret: &str, at: i64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .unwrap()
+        .generate(at as u64)
+}
+
+#[tokio::test]
+async fn totp_login_with_fresh_session_ids_and_expiry() {
+    for db in backends().await {
+        let h = start_with(
+            &db,
+            Options {
+                portal: PortalConfig {
+                    secure_cookies: Some(true),
+                    ..PortalConfig::default()
+                },
+                ..Options::default()
+            },
+        )
+        .await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.get("/portal/login").await;
+        let anon = b.sid().unwrap();
+        let set = b.last_set_cookie.join("\n");
+        for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/portal"] {
+            assert!(
+                set.contains(attr),
+                "{}: cookie lacks {attr}: {set}",
+                h.label
+            );
+        }
+        b.login("yamada", PASSWORD).await;
+        let full = b.sid().unwrap();
+        assert_ne!(anon, full, "a new session id at login");
+        // The old id is dead.
+        let mut fixated = Browser::new(&h);
+        fixated.cookies.insert("cocoa_sid".into(), anon.clone());
+        assert_eq!(fixated.get("/portal/cases").await.status, 303);
+        let stored: Vec<String> = {
+            use sqlx::Row;
+            sqlx::query("SELECT id_hash FROM staff_sessions")
+                .fetch_all(h.app.issuer.store().pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap())
+                .collect()
+        };
+        assert!(stored.iter().all(|s| *s != full), "only hashes are stored");
+
+        // Enrol: a wrong code first, then the code of the key shown.
+        let p = b
+            .submit(
+                "/portal/account/totp",
+                "/portal/account/totp",
+                &[("code", "000000")],
+            )
+            .await;
+        assert_eq!(p.status, 422);
+        let at = p.body.find("id=\"totp-secret\">").unwrap() + 17;
+        let secret = p.body[at..at + p.body[at..].find('<').unwrap()].to_owned();
+        let now = h.app.issuer.now();
+        let p = b
+            .post(
+                "/portal/account/totp",
+                &[("code", &totp_code(&secret, now)), ("csrf", &csrf(&p.body))],
+            )
+            .await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains("2段階認証を有効にしました"));
+        b.submit("/portal/cases", "/portal/logout", &[]).await;
+        assert_eq!(b.get("/portal/cases").await.location, "/portal/login");
+
+        // Login now asks for a code; each step has a new id.
+        h.clock.advance(chrono::Duration::seconds(60));
+        let p = b.login("yamada", PASSWORD).await;
+        assert_eq!(p.location, "/portal/login/totp");
+        let pending = b.sid().unwrap();
+        assert_eq!(
+            b.get("/portal/cases").await.status,
+            303,
+            "not signed in yet"
+        );
+        let p = b
+            .submit(
+                "/portal/login/totp",
+                "/portal/login/totp",
+                &[("code", "123456")],
+            )
+            .await;
+        assert_eq!(p.status, 401);
+        assert!(p.body.contains("確認コードが正しくありません"));
+        let code = totp_code(&secret, h.app.issuer.now());
+        let p = b
+            .submit(
+                "/portal/login/totp",
+                "/portal/login/totp",
+                &[("code", &code)],
+            )
+            .await;
+        assert_eq!(p.location, "/portal/cases");
+        assert_ne!(b.sid().unwrap(), pending);
+        assert_eq!(b.get("/portal/cases").await.status, 200);
+        // The same code does not work twice.
+        let mut again = Browser::new(&h);
+        again.login("yamada", PASSWORD).await;
+        let p = again
+            .submit(
+                "/portal/login/totp",
+                "/portal/login/totp",
+                &[("code", &code)],
+            )
+            .await;
+        assert_eq!(p.status, 401, "{}: a TOTP code is single-use", h.label);
+
+        // Idle expiry.
+        h.clock.advance(chrono::Duration::minutes(31));
+        let p = b.get("/portal/cases").await;
+        assert_eq!(p.location, "/portal/login?expired=1");
+        assert!(
+            b.get(&p.location)
+                .await
+                .body
+                .contains("セッションの有効期限が切れました")
+        );
+    }
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_absolute_limit_even_when_active() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        for _ in 0..40 {
+            h.clock.advance(chrono::Duration::minutes(20));
+            if b.get("/portal/cases").await.status != 200 {
+                break;
+            }
+        }
+        assert_eq!(
+            b.get("/portal/cases").await.location,
+            "/portal/login?expired=1",
+            "{}",
+            h.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers() {
+    let db = &backends().await[0];
+    let h = start(db).await;
+    let mut b = Browser::new(&h);
+    let r = b
+        .http
+        .get(format!("{}/portal/login", h.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(!b.get("/portal/login").await.body.contains("<script"));
+    assert_eq!(b.get("/portal/nowhere").await.status, 404);
+}

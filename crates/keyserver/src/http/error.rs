@@ -1,0 +1,99 @@
+//! The one place where errors become HTTP answers. Unexpected errors give a
+//! generic 500; their detail goes to the log only.
+
+use axum::http::StatusCode;
+
+use crate::error::Error;
+use crate::validate::KeyRejection;
+
+impl Error {
+    /// HTTP status and message (Japanese / English) of this error.
+    pub fn status_and_message(&self) -> (StatusCode, String) {
+        let m = |ja: &str, en: &str| format!("{ja} / {en}");
+        match self {
+            Self::BadRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                m(
+                    "リクエストの形式が正しくありません",
+                    &format!("bad request: {why}"),
+                ),
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                m("リクエストが大きすぎます", "request body too large"),
+            ),
+            Self::UnknownHealthAuthority => (
+                StatusCode::UNAUTHORIZED,
+                m(
+                    "保健機関IDが登録されていません",
+                    "unknown healthAuthorityID",
+                ),
+            ),
+            Self::CertificateInvalid(why) => (
+                StatusCode::UNAUTHORIZED,
+                m(
+                    "証明書を確認できませんでした",
+                    &format!("verification certificate invalid: {why}"),
+                ),
+            ),
+            Self::CertificateExpired => (
+                StatusCode::UNAUTHORIZED,
+                m(
+                    "証明書の有効期限が切れています。もう一度登録してください",
+                    "verification certificate expired or not yet valid",
+                ),
+            ),
+            Self::CertificateAudience => (
+                StatusCode::UNAUTHORIZED,
+                m(
+                    "この証明書はこのサーバー向けではありません",
+                    "verification certificate is for another audience",
+                ),
+            ),
+            Self::HmacKeyInvalid => (
+                StatusCode::BAD_REQUEST,
+                m(
+                    "hmacKey が正しくありません",
+                    "hmacKey must be the base64 of 16 to 128 bytes",
+                ),
+            ),
+            Self::HmacMismatch => (
+                StatusCode::UNAUTHORIZED,
+                m(
+                    "診断キーが証明書と一致しません",
+                    "the keys do not match the certificate's tekmac",
+                ),
+            ),
+            Self::Keys(r) => (
+                StatusCode::BAD_REQUEST,
+                match r {
+                    KeyRejection::NoKeys => m("診断キーがありません", "no keys"),
+                    KeyRejection::TooManyKeys { count, max } => m(
+                        "診断キーが多すぎます",
+                        &format!("{count} keys, at most {max} allowed"),
+                    ),
+                    KeyRejection::TooManySameStart { max } => m(
+                        "同じ開始時刻の診断キーが多すぎます",
+                        &format!("more than {max} keys share a rollingStartNumber"),
+                    ),
+                    KeyRejection::AllDropped { code, .. } => m(
+                        "有効な診断キーがありません",
+                        &format!("no valid key: {code}"),
+                    ),
+                },
+            ),
+            Self::NotFound => (StatusCode::NOT_FOUND, m("見つかりません", "not found")),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                m("サーバーでエラーが発生しました", "internal server error"),
+            ),
+        }
+    }
+
+    /// Logs an unexpected error's detail (never sent to the client).
+    pub fn log_if_internal(&self) {
+        if let Self::Internal(e) = self {
+            tracing::error!(error = format!("{e:#}"), "unexpected error");
+        }
+    }
+}

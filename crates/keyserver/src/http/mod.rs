@@ -1,0 +1,270 @@
+//! The key server's HTTP side: `POST /v1/publish`, `GET /exports/…`,
+//! `GET /api/stats`, the public page `GET /stats`; `/healthz` and `/metrics`
+//! for a standalone process. [`router`] gives the routes so `cocoa serve`
+//! can merge roles on one listener; [`serve`] runs them until `shutdown`.
+//!
+//! No handler reads the client's address, and the request log holds the
+//! method and path only.
+
+mod error;
+mod exports;
+mod publish;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use en_protocol::time::Clock;
+use rand::RngCore;
+use rand::SeedableRng as _;
+use tower_http::trace::TraceLayer;
+
+use crate::config::KeyserverConfig;
+use crate::export::{ExportSettings, Exporter};
+use crate::publish::{Keyserver, Settings};
+use crate::storage::ExportStorage;
+use crate::store::Store;
+use crate::trust::{Policy, Trust, TrustedIssuer};
+use crate::validate::KeyLimits;
+
+/// Shared state of every request.
+pub struct App {
+    /// The publish operation.
+    pub keyserver: Keyserver,
+    /// The export object store.
+    pub storage: ExportStorage,
+    /// The exporter (for its metrics; the loop runs elsewhere).
+    pub exporter: Arc<Exporter>,
+    /// k-anonymity threshold of the statistics.
+    pub stats_threshold: u64,
+    /// Largest publish body.
+    pub max_body_bytes: usize,
+    rng: Mutex<Box<dyn RngCore + Send>>,
+    latencies: Mutex<publish::Latencies>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("keyserver", &self.keyserver)
+            .field("exporter", &self.exporter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// State over its parts. `rng` draws padding and chaff delays.
+    pub fn new(
+        keyserver: Keyserver,
+        storage: ExportStorage,
+        exporter: Arc<Exporter>,
+        stats_threshold: u64,
+        max_body_bytes: usize,
+        rng: Box<dyn RngCore + Send>,
+    ) -> Self {
+        Self {
+            keyserver,
+            storage,
+            exporter,
+            stats_threshold,
+            max_body_bytes,
+            rng: Mutex::new(rng),
+            latencies: Mutex::new(publish::Latencies::default()),
+        }
+    }
+}
+
+/// The routes of the keyserver role, with their state: `/v1/publish`,
+/// `/exports/…`, `/api/stats`, `/stats`.
+pub fn router(app: Arc<App>) -> Router {
+    let max_body = app.max_body_bytes;
+    Router::new()
+        .route(
+            "/v1/publish",
+            post(publish::publish).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route("/exports/{*path}", get(exports::get_export))
+        .route("/api/stats", get(stats_json))
+        .route("/stats", get(stats_page))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(app)
+}
+
+/// `/healthz` and `/metrics`, for a process that runs no issuer (which
+/// serves them in the all-in-one process).
+pub fn ops_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> String {
+    let mut s = app.keyserver.metrics.render();
+    s.push_str(&app.exporter.metrics.render());
+    s
+}
+
+async fn stats_of(app: &App) -> Result<api_types::stats::StatsResponse, crate::Error> {
+    let days = app.keyserver.store().stats_days().await?;
+    Ok(crate::stats::compute(
+        &days,
+        app.stats_threshold,
+        app.keyserver.now(),
+    ))
+}
+
+async fn stats_json(State(app): State<Arc<App>>) -> Response {
+    match stats_of(&app).await {
+        Ok(s) => ([(header::CACHE_CONTROL, "no-cache")], axum::Json(s)).into_response(),
+        Err(e) => error_page(&e),
+    }
+}
+
+async fn stats_page(State(app): State<Arc<App>>) -> Response {
+    match stats_of(&app).await {
+        Ok(s) => (
+            [(header::CACHE_CONTROL, "no-cache")],
+            Html(crate::stats::page_html(&s)),
+        )
+            .into_response(),
+        Err(e) => error_page(&e),
+    }
+}
+
+fn error_page(e: &crate::Error) -> Response {
+    e.log_if_internal();
+    let (status, message) = e.status_and_message();
+    (
+        status,
+        axum::Json(api_types::error::ErrorResponse {
+            error: message,
+            error_code: e.code().to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+/// The database URL of a configuration (default: SQLite under `data_dir`).
+pub fn database_url(config: &KeyserverConfig, data_dir: &Path) -> String {
+    config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Store::sqlite_url(&data_dir.join("keyserver.sqlite3")))
+}
+
+/// Builds the key server of a configuration: store, trusted issuers (the
+/// configured ones, those in the database, and `extra`), object store,
+/// signing keys, exporter.
+pub async fn build(
+    config: &KeyserverConfig,
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+    extra: Vec<TrustedIssuer>,
+) -> anyhow::Result<Arc<App>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = Store::connect(&database_url(config, data_dir), config.max_connections).await?;
+    let mut issuers = extra;
+    for c in &config.issuers {
+        issuers.push(TrustedIssuer::from_config(c)?);
+    }
+    let now = clock.now().timestamp();
+    let trust = Trust::new(issuers);
+    trust.reload(&store, now).await?;
+    let storage = ExportStorage::from_config(&config.storage, data_dir)?;
+    let signers = crate::signing::load_signers(&config.export, &store, now).await?;
+    let exporter = Arc::new(Exporter::new(
+        store.clone(),
+        storage.clone(),
+        signers,
+        ExportSettings::from(&config.export),
+        clock.clone(),
+        Box::new(rand::rngs::StdRng::from_entropy()),
+    ));
+    let keyserver = Keyserver::new(
+        store,
+        trust,
+        clock,
+        Settings {
+            policy: Policy {
+                audience: config.audience.clone(),
+                skew_seconds: config.clock_skew_seconds,
+            },
+            limits: KeyLimits {
+                max_keys: config.max_keys,
+                max_same_start: config.max_same_start,
+            },
+        },
+    );
+    Ok(Arc::new(App::new(
+        keyserver,
+        storage,
+        exporter,
+        config.stats_threshold,
+        config.max_body_bytes,
+        Box::new(rand::rngs::StdRng::from_entropy()),
+    )))
+}
+
+/// Runs the keyserver role (with `/healthz` and `/metrics`) on `listener`
+/// until `shutdown` completes. The exporter loop is not started; see
+/// [`Exporter::run`].
+pub async fn serve(
+    config: &KeyserverConfig,
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = build(config, data_dir, clock, Vec::new()).await?;
+    let router = router(app.clone()).merge(ops_router(app));
+    axum::serve(AnonymousListener(listener), router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// A TCP listener that forgets each client's address as it accepts the
+/// connection, so that nothing downstream (not even the server library's
+/// own trace log) can record it.
+#[derive(Debug)]
+pub struct AnonymousListener(pub tokio::net::TcpListener);
+
+/// The address of a client of an [`AnonymousListener`]: nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anonymous;
+
+impl axum::serve::Listener for AnonymousListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = Anonymous;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((io, _forgotten)) => {
+                    let _ = io.set_nodelay(true);
+                    return (io, Anonymous);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Anonymous)
+    }
+}

@@ -1,0 +1,184 @@
+//! Tools for tests, benchmarks and demos: a local certificate issuer the
+//! key server can be told to trust, and complete publish requests.
+//!
+//! A [`Minter`] holds a P-256 key generated on the spot and signs ES256
+//! certificates exactly as the issuer does (`kid` = hex of the first 8 bytes
+//! of SHA-256 of the SPKI DER, JOSE `r || s` signature). Trust it with
+//! [`Minter::trusted_issuer`] in process, or give [`Minter::public_key_pem`]
+//! to `cocoa keyserver add-issuer`.
+
+use api_types::publish::{PublishKey, PublishRequest, tekmac_message};
+use api_types::verify::CertificateClaims;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use en_protocol::time::TEK_ROLLING_PERIOD;
+use hmac::{Hmac, Mac};
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rand::{CryptoRng, RngCore};
+use sha2::Sha256;
+
+use crate::trust::{TrustedIssuer, key_id};
+
+/// A local certificate issuer.
+pub struct Minter {
+    key: SigningKey,
+    kid: String,
+    /// `iss` of its certificates.
+    pub iss: String,
+    /// `aud` of its certificates.
+    pub aud: String,
+}
+
+impl std::fmt::Debug for Minter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minter")
+            .field("kid", &self.kid)
+            .field("iss", &self.iss)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Minter {
+    /// A fresh issuer key.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, iss: &str, aud: &str) -> Self {
+        let key = SigningKey::random(rng);
+        let kid = key_id(key.verifying_key()).unwrap_or_default();
+        Self {
+            key,
+            kid,
+            iss: iss.into(),
+            aud: aud.into(),
+        }
+    }
+
+    /// An issuer key read from PKCS#8 PEM.
+    pub fn from_pkcs8_pem(pem: &str, iss: &str, aud: &str) -> anyhow::Result<Self> {
+        let key = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| anyhow::anyhow!("not a PKCS#8 PEM P-256 private key: {e}"))?;
+        let kid = key_id(key.verifying_key())?;
+        Ok(Self {
+            key,
+            kid,
+            iss: iss.into(),
+            aud: aud.into(),
+        })
+    }
+
+    /// The private key as PKCS#8 PEM (secret: wiped when dropped).
+    pub fn to_pkcs8_pem(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("encoding the key: {e}"))
+    }
+
+    /// Its key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Its public key, SPKI PEM.
+    pub fn public_key_pem(&self) -> String {
+        self.key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap_or_default()
+    }
+
+    /// The trusted issuer entry for it under `health_authority_id`.
+    pub fn trusted_issuer(&self, health_authority_id: &str) -> TrustedIssuer {
+        TrustedIssuer::from_pem(
+            health_authority_id,
+            &self.iss,
+            &self.public_key_pem(),
+            Some(&self.kid),
+        )
+        .unwrap_or_else(|e| unreachable!("a generated key is valid PEM: {e}"))
+    }
+
+    /// Signs claims as an ES256 JWT with header `kid`.
+    pub fn sign_claims(&self, claims: &serde_json::Value, kid: Option<&str>, alg: &str) -> String {
+        let mut header = serde_json::json!({"alg": alg, "typ": "JWT"});
+        if let Some(k) = kid {
+            header["kid"] = k.into();
+        }
+        let h = URL_SAFE_NO_PAD.encode(header.to_string());
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{h}.{c}");
+        let sig: Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    /// The claims the issuer would write at `iat` for `tekmac`.
+    pub fn claims(&self, tekmac: &[u8], report_type: &str, iat: i64) -> CertificateClaims {
+        CertificateClaims {
+            iss: self.iss.clone(),
+            aud: self.aud.clone(),
+            iat,
+            nbf: iat - 60,
+            exp: iat + 900,
+            tekmac: STANDARD.encode(tekmac),
+            report_type: report_type.into(),
+        }
+    }
+
+    /// A certificate as the issuer would sign it.
+    pub fn certificate(&self, claims: &CertificateClaims) -> String {
+        let v = serde_json::to_value(claims).unwrap_or_default();
+        self.sign_claims(&v, Some(&self.kid), "ES256")
+    }
+}
+
+/// `HMAC-SHA256(hmac_key, tekmac_message(keys))`, what a device sends as
+/// `ekeyhmac`.
+pub fn key_hmac(hmac_key: &[u8], keys: &[PublishKey]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(hmac_key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(tekmac_message(keys).as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// `n` random keys of the days before `now_interval`'s day, one a day,
+/// newest first (yesterday's first).
+pub fn daily_keys<R: RngCore>(rng: &mut R, n: u32, now_interval: u32) -> Vec<PublishKey> {
+    let today = now_interval - now_interval % TEK_ROLLING_PERIOD;
+    (1..=n)
+        .map(|d| {
+            let mut k = [0u8; 16];
+            rng.fill_bytes(&mut k);
+            PublishKey {
+                key: STANDARD.encode(k),
+                rolling_start_number: today - d * TEK_ROLLING_PERIOD,
+                rolling_period: TEK_ROLLING_PERIOD,
+                transmission_risk: None,
+            }
+        })
+        .collect()
+}
+
+/// A complete publish request for `keys` under a fresh HMAC key, with a
+/// certificate from `minter` issued at `iat`.
+pub fn publish_request<R: RngCore>(
+    rng: &mut R,
+    minter: &Minter,
+    health_authority_id: &str,
+    keys: Vec<PublishKey>,
+    report_type: &str,
+    iat: i64,
+) -> PublishRequest {
+    let mut hmac_key = [0u8; 32];
+    rng.fill_bytes(&mut hmac_key);
+    let mac = key_hmac(&hmac_key, &keys);
+    let cert = minter.certificate(&minter.claims(&mac, report_type, iat));
+    let mut pad = [0u8; 256];
+    rng.fill_bytes(&mut pad);
+    PublishRequest {
+        keys,
+        health_authority_id: health_authority_id.into(),
+        verification_payload: cert,
+        hmac_key: STANDARD.encode(hmac_key),
+        padding: Some(STANDARD.encode(pad)),
+        ..PublishRequest::default()
+    }
+}

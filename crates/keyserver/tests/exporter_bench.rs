@@ -1,0 +1,113 @@
+//! The exporter's speed on a batch of 1,000,000 keys: read from the
+//! database, build, sign and write to a local folder. Ignored by default
+//! (it wants a release build):
+//!
+//! `cargo test --release -p keyserver --test exporter_bench -- --ignored --nocapture`
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::NowTs;
+use en_protocol::export::{SignatureInfo, SoftwareSigner};
+use keyserver::export::{CycleOptions, Exporter};
+use keyserver::storage::ExportStorage;
+use keyserver::store::Store;
+use rand::{RngCore, SeedableRng};
+
+const KEYS: usize = 1_000_000;
+
+#[tokio::test]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+async fn exporter_builds_signs_and_stores_a_million_keys() {
+    for db in common::backends().await {
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        let clock = Arc::new(en_protocol::time::FixedClock::new(common::t0()));
+        let now = clock.now_ts();
+        let hour = now - now % 3600;
+        let today = now / 600 - (now / 600) % 144;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+
+        let t = Instant::now();
+        let mut tx = store.pool().begin().await.unwrap();
+        for chunk in 0..KEYS / 4000 {
+            let mut sql = String::from(
+                "INSERT INTO exposures (key_data, rolling_start, rolling_period, transmission_risk, \
+                 report_type, created_at, available_at) VALUES ",
+            );
+            let mut q_rows = Vec::with_capacity(4000);
+            for i in 0..4000 {
+                let b = i * 3;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 144, 2, 1, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 3
+                ));
+                let mut k = [0u8; 16];
+                rng.fill_bytes(&mut k);
+                q_rows.push((k, today - 144 * ((chunk * 4000 + i) as i64 % 14 + 1)));
+            }
+            let mut q = sqlx::query(&sql);
+            for (k, start) in q_rows {
+                q = q.bind(k.to_vec()).bind(start).bind(hour);
+            }
+            q.execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let inserted = t.elapsed().as_secs_f64();
+
+        let dir = tempfile::tempdir().unwrap();
+        let signer = SoftwareSigner::generate(&mut rng, SignatureInfo::new("440", "v1"));
+        let exporter = Exporter::new(
+            store.clone(),
+            ExportStorage::local(dir.path()).unwrap(),
+            vec![signer],
+            common::export_settings(),
+            clock.clone(),
+            Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(2)),
+        );
+        clock.advance(chrono::Duration::hours(3));
+        let t = Instant::now();
+        let r = exporter
+            .run_cycle(CycleOptions { min_age: 7200 })
+            .await
+            .unwrap();
+        let cycle = t.elapsed().as_secs_f64();
+        assert_eq!(r.files.len(), 2, "two files of 500,000 keys");
+
+        // The same batch again without the database: build, sign, write.
+        let batch = store.batch(r.built[0]).await.unwrap().unwrap();
+        let t = Instant::now();
+        let real = store.batch_keys(batch.id).await.unwrap();
+        let read = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let files =
+            keyserver::export::build_batch(&batch, real, Vec::new(), exporter.signers(), 500_000)
+                .unwrap();
+        let built = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for f in files {
+            exporter.storage().put(&f.path, f.zip).await.unwrap();
+        }
+        let written = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            serde_json::json!({
+                "backend": db.label,
+                "keys": KEYS,
+                "insert_seconds": inserted,
+                "export_cycle_seconds": cycle,
+                "read_seconds": read,
+                "build_and_sign_seconds": built,
+                "write_seconds": written,
+            })
+        );
+    }
+}

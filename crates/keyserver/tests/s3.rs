@@ -1,0 +1,181 @@
+//! Export storage on a real S3 API server (moto's server mode, started by
+//! the test on a free port): files and indexes land under the prefix with
+//! their content type and cache policy, and read back and verify. Skipped
+//! with a note when `python3 -m moto.server` is not installed
+//! (`pip install 'moto[server]'`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::NowTs;
+use en_protocol::export::{
+    SignatureInfo, SoftwareSigner, TekSignatureList, VerificationKey, read_zip, verify,
+};
+use keyserver::config::{StorageConfig, StorageKind};
+use keyserver::export::{CycleOptions, Exporter};
+use keyserver::storage::ExportStorage;
+use keyserver::store::{NewPublish, Store, StoredKey};
+use rand::SeedableRng;
+
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_moto() -> Option<(Moto, String)> {
+    let installed = Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!("SKIP s3: moto is not installed (pip install 'moto[server]')");
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let moto = Moto(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(&url).send().await.is_ok() {
+            return Some((moto, url));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("moto did not start on {url}");
+}
+
+#[tokio::test]
+async fn exports_go_to_an_s3_bucket_with_their_headers() {
+    let Some((_moto, endpoint)) = start_moto().await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let created = http
+        .put(format!("{endpoint}/cocoa-exports"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{:?}", created.status());
+    let storage = ExportStorage::from_config(
+        &StorageConfig {
+            kind: StorageKind::S3,
+            bucket: Some("cocoa-exports".into()),
+            prefix: Some("c19r".into()),
+            endpoint: Some(endpoint.clone()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".to_owned().into()),
+            allow_http: true,
+            ..StorageConfig::default()
+        },
+        std::path::Path::new("/nonexistent"),
+    )
+    .unwrap();
+
+    let db = common::backends().await.remove(0);
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    let clock = Arc::new(en_protocol::time::FixedClock::new(common::t0()));
+    let now = clock.now_ts();
+    let hour = now - now % 3600;
+    let today = now / 600 - (now / 600) % 144;
+    let keys: Vec<StoredKey> = (0..5u8)
+        .map(|i| StoredKey {
+            key_data: [i + 1; 16],
+            rolling_start: today - 144 * (i64::from(i) + 1),
+            rolling_period: 144,
+            transmission_risk: 2,
+            report_type: 1,
+            created_at: hour,
+            available_at: hour,
+        })
+        .collect();
+    store
+        .record_publish(&NewPublish {
+            cert_digest: "c",
+            keys_digest: "k",
+            keys: &keys,
+            warnings: &[],
+            created_at: hour,
+            day: "2020-12-16",
+        })
+        .await
+        .unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let signer = SoftwareSigner::generate(&mut rng, SignatureInfo::new("440", "v1"));
+    let exporter = Exporter::new(
+        store,
+        storage.clone(),
+        vec![signer.clone()],
+        common::export_settings(),
+        clock.clone(),
+        Box::new(rng),
+    );
+    clock.advance(chrono::Duration::hours(3));
+    let r = exporter
+        .run_cycle(CycleOptions { min_age: 7200 })
+        .await
+        .unwrap();
+    assert_eq!(r.files.len(), 1);
+    let zip_path = &r.files[0];
+    assert_eq!(
+        storage.list().await.unwrap(),
+        [zip_path.clone(), "440/list.json".into(), "index.txt".into()]
+    );
+
+    // What a CDN in front of the bucket would serve: the object attributes.
+    let zip = storage.get(zip_path).await.unwrap().unwrap();
+    assert_eq!(zip.content_type.as_deref(), Some("application/zip"));
+    assert_eq!(zip.cache_control.as_deref(), Some("public, max-age=86400"));
+    let archive = read_zip(&zip.bytes).unwrap();
+    let public = VerificationKey::from_public_key_pem(&signer.public_key_pem().unwrap()).unwrap();
+    let sigs = TekSignatureList::decode(&archive.export_sig).unwrap();
+    assert!(verify(&archive.export_bin, &sigs, &[public]).is_some());
+    let index = storage.get("index.txt").await.unwrap().unwrap();
+    assert_eq!(index.cache_control.as_deref(), Some("no-cache"));
+    assert_eq!(index.bytes, format!("{zip_path}\n").into_bytes());
+    let list = storage.get("440/list.json").await.unwrap().unwrap();
+    assert_eq!(list.content_type.as_deref(), Some("application/json"));
+    // Under the prefix in the bucket.
+    let listing = http
+        .get(format!("{endpoint}/cocoa-exports?list-type=2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains(&format!("<Key>c19r/{zip_path}</Key>")),
+        "{listing}"
+    );
+}
