@@ -47,9 +47,56 @@ const SHA256_IV: [u32; 8] = [
 // sha2 0.10's compression API takes; the conversion is a 64-byte copy.
 #[allow(deprecated)]
 fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
-    let block: sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64> =
-        (*block).into();
-    sha2::compress256(state, std::slice::from_ref(&block));
+    compress_blocks(state, std::slice::from_ref(block));
+}
+
+/// Absorbs up to two blocks in one call into `sha2`.
+#[allow(deprecated)]
+fn compress_blocks(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
+    type Block = sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64>;
+    let mut buf = [Block::default(), Block::default()];
+    for (b, block) in buf.iter_mut().zip(blocks) {
+        *b = (*block).into();
+    }
+    sha2::compress256(state, &buf[..blocks.len().min(2)]);
+}
+
+/// The final block holding `msg` (< 56 bytes) plus SHA-256 padding for a
+/// message of `total_len` bytes in all.
+fn final_block(msg: &[u8], total_len: u64) -> [u8; 64] {
+    debug_assert!(msg.len() < 56);
+    let mut block = [0u8; 64];
+    block[..msg.len()].copy_from_slice(msg);
+    block[msg.len()] = 0x80;
+    block[56..].copy_from_slice(&(total_len * 8).to_be_bytes());
+    block
+}
+
+fn digest_bytes(state: [u32; 8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+/// `HMAC-SHA256(key, msg)` for a 32-byte key and a one-block message, in
+/// two calls of two blocks each (key pad, then message).
+fn hmac_short(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
+    let mut ipad = [0x36u8; 64];
+    let mut opad = [0x5cu8; 64];
+    for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(key) {
+        *i ^= k;
+        *o ^= k;
+    }
+    let mut inner = SHA256_IV;
+    compress_blocks(&mut inner, &[ipad, final_block(msg, 64 + msg.len() as u64)]);
+    let mut outer = SHA256_IV;
+    compress_blocks(
+        &mut outer,
+        &[opad, final_block(&digest_bytes(inner), 64 + 32)],
+    );
+    digest_bytes(outer)
 }
 
 /// The SHA-256 state after absorbing one 64-byte block `key ^ pad`
@@ -67,17 +114,8 @@ fn keyed_pad_state(key: &[u8], pad: u8) -> [u32; 8] {
 /// Absorbs the final block holding `msg` (< 56 bytes) plus SHA-256 padding,
 /// for a message of `total_len` bytes in all, and returns the digest.
 fn finish(mut state: [u32; 8], msg: &[u8], total_len: u64) -> [u8; 32] {
-    debug_assert!(msg.len() < 56);
-    let mut block = [0u8; 64];
-    block[..msg.len()].copy_from_slice(msg);
-    block[msg.len()] = 0x80;
-    block[56..].copy_from_slice(&(total_len * 8).to_be_bytes());
-    compress(&mut state, &block);
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    compress(&mut state, &final_block(msg, total_len));
+    digest_bytes(state)
 }
 
 /// HMAC key states of the all-zero 32-byte salt, computed once.
@@ -87,33 +125,24 @@ fn zero_salt_states() -> &'static ([u32; 8], [u32; 8]) {
 }
 
 /// HKDF's pseudorandom key, held as the two HMAC states it keys, so that
-/// several `info`s can be expanded from one Extract. Wiped when dropped
-/// unless [`Prk::published`] says the key is public anyway.
+/// several `info`s can be expanded from one Extract. Wiped when dropped.
 struct Prk {
     inner: [u32; 8],
     outer: [u32; 8],
-    wipe: bool,
 }
 
 impl Prk {
-    /// `HKDF-Extract(salt = NULL, IKM = tek)` of a secret TEK.
+    /// `HKDF-Extract(salt = NULL, IKM = tek)`.
     fn extract(tek: &Tek) -> Self {
-        let mut prk = Self::published(tek);
-        prk.wipe = true;
-        prk
-    }
-
-    /// `HKDF-Extract` of a published diagnosis key: anyone can derive it, so
-    /// the matcher's hot path skips wiping what it derives.
-    fn published(tek: &Tek) -> Self {
         let (zi, zo) = zero_salt_states();
         let inner = finish(*zi, tek.as_bytes(), 64 + 16);
-        let prk = finish(*zo, &inner, 64 + 32);
-        Self {
+        let mut prk = finish(*zo, &inner, 64 + 32);
+        let me = Self {
             inner: keyed_pad_state(&prk, 0x36),
             outer: keyed_pad_state(&prk, 0x5c),
-            wipe: false,
-        }
+        };
+        zeroize::Zeroize::zeroize(&mut prk);
+        me
     }
 
     /// `HKDF-Expand(PRK, info, 16)`: `T(1) = HMAC(PRK, info || 0x01)`, first 16 bytes.
@@ -132,18 +161,26 @@ impl Prk {
 
 impl Drop for Prk {
     fn drop(&mut self) {
-        if self.wipe {
-            zeroize::Zeroize::zeroize(&mut self.inner);
-            zeroize::Zeroize::zeroize(&mut self.outer);
-        }
+        zeroize::Zeroize::zeroize(&mut self.inner);
+        zeroize::Zeroize::zeroize(&mut self.outer);
     }
 }
 
 /// The RPI generator of a published diagnosis key, for the matcher: the same
-/// derivation as [`Tek::rpik`] and [`RpiCipher::new`], without wiping the
-/// intermediate values, which are public once the key is published.
+/// derivation as [`Tek::rpik`] and [`RpiCipher::new`], in fewer calls and
+/// without wiping the intermediate values, which anyone can derive once the
+/// key is published.
 pub fn diagnosis_key_rpi_cipher(key: &Tek) -> RpiCipher {
-    let rpik = Prk::published(key).expand16(RPIK_INFO);
+    // Extract, then Expand's one block as a plain HMAC: four calls into
+    // `sha2` for the six compressions.
+    let (zi, zo) = zero_salt_states();
+    let prk = finish(*zo, &finish(*zi, key.as_bytes(), 64 + 16), 64 + 32);
+    let mut info = [0u8; 8];
+    info[..7].copy_from_slice(RPIK_INFO);
+    info[7] = 0x01;
+    let t1 = hmac_short(&prk, &info);
+    let mut rpik = [0u8; 16];
+    rpik.copy_from_slice(&t1[..16]);
     RpiCipher {
         aes: Aes128::new(&rpik.into()),
     }
