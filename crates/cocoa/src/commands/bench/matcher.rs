@@ -27,6 +27,11 @@ struct Output {
     threads: usize,
     seconds: f64,
     keys_per_sec: f64,
+    /// CPU time of all matching threads (honest on a busy machine, where
+    /// wall time also counts waiting for a core); `keys_per_cpu_sec` is the
+    /// throughput of one core.
+    cpu_seconds: f64,
+    keys_per_cpu_sec: f64,
     planted: u64,
     found: u64,
     unexpected: u64,
@@ -139,6 +144,7 @@ pub fn run(a: MatchArgs) -> anyhow::Result<()> {
         return Err(bad_input("--sightings must be between 1 and 50,000,000"));
     }
     let p = plan(&a);
+    let cpu_started = process_cpu_seconds();
     let started = Instant::now();
     let per = a.keys.div_ceil(a.threads as u64);
     let (found, unexpected) = std::thread::scope(|s| {
@@ -155,6 +161,7 @@ pub fn run(a: MatchArgs) -> anyhow::Result<()> {
             .fold((0, 0), |(f, u), (f2, u2)| (f + f2, u + u2))
     });
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_seconds() - cpu_started;
     let planted = p.planted.len() as u64;
     print_json(&Output {
         keys: a.keys,
@@ -162,6 +169,8 @@ pub fn run(a: MatchArgs) -> anyhow::Result<()> {
         threads: a.threads,
         seconds,
         keys_per_sec: a.keys as f64 / seconds,
+        cpu_seconds,
+        keys_per_cpu_sec: a.keys as f64 / cpu_seconds.max(1e-9),
         planted,
         found,
         unexpected,
@@ -173,4 +182,21 @@ pub fn run(a: MatchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat`
+/// (Linux; 0 elsewhere, which makes `keys_per_cpu_sec` meaningless there).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
