@@ -63,6 +63,18 @@ pub trait DiagnosisKey {
     fn rolling_period(&self) -> u32;
 }
 
+impl DiagnosisKey for crate::export::ExposureKey {
+    fn tek(&self) -> &Tek {
+        &self.key_data
+    }
+    fn rolling_start(&self) -> EnIntervalNumber {
+        self.rolling_start_interval_number
+    }
+    fn rolling_period(&self) -> u32 {
+        self.rolling_period
+    }
+}
+
 impl DiagnosisKey for (Tek, EnIntervalNumber, u32) {
     fn tek(&self) -> &Tek {
         &self.0
