@@ -53,7 +53,11 @@ fn a_story_of_two_weeks_through_the_cli() {
     let s = ok_json(&[&a], DAY1, &["init", "--prefecture", "東京都"]);
     assert_eq!(s["prefecture"], "13");
     assert_eq!(s["keys"], 1);
-    ok_json(&[&b], DAY1, &["init", "--prefecture", "27", "--tx-power", "-12"]);
+    ok_json(
+        &[&b],
+        DAY1,
+        &["init", "--prefecture", "27", "--tx-power", "-12"],
+    );
 
     // beacon prints its JSON even without --json.
     let out = app(&[&a], NOW, &["beacon", "--at", "2020-12-14T10:00:00+09:00"]);
@@ -135,28 +139,57 @@ fn bad_input_is_refused_with_a_clear_japanese_message() {
     };
 
     let e = run(reg(&["--number", "1234567"]), "number_length");
-    assert!(e.contains("処理番号は8桁の数字です") && e.contains("7桁"), "{e}");
+    assert!(
+        e.contains("処理番号は8桁の数字です") && e.contains("7桁"),
+        "{e}"
+    );
     let e = run(reg(&["--number", "123456789"]), "number_length");
     assert!(e.contains("9桁"), "{e}");
     let e = run(reg(&["--number", "1234abcd"]), "number_character");
     assert!(e.contains("使えない文字「a」"), "{e}");
-    let e = run(reg(&["--link", "https://cocoa.example.jp/cocoa/b/?pn=12345678"]), "link_malformed");
+    let e = run(
+        reg(&["--link", "https://cocoa.example.jp/cocoa/b/?pn=12345678"]),
+        "link_malformed",
+    );
     assert!(e.contains("処理番号のリンクではありません"), "{e}");
 
     let future = [
-        "register", "--symptoms", "no", "--date", "2020-12-17", "--number", "12345678",
+        "register",
+        "--symptoms",
+        "no",
+        "--date",
+        "2020-12-17",
+        "--number",
+        "12345678",
     ];
     let e = refused(&[&a], NOW, &future, "date_in_future");
     assert!(e.contains("未来の日付"), "{e}");
     let old = [
-        "register", "--symptoms", "yes", "--date", "2020-12-01", "--number", "12345678",
+        "register",
+        "--symptoms",
+        "yes",
+        "--date",
+        "2020-12-01",
+        "--number",
+        "12345678",
     ];
     let e = refused(&[&a], NOW, &old, "date_too_old");
-    assert!(e.contains("14日より前") && e.contains("2020年12月2日"), "{e}");
+    assert!(
+        e.contains("14日より前") && e.contains("2020年12月2日"),
+        "{e}"
+    );
     let e = refused(
         &[&a],
         NOW,
-        &["register", "--symptoms", "yes", "--date", "12/15", "--number", "12345678"],
+        &[
+            "register",
+            "--symptoms",
+            "yes",
+            "--date",
+            "12/15",
+            "--number",
+            "12345678",
+        ],
         "date_malformed",
     );
     assert!(e.contains("読み取れません"), "{e}");
@@ -169,7 +202,12 @@ fn bad_input_is_refused_with_a_clear_japanese_message() {
     assert!(e.contains("入力してください"), "{e}");
 
     let fresh = dir.path().join("c");
-    let e = refused(&[&fresh], NOW, &["init", "--prefecture", "99"], "unknown_prefecture");
+    let e = refused(
+        &[&fresh],
+        NOW,
+        &["init", "--prefecture", "99"],
+        "unknown_prefecture",
+    );
     assert!(e.contains("都道府県「99」が分かりません"), "{e}");
     assert!(!fresh.join("phone.sqlite3").exists(), "nothing set up");
 
@@ -198,7 +236,15 @@ fn bad_input_is_refused_with_a_clear_japanese_message() {
     let e = refused(
         &[&a, &b],
         NOW,
-        &["meet", "--at", "2020-12-16T10:00:00+09:00", "--minutes", "20", "--distance", "0"],
+        &[
+            "meet",
+            "--at",
+            "2020-12-16T10:00:00+09:00",
+            "--minutes",
+            "20",
+            "--distance",
+            "0",
+        ],
         "meet_invalid",
     );
     assert!(e.contains("距離"), "{e}");
@@ -211,7 +257,20 @@ fn bad_input_is_refused_with_a_clear_japanese_message() {
     assert!(e.contains("使い始める前"), "{e}");
 
     // --json: the error as an object on stdout too.
-    let out = app(&[&a], NOW, &["--json", "register", "--symptoms", "yes", "--date", "2020-12-15", "--number", "１２３"]);
+    let out = app(
+        &[&a],
+        NOW,
+        &[
+            "--json",
+            "register",
+            "--symptoms",
+            "yes",
+            "--date",
+            "2020-12-15",
+            "--number",
+            "１２３",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["code"], "number_length");
@@ -224,11 +283,23 @@ fn bad_input_is_refused_with_a_clear_japanese_message() {
     let out = app(
         &[&a],
         NOW,
-        &["--json", "register", "--symptoms", "yes", "--date", "2020-12-15", "--number", "１２３４-５６７８"],
+        &[
+            "--json",
+            "register",
+            "--symptoms",
+            "yes",
+            "--date",
+            "2020-12-15",
+            "--number",
+            "１２３４-５６７８",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["code"], "unavailable");
     assert_eq!(v["error"]["retryable"], true);
-    assert_eq!(ok_json(&[&a], NOW, &["status"])["registration"]["stage"], "entered");
+    assert_eq!(
+        ok_json(&[&a], NOW, &["status"])["registration"]["stage"],
+        "entered"
+    );
 }

@@ -139,21 +139,50 @@ fn register_export_and_notify_against_the_real_servers() {
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
     let outbox = dir.path().join("outbox");
-    ok_json(&["issuer", "--data", data_s, "create-centre", "--name", "みなと保健所", "--prefecture", "13"]);
-    let device_key = ok_json(&["issuer", "--data", data_s, "create-api-key", "--kind", "device"])
-        ["api_key"]
+    ok_json(&[
+        "issuer",
+        "--data",
+        data_s,
+        "create-centre",
+        "--name",
+        "みなと保健所",
+        "--prefecture",
+        "13",
+    ]);
+    let device_key = ok_json(&[
+        "issuer",
+        "--data",
+        data_s,
+        "create-api-key",
+        "--kind",
+        "device",
+    ])["api_key"]
         .as_str()
         .unwrap()
         .to_owned();
     let admin = ok_json(&[
-        "issuer", "--data", data_s, "create-api-key", "--kind", "admin", "--centre", "1",
+        "issuer",
+        "--data",
+        data_s,
+        "create-api-key",
+        "--kind",
+        "admin",
+        "--centre",
+        "1",
     ])["api_key"]
         .as_str()
         .unwrap()
         .to_owned();
 
     let mut child = cocoa()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data", data_s, "--outbox"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data_s,
+            "--outbox",
+        ])
         .arg(&outbox)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -186,14 +215,36 @@ fn register_export_and_notify_against_the_real_servers() {
     let home = |i: usize| homes[i].to_str().unwrap().to_owned();
     for i in 0..homes.len() {
         ok_json(&[
-            "app", "--home", &home(i), "--now", &setup, "--json", "init", "--prefecture", "13",
-            "--server", &url, "--api-key", &device_key,
+            "app",
+            "--home",
+            &home(i),
+            "--now",
+            &setup,
+            "--json",
+            "init",
+            "--prefecture",
+            "13",
+            "--server",
+            &url,
+            "--api-key",
+            &device_key,
         ]);
     }
     let meet = |x: usize, y: usize, at: DateTime<Utc>, minutes: &str, distance: &str| {
         ok_json(&[
-            "app", "--home", &home(x), "--home", &home(y), "--json", "meet", "--at", &rfc(at),
-            "--minutes", minutes, "--distance", distance,
+            "app",
+            "--home",
+            &home(x),
+            "--home",
+            &home(y),
+            "--json",
+            "meet",
+            "--at",
+            &rfc(at),
+            "--minutes",
+            minutes,
+            "--distance",
+            distance,
         ])
     };
     meet(0, 1, met, "20", "1"); // notified
@@ -206,28 +257,60 @@ fn register_export_and_notify_against_the_real_servers() {
     assert!(link.contains("/cocoa/a/?pn="), "{link}");
     let today_jst = (now + Duration::hours(9)).date_naive().to_string();
     let reg = ok_json(&[
-        "app", "--home", &home(0), "--json", "register", "--symptoms", "yes", "--date", &today_jst,
-        "--number", &full_width(&number),
+        "app",
+        "--home",
+        &home(0),
+        "--json",
+        "register",
+        "--symptoms",
+        "yes",
+        "--date",
+        &today_jst,
+        "--number",
+        &full_width(&number),
     ]);
     assert_eq!(reg["stage"], "published", "{reg}");
     assert!(reg["inserted"].as_u64().unwrap() >= 2, "{reg}");
 
     // The used number is refused, asking for a new one.
     let out = run(&[
-        "app", "--home", &home(1), "register", "--symptoms", "no", "--date", &today_jst,
-        "--number", &number,
+        "app",
+        "--home",
+        &home(1),
+        "register",
+        "--symptoms",
+        "no",
+        "--date",
+        &today_jst,
+        "--number",
+        &number,
     ]);
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("[code_invalid]") && e.contains("保健所に新しい処理番号"), "{e}");
+    assert!(
+        e.contains("[code_invalid]") && e.contains("保健所に新しい処理番号"),
+        "{e}"
+    );
 
-    ok(&["keyserver", "--data", data_s, "export-now", "--min-age", "0s"]);
+    ok(&[
+        "keyserver",
+        "--data",
+        data_s,
+        "export-now",
+        "--min-age",
+        "0s",
+    ]);
     let pem = ok(&["keyserver", "--data", data_s, "export-public-key"]);
     let pem_file = dir.path().join("export.pem");
     std::fs::write(&pem_file, pem).unwrap();
     for i in 1..homes.len() {
         ok_json(&[
-            "app", "--home", &home(i), "--json", "configure", "--export-public-key",
+            "app",
+            "--home",
+            &home(i),
+            "--json",
+            "configure",
+            "--export-public-key",
             pem_file.to_str().unwrap(),
         ]);
     }

@@ -12,19 +12,20 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use en_protocol::Tek;
 use en_protocol::export::{
-    ExposureKey, TekSignatureList, VerificationKey, export_keys, export_revised_keys, read_header,
-    read_zip, verify,
+    ExportArchive, ExposureKey, TekSignatureList, VerificationKey, export_keys,
+    export_revised_keys, read_header, read_zip, verify,
 };
-use en_protocol::matcher::{DiagnosisKey, SightingIndex};
+use en_protocol::matcher::{DiagnosisKey, KeyMatch, SightingIndex};
 use en_protocol::scoring::{
-    ExposureWindow, Infectiousness, daily_summaries, exposure_windows, is_contact_day,
+    ExposureWindow, Infectiousness, ScoringConfig, daily_summaries, exposure_windows,
+    is_contact_day,
 };
 use en_protocol::time::EnIntervalNumber;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch};
+use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
 use crate::phone::{Phone, RETENTION_DAYS};
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
 use crate::store::StoredExposure;
@@ -140,6 +141,9 @@ fn parse_index(index_url: &reqwest::Url, body: &[u8]) -> Result<Vec<reqwest::Url
         detail: format!("index {index_url}: {e}"),
     };
     let text = std::str::from_utf8(body).map_err(|e| bad(e.to_string()))?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     let entries: Vec<String> = if index_url.path().ends_with(".json") {
         let list: Vec<ListEntry> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         list.into_iter().map(|e| e.url).collect()
@@ -160,23 +164,58 @@ fn parse_index(index_url: &reqwest::Url, body: &[u8]) -> Result<Vec<reqwest::Url
         .collect()
 }
 
-/// What matching one file found.
-struct FileResult {
-    keys: u64,
-    verify_seconds: f64,
-    match_seconds: f64,
-    exposures: Vec<StoredExposure>,
-    revisions: Vec<(Vec<u8>, i32)>,
+/// One matched key: its id, report type and exposure windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyExposure {
+    /// [`key_id`] of the key.
+    pub key_id: Vec<u8>,
+    /// Its report type (export wire value; 0 when absent).
+    pub report_type: i32,
+    /// Its exposure windows (at least one).
+    pub windows: Vec<ExposureWindow>,
 }
 
-/// Checks one export zip and matches its keys. `Err(reason)` refuses it.
-fn process_file(
+impl KeyExposure {
+    fn stored(&self) -> std::result::Result<StoredExposure, String> {
+        let last = self
+            .windows
+            .iter()
+            .map(|w| w.date)
+            .max()
+            .unwrap_or_default();
+        Ok(StoredExposure {
+            key_id: self.key_id.clone(),
+            report_type: self.report_type,
+            windows_json: serde_json::to_string(&self.windows).map_err(|e| e.to_string())?,
+            last_day: last.to_string(),
+        })
+    }
+}
+
+/// What matching one file found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileMatches {
+    /// Keys in the file.
+    pub keys: u64,
+    /// The keys that matched the sighting log.
+    pub exposures: Vec<KeyExposure>,
+    /// Revised keys: (key id, new report type).
+    pub revisions: Vec<(Vec<u8>, i32)>,
+    /// Seconds spent unzipping and verifying.
+    pub verify_seconds: f64,
+    /// Seconds spent decoding and matching.
+    pub match_seconds: f64,
+}
+
+/// Takes an export zip apart and checks it: refused (`Err(reason)`) when it
+/// is not an export file, `export.sig` holds no signature (`unsigned`), no
+/// signature verifies with `verification_keys`, or its region is not
+/// `region` (unless empty).
+pub fn verify_file(
     zip: &[u8],
     verification_keys: &[VerificationKey],
     region: &str,
-    index: &SightingIndex,
-) -> std::result::Result<FileResult, String> {
-    let started = Instant::now();
+) -> std::result::Result<ExportArchive, String> {
     let archive = read_zip(zip).map_err(|e| format!("not an export file: {e}"))?;
     let signatures =
         TekSignatureList::decode(&archive.export_sig).map_err(|e| format!("export.sig: {e}"))?;
@@ -190,12 +229,34 @@ fn process_file(
     if !region.is_empty() && header.region != region {
         return Err(format!("region {:?} is not {region:?}", header.region));
     }
-    let verify_seconds = started.elapsed().as_secs_f64();
+    Ok(archive)
+}
 
+/// What one matched key adds: its sightings decrypted (TX power, so
+/// attenuation = TX power − RSSI) and cut into exposure windows, with the
+/// key's report type; `None` when no window results.
+pub fn exposure_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Option<KeyExposure> {
+    let matched = index.decrypt_hits(&key.key_data, m);
+    let report_type = key.report_type.map_or(0, |r| r.0);
+    let windows = exposure_windows(&matched, report_type, Infectiousness::Standard);
+    (!windows.is_empty()).then(|| KeyExposure {
+        key_id: key_id(key),
+        report_type,
+        windows,
+    })
+}
+
+/// Streams the keys of a verified `export.bin` through the matcher in
+/// chunks (memory: one chunk, never the whole file's keys).
+pub fn match_file(
+    export_bin: &[u8],
+    index: &SightingIndex,
+) -> std::result::Result<FileMatches, String> {
+    let started = Instant::now();
     let mut keys = 0u64;
     let mut exposures = Vec::new();
-    let mut chunk: Vec<FileKey> = Vec::with_capacity(CHUNK.min(header.key_count));
-    let mut stream = export_keys(&archive.export_bin);
+    let mut chunk: Vec<FileKey> = Vec::with_capacity(CHUNK);
+    let mut stream = export_keys(export_bin);
     loop {
         chunk.clear();
         for k in stream.by_ref().take(CHUNK) {
@@ -205,34 +266,59 @@ fn process_file(
             break;
         }
         keys += chunk.len() as u64;
-        for m in index.match_keys(&chunk, 0) {
-            let key = &chunk[m.key_index].0;
-            let matched = index.decrypt_hits(&key.key_data, &m);
-            let report_type = key.report_type.map_or(0, |r| r.0);
-            let windows = exposure_windows(&matched, report_type, Infectiousness::Standard);
-            let Some(last) = windows.iter().map(|w| w.date).max() else {
-                continue;
-            };
-            exposures.push(StoredExposure {
-                key_id: key_id(key),
-                report_type,
-                windows_json: serde_json::to_string(&windows).map_err(|e| e.to_string())?,
-                last_day: last.to_string(),
-            });
-        }
+        exposures.extend(
+            index
+                .match_keys(&chunk, 0)
+                .iter()
+                .filter_map(|m| exposure_of(index, &chunk[m.key_index].0, m)),
+        );
     }
     let mut revisions = Vec::new();
-    for k in export_revised_keys(&archive.export_bin) {
+    for k in export_revised_keys(export_bin) {
         let k = k.map_err(|e| format!("export.bin: {e}"))?;
         revisions.push((key_id(&k), k.report_type.map_or(0, |r| r.0)));
     }
-    Ok(FileResult {
+    Ok(FileMatches {
         keys,
-        verify_seconds,
-        match_seconds: started.elapsed().as_secs_f64() - verify_seconds,
         exposures,
         revisions,
+        verify_seconds: 0.0,
+        match_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// [`verify_file`] then [`match_file`]: what the check does with one file.
+pub fn process_file(
+    zip: &[u8],
+    verification_keys: &[VerificationKey],
+    region: &str,
+    index: &SightingIndex,
+) -> std::result::Result<FileMatches, String> {
+    let started = Instant::now();
+    let archive = verify_file(zip, verification_keys, region)?;
+    let verify_seconds = started.elapsed().as_secs_f64();
+    let mut found = match_file(&archive.export_bin, index)?;
+    found.verify_seconds = verify_seconds;
+    Ok(found)
+}
+
+/// COCOA's decision over exposure windows: the UTC days (not before
+/// `oldest`) whose daily summary meets the configured thresholds.
+pub fn contact_days<'a>(
+    windows: impl IntoIterator<Item = &'a ExposureWindow>,
+    oldest: NaiveDate,
+    config: &ScoringConfig,
+) -> Vec<NaiveDate> {
+    let recent: Vec<ExposureWindow> = windows
+        .into_iter()
+        .filter(|w| w.date >= oldest)
+        .cloned()
+        .collect();
+    daily_summaries(&recent, config)
+        .iter()
+        .filter(|d| is_contact_day(d, config))
+        .map(|d| d.date)
+        .collect()
 }
 
 impl Phone {
@@ -245,7 +331,10 @@ impl Phone {
         self.refresh_centres().await;
 
         let fetching = Instant::now();
-        let body = fetch(&self.http, &index_url, MAX_SMALL_BYTES).await?;
+        // No index yet: nothing has been published.
+        let body = fetch_optional(&self.http, &index_url, MAX_SMALL_BYTES)
+            .await?
+            .unwrap_or_default();
         let files = parse_index(&index_url, &body)?;
         let mut fetch_seconds = fetching.elapsed().as_secs_f64();
         let mut record = CheckRecord {
@@ -274,19 +363,30 @@ impl Phone {
                 Some(i) => i,
                 None => index.insert(SightingIndex::new(self.store.sightings()?)),
             };
-            match process_file(&zip, &verification_keys, &self.settings.region, index) {
-                Ok(found) => {
-                    drop(zip);
+            // The zip is dropped once unpacked: memory holds one export.bin.
+            let verifying = Instant::now();
+            let verified = verify_file(&zip, &verification_keys, &self.settings.region);
+            drop(zip);
+            let verify_seconds = verifying.elapsed().as_secs_f64();
+            match verified.and_then(|archive| match_file(&archive.export_bin, index)) {
+                Ok(mut found) => {
+                    found.verify_seconds = verify_seconds;
                     record.files_new += 1;
                     record.verify_seconds += found.verify_seconds;
                     record.match_seconds += found.match_seconds;
                     record.keys += found.keys;
                     record.matched_keys += found.exposures.len();
+                    let stored = found
+                        .exposures
+                        .iter()
+                        .map(KeyExposure::stored)
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(Error::Corrupt)?;
                     self.store.record_file(
                         &name,
                         ran_at.timestamp(),
                         found.keys,
-                        &found.exposures,
+                        &stored,
                         &found.revisions,
                     )?;
                 }
@@ -335,14 +435,9 @@ impl Phone {
             for win in &mut w {
                 win.report_type = e.report_type;
             }
-            windows.extend(w.into_iter().filter(|w| w.date >= oldest));
+            windows.extend(w);
         }
-        let config = &self.settings.scoring;
-        Ok(daily_summaries(&windows, config)
-            .iter()
-            .filter(|d| is_contact_day(d, config))
-            .map(|d| d.date)
-            .collect())
+        Ok(contact_days(&windows, oldest, &self.settings.scoring))
     }
 
     /// The notification state: contacts and their dates since the last
@@ -441,6 +536,55 @@ mod tests {
         assert_eq!(files[0].as_str(), "http://h.example/exports/c19r/440/1.zip");
         assert_eq!(files[1].as_str(), "https://cdn.example/2.zip");
         assert!(parse_index(&u, b"not json").is_err());
+    }
+
+    #[test]
+    fn files_of_another_region_are_refused() {
+        use en_protocol::export::{ExportMeta, SignatureInfo, SoftwareSigner, build_export};
+        use rand_core::SeedableRng;
+        let signer = SoftwareSigner::generate(
+            &mut rand_chacha::ChaCha20Rng::seed_from_u64(1),
+            SignatureInfo::new("440", "v1"),
+        );
+        let key = ExposureKey::new(Tek::from_bytes([1; 16]), EnIntervalNumber::new(2_650_032));
+        let meta = ExportMeta {
+            start_timestamp: 0,
+            end_timestamp: 1,
+            region: "310".into(),
+        };
+        let zip = build_export(&meta, vec![key], &[&signer]).unwrap();
+        let keys = [signer.public_key()];
+        assert_eq!(
+            verify_file(&zip, &keys, "440").unwrap_err(),
+            r#"region "310" is not "440""#
+        );
+        assert!(verify_file(&zip, &keys, "").is_ok());
+        let idx = SightingIndex::new(Vec::new());
+        let found = process_file(&zip, &keys, "310", &idx).unwrap();
+        assert_eq!((found.keys, found.exposures.len()), (1, 0));
+    }
+
+    #[test]
+    fn contact_days_apply_cocoas_rule_within_the_period() {
+        use en_protocol::scoring::ScanInstance;
+        let day = |d: u32| NaiveDate::from_ymd_opt(2020, 12, d).unwrap();
+        let window = |d: u32, minutes: u32| ExposureWindow {
+            date: day(d),
+            report_type: 1,
+            infectiousness: Infectiousness::Standard,
+            scan_instances: vec![
+                ScanInstance {
+                    typical_attenuation_db: 55,
+                    min_attenuation_db: 55,
+                    seconds_since_last_scan: 240,
+                };
+                (minutes / 4) as usize
+            ],
+        };
+        let w = [window(1, 20), window(5, 20), window(6, 12), window(6, 8)];
+        let c = ScoringConfig::default();
+        assert_eq!(contact_days(&w, day(2), &c), [day(5), day(6)]);
+        assert_eq!(contact_days(&w[2..3], day(1), &c), []);
     }
 
     #[test]

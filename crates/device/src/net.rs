@@ -150,22 +150,42 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
 
 /// GETs a URL (`http(s)://` or `file://`) into memory, at most `limit` bytes.
 pub async fn fetch(client: &reqwest::Client, url: &reqwest::Url, limit: usize) -> Result<Vec<u8>> {
+    fetch_optional(client, url, limit)
+        .await?
+        .ok_or_else(|| unavailable(format!("GET {url}: not found")))
+}
+
+/// [`fetch`], with `None` for a missing object (404, or no such file).
+pub async fn fetch_optional(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    limit: usize,
+) -> Result<Option<Vec<u8>>> {
     if url.scheme() == "file" {
         let path = url
             .to_file_path()
             .map_err(|()| unavailable(format!("{url} is not a local path")))?;
-        let meta = std::fs::metadata(&path).map_err(|e| unavailable(format!("{url}: {e}")))?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable(format!("{url}: {e}"))),
+        };
         if meta.len() > limit as u64 {
             return Err(Error::UnexpectedAnswer {
                 detail: format!("{url} is over the limit of {limit} bytes"),
             });
         }
-        return std::fs::read(&path).map_err(|e| unavailable(format!("{url}: {e}")));
+        return std::fs::read(&path)
+            .map(Some)
+            .map_err(|e| unavailable(format!("{url}: {e}")));
     }
     let resp = client.get(url.clone()).send().await.map_err(unavailable)?;
     let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
     if !status.is_success() {
         return Err(unavailable(format!("GET {url}: {status}")));
     }
-    read_body(resp, limit).await
+    read_body(resp, limit).await.map(Some)
 }

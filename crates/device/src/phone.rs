@@ -81,6 +81,17 @@ pub fn check_tx_power(tx_power: i64) -> Result<i8> {
     }
 }
 
+/// Checks the RSSI (−127..=20 dBm) and the seconds (1..=3600) of a sighting.
+pub fn check_sighting_values(rssi: i64, seconds: i64) -> Result<()> {
+    if !RSSI_RANGE.contains(&rssi) {
+        return Err(Error::RssiOutOfRange { rssi });
+    }
+    if !SECONDS_RANGE.contains(&seconds) {
+        return Err(Error::SecondsOutOfRange { seconds });
+    }
+    Ok(())
+}
+
 /// A sighting as given by a person or a scanner, before it is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SightingInput {
@@ -283,14 +294,10 @@ impl Phone {
         Ok(key.advertisement(interval, self.settings.tx_power))
     }
 
-    /// Checks a sighting.
+    /// Checks a sighting: its values ([`check_sighting_values`]) and its
+    /// time (a moment this phone lived).
     pub fn check_sighting(&self, s: &SightingInput) -> Result<Sighting> {
-        if !RSSI_RANGE.contains(&s.rssi) {
-            return Err(Error::RssiOutOfRange { rssi: s.rssi });
-        }
-        if !SECONDS_RANGE.contains(&s.seconds) {
-            return Err(Error::SecondsOutOfRange { seconds: s.seconds });
-        }
+        check_sighting_values(s.rssi, s.seconds)?;
         self.check_moment(s.at)?;
         Ok(Sighting {
             rpi: s.rpi,

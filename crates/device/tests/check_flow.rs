@@ -228,3 +228,24 @@ async fn a_check_needs_the_export_key() {
     assert_eq!(e.code(), "not_configured");
     assert!(e.text().ja.contains("設定されていません"));
 }
+
+#[tokio::test]
+async fn before_anything_is_published_a_check_finds_nothing_and_says_when_it_ran() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pem = signer(1).public_key_pem().unwrap();
+    let (mut p, _) = checking_phone(dir.path(), &fake, &pem, 1, None);
+    assert_eq!(p.notification().unwrap().last_checked, None);
+    let r = p.check().await.unwrap();
+    assert_eq!((r.check.files_listed, r.notification.contacts), (0, 0));
+    assert_eq!(r.notification.last_checked, Some(jst(2020, 12, 16, 12, 0)));
+    assert!(
+        r.notification
+            .message
+            .ja
+            .contains("最終確認: 2020年12月16日 12:00")
+    );
+    // Down is not the same as empty: the user is told to try again.
+    fake.fail_next("/exports/index.txt", common::Fault::Down);
+    assert!(p.check().await.unwrap_err().is_retryable());
+}

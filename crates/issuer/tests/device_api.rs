@@ -191,7 +191,7 @@ async fn concurrent_claims_exactly_one_wins() {
             h.label
         );
         assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 7);
-        assert_eq!(h.count("tokens").await, 1);
+        assert_eq!(h.count("issuances WHERE token_hmac IS NOT NULL").await, 1);
     }
 }
 

@@ -606,7 +606,13 @@ async fn concurrent_publishes_are_committed_together_and_counted_once_each() {
         reqs.push(reqs[0].clone());
         reqs.push(reqs[7].clone());
         let answers = futures_join_all(&h, &reqs).await;
-        assert!(answers.iter().all(|(s, r)| *s == 200 && r.inserted_exposures == 3), "{}", db.label);
+        assert!(
+            answers
+                .iter()
+                .all(|(s, r)| *s == 200 && r.inserted_exposures == 3),
+            "{}",
+            db.label
+        );
         assert_eq!(h.store.key_count().await.unwrap(), 120);
         assert_eq!(h.store.publish_count().await.unwrap(), 40);
         let days = h.store.stats_days().await.unwrap();

@@ -132,7 +132,7 @@ impl Default for EpidemicParams {
         Self {
             initial_infected_share: 0.003,
             seed_days: 7.0,
-            transmissibility_per_minute: 0.0012,
+            transmissibility_per_minute: 0.0005,
             symptomatic_share: 0.65,
             asymptomatic_infectiousness: 0.5,
             incubation_median_days: 4.6,
@@ -280,6 +280,9 @@ pub struct TruthParams {
     /// ...for at least this many minutes in one UTC day with one registered
     /// positive, inside the positive's registration window.
     pub minutes: f64,
+    /// A looser distance for context: the summary also reports how many
+    /// notified phones had such a contact within it (`precision_relaxed`).
+    pub relaxed_distance_m: f64,
 }
 
 impl Default for TruthParams {
@@ -287,6 +290,7 @@ impl Default for TruthParams {
         Self {
             distance_m: 1.0,
             minutes: 15.0,
+            relaxed_distance_m: 2.0,
         }
     }
 }
@@ -361,7 +365,9 @@ fn share(name: &str, v: f64) -> Result<(), ConfigError> {
     if (0.0..=1.0).contains(&v) {
         Ok(())
     } else {
-        Err(ConfigError(format!("{name} must be between 0 and 1, got {v}")))
+        Err(ConfigError(format!(
+            "{name} must be between 0 and 1, got {v}"
+        )))
     }
 }
 
@@ -396,7 +402,9 @@ impl SimConfig {
         }
         let r = &self.radio;
         if r.rotation_min_seconds == 0 || r.rotation_min_seconds > r.rotation_max_seconds {
-            return Err(ConfigError("rotation interval must be positive and ordered".into()));
+            return Err(ConfigError(
+                "rotation interval must be positive and ordered".into(),
+            ));
         }
         if !(1..=3600).contains(&r.scan_interval_seconds) {
             return Err(ConfigError("scan interval must be 1 to 3600 s".into()));
@@ -406,7 +414,9 @@ impl SimConfig {
             return Err(ConfigError("batch period must be positive".into()));
         }
         if !(s.check_min_hours > 0.0 && s.check_min_hours <= s.check_max_hours) {
-            return Err(ConfigError("check interval must be positive and ordered".into()));
+            return Err(ConfigError(
+                "check interval must be positive and ordered".into(),
+            ));
         }
         Ok(())
     }

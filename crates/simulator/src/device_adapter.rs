@@ -59,7 +59,9 @@ pub fn daily_key(seed: u64, phone: u32, day: i64) -> DailyKey {
 /// back).
 pub fn keys_held(seed: u64, phone: u32, first_day: i64, today: i64) -> Vec<DailyKey> {
     let oldest = first_day.max(today - RETENTION_DAYS);
-    (oldest..=today).map(|d| daily_key(seed, phone, d)).collect()
+    (oldest..=today)
+        .map(|d| daily_key(seed, phone, d))
+        .collect()
 }
 
 /// A sighting as `Phone::check_sighting` accepts it: RSSI within

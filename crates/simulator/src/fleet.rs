@@ -480,7 +480,11 @@ fn hear_and_check(
     let cocoa = &ctx.variants[0];
     let detected_senders = by_sender
         .into_iter()
-        .filter(|(_, ws)| daily_summaries(ws, cocoa).iter().any(|d| is_contact_day(d, cocoa)))
+        .filter(|(_, ws)| {
+            daily_summaries(ws, cocoa)
+                .iter()
+                .any(|d| is_contact_day(d, cocoa))
+        })
         .map(|(s, _)| s)
         .collect();
     HearerOutcome {
@@ -496,7 +500,13 @@ fn hear_and_check(
 
 /// What each app user downloads: the index at every check, and each file
 /// once, from the first check after it is published (while it is kept).
-fn downloads(world: &World, config: &SimConfig, files: &[PublishedFile], horizon: SimTime, work: &mut PhoneWork) -> DownloadStats {
+fn downloads(
+    world: &World,
+    config: &SimConfig,
+    files: &[PublishedFile],
+    horizon: SimTime,
+    work: &mut PhoneWork,
+) -> DownloadStats {
     let cal = &world.calendar;
     let mut bytes = vec![0u64; files.len() + 1];
     let mut index = vec![0u64; files.len() + 1];
@@ -530,7 +540,11 @@ fn downloads(world: &World, config: &SimConfig, files: &[PublishedFile], horizon
             work.index_downloads += 1;
             work.file_downloads += (published - first_new) as u64;
             if published > first_new {
-                let before = if first_new == 0 { 0 } else { keys_total[first_new - 1] };
+                let before = if first_new == 0 {
+                    0
+                } else {
+                    keys_total[first_new - 1]
+                };
                 work.keys_streamed_by_phones += keys_total[published - 1] - before;
             }
             seen = published;
@@ -575,7 +589,14 @@ pub fn run_fleet(
         &mut result.work,
         &mut result.refused,
     );
-    find_senders(world, config, &mut keys, threads, &mut result.work, progress);
+    find_senders(
+        world,
+        config,
+        &mut keys,
+        threads,
+        &mut result.work,
+        progress,
+    );
     let hearers: Vec<(u32, Vec<u32>)> = match config.matching {
         Matching::Inverted => candidates(world, &keys),
         Matching::Exhaustive => {
@@ -632,6 +653,9 @@ mod tests {
     #[test]
     fn parallel_map_keeps_order() {
         let items: Vec<u32> = (0..1000).collect();
-        assert_eq!(parallel_map(&items, 3, |x| x * 2), items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(
+            parallel_map(&items, 3, |x| x * 2),
+            items.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
     }
 }

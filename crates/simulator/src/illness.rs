@@ -77,9 +77,11 @@ impl Course {
             t + (rng.uniform(h.result_delay_min_days, h.result_delay_max_days) * DAY as f64) as i64
         });
         let self_isolates = symptomatic && rng.chance(h.self_isolation_share);
-        let isolates_at = diagnosed_at
-            .unwrap_or(SimTime::MAX)
-            .min(if self_isolates { onset + DAY } else { SimTime::MAX });
+        let isolates_at = diagnosed_at.unwrap_or(SimTime::MAX).min(if self_isolates {
+            onset + DAY
+        } else {
+            SimTime::MAX
+        });
         Self {
             infected_at,
             source,

@@ -114,18 +114,39 @@ fn homes(d: &mut Day<'_>, rng: &mut Rng, weekend: bool) {
                 let couple = ia == 0 && ib == 1;
                 // Breakfast.
                 let start = d.at(6.5) + rng.below(30) as i64 * MINUTE;
-                d.push(a, b, start, rng.between(20, 50) as i64 * MINUTE, rng.uniform(1.0, 3.0), Place::Home);
+                d.push(
+                    a,
+                    b,
+                    start,
+                    rng.between(20, 50) as i64 * MINUTE,
+                    rng.uniform(1.0, 3.0),
+                    Place::Home,
+                );
                 // Daytime for those both at home.
                 let both_in = arrive[ia] <= 8.0 && arrive[ib] <= 8.0;
                 if both_in {
                     let hours = rng.uniform(3.0, 8.0);
-                    d.push(a, b, d.at(9.0), (hours * HOUR as f64) as i64, rng.uniform(1.0, 4.0), Place::Home);
+                    d.push(
+                        a,
+                        b,
+                        d.at(9.0),
+                        (hours * HOUR as f64) as i64,
+                        rng.uniform(1.0, 4.0),
+                        Place::Home,
+                    );
                 }
                 // Evening, from the later arrival to 23:00.
                 let from = arrive[ia].max(arrive[ib]).max(17.0);
                 if from < 23.0 {
                     let start = d.at(from);
-                    d.push(a, b, start, d.at(23.0) - start, rng.uniform(1.0, 4.0), Place::Home);
+                    d.push(
+                        a,
+                        b,
+                        start,
+                        d.at(23.0) - start,
+                        rng.uniform(1.0, 4.0),
+                        Place::Home,
+                    );
                 }
                 // Night.
                 let dist = if couple {
@@ -133,7 +154,14 @@ fn homes(d: &mut Day<'_>, rng: &mut Rng, weekend: bool) {
                 } else {
                     rng.uniform(3.0, 7.0)
                 };
-                d.push(a, b, d.at(23.0), (7.5 * HOUR as f64) as i64, dist, Place::HomeNight);
+                d.push(
+                    a,
+                    b,
+                    d.at(23.0),
+                    (7.5 * HOUR as f64) as i64,
+                    dist,
+                    Place::HomeNight,
+                );
             }
         }
     }
@@ -161,7 +189,14 @@ fn classes(d: &mut Day<'_>, rng: &mut Rng) {
                 let (sa, sb) = (pop.people[a as usize].seat, pop.people[b as usize].seat);
                 let dist = grid_distance(sa, sb, 6, 1.2, 1.0) + rng.uniform(-0.15, 0.15);
                 if dist <= ROOM_RANGE_M {
-                    d.push(a, b, start, (6.5 * HOUR as f64) as i64, dist.max(0.4), Place::School);
+                    d.push(
+                        a,
+                        b,
+                        start,
+                        (6.5 * HOUR as f64) as i64,
+                        dist.max(0.4),
+                        Place::School,
+                    );
                 }
             }
         }
@@ -170,7 +205,14 @@ fn classes(d: &mut Day<'_>, rng: &mut Rng) {
             if present.len() > 1 && rng.chance(0.4) {
                 let b = present[rng.below(present.len() as u64) as usize];
                 let t = d.at(12.5) + rng.below(30) as i64 * MINUTE;
-                d.push(a, b, t, rng.between(10, 40) as i64 * MINUTE, rng.uniform(0.4, 1.2), Place::School);
+                d.push(
+                    a,
+                    b,
+                    t,
+                    rng.between(10, 40) as i64 * MINUTE,
+                    rng.uniform(0.4, 1.2),
+                    Place::School,
+                );
             }
         }
     }
@@ -196,7 +238,14 @@ fn teams(d: &mut Day<'_>, rng: &mut Rng, share_working: f64) {
                 let (sa, sb) = (pop.people[a as usize].seat, pop.people[b as usize].seat);
                 let dist = grid_distance(sa, sb, 4, 1.6, 1.4) + rng.uniform(-0.2, 0.2);
                 if dist <= ROOM_RANGE_M {
-                    d.push(a, b, arrive, (8.5 * HOUR as f64) as i64, dist.max(0.5), Place::Work);
+                    d.push(
+                        a,
+                        b,
+                        arrive,
+                        (8.5 * HOUR as f64) as i64,
+                        dist.max(0.5),
+                        Place::Work,
+                    );
                 }
             }
         }
@@ -220,7 +269,11 @@ fn teams(d: &mut Day<'_>, rng: &mut Rng, share_working: f64) {
             continue;
         }
         // Lunch tables of 2-4.
-        let mut lunch: Vec<u32> = present.iter().copied().filter(|_| rng.chance(0.3)).collect();
+        let mut lunch: Vec<u32> = present
+            .iter()
+            .copied()
+            .filter(|_| rng.chance(0.3))
+            .collect();
         rng.shuffle(&mut lunch);
         let mut rest = lunch.as_slice();
         while rest.len() >= 2 {
@@ -241,7 +294,14 @@ fn teams(d: &mut Day<'_>, rng: &mut Rng, share_working: f64) {
                 let a = present[i];
                 let b = present[rng.below(present.len() as u64) as usize];
                 let t = d.at(13.0) + rng.below(4 * 60) as i64 * MINUTE;
-                d.push(a, b, t, rng.between(5, 20) as i64 * MINUTE, rng.uniform(1.0, 2.0), Place::Work);
+                d.push(
+                    a,
+                    b,
+                    t,
+                    rng.between(5, 20) as i64 * MINUTE,
+                    rng.uniform(1.0, 2.0),
+                    Place::Work,
+                );
             }
         }
     }
@@ -264,7 +324,11 @@ fn trains(d: &mut Day<'_>, rng: &mut Rng, share_riding: f64) {
             if !d.free(p as u32, t) || (share_riding < 1.0 && !rng.chance(share_riding)) {
                 continue;
             }
-            let slots = if evening { EVENING_SLOTS } else { MORNING_SLOTS };
+            let slots = if evening {
+                EVENING_SLOTS
+            } else {
+                MORNING_SLOTS
+            };
             riders.push((u64::from(c.line) * slots + u64::from(slot), p as u32));
         }
         riders.sort_unstable();
@@ -277,7 +341,11 @@ fn trains(d: &mut Day<'_>, rng: &mut Rng, share_riding: f64) {
             }
             let mut train: Vec<u32> = riders[i..j].iter().map(|r| r.1).collect();
             rng.shuffle(&mut train);
-            let slots = if evening { EVENING_SLOTS } else { MORNING_SLOTS };
+            let slots = if evening {
+                EVENING_SLOTS
+            } else {
+                MORNING_SLOTS
+            };
             let slot = (key % slots) as i64;
             let depart = if evening { d.at(17.0) } else { d.at(7.0) } + slot * 10 * MINUTE;
             for car in train.chunks(12) {
@@ -289,7 +357,14 @@ fn trains(d: &mut Day<'_>, rng: &mut Rng, share_riding: f64) {
                         );
                         let together = f64::from(ma.min(mb)) * rng.uniform(0.3, 1.0);
                         let t = depart + rng.below(5) as i64 * MINUTE;
-                        d.push(a, b, t, (together * 60.0) as i64, rng.uniform(0.3, 2.0), Place::Train);
+                        d.push(
+                            a,
+                            b,
+                            t,
+                            (together * 60.0) as i64,
+                            rng.uniform(0.3, 2.0),
+                            Place::Train,
+                        );
                     }
                 }
             }
@@ -333,7 +408,14 @@ fn shops(d: &mut Day<'_>, rng: &mut Rng, weekend: bool) {
             let near = if rng.chance(0.5) { 2 } else { 1 };
             for &b in inside.iter().skip(x + 1).take(near) {
                 let t = d.at(hour) + rng.below(45) as i64 * MINUTE;
-                d.push(inside[x], b, t, rng.between(3, 15) as i64 * MINUTE, rng.uniform(0.8, 3.0), Place::Shop);
+                d.push(
+                    inside[x],
+                    b,
+                    t,
+                    rng.between(3, 15) as i64 * MINUTE,
+                    rng.uniform(0.8, 3.0),
+                    Place::Shop,
+                );
             }
         }
         i = j;
@@ -347,7 +429,11 @@ fn social(d: &mut Day<'_>, rng: &mut Rng, weekday: u32) {
         5 | 6 => 0.2,
         _ => 0.05,
     };
-    let start_hour = if weekday >= 5 && rng.chance(0.5) { 12.0 } else { 19.0 };
+    let start_hour = if weekday >= 5 && rng.chance(0.5) {
+        12.0
+    } else {
+        19.0
+    };
     let start = d.at(start_hour);
     let mut out: Vec<u32> = (0..pop.len() as u32)
         .filter(|&p| pop.people[p as usize].role != Role::Child && d.free(p, start))
@@ -384,7 +470,15 @@ mod tests {
         let pop = Population::generate(&config);
         let free = vec![SimTime::MAX; pop.len()];
         let es = day_encounters(&pop, &config, 4, 4, &free);
-        for place in [Place::Home, Place::HomeNight, Place::School, Place::Work, Place::Train, Place::Shop, Place::Social] {
+        for place in [
+            Place::Home,
+            Place::HomeNight,
+            Place::School,
+            Place::Work,
+            Place::Train,
+            Place::Shop,
+            Place::Social,
+        ] {
             assert!(es.iter().any(|e| e.place == place), "{place:?}");
         }
         let per_person = es.len() as f64 * 2.0 / pop.len() as f64;
@@ -393,8 +487,14 @@ mod tests {
         // Everyone isolated: only households meet.
         let home = vec![0; pop.len()];
         let es = day_encounters(&pop, &config, 4, 4, &home);
-        assert!(es.iter().all(|e| matches!(e.place, Place::Home | Place::HomeNight)));
-        assert!(es.iter().all(|e| pop.people[e.a as usize].household == pop.people[e.b as usize].household));
+        assert!(
+            es.iter()
+                .all(|e| matches!(e.place, Place::Home | Place::HomeNight))
+        );
+        assert!(
+            es.iter()
+                .all(|e| pop.people[e.a as usize].household == pop.people[e.b as usize].household)
+        );
         // Deterministic.
         assert_eq!(day_encounters(&pop, &config, 4, 4, &home), es);
     }

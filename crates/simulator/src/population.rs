@@ -207,7 +207,11 @@ impl Population {
             workplaces.push(staff.to_vec());
         }
         // Trains, phones and the phones' rhythm.
-        let weights: Vec<f64> = config.phone_models.iter().map(|m| m.share.max(0.0)).collect();
+        let weights: Vec<f64> = config
+            .phone_models
+            .iter()
+            .map(|m| m.share.max(0.0))
+            .collect();
         let scan = u64::from(config.radio.scan_interval_seconds);
         let (lo, hi) = (
             config.server.check_min_hours * 3600.0,

@@ -221,7 +221,11 @@ impl AttenuationBin {
     /// Standard deviation, dB.
     pub fn sd(&self) -> Option<f64> {
         let m = self.mean()?;
-        Some((self.sum_sq_db as f64 / self.count as f64 - m * m).max(0.0).sqrt())
+        Some(
+            (self.sum_sq_db as f64 / self.count as f64 - m * m)
+                .max(0.0)
+                .sqrt(),
+        )
     }
 }
 
@@ -255,7 +259,11 @@ impl Ear<'_> {
         let radio = &self.config.radio;
         let interval = i64::from(radio.scan_interval_seconds);
         let direction = u64::from(receiver == e.b);
-        let mut rng = Rng::new(self.config.seed, Purpose::Radio, &[u64::from(id), direction]);
+        let mut rng = Rng::new(
+            self.config.seed,
+            Purpose::Radio,
+            &[u64::from(id), direction],
+        );
         let start = self.calendar.unix(e.start());
         let end = self.calendar.unix(e.end());
         let phase = i64::from(scan_phase) % interval;
@@ -314,7 +322,10 @@ mod tests {
         let att = |d: f64| f64::from(m.advertised_tx_dbm) - mean_rssi(m, m, d, Place::Social);
         let got: Vec<f64> = [0.5, 1.0, 2.0, 4.0, 8.0].iter().map(|&d| att(d)).collect();
         assert_eq!(got, [49.0, 55.0, 61.0, 67.0, 73.0]);
-        assert_eq!(att(1.0) - 4.0, f64::from(m.advertised_tx_dbm) - mean_rssi(m, m, 1.0, Place::Train));
+        assert_eq!(
+            att(1.0) - 4.0,
+            f64::from(m.advertised_tx_dbm) - mean_rssi(m, m, 1.0, Place::Train)
+        );
     }
 
     #[test]
@@ -338,8 +349,15 @@ mod tests {
             config.radio.noise_sd_db = 0.0;
         }
         let calendar = Calendar::new(config.start_date);
-        let e = Encounter::new(0, 1, 2 * DAY + 3 * 3600, (minutes * 60.0) as i64, distance_m, Place::Social)
-            .unwrap();
+        let e = Encounter::new(
+            0,
+            1,
+            2 * DAY + 3 * 3600,
+            (minutes * 60.0) as i64,
+            distance_m,
+            Place::Social,
+        )
+        .unwrap();
         let ear = Ear {
             config: &config,
             calendar: &calendar,
@@ -357,7 +375,9 @@ mod tests {
         let matched = index.decrypt_hits(&key.tek, &m);
         let w = exposure_windows(&matched, 1, Infectiousness::Standard);
         let c = ScoringConfig::default();
-        daily_summaries(&w, &c).iter().any(|d| is_contact_day(d, &c))
+        daily_summaries(&w, &c)
+            .iter()
+            .any(|d| is_contact_day(d, &c))
     }
 
     #[test]
@@ -380,7 +400,7 @@ mod tests {
         let (rpi, aem) = b.at(4, -8, t);
         let key = daily_key(config.seed, 4, 18_600);
         let rotations = rotation_starts(config.seed, 4, 18_600, &config.radio);
-        let started = *rotations.iter().filter(|&&r| r <= t).last().unwrap();
+        let started = *rotations.iter().rfind(|&&r| r <= t).unwrap();
         let beacon = key.advertisement(EnIntervalNumber::new((started / 600) as u32), -8);
         assert_eq!((rpi, aem), (beacon.rpi, beacon.aem));
     }

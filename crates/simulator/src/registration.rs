@@ -150,7 +150,14 @@ pub fn run_timeline(
             stats.beyond_horizon += 1;
             continue;
         }
-        push(&mut queue, at, Event::Issue { person: p as u32, attempt: 0 });
+        push(
+            &mut queue,
+            at,
+            Event::Issue {
+                person: p as u32,
+                attempt: 0,
+            },
+        );
     }
 
     let mut timeline = Timeline::default();
@@ -195,7 +202,16 @@ pub fn run_timeline(
                     number,
                     issued_at,
                 } => {
-                    let outcome = enter(world, config, backend, person, &number, at, &mut stats, rngs[person as usize].as_mut());
+                    let outcome = enter(
+                        world,
+                        config,
+                        backend,
+                        person,
+                        &number,
+                        at,
+                        &mut stats,
+                        rngs[person as usize].as_mut(),
+                    );
                     match outcome {
                         Ok(mut r) => {
                             r.issued_at = issued_at;
@@ -258,8 +274,8 @@ fn enter(
     rng: Option<&mut Rng>,
 ) -> Result<Registration, RegisterError> {
     let cal = &world.calendar;
-    let course = world.courses[person as usize]
-        .ok_or_else(|| RegisterError::Issuer("not a case".into()))?;
+    let course =
+        world.courses[person as usize].ok_or_else(|| RegisterError::Issuer("not a case".into()))?;
     let typed = if rng.is_some_and(|r| r.chance(config.health.full_width_share)) {
         stats.full_width_typed += 1;
         full_width(number)

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use crate::Timings;
 use crate::summary::Summary;
 
-const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
 const W: f64 = 640.0;
 const H: f64 = 300.0;
 const LEFT: f64 = 60.0;
@@ -341,17 +343,55 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
     out.push_str("<h2>Summary</h2>");
     let d = &s.delay_hours;
     let rows = vec![
-        vec!["should be notified (app users)".into(), s.should_be_notified.to_string()],
+        vec![
+            "should be notified (app users)".into(),
+            s.should_be_notified.to_string(),
+        ],
         vec!["notified".into(), s.notified.to_string()],
-        vec!["true / false positives".into(), format!("{} / {}", s.true_positives, s.false_positives)],
+        vec![
+            "true / false positives".into(),
+            format!("{} / {}", s.true_positives, s.false_positives),
+        ],
+        vec![
+            format!(
+                "notified with ≥ {} min within {} m (relaxed precision)",
+                c.truth.minutes, c.truth.relaxed_distance_m
+            ),
+            pct(s.precision_relaxed),
+        ],
+        vec![
+            "true positives warned before their positive's result".into(),
+            s.notified_before_result.to_string(),
+        ],
         vec!["false negatives".into(), s.false_negatives.to_string()],
-        vec!["contacts without the app".into(), s.should_be_notified_without_app.to_string()],
-        vec!["delay p50 / p90 / p95 / max (h)".into(), format!("{} / {} / {} / {}", opt(d.p50, 1), opt(d.p90, 1), opt(d.p95, 1), opt(d.max, 1))],
+        vec![
+            "contacts without the app".into(),
+            s.should_be_notified_without_app.to_string(),
+        ],
+        vec![
+            "delay p50 / p90 / p95 / max (h)".into(),
+            format!(
+                "{} / {} / {} / {}",
+                opt(d.p50, 1),
+                opt(d.p90, 1),
+                opt(d.p95, 1),
+                opt(d.max, 1)
+            ),
+        ],
         vec!["registrations".into(), s.registrations.to_string()],
         vec!["export files".into(), s.files.to_string()],
-        vec!["infections (initial + new)".into(), format!("{} + {}", s.epidemic.initial_infections, s.epidemic.new_infections)],
+        vec![
+            "infections (initial + new)".into(),
+            format!(
+                "{} + {}",
+                s.epidemic.initial_infections, s.epidemic.new_infections
+            ),
+        ],
         vec!["positive results".into(), s.epidemic.diagnosed.to_string()],
-        vec!["encounters per person per day".into(), format!("{:.1}", s.population.encounters_per_person_per_day)],
+        vec![
+            "encounters per person per day".into(),
+            format!("{:.1}", s.population.encounters_per_person_per_day),
+        ],
     ];
     table(&mut out, &["", "value"], &rows);
 
@@ -370,11 +410,26 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
         "day (JST date)",
         "people",
         &[
-            Series { name: "infections", points: pick(&|r| r.infections as f64) },
-            Series { name: "positive results", points: pick(&|r| r.diagnoses as f64) },
-            Series { name: "registrations", points: pick(&|r| r.registrations as f64) },
-            Series { name: "notified (right)", points: pick(&|r| r.notified_correctly as f64) },
-            Series { name: "notified (wrong)", points: pick(&|r| r.notified_wrongly as f64) },
+            Series {
+                name: "infections",
+                points: pick(&|r| r.infections as f64),
+            },
+            Series {
+                name: "positive results",
+                points: pick(&|r| r.diagnoses as f64),
+            },
+            Series {
+                name: "registrations",
+                points: pick(&|r| r.registrations as f64),
+            },
+            Series {
+                name: "notified (right)",
+                points: pick(&|r| r.notified_correctly as f64),
+            },
+            Series {
+                name: "notified (wrong)",
+                points: pick(&|r| r.notified_wrongly as f64),
+            },
         ],
         &day_ticks,
         None,
@@ -386,20 +441,45 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
         .iter()
         .map(|(h, n)| (format!("{h:.0}"), *n as f64, None))
         .collect();
-    out.push_str(&bar_chart("Notified phones by delay (6-hour bins)", "hours", "phones", &hist, &[]));
+    out.push_str(&bar_chart(
+        "Notified phones by delay (6-hour bins)",
+        "hours",
+        "phones",
+        &hist,
+        &[],
+    ));
     let b = &s.delay_breakdown_hours;
     table(
         &mut out,
         &["step", "p50 h", "p90 h", "max h"],
         &[
-            vec!["result → processing number".into(), opt(b.result_to_number.p50, 1), opt(b.result_to_number.p90, 1), opt(b.result_to_number.max, 1)],
-            vec!["number → registration".into(), opt(b.number_to_registration.p50, 1), opt(b.number_to_registration.p90, 1), opt(b.number_to_registration.max, 1)],
-            vec!["registration → notification".into(), opt(b.registration_to_notification.p50, 1), opt(b.registration_to_notification.p90, 1), opt(b.registration_to_notification.max, 1)],
+            vec![
+                "result → processing number".into(),
+                opt(b.result_to_number.p50, 1),
+                opt(b.result_to_number.p90, 1),
+                opt(b.result_to_number.max, 1),
+            ],
+            vec![
+                "number → registration".into(),
+                opt(b.number_to_registration.p50, 1),
+                opt(b.number_to_registration.p90, 1),
+                opt(b.number_to_registration.max, 1),
+            ],
+            vec![
+                "registration → notification".into(),
+                opt(b.registration_to_notification.p50, 1),
+                opt(b.registration_to_notification.p90, 1),
+                opt(b.registration_to_notification.max, 1),
+            ],
         ],
     );
 
     out.push_str("<h2>By phone model pair</h2><p>Recall per (person, registered positive) pair: do this positive's keys alone give a contact day on this person's phone? Rows: the phone that should be warned; columns: the positive's phone.</p>");
-    let mut receivers: Vec<&str> = s.by_model_pair.iter().map(|p| p.receiver.as_str()).collect();
+    let mut receivers: Vec<&str> = s
+        .by_model_pair
+        .iter()
+        .map(|p| p.receiver.as_str())
+        .collect();
     receivers.dedup();
     let mut senders: Vec<&str> = s.by_model_pair.iter().map(|p| p.sender.as_str()).collect();
     senders.sort_unstable();
@@ -442,7 +522,8 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
         .iter()
         .map(|r| {
             (
-                r.max_distance_m.map_or_else(|| "more".to_owned(), |m| format!("≤{m} m")),
+                r.max_distance_m
+                    .map_or_else(|| "more".to_owned(), |m| format!("≤{m} m")),
                 r.mean_db.unwrap_or(0.0),
                 r.sd_db,
             )
@@ -478,7 +559,17 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
             ]
         })
         .collect();
-    table(&mut out, &["place", "contacts to warn", "detected", "recall", "infections there"], &rows);
+    table(
+        &mut out,
+        &[
+            "place",
+            "contacts to warn",
+            "detected",
+            "recall",
+            "infections there",
+        ],
+        &rows,
+    );
 
     if s.sweep.len() > 1 {
         out.push_str("<h2>Scoring sweep (same population, same matches)</h2>");
@@ -489,8 +580,20 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
             &rows[0].parameter,
             "share",
             &[
-                Series { name: "recall", points: rows.iter().map(|r| (r.value, r.recall.unwrap_or(0.0))).collect() },
-                Series { name: "precision", points: rows.iter().map(|r| (r.value, r.precision.unwrap_or(0.0))).collect() },
+                Series {
+                    name: "recall",
+                    points: rows
+                        .iter()
+                        .map(|r| (r.value, r.recall.unwrap_or(0.0)))
+                        .collect(),
+                },
+                Series {
+                    name: "precision",
+                    points: rows
+                        .iter()
+                        .map(|r| (r.value, r.precision.unwrap_or(0.0)))
+                        .collect(),
+                },
             ],
             &ticks,
             Some(1.0),
@@ -510,7 +613,19 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
                 ]
             })
             .collect();
-        table(&mut out, &["parameter", "value", "notified", "true positives", "recall", "precision", "delay p50 h"], &table_rows);
+        table(
+            &mut out,
+            &[
+                "parameter",
+                "value",
+                "notified",
+                "true positives",
+                "recall",
+                "precision",
+                "delay p50 h",
+            ],
+            &table_rows,
+        );
     }
 
     out.push_str("<h2>Downloads</h2>");
@@ -519,7 +634,13 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
         .iter()
         .map(|r| (r.date[5..].to_owned(), r.bytes_per_phone / 1000.0, None))
         .collect();
-    out.push_str(&bar_chart("kB downloaded per phone per day", "day", "kB", &bars, &[]));
+    out.push_str(&bar_chart(
+        "kB downloaded per phone per day",
+        "day",
+        "kB",
+        &bars,
+        &[],
+    ));
 
     out.push_str("<h2>Why false positives were notified</h2>");
     let rows: Vec<Vec<String>> = s
@@ -577,13 +698,22 @@ mod tests {
             "t",
             "x",
             "y",
-            &[Series { name: "a<b", points: vec![(0.0, 1.0), (1.0, 3.0)] }],
+            &[Series {
+                name: "a<b",
+                points: vec![(0.0, 1.0), (1.0, 3.0)],
+            }],
             &[(0.0, "0".into())],
             None,
         );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("a&lt;b"));
-        let bars = bar_chart("t", "x", "y", &[("a".into(), 2.0, Some(1.0))], &[(1.0, "r")]);
+        let bars = bar_chart(
+            "t",
+            "x",
+            "y",
+            &[("a".into(), 2.0, Some(1.0))],
+            &[(1.0, "r")],
+        );
         assert_eq!(bars.matches("<rect").count(), 2);
     }
 }

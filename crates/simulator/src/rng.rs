@@ -67,7 +67,7 @@ impl Rng {
 
     /// The next 64 random bits.
     #[inline]
-    pub fn next(&mut self) -> u64 {
+    pub fn bits(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         mix64(self.state)
     }
@@ -75,7 +75,7 @@ impl Rng {
     /// Uniform in `[0, 1)`.
     #[inline]
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        (self.bits() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Uniform in `[lo, hi)`.
@@ -90,7 +90,7 @@ impl Rng {
         if n == 0 {
             return 0;
         }
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+        ((u128::from(self.bits()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform integer in `[lo, hi]`.
@@ -150,7 +150,7 @@ pub fn crypto_rng(seed: u64, purpose: Purpose, ids: &[u64]) -> ChaCha20Rng {
     let mut bytes = [0u8; 32];
     let mut r = Rng::new(seed, purpose, ids);
     for chunk in bytes.chunks_exact_mut(8) {
-        chunk.copy_from_slice(&r.next().to_le_bytes());
+        chunk.copy_from_slice(&r.bits().to_le_bytes());
     }
     ChaCha20Rng::from_seed(bytes)
 }
@@ -162,14 +162,14 @@ pub struct CoreRng(pub Rng);
 
 impl RngCore for CoreRng {
     fn next_u32(&mut self) -> u32 {
-        (self.0.next() >> 32) as u32
+        (self.0.bits() >> 32) as u32
     }
     fn next_u64(&mut self) -> u64 {
-        self.0.next()
+        self.0.bits()
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         for chunk in dest.chunks_mut(8) {
-            let v = self.0.next().to_le_bytes();
+            let v = self.0.bits().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
@@ -185,14 +185,14 @@ mod tests {
 
     #[test]
     fn streams_depend_on_seed_purpose_and_ids_only() {
-        let a = Rng::new(1, Purpose::Day, &[3]).next();
-        assert_eq!(a, Rng::new(1, Purpose::Day, &[3]).next());
-        assert_ne!(a, Rng::new(2, Purpose::Day, &[3]).next());
-        assert_ne!(a, Rng::new(1, Purpose::Course, &[3]).next());
-        assert_ne!(a, Rng::new(1, Purpose::Day, &[4]).next());
+        let a = Rng::new(1, Purpose::Day, &[3]).bits();
+        assert_eq!(a, Rng::new(1, Purpose::Day, &[3]).bits());
+        assert_ne!(a, Rng::new(2, Purpose::Day, &[3]).bits());
+        assert_ne!(a, Rng::new(1, Purpose::Course, &[3]).bits());
+        assert_ne!(a, Rng::new(1, Purpose::Day, &[4]).bits());
         assert_ne!(
-            Rng::new(1, Purpose::Day, &[1, 2]).next(),
-            Rng::new(1, Purpose::Day, &[2, 1]).next()
+            Rng::new(1, Purpose::Day, &[1, 2]).bits(),
+            Rng::new(1, Purpose::Day, &[2, 1]).bits()
         );
     }
 
@@ -211,7 +211,11 @@ mod tests {
         for _ in 0..n {
             below[r.below(5) as usize] += 1;
         }
-        assert!(below.iter().all(|&c| (c as f64 - n as f64 / 5.0).abs() < 1500.0));
+        assert!(
+            below
+                .iter()
+                .all(|&c| (c as f64 - n as f64 / 5.0).abs() < 1500.0)
+        );
         assert_eq!(r.weighted(&[0.0, 1.0, 0.0]), 1);
     }
 }

@@ -208,6 +208,10 @@ pub struct Summary {
     pub recall: Option<f64>,
     /// Phones notified that should have been / phones notified.
     pub precision: Option<f64>,
+    /// Share of notified phones that had ≥ 15 minutes within the relaxed
+    /// distance (2 m) of a registered positive in the window: how many of
+    /// the "false" positives were near misses of the definition.
+    pub precision_relaxed: Option<f64>,
     /// Phones notified (COCOA's scoring).
     pub notified: u64,
     /// App users who should have been: ≥ 15 minutes within 1 m of a
@@ -223,9 +227,13 @@ pub struct Summary {
     pub false_positive_reasons: BTreeMap<String, u64>,
     /// People without the app who had such a contact.
     pub should_be_notified_without_app: u64,
-    /// Hours from the (earliest) positive's result to the notification,
-    /// over true positives.
+    /// Hours from the positive result of the earliest positive the phone
+    /// should be warned about to the notification, over true positives.
+    /// Negative when another registered positive's keys had warned the
+    /// phone already (counted in `notified_before_result`).
     pub delay_hours: Percentiles,
+    /// True positives warned before that result.
+    pub notified_before_result: u64,
     /// Notifications of true positives by delay: (start of a 6-hour bin,
     /// phones).
     pub delay_histogram: Vec<(f64, u64)>,
@@ -269,15 +277,19 @@ pub struct Summary {
 pub const DELAY_BIN_HOURS: f64 = 6.0;
 
 fn delay_histogram(delays: &[f64]) -> Vec<(f64, u64)> {
-    let Some(max) = delays.iter().copied().reduce(f64::max) else {
+    let (Some(min), Some(max)) = (
+        delays.iter().copied().reduce(f64::min),
+        delays.iter().copied().reduce(f64::max),
+    ) else {
         return Vec::new();
     };
-    let bins = (max / DELAY_BIN_HOURS).floor().max(0.0) as usize + 1;
+    let first = (min / DELAY_BIN_HOURS).floor();
+    let bins = ((max / DELAY_BIN_HOURS).floor() - first) as usize + 1;
     let mut out: Vec<(f64, u64)> = (0..bins)
-        .map(|b| (b as f64 * DELAY_BIN_HOURS, 0))
+        .map(|b| ((first + b as f64) * DELAY_BIN_HOURS, 0))
         .collect();
     for d in delays {
-        let b = ((d / DELAY_BIN_HOURS).floor().max(0.0) as usize).min(bins - 1);
+        let b = (((d / DELAY_BIN_HOURS).floor() - first) as usize).min(bins - 1);
         out[b].1 += 1;
     }
     out
@@ -322,6 +334,7 @@ pub fn summarise(
     for (v, _) in variants.iter().enumerate() {
         let mut notified = 0u64;
         let mut tp = 0u64;
+        let mut near = 0u64;
         let mut delays = Vec::new();
         let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
         let mut reg_to_notif = Vec::new();
@@ -330,6 +343,9 @@ pub fn summarise(
         for o in &fleet.outcomes {
             let Some(at) = o.notified_at[v] else { continue };
             notified += 1;
+            if truth.relaxed.contains(&o.person) || truth.should.contains_key(&o.person) {
+                near += 1;
+            }
             let day = ((at / DAY) as usize).min(days - 1);
             match truth.should.get(&o.person) {
                 Some(&diagnosed) => {
@@ -376,6 +392,7 @@ pub fn summarise(
         });
         if v == 0 {
             first = Some((
+                near,
                 notified,
                 tp,
                 reasons,
@@ -387,7 +404,7 @@ pub fn summarise(
             ));
         }
     }
-    let (notified, tp, reasons, delay, histogram, reg_to_notif, daily_tp, daily_fp) =
+    let (near, notified, tp, reasons, delay, histogram, reg_to_notif, daily_tp, daily_fp) =
         first.unwrap_or_default();
     let should = truth.should.len() as u64;
 
@@ -497,9 +514,13 @@ pub fn summarise(
             sightings: b.count,
             mean_db: b.mean(),
             sd_db: b.sd(),
-            bucket_shares: b
-                .buckets
-                .map(|n| if b.count > 0 { n as f64 / b.count as f64 } else { 0.0 }),
+            bucket_shares: b.buckets.map(|n| {
+                if b.count > 0 {
+                    n as f64 / b.count as f64
+                } else {
+                    0.0
+                }
+            }),
         })
         .collect();
 
@@ -551,6 +572,7 @@ pub fn summarise(
     Summary {
         recall: ratio(tp, should),
         precision: ratio(tp, notified),
+        precision_relaxed: ratio(near, notified),
         notified,
         should_be_notified: should,
         true_positives: tp,
@@ -558,6 +580,11 @@ pub fn summarise(
         false_negatives: should - tp,
         false_positive_reasons: reasons,
         should_be_notified_without_app: truth.should_without_app,
+        notified_before_result: histogram
+            .iter()
+            .filter(|(start, _)| *start < 0.0)
+            .map(|(_, n)| n)
+            .sum(),
         delay_hours: delay,
         delay_histogram: histogram,
         delay_breakdown_hours,
@@ -588,7 +615,10 @@ mod tests {
     #[test]
     fn percentiles_by_nearest_rank() {
         let p = Percentiles::of((1..=100).map(f64::from).collect());
-        assert_eq!((p.p50, p.p90, p.p95, p.max), (Some(50.0), Some(90.0), Some(95.0), Some(100.0)));
+        assert_eq!(
+            (p.p50, p.p90, p.p95, p.max),
+            (Some(50.0), Some(90.0), Some(95.0), Some(100.0))
+        );
         assert_eq!(p.mean, Some(50.5));
         let none = Percentiles::of(Vec::new());
         assert_eq!((none.count, none.p50), (0, None));

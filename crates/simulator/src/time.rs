@@ -83,7 +83,10 @@ mod tests {
         // 2020-12-01 00:00 JST = 2020-11-30 15:00 UTC.
         assert_eq!(c.t0_unix, 1_606_748_400);
         assert_eq!(c.jst_date(0), NaiveDate::from_ymd_opt(2020, 12, 1).unwrap());
-        assert_eq!(c.jst_date(-1), NaiveDate::from_ymd_opt(2020, 11, 30).unwrap());
+        assert_eq!(
+            c.jst_date(-1),
+            NaiveDate::from_ymd_opt(2020, 11, 30).unwrap()
+        );
         // Keys roll at 09:00 JST.
         assert_eq!(c.utc_day(9 * HOUR), c.utc_day(0) + 1);
         assert_eq!(c.utc_day_start(c.utc_day(0) + 1), 9 * HOUR);

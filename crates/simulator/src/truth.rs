@@ -29,6 +29,8 @@ pub struct PairRecord {
     pub any_in_window: i64,
     /// Most seconds within the distance, outside the window, in one day.
     pub close_outside_window: i64,
+    /// Most seconds within the relaxed distance, inside the window, in one day.
+    pub near_in_window: i64,
     /// Where most of the close seconds inside the window were spent.
     pub place: Place,
     /// The first UTC day (Unix days) with a qualifying contact.
@@ -52,6 +54,8 @@ pub struct Truth {
     pub should: HashMap<u32, SimTime>,
     /// People without the app who had a qualifying contact.
     pub should_without_app: u64,
+    /// App users with such a contact within the relaxed distance.
+    pub relaxed: std::collections::HashSet<u32>,
     /// Seconds that make a contact.
     pub threshold_seconds: i64,
 }
@@ -59,6 +63,7 @@ pub struct Truth {
 #[derive(Default, Clone, Copy)]
 struct DayAcc {
     close_in: i64,
+    near_in: i64,
     any_in: i64,
     close_out: i64,
 }
@@ -68,6 +73,7 @@ pub fn ground_truth(world: &World, config: &SimConfig, registrations: &[Registra
     let cal = &world.calendar;
     let threshold = (config.truth.minutes * 60.0).round() as i64;
     let max_dm = (config.truth.distance_m * 10.0).round() as u8;
+    let near_dm = (config.truth.relaxed_distance_m * 10.0).round() as u8;
     let mut pairs = Vec::new();
     for r in registrations {
         let p = r.person;
@@ -87,6 +93,9 @@ pub fn ground_truth(world: &World, config: &SimConfig, registrations: &[Registra
                 let total = day_end - t;
                 let acc = days.entry((q, day)).or_default();
                 acc.any_in += inside;
+                if e.distance_dm <= near_dm {
+                    acc.near_in += inside;
+                }
                 if close {
                     acc.close_in += inside;
                     acc.close_out += total - inside;
@@ -107,12 +116,14 @@ pub fn ground_truth(world: &World, config: &SimConfig, registrations: &[Registra
                 close_in_window: 0,
                 any_in_window: 0,
                 close_outside_window: 0,
+                near_in_window: 0,
                 place: Place::Home,
                 first_day: None,
             });
             rec.close_in_window = rec.close_in_window.max(acc.close_in);
             rec.any_in_window = rec.any_in_window.max(acc.any_in);
             rec.close_outside_window = rec.close_outside_window.max(acc.close_out);
+            rec.near_in_window = rec.near_in_window.max(acc.near_in);
             if acc.close_in >= threshold && rec.first_day.is_none() {
                 rec.first_day = Some(day);
             }
@@ -134,6 +145,12 @@ pub fn ground_truth(world: &World, config: &SimConfig, registrations: &[Registra
         .collect();
     let mut should: HashMap<u32, SimTime> = HashMap::new();
     let mut without_app = std::collections::HashSet::new();
+    let relaxed = pairs
+        .iter()
+        .filter(|r| r.near_in_window >= threshold)
+        .filter(|r| world.population.people[r.person as usize].phone.is_some())
+        .map(|r| r.person)
+        .collect();
     for rec in pairs.iter().filter(|r| r.qualifies(threshold)) {
         if world.population.people[rec.person as usize].phone.is_some() {
             let d = diagnosed[&rec.positive];
@@ -147,6 +164,7 @@ pub fn ground_truth(world: &World, config: &SimConfig, registrations: &[Registra
         pairs,
         should,
         should_without_app: without_app.len() as u64,
+        relaxed,
         threshold_seconds: threshold,
     }
 }

@@ -144,9 +144,14 @@ impl Scenario {
 
     /// `a` and `b` meet from `start` for `minutes` at `distance_m`.
     pub fn meet(&mut self, a: u32, b: u32, start: SimTime, minutes: f64, distance_m: f64) {
-        if let Some(e) =
-            Encounter::new(a, b, start, (minutes * 60.0) as i64, distance_m, Place::Social)
-        {
+        if let Some(e) = Encounter::new(
+            a,
+            b,
+            start,
+            (minutes * 60.0) as i64,
+            distance_m,
+            Place::Social,
+        ) {
             self.encounters.push(e);
         }
     }
@@ -214,7 +219,12 @@ mod tests {
         };
         let w = World::generate(&config, &NoProgress);
         let infected = w.courses.iter().flatten().count();
-        let seeds = w.courses.iter().flatten().filter(|c| c.source.is_none()).count();
+        let seeds = w
+            .courses
+            .iter()
+            .flatten()
+            .filter(|c| c.source.is_none())
+            .count();
         assert_eq!(seeds, 12);
         assert!(infected > seeds, "{infected} infections from {seeds} seeds");
         assert!(w.encounters.len() > 100_000);

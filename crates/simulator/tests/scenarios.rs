@@ -36,7 +36,9 @@ fn two_people(minutes: f64, distance_m: f64, seed: u64) -> simulator::Summary {
     s.meet(positive, contact, 2 * DAY + 14 * HOUR, minutes, distance_m);
     s.case(positive, 2 * DAY, 3 * DAY + 10 * HOUR);
     let (config, world) = s.build();
-    run_world(&config, &world, &NoProgress).unwrap().summary
+    run_world(&config, &world, &NoProgress)
+        .expect("the scenario runs")
+        .summary
 }
 
 #[test]
@@ -51,7 +53,10 @@ fn two_people_one_contact_of_20_minutes_at_1_m_recall_is_1() {
         assert_eq!(s.delay_hours.count, 1);
         assert!(s.delay_hours.p50.unwrap() > 0.0);
         assert!(s.files >= 1 && s.files_refused.is_empty());
-        assert_eq!(s.patients.full_width_typed, 1, "typed full-width, normalised");
+        assert_eq!(
+            s.patients.full_width_typed, 1,
+            "typed full-width, normalised"
+        );
         // The positive's keys: D-3 (day 2 - 3) is before installation, so
         // from day 0's UTC key (which starts the day before, 09:00 JST) to
         // the registration day.
@@ -85,7 +90,10 @@ fn a_population_without_the_app_gets_no_notifications() {
     };
     let s = run(&config, &NoProgress).unwrap().summary;
     assert_eq!(s.population.app_users, 0);
-    assert!(s.epidemic.new_infections > 0, "the epidemic runs regardless");
+    assert!(
+        s.epidemic.new_infections > 0,
+        "the epidemic runs regardless"
+    );
     assert_eq!((s.registrations, s.notified, s.files), (0, 0, 0));
     assert_eq!(s.should_be_notified, 0);
     assert_eq!(s.recall, None);
@@ -94,7 +102,7 @@ fn a_population_without_the_app_gets_no_notifications() {
 
 fn busy(matching: Matching, threads: usize) -> SimConfig {
     let mut config = SimConfig {
-        people: 600,
+        people: 400,
         days: 8,
         seed: 21,
         adoption: 0.6,
@@ -106,17 +114,25 @@ fn busy(matching: Matching, threads: usize) -> SimConfig {
     config.epidemic.initial_infected_share = 0.03;
     config.server.pad_to = 40;
     config.server.pad_jitter = 10;
-    config.sweep = Some("threshold=900,1800".parse().unwrap());
+    config.sweep = Some("threshold=900,1800".parse().expect("a valid sweep"));
     config
 }
 
 #[test]
 fn the_same_seed_gives_the_same_summary_on_any_number_of_threads() {
-    let a = run(&busy(Matching::Inverted, 1), &NoProgress).unwrap().summary;
-    let mut b = run(&busy(Matching::Inverted, 3), &NoProgress).unwrap().summary;
+    let a = run(&busy(Matching::Inverted, 1), &NoProgress)
+        .unwrap()
+        .summary;
+    let mut b = run(&busy(Matching::Inverted, 3), &NoProgress)
+        .unwrap()
+        .summary;
     b.config.threads = 1;
     assert_eq!(a, b);
-    assert!(a.registrations > 0 && a.notified > 0, "{} registrations", a.registrations);
+    assert!(
+        a.registrations > 0 && a.notified > 0,
+        "{} registrations",
+        a.registrations
+    );
     let mut other = busy(Matching::Inverted, 1);
     other.seed = 22;
     let c = run(&other, &NoProgress).unwrap().summary;
@@ -125,8 +141,12 @@ fn the_same_seed_gives_the_same_summary_on_any_number_of_threads() {
 
 #[test]
 fn inverted_matching_finds_exactly_what_every_phone_matching_every_key_finds() {
-    let inverted = run(&busy(Matching::Inverted, 2), &NoProgress).unwrap().summary;
-    let exhaustive = run(&busy(Matching::Exhaustive, 2), &NoProgress).unwrap().summary;
+    let inverted = run(&busy(Matching::Inverted, 2), &NoProgress)
+        .unwrap()
+        .summary;
+    let exhaustive = run(&busy(Matching::Exhaustive, 2), &NoProgress)
+        .unwrap()
+        .summary;
     assert!(inverted.notified > 0);
     assert_eq!(inverted.notified, exhaustive.notified);
     assert_eq!(inverted.true_positives, exhaustive.true_positives);
@@ -139,7 +159,9 @@ fn inverted_matching_finds_exactly_what_every_phone_matching_every_key_finds() {
 
 #[test]
 fn a_sweep_trades_recall_for_precision() {
-    let s = run(&busy(Matching::Inverted, 2), &NoProgress).unwrap().summary;
+    let s = run(&busy(Matching::Inverted, 2), &NoProgress)
+        .unwrap()
+        .summary;
     assert_eq!(s.sweep.len(), 3);
     let (low, high) = (&s.sweep[1], &s.sweep[2]);
     assert_eq!((low.value, high.value), (900.0, 1800.0));

@@ -38,6 +38,8 @@ pub fn init_logging() {
     let filter = std::env::var("COCOA_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    // axum's accept loop logs each client's address at trace level: never.
+    let filter = format!("{filter},axum::serve=off");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

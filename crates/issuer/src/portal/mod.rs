@@ -119,7 +119,6 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
-        .fallback(|lang: session::PageLang| async move { not_found(lang.0) })
 }
 
 /// Wraps the portal routes with the CSRF guard and the security headers.

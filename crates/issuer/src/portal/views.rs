@@ -7,6 +7,7 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use super::Msg;
 use super::i18n::{Lang, Texts};
 use super::session::Viewer;
+use crate::domain::model::Role;
 use crate::service::jst;
 
 /// What `base.html` needs.
@@ -61,7 +62,15 @@ impl Layout {
     /// For a signed-in staff member.
     pub fn of(v: &Viewer, title: &str, here: &str) -> Self {
         Self {
-            user: format!("{}（{}）", v.staff.login, v.staff.role.as_str()),
+            user: format!(
+                "{}（{}）",
+                v.staff.login,
+                match v.staff.role {
+                    Role::Staff => v.lang.pick("職員", "staff"),
+                    Role::Admin => v.lang.pick("保健所管理者", "centre administrator"),
+                    Role::System => v.lang.pick("システム管理者", "system administrator"),
+                }
+            ),
             nav: true,
             ..Self::anon(v.lang, title, &v.session.row.csrf_token, here)
         }

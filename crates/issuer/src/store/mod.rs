@@ -189,6 +189,10 @@ impl Store {
                             format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
                             "PRAGMA foreign_keys = ON".to_owned(),
                             "PRAGMA synchronous = NORMAL".to_owned(),
+                            // Read pages through a memory map (no read()
+                            // copy per page) and keep 16 MiB of them cached.
+                            "PRAGMA mmap_size = 268435456".to_owned(),
+                            "PRAGMA cache_size = -16384".to_owned(),
                         ] {
                             sqlx::query(&pragma).execute(&mut *conn).await?;
                         }
@@ -577,48 +581,38 @@ impl Store {
             CodeColumn::Number => "number_hmac",
             CodeColumn::Link => "link_hmac",
         };
-        // Fast path: one conditional UPDATE claims a live number of an
-        // accepted type, in the same transaction as the token.
+        // One conditional UPDATE claims a live number of an accepted type
+        // and stores the token with it: atomic without a transaction.
         let accepted = |t: ReportType| accept.contains(&t).then_some(t.as_str());
         let (a1, a2) = (
             accepted(ReportType::Confirmed).unwrap_or(""),
             accepted(ReportType::Likely).unwrap_or(""),
         );
-        {
+        let won = {
             let _turn = self.write_turn().await;
-            let mut tx = self.pool.begin().await?;
-            let won = sqlx::query(&format!(
-                "UPDATE issuances SET state = 'used', used_at = $1 WHERE {col} = $2 AND state = 'issued' \
-                 AND expires_at > $1 AND (report_type = $3 OR report_type = $4) RETURNING id, report_type"
+            sqlx::query(&format!(
+                "UPDATE issuances SET state = 'used', used_at = $1, token_hmac = $5, token_expires_at = $6 \
+                 WHERE {col} = $2 AND state = 'issued' AND expires_at > $1 \
+                 AND (report_type = $3 OR report_type = $4) RETURNING id, report_type"
             ))
             .bind(now)
             .bind(code_hmac)
             .bind(a1)
             .bind(a2)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = won {
-                let id: i64 = row.try_get("id")?;
-                let rt: String = row.try_get("report_type")?;
-                let report_type =
-                    ReportType::parse(&rt).ok_or(StoreError::Corrupt("issuances.report_type"))?;
-                sqlx::query(
-                    "INSERT INTO tokens (token_hmac, issuance_id, report_type, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(token_hmac)
-                .bind(id)
-                .bind(report_type.as_str())
-                .bind(now)
-                .bind(token_expires_at)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                return Ok(Claim::Claimed {
-                    issuance_id: id,
-                    report_type,
-                });
-            }
-            tx.rollback().await?;
+            .bind(token_hmac)
+            .bind(token_expires_at)
+            .fetch_optional(&self.pool)
+            .await?
+        };
+        if let Some(row) = won {
+            let id: i64 = row.try_get("id")?;
+            let rt: String = row.try_get("report_type")?;
+            let report_type =
+                ReportType::parse(&rt).ok_or(StoreError::Corrupt("issuances.report_type"))?;
+            return Ok(Claim::Claimed {
+                issuance_id: id,
+                report_type,
+            });
         }
         // Not claimed: say why (unknown, used or superseded, expired, type).
         let row = sqlx::query(&format!(
@@ -645,15 +639,53 @@ impl Store {
 
     /// Spends a verification token (single use, 24 h).
     pub async fn redeem_token(&self, token_hmac: &str, now: i64) -> Result<Redeem, StoreError> {
-        let turn = self.write_turn().await;
+        let row = {
+            let _turn = self.write_turn().await;
+            sqlx::query(
+                "UPDATE issuances SET token_used_at = $1 WHERE token_hmac = $2 AND token_used_at IS NULL \
+                 AND token_expires_at > $1 RETURNING report_type",
+            )
+            .bind(now)
+            .bind(token_hmac)
+            .fetch_optional(&self.pool)
+            .await?
+        };
+        if let Some(row) = row {
+            let rt: String = row.try_get("report_type")?;
+            return ReportType::parse(&rt)
+                .map(Redeem::Redeemed)
+                .ok_or(StoreError::Corrupt("issuances.report_type"));
+        }
         let row = sqlx::query(
-            "UPDATE tokens SET used_at = $1 WHERE token_hmac = $2 AND used_at IS NULL AND expires_at > $1 RETURNING report_type",
+            "SELECT token_expires_at, token_used_at FROM issuances WHERE token_hmac = $1",
         )
-        .bind(now)
         .bind(token_hmac)
         .fetch_optional(&self.pool)
         .await?;
-        drop(turn);
+        if let Some(r) = row {
+            let used: Option<i64> = r.try_get("token_used_at")?;
+            let exp: Option<i64> = r.try_get("token_expires_at")?;
+            return Ok(if used.is_none() && exp.is_some_and(|e| e <= now) {
+                Redeem::Expired
+            } else {
+                Redeem::Invalid
+            });
+        }
+        self.redeem_legacy_token(token_hmac, now).await
+    }
+
+    /// A token stored by a server before migration 0002 (in `tokens`).
+    async fn redeem_legacy_token(&self, token_hmac: &str, now: i64) -> Result<Redeem, StoreError> {
+        let row = {
+            let _turn = self.write_turn().await;
+            sqlx::query(
+                "UPDATE tokens SET used_at = $1 WHERE token_hmac = $2 AND used_at IS NULL AND expires_at > $1 RETURNING report_type",
+            )
+            .bind(now)
+            .bind(token_hmac)
+            .fetch_optional(&self.pool)
+            .await?
+        };
         if let Some(row) = row {
             let rt: String = row.try_get("report_type")?;
             return ReportType::parse(&rt)

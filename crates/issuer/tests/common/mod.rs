@@ -321,6 +321,7 @@ impl Harness {
                 "number_hmac, link_hmac, report_type, state, channel, delivery_status, COALESCE(delivery_error, ''), issued_by",
             ),
             ("tokens", "token_hmac, report_type"),
+            ("issuances", "COALESCE(token_hmac, '')"),
             ("signing_keys", "kid, private_pkcs8_hex, public_pem"),
             ("audit_log", "actor, action, outcome, detail"),
             ("idempotency", "idem_key, request_hash, COALESCE(body, '')"),

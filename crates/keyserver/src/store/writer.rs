@@ -79,7 +79,13 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Recorded>, Stor
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, ${}, 0, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+        sql.push_str(&format!(
+            "(${}, ${}, 0, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4
+        ));
     }
     sql.push_str(" ON CONFLICT (cert_digest) DO NOTHING RETURNING cert_digest");
     let mut q = sqlx::query(&sql);

@@ -250,9 +250,10 @@ impl Backend for InProcess {
         for (start, end) in cut {
             self.work.batches_cut += 1;
             self.last_end = Some(end);
-            let (ready, waiting): (Vec<PendingKey>, Vec<PendingKey>) = std::mem::take(&mut self.pending)
-                .into_iter()
-                .partition(|k| k.available_at < end);
+            let (ready, waiting): (Vec<PendingKey>, Vec<PendingKey>) =
+                std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|k| k.available_at < end);
             self.pending = waiting;
             let real: Vec<KeyRow> = ready.into_iter().map(|k| k.row).collect();
             if real.is_empty() {
@@ -349,9 +350,15 @@ mod tests {
         assert_eq!(again.code(), "code_invalid");
         let expired = b.register(&late.number, &keys, 2 * DAY).unwrap_err();
         assert_eq!(expired.code(), "code_expired");
-        assert_eq!(b.register("00000000", &keys, DAY).unwrap_err().code(), "code_invalid");
+        assert_eq!(
+            b.register("00000000", &keys, DAY).unwrap_err().code(),
+            "code_invalid"
+        );
         let w = b.work();
-        assert_eq!((w.numbers_issued, w.verify_requests, w.certificates), (2, 4, 1));
+        assert_eq!(
+            (w.numbers_issued, w.verify_requests, w.certificates),
+            (2, 4, 1)
+        );
     }
 
     #[test]
@@ -362,8 +369,12 @@ mod tests {
         let at = 2 * DAY + 10 * HOUR + 600;
         let today = cal.utc_day(at);
         let n = b.issue_number(at).unwrap();
-        b.register(&n.number, &[key(1, today - 2), key(2, today - 1), key(3, today)], at)
-            .unwrap();
+        b.register(
+            &n.number,
+            &[key(1, today - 2), key(2, today - 1), key(3, today)],
+            at,
+        )
+        .unwrap();
         // Not before the window closed two hours ago.
         let hour = at - at.rem_euclid(HOUR);
         assert_eq!(b.export_cycle(hour + 2 * HOUR).unwrap(), 0);
@@ -371,8 +382,12 @@ mod tests {
         let f = &b.files()[0];
         assert_eq!(f.real_keys, 2, "today's key is embargoed");
         assert!((1000..1100).contains(&f.keys), "{}", f.keys);
-        let bin = crate::device_adapter::check_file(&f.zip, &b.verification_keys(), REGION).unwrap();
-        assert_eq!(crate::device_adapter::file_keys(&bin).unwrap().len(), f.keys);
+        let bin =
+            crate::device_adapter::check_file(&f.zip, &b.verification_keys(), REGION).unwrap();
+        assert_eq!(
+            crate::device_adapter::file_keys(&bin).unwrap().len(),
+            f.keys
+        );
         // Today's key once its day has ended.
         let end_of_day = cal.utc_day_start(today + 1);
         assert_eq!(b.export_cycle(end_of_day + 3 * HOUR + 60).unwrap(), 1);

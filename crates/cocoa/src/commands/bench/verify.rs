@@ -248,7 +248,14 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
             .pool_max_idle_per_host(a.concurrency)
             .timeout(Duration::from_secs(30))
             .build()?;
+        let issuing = Instant::now();
         let numbers = Arc::new(issue_numbers(&a, &http).await?);
+        eprintln!(
+            "issued {} numbers in {:.1} s; timing {} verify+certificate pairs",
+            numbers.len(),
+            issuing.elapsed().as_secs_f64(),
+            a.requests
+        );
         let mut mac = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut mac);
         let hmac = base64::engine::general_purpose::STANDARD.encode(mac);

@@ -1,0 +1,107 @@
+//! `cocoa simulate` as CI runs it: a small city (2,000 people, 7 days), the
+//! JSON summary and the HTML report, and the same summary for the same seed.
+
+use std::path::Path;
+use std::process::Command;
+
+fn simulate(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
+    let json = dir.join(format!("{name}.json"));
+    let report = dir.join(format!("{name}.html"));
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+        .args([
+            "simulate",
+            "--devices",
+            "2000",
+            "--days",
+            "7",
+            "--seed",
+            "7",
+        ])
+        .args(["--adoption", "0.5", "--registration-rate", "0.8", "--quiet"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .output()
+        .expect("run cocoa");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("recall"), "{table}");
+    assert!(table.contains("precision"), "{table}");
+    let html = std::fs::read_to_string(&report).expect("the report");
+    assert!(html.starts_with("<!doctype html>") && html.contains("<svg"));
+    serde_json::from_slice(&std::fs::read(&json).expect("the summary")).expect("JSON")
+}
+
+#[test]
+fn a_ci_sized_city_gives_a_complete_and_reproducible_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = simulate(dir.path(), "a", &["--sweep", "threshold=900,1350,1800"]);
+    for field in [
+        "recall",
+        "precision",
+        "notified",
+        "should_be_notified",
+        "delay_hours",
+        "bytes_per_phone_per_day",
+        "by_model_pair",
+        "server",
+        "phones",
+        "sweep",
+    ] {
+        assert!(a.get(field).is_some(), "missing {field}");
+    }
+    for p in ["p50", "p90", "p95"] {
+        assert!(a["delay_hours"].get(p).is_some());
+    }
+    assert_eq!(a["population"]["people"], 2000);
+    assert!(
+        a["registrations"].as_u64().unwrap() > 0,
+        "{}",
+        a["patients"]
+    );
+    assert!(a["files"].as_u64().unwrap() > 0);
+    assert!(a["bytes_per_phone_per_day"]["mean"].as_f64().unwrap() > 0.0);
+    assert_eq!(a["sweep"].as_array().unwrap().len(), 4);
+    assert!(a["run"]["seconds"].as_f64().is_some());
+
+    // Same seed, different thread count: the same summary.
+    let mut b = simulate(
+        dir.path(),
+        "b",
+        &["--sweep", "threshold=900,1350,1800", "--threads", "1"],
+    );
+    for v in [&mut a, &mut b] {
+        let o = v.as_object_mut().unwrap();
+        o.remove("run");
+        o["config"].as_object_mut().unwrap().remove("threads");
+    }
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_settings_exit_with_status_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+        .args(["simulate", "--devices", "10", "--adoption", "2", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adoption"));
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+        .args([
+            "simulate",
+            "--devices",
+            "10",
+            "--sweep",
+            "volume=3",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
