@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use chrono::NaiveDate;
 use en_protocol::crypto::{AesBlock, RpiCipher};
@@ -149,6 +150,8 @@ pub struct FleetResult {
     pub downloads: DownloadStats,
     /// Files refused, with the reason.
     pub refused: Vec<(String, String)>,
+    /// Seconds spent in each step (not deterministic; not in the summary).
+    pub timings: Vec<(String, f64)>,
 }
 
 /// A hasher for keys that are already random (RPI bits).
@@ -582,6 +585,13 @@ pub fn run_fleet(
     let threads = config.worker_threads();
     let horizon = world.end() + i64::from(config.follow_up_days) * DAY;
     let mut result = FleetResult::default();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, result: &mut FleetResult| {
+        result
+            .timings
+            .push((name.to_owned(), clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
     let mut keys = read_files(
         files,
         verification_keys,
@@ -589,6 +599,7 @@ pub fn run_fleet(
         &mut result.work,
         &mut result.refused,
     );
+    lap("phones: download and verify files", &mut result);
     find_senders(
         world,
         config,
@@ -597,6 +608,7 @@ pub fn run_fleet(
         &mut result.work,
         progress,
     );
+    lap("phones: broadcast directory", &mut result);
     let hearers: Vec<(u32, Vec<u32>)> = match config.matching {
         Matching::Inverted => candidates(world, &keys),
         Matching::Exhaustive => {
@@ -636,7 +648,9 @@ pub fn run_fleet(
         result.outcomes.push(outcome);
     }
     result.attenuation = attenuation;
+    lap("phones: sighting logs, matching, scoring", &mut result);
     result.downloads = downloads(world, config, files, horizon, &mut result.work);
+    lap("phones: downloads per check", &mut result);
     result
 }
 

@@ -123,15 +123,12 @@ pub fn run_with_backend(
         encounter_log_bytes: world.encounters.memory_bytes() as u64,
         ..Timings::default()
     };
-    let mut clock = Instant::now();
-    let mut lap = |name: &str, timings: &mut Timings| {
-        timings
-            .phases
-            .push((name.to_owned(), clock.elapsed().as_secs_f64()));
-        clock = Instant::now();
-    };
+    let clock = Instant::now();
     let timeline = registration::run_timeline(world, config, backend, progress)?;
-    lap("registrations and exports", &mut timings);
+    timings.phases.push((
+        "registrations and exports".to_owned(),
+        clock.elapsed().as_secs_f64(),
+    ));
     let fleet = fleet::run_fleet(
         world,
         config,
@@ -140,7 +137,8 @@ pub fn run_with_backend(
         backend.region(),
         progress,
     );
-    lap("phones", &mut timings);
+    timings.phases.extend(fleet.timings.iter().cloned());
+    let clock = Instant::now();
     let truth = truth::ground_truth(world, config, &timeline.registrations);
     let summary = summary::summarise(
         world,
@@ -151,6 +149,8 @@ pub fn run_with_backend(
         backend.files(),
         backend.work(),
     );
-    lap("analysis", &mut timings);
+    timings
+        .phases
+        .push(("analysis".to_owned(), clock.elapsed().as_secs_f64()));
     Ok(Outcome { summary, timings })
 }

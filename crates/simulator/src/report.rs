@@ -239,7 +239,7 @@ fn bar_chart(
                 y((v - e).max(0.0))
             );
         }
-        if bars.len() <= 24 || i % (bars.len() / 12).max(1) == 0 {
+        if i % bars.len().div_ceil(12).max(1) == 0 {
             let _ = write!(
                 out,
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,

@@ -31,7 +31,7 @@ impl World {
     /// encounters and the infections they pass on.
     pub fn generate(config: &SimConfig, progress: &dyn Progress) -> Self {
         let calendar = Calendar::new(config.start_date);
-        progress.phase("population", u64::from(config.days));
+        progress.phase("days of mixing", u64::from(config.days));
         let population = Population::generate(config);
         let n = population.len();
         let mut courses: Vec<Option<Course>> = vec![None; n];

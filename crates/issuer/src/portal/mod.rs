@@ -144,7 +144,6 @@ async fn stylesheet() -> Response {
 /// `?lang=` chose one.
 async fn headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let lang = session::query_param(req.uri().query(), "lang").and_then(Lang::parse);
-    let secure = app.portal.config.secure();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
@@ -167,18 +166,10 @@ async fn headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if let Some(lang) = lang {
-        let attrs = if secure {
-            "Path=/portal; Max-Age=31536000; HttpOnly; SameSite=Strict; Secure"
-        } else {
-            "Path=/portal; Max-Age=31536000; HttpOnly; SameSite=Strict"
-        };
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{}={}; {attrs}",
-            session::LANG_COOKIE,
-            lang.code()
-        )) {
-            h.append(header::SET_COOKIE, v);
-        }
+        h.append(
+            header::SET_COOKIE,
+            session::lang_cookie(&app.portal.config, lang),
+        );
     }
     resp
 }
