@@ -6,19 +6,20 @@
 //! A phone checks every 4 to 6 hours: it fetches the index, downloads the
 //! files it has not seen, verifies their signatures, streams their keys
 //! through its matcher and scores the days. Done literally for 30,000 phones
-//! and 300,000 published keys (mostly the fake keys that pad small batches)
-//! that is 10¹⁰ key derivations; the work is avoided, not the answers:
+//! and 67,000 published keys (mostly the fake keys that pad small batches)
+//! that is 2 × 10⁹ key derivations; the work is avoided, not the answers:
 //!
 //! 1. **Files are checked once.** Every phone downloads the same bytes, so
 //!    each zip is opened, its signature verified and its keys read once
 //!    ([`crate::device_adapter::check_file`]); the downloads and checks of
 //!    each phone are counted (bytes per phone per day, server work).
 //! 2. **Keys are found through what was broadcast.** For each UTC day, the
-//!    RPIs every app user broadcast that day are put in a directory
-//!    (64-bit prefix → phone). Each published key's RPIs are derived once
-//!    and looked up: a key whose RPIs nobody broadcast (every fake key)
-//!    cannot be in any log. A key that someone broadcast can only be in the
-//!    logs of the phones that met that someone while the key was valid.
+//!    RPIs of the published keys of that day are derived once and put in a
+//!    directory (64-bit prefix → key); every RPI every app user could have
+//!    broadcast that day is derived and looked up. A key whose RPIs nobody
+//!    broadcast (every fake key) cannot be in any log. A key that someone
+//!    broadcast can only be in the logs of the phones that met that someone
+//!    while the key was valid.
 //! 3. **Those phones run the real matcher.** Each such phone builds its full
 //!    sighting log (every encounter with every app user, heard through the
 //!    radio model), indexes it (`SightingIndex`) and, at each of its checks,
@@ -101,12 +102,12 @@ pub struct PhoneWork {
     pub index_downloads: u64,
     /// Keys all phones would stream through their matchers.
     pub keys_streamed_by_phones: u64,
-    /// UTC days for which a broadcast directory was built.
+    /// UTC days for which a directory of published keys was built.
     pub directory_days: u64,
-    /// RPIs put in the directories.
-    pub directory_rpis: u64,
-    /// RPIs derived from published keys and looked up.
-    pub key_rpis_looked_up: u64,
+    /// RPIs of published keys put in the directories.
+    pub key_rpis_indexed: u64,
+    /// RPIs broadcast by app users, derived and looked up.
+    pub broadcast_rpis_looked_up: u64,
     /// Published keys someone broadcast.
     pub keys_broadcast_by_someone: u64,
     /// (phone, key) pairs sent to a phone's matcher.
@@ -269,18 +270,30 @@ fn find_senders(
             }
         }
     }
-    progress.phase("broadcast directory", by_day.len() as u64);
-    let chunk = users.len().div_ceil(threads.max(1) * 4).max(1);
+    progress.phase("published-key directory", by_day.len() as u64);
+    let chunk = users.len().div_ceil(threads.max(1) * 8).max(1);
     let user_chunks: Vec<&[u32]> = users.chunks(chunk).collect();
+    let period = i64::from(TEK_ROLLING_PERIOD);
     for (day, key_ids) in by_day {
-        // Every RPI every app user broadcast that day.
-        let parts = parallel_map(&user_chunks, threads, |part| {
-            let mut out = Vec::with_capacity(part.len() * TEK_ROLLING_PERIOD as usize);
+        // The RPIs the published keys of that day stand for.
+        let keys_ref: &[KeyRecord] = keys;
+        let id_chunks: Vec<&[u32]> = key_ids.chunks(1024).collect();
+        let parts = parallel_map(&id_chunks, threads, |ids| {
+            let mut out = Vec::with_capacity(ids.len() * TEK_ROLLING_PERIOD as usize);
             let mut blocks = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-            for &p in *part {
-                let key = daily_key(config.seed, p, day);
-                RpiCipher::new(&key.tek.rpik()).rpis_into(day_interval(day), &mut blocks);
-                out.extend(blocks.iter().map(|b| (prefix(b), p)));
+            for &i in *ids {
+                let k = &keys_ref[i as usize].key.0;
+                let start = i64::from(k.rolling_start_interval_number.get());
+                let end = start + i64::from(k.rolling_period);
+                let lo = start.max(day * period);
+                let hi = end.min((day + 1) * period);
+                if lo >= hi {
+                    continue;
+                }
+                let blocks = &mut blocks[..(hi - lo) as usize];
+                RpiCipher::new(&k.key_data.rpik())
+                    .rpis_into(en_protocol::EnIntervalNumber::new(lo as u32), blocks);
+                out.extend(blocks.iter().map(|b| (prefix(b), i)));
             }
             out
         });
@@ -290,42 +303,27 @@ fn find_senders(
             directory.extend(part);
         }
         work.directory_days += 1;
-        work.directory_rpis += total as u64;
-        // Each key's RPIs of that day, looked up.
-        let id_chunks: Vec<&[u32]> = key_ids.chunks(512).collect();
-        let keys_ref: &[KeyRecord] = keys;
-        let found = parallel_map(&id_chunks, threads, |ids| {
+        work.key_rpis_indexed += total as u64;
+        // Every RPI every app user broadcast that day, looked up.
+        let found = parallel_map(&user_chunks, threads, |part| {
             let mut out: Vec<(u32, u32)> = Vec::new();
-            let mut looked = 0u64;
             let mut blocks = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-            for &i in *ids {
-                let k = &keys_ref[i as usize].key.0;
-                let start = i64::from(k.rolling_start_interval_number.get());
-                let end = start + i64::from(k.rolling_period);
-                let lo = start.max(day * i64::from(TEK_ROLLING_PERIOD));
-                let hi = end.min((day + 1) * i64::from(TEK_ROLLING_PERIOD));
-                if lo >= hi {
-                    continue;
-                }
-                let blocks = &mut blocks[..(hi - lo) as usize];
-                RpiCipher::new(&k.key_data.rpik())
-                    .rpis_into(en_protocol::EnIntervalNumber::new(lo as u32), blocks);
-                looked += blocks.len() as u64;
-                for b in blocks.iter() {
-                    if let Some(&s) = directory.get(&prefix(b)) {
-                        out.push((i, s));
+            for &p in *part {
+                let key = daily_key(config.seed, p, day);
+                RpiCipher::new(&key.tek.rpik()).rpis_into(day_interval(day), &mut blocks);
+                for b in &blocks {
+                    if let Some(&i) = directory.get(&prefix(b)) {
+                        out.push((i, p));
                     }
                 }
             }
-            (out, looked)
+            out
         });
-        for (pairs, looked) in found {
-            work.key_rpis_looked_up += looked;
-            for (i, s) in pairs {
-                let senders = &mut keys[i as usize].senders;
-                if !senders.contains(&s) {
-                    senders.push(s);
-                }
+        work.broadcast_rpis_looked_up += users.len() as u64 * u64::from(TEK_ROLLING_PERIOD);
+        for (i, s) in found.into_iter().flatten() {
+            let senders = &mut keys[i as usize].senders;
+            if !senders.contains(&s) {
+                senders.push(s);
             }
         }
         progress.inc(1);
@@ -608,7 +606,7 @@ pub fn run_fleet(
         &mut result.work,
         progress,
     );
-    lap("phones: broadcast directory", &mut result);
+    lap("phones: who broadcast the published keys", &mut result);
     let hearers: Vec<(u32, Vec<u32>)> = match config.matching {
         Matching::Inverted => candidates(world, &keys),
         Matching::Exhaustive => {
