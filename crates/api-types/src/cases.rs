@@ -42,6 +42,8 @@ pub mod codes {
     pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
     /// A request with this `Idempotency-Key` is still being processed.
     pub const REQUEST_IN_PROGRESS: &str = "request_in_progress";
+    /// `POST /api/v1/canary-cases`, but the issuer has no canary channel.
+    pub const CANARY_NOT_CONFIGURED: &str = "canary_not_configured";
     /// The request body is too large.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// Unexpected server error (details are in the server log only).
@@ -102,6 +104,17 @@ pub struct CreateCaseRequest {
     pub reported: bool,
     /// Whether the patient uses COCOA and wants to register.
     pub uses_app: bool,
+    /// Responsible centre; only for keys not bound to one centre.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centre_id: Option<i64>,
+}
+
+/// `POST /api/v1/canary-cases` request: a synthetic case for the production
+/// canary (`cocoa canary`); its numbers go to the canary's own receiver and
+/// its keys to the canary region only. Answered with [`CreateCaseResponse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCanaryCaseRequest {
     /// Responsible centre; only for keys not bound to one centre.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub centre_id: Option<i64>,

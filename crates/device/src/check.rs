@@ -10,17 +10,15 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use en_protocol::Tek;
 use en_protocol::export::{
     ExportArchive, ExposureKey, TekSignatureList, VerificationKey, export_keys,
     export_revised_keys, read_header, read_zip, verify,
 };
-use en_protocol::matcher::{DiagnosisKey, KeyMatch, SightingIndex};
+use en_protocol::matcher::{KeyMatch, SightingIndex};
 use en_protocol::scoring::{
     ExposureWindow, Infectiousness, ScoringConfig, daily_summaries, exposure_windows,
     is_contact_day,
 };
-use en_protocol::time::EnIntervalNumber;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -33,22 +31,6 @@ use crate::text::{Text, ja_date};
 
 /// Keys handed to the matcher at a time.
 const CHUNK: usize = 16_384;
-
-/// A key of an export file as the matcher takes it.
-#[derive(Debug)]
-pub struct FileKey(pub ExposureKey);
-
-impl DiagnosisKey for FileKey {
-    fn tek(&self) -> &Tek {
-        &self.0.key_data
-    }
-    fn rolling_start(&self) -> EnIntervalNumber {
-        self.0.rolling_start_interval_number
-    }
-    fn rolling_period(&self) -> u32 {
-        self.0.rolling_period
-    }
-}
 
 /// The id under which a matched key is kept: SHA-256 of the key and its
 /// validity, first 16 bytes (so a key published twice counts once).
@@ -255,12 +237,12 @@ pub fn match_file(
     let started = Instant::now();
     let mut keys = 0u64;
     let mut exposures = Vec::new();
-    let mut chunk: Vec<FileKey> = Vec::with_capacity(CHUNK);
+    let mut chunk: Vec<ExposureKey> = Vec::with_capacity(CHUNK);
     let mut stream = export_keys(export_bin);
     loop {
         chunk.clear();
         for k in stream.by_ref().take(CHUNK) {
-            chunk.push(FileKey(k.map_err(|e| format!("export.bin: {e}"))?));
+            chunk.push(k.map_err(|e| format!("export.bin: {e}"))?);
         }
         if chunk.is_empty() {
             break;
@@ -270,7 +252,7 @@ pub fn match_file(
             index
                 .match_keys(&chunk, 0)
                 .iter()
-                .filter_map(|m| exposure_of(index, &chunk[m.key_index].0, m)),
+                .filter_map(|m| exposure_of(index, &chunk[m.key_index], m)),
         );
     }
     let mut revisions = Vec::new();
@@ -521,6 +503,8 @@ pub fn notification_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use en_protocol::Tek;
+    use en_protocol::time::EnIntervalNumber;
 
     #[test]
     fn indexes_of_both_styles_resolve_against_their_url() {

@@ -36,6 +36,9 @@ pub struct IssuerConfig {
     pub sms: Option<TwilioConfig>,
     /// SMTP server.
     pub smtp: Option<SmtpConfig>,
+    /// The production canary's channel (`[issuer.canary]`): where canary
+    /// cases' numbers go, and the `iss` of their certificates.
+    pub canary: Option<CanaryConfig>,
     /// Rate limits of the device API.
     pub limits: LimitsConfig,
     /// Largest accepted request body, bytes.
@@ -47,6 +50,24 @@ pub struct IssuerConfig {
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
     /// header gives the client address; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+}
+
+/// The canary channel: `cocoa canary` serves a Twilio-compatible receiver
+/// (`POST {base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`);
+/// canary cases' numbers go there and nowhere else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// The receiver, as an SMS gateway.
+    pub gateway: TwilioConfig,
+    /// `iss` of canary certificates; the key server trusts it for the
+    /// canary region only. Default `cocoa-canary`.
+    #[serde(default = "default_canary_issuer")]
+    pub certificate_issuer: String,
+}
+
+fn default_canary_issuer() -> String {
+    "cocoa-canary".into()
 }
 
 impl Default for IssuerConfig {
@@ -62,6 +83,7 @@ impl Default for IssuerConfig {
             outbox: None,
             sms: None,
             smtp: None,
+            canary: None,
             limits: LimitsConfig::default(),
             max_body_bytes: 64 * 1024,
             max_connections: 8,

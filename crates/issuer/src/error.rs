@@ -58,6 +58,9 @@ pub enum Error {
     /// The same `Idempotency-Key` is being processed.
     #[error("request in progress")]
     RequestInProgress,
+    /// A canary case was asked for, but this issuer has no canary channel.
+    #[error("canary not configured")]
+    CanaryNotConfigured,
     /// Body too large.
     #[error("payload too large")]
     PayloadTooLarge,

@@ -102,6 +102,8 @@ pub struct Issuer {
     /// Live API keys by HMAC, with the time they were read: the device API
     /// checks a key on every request without a database read.
     api_keys: Mutex<std::collections::HashMap<String, (ApiKeyRow, i64)>>,
+    /// `iss` of certificates for canary cases (set with [`Issuer::with_canary`]).
+    canary_certificate_issuer: Option<String>,
 }
 
 /// How long a checked API key is trusted without reading the store again
@@ -144,7 +146,16 @@ impl Issuer {
             settings,
             keys_loaded_at: std::sync::atomic::AtomicI64::new(now),
             api_keys: Mutex::new(std::collections::HashMap::new()),
+            canary_certificate_issuer: None,
         })
+    }
+
+    /// Accepts canary cases: their certificates name `certificate_issuer`
+    /// (which the key server must trust for its canary region only). The
+    /// delivery needs a canary channel too ([`Delivery::with_canary`]).
+    pub fn with_canary(mut self, certificate_issuer: impl Into<String>) -> Self {
+        self.canary_certificate_issuer = Some(certificate_issuer.into());
+        self
     }
 
     /// The store.
@@ -420,6 +431,61 @@ impl Issuer {
         Ok(id)
     }
 
+    /// Creates a synthetic case for the production canary (`cocoa canary`):
+    /// a confirmed, reported case of `centre_id` (the caller's own centre
+    /// for a centre's key) whose numbers go through the canary channel and
+    /// whose certificates name the canary issuer. It holds no personal data
+    /// and is never issued automatically.
+    #[instrument(skip_all, fields(actor = %actor.name))]
+    pub async fn create_canary_case(&self, actor: &Actor, centre_id: Option<i64>) -> Result<i64> {
+        if self.canary_certificate_issuer.is_none() || self.delivery.canary.is_none() {
+            return Err(Error::CanaryNotConfigured);
+        }
+        let today = self.clock.now().with_timezone(&jst()).date_naive();
+        let synthetic = CreateCaseRequest {
+            name_kanji: "カナリア監視".into(),
+            name_kana: "カナリアカンシ".into(),
+            birth_date: "2000-01-01".into(),
+            sex: api_types::cases::Sex::Other,
+            mobile: None,
+            // Never written to: the canary channel ignores the address.
+            email: Some("canary@canary.invalid".into()),
+            outpatient_facility: "カナリア監視".into(),
+            test_positive: true,
+            classification: api_types::cases::Classification::Confirmed,
+            diagnosis_date: today.format("%Y-%m-%d").to_string(),
+            reported: true,
+            uses_app: true,
+            centre_id,
+        };
+        let data = self.validate_case(actor, &synthetic)?;
+        if let Some(c) = data.centre_id
+            && self.store.centre(c).await?.is_none()
+        {
+            return Err(validate::FieldError {
+                field: "centre_id",
+                message_ja: "保健所が見つかりません".into(),
+                message_en: "no such centre".into(),
+            }
+            .into());
+        }
+        let id = self
+            .store
+            .insert_case_of_kind(&data, true, self.now())
+            .await?;
+        self.audit(
+            actor,
+            data.centre_id,
+            Some(id),
+            "create_canary_case",
+            "ok",
+            String::new(),
+        )
+        .await;
+        info!(case_id = id, "canary case created");
+        Ok(id)
+    }
+
     /// Replaces a case's data (portal); issues automatically when due.
     #[instrument(skip_all, fields(actor = %actor.name, case_id))]
     pub async fn update_case(
@@ -536,6 +602,7 @@ impl Issuer {
         let states: Vec<_> = history.iter().map(|i| i.state).collect();
         rules::reissue_allowed(&states).map_err(|b| Error::Blocked(vec![b]))?;
         let (channel, to) = match (&case.data.mobile, &case.data.email) {
+            _ if case.canary => (Channel::Canary, format!("canary-case-{case_id}")),
             (Some(m), _) => (Channel::Sms, m.clone()),
             (None, Some(e)) => (Channel::Email, e.clone()),
             (None, None) => return Err(Error::Blocked(vec![Blocker::MissingContact])),
@@ -663,12 +730,15 @@ impl Issuer {
             return Err(Error::TokenInvalid);
         }
         let now = self.now();
-        let report_type = match self
+        let (report_type, canary) = match self
             .store
             .redeem_token(&self.hasher.hash(CodeKind::Token, token), now)
             .await?
         {
-            Redeem::Redeemed(t) => t,
+            Redeem::Redeemed {
+                report_type,
+                canary,
+            } => (report_type, canary),
             Redeem::Invalid => return Err(Error::TokenInvalid),
             Redeem::Expired => return Err(Error::TokenExpired),
         };
@@ -680,8 +750,18 @@ impl Issuer {
                 .store(now, std::sync::atomic::Ordering::Relaxed);
             self.keyring.reload(&self.store, now).await?;
         }
+        // A canary case's certificate names the canary issuer, which the
+        // key server trusts for the canary region only: its keys can never
+        // reach the files real phones download.
+        let iss = if canary {
+            self.canary_certificate_issuer
+                .clone()
+                .ok_or(Error::CanaryNotConfigured)?
+        } else {
+            self.settings.certificate_issuer.clone()
+        };
         let claims = CertificateClaims {
-            iss: self.settings.certificate_issuer.clone(),
+            iss,
             aud: self.settings.certificate_audience.clone(),
             iat: now,
             nbf: now - 60,

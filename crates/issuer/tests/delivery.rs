@@ -144,6 +144,7 @@ async fn email_goes_through_a_real_smtp_server() {
             delivery: Some(Delivery {
                 sms: Sender::Memory(sent),
                 email: Sender::Smtp(Arc::new(smtp)),
+                canary: None,
             }),
             ..Default::default()
         },

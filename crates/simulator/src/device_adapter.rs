@@ -12,36 +12,25 @@
 //! | the processing number as typed | `device::normalise_number` |
 //! | the retention of keys, sightings and findings | `device::phone::RETENTION_DAYS` |
 //! | the path-loss model | `device::meet::attenuation_db` (in [`crate::radio`]) |
+//! | taking an export zip apart and checking it | `device::check::verify_file` |
+//! | the exposure windows of a matched key | `device::check::exposure_of` |
+//! | COCOA's day rule over the windows | `device::check::contact_days` |
+//! | RSSI and duration bounds of a sighting | `device::phone::{RSSI_RANGE, SECONDS_RANGE}` |
 //!
-//! Three steps of the device exist only inside its SQLite-backed `Phone`
-//! (private functions of `device::check` and `device::phone`); opening
-//! 100,000 SQLite files is not an option, so they are mirrored here, thinly,
-//! line for line, until the device exposes them (requested from the device
-//! engineer; swap these for the device's functions when they land):
-//!
-//! - [`check_file`] ↔ `device::check::process_file` (zip, signature,
-//!   region; then the keys are streamed into the matcher);
-//! - [`windows_of`] ↔ the per-match part of `process_file` (decrypt the
-//!   AEMs, cut exposure windows, report type from the file);
-//! - [`contact_days`] ↔ `Phone::contact_days` (daily summaries of every
-//!   window within 14 days, COCOA's day rule);
-//! - [`sighting`] ↔ `Phone::check_sighting` (RSSI and duration bounds).
+//! Nothing of the device is re-implemented here: the functions below only
+//! adapt the device's signatures to the simulator's data (a phone per
+//! array slot instead of a SQLite file per phone).
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use en_protocol::export::{
-    ExposureKey, TekSignatureList, VerificationKey, export_keys, read_header, read_zip, verify,
-};
+use device::phone::{RSSI_RANGE, SECONDS_RANGE};
+use en_protocol::export::{ExposureKey, VerificationKey, export_keys};
 use en_protocol::matcher::{KeyMatch, Sighting, SightingIndex};
-use en_protocol::scoring::{
-    ExposureWindow, Infectiousness, ScoringConfig, daily_summaries, exposure_windows,
-    is_contact_day,
-};
+use en_protocol::scoring::{ExposureWindow, ScoringConfig};
 use en_protocol::time::EnIntervalNumber;
 use en_protocol::{Aem, Rpi, Tek};
 
 use crate::rng::{Purpose, crypto_rng};
 
-pub use device::check::FileKey;
 pub use device::keys::DailyKey;
 pub use device::phone::RETENTION_DAYS;
 
@@ -64,41 +53,28 @@ pub fn keys_held(seed: u64, phone: u32, first_day: i64, today: i64) -> Vec<Daily
         .collect()
 }
 
-/// A sighting as `Phone::check_sighting` accepts it: RSSI within
-/// −127..=20 dBm, 1 to 3,600 seconds.
+/// A sighting within the bounds `Phone::check_sighting` accepts (RSSI in
+/// [`RSSI_RANGE`], duration in [`SECONDS_RANGE`]): the simulated radio
+/// clamps where a phone's scanner would report its limit.
 pub fn sighting(rpi: Rpi, aem: Aem, rssi: i64, at: i64, seconds: i64) -> Sighting {
     Sighting {
         rpi,
         aem,
-        rssi: rssi.clamp(-127, 20) as i8,
+        rssi: rssi.clamp(*RSSI_RANGE.start(), *RSSI_RANGE.end()) as i8,
         at,
-        seconds: seconds.clamp(1, 3600) as u32,
+        seconds: seconds.clamp(*SECONDS_RANGE.start(), *SECONDS_RANGE.end()) as u32,
     }
 }
 
-/// Checks one export zip as the device does before trusting it: a zip with
-/// both entries, at least one signature, a signature that verifies with a
-/// configured key, the configured region. The `export.bin` on success, the
-/// reason for refusing it otherwise.
+/// Checks one export zip as the device does before trusting it
+/// (`device::check::verify_file`): the `export.bin` on success, the reason
+/// for refusing it otherwise.
 pub fn check_file(
     zip: &[u8],
     verification_keys: &[VerificationKey],
     region: &str,
 ) -> Result<Vec<u8>, String> {
-    let archive = read_zip(zip).map_err(|e| format!("not an export file: {e}"))?;
-    let signatures =
-        TekSignatureList::decode(&archive.export_sig).map_err(|e| format!("export.sig: {e}"))?;
-    if signatures.signatures.is_empty() {
-        return Err("unsigned".into());
-    }
-    if verify(&archive.export_bin, &signatures, verification_keys).is_none() {
-        return Err("signature does not verify with the configured public key".into());
-    }
-    let header = read_header(&archive.export_bin).map_err(|e| format!("export.bin: {e}"))?;
-    if !region.is_empty() && header.region != region {
-        return Err(format!("region {:?} is not {region:?}", header.region));
-    }
-    Ok(archive.export_bin)
+    device::check::verify_file(zip, verification_keys, region).map(|a| a.export_bin)
 }
 
 /// The keys of a checked `export.bin`, streamed as the device streams them.
@@ -108,33 +84,22 @@ pub fn file_keys(export_bin: &[u8]) -> Result<Vec<ExposureKey>, String> {
         .collect()
 }
 
-/// The exposure windows of one matched key: its sightings' metadata
-/// decrypted, cut into windows of at most 30 minutes, with the key's report
-/// type (0 when the file has none) and standard infectiousness.
+/// The exposure windows of one matched key (`device::check::exposure_of`):
+/// its sightings' metadata decrypted and cut into windows, with the key's
+/// report type.
 pub fn windows_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Vec<ExposureWindow> {
-    let matched = index.decrypt_hits(&key.key_data, m);
-    let report_type = key.report_type.map_or(0, |r| r.0);
-    exposure_windows(&matched, report_type, Infectiousness::Standard)
+    device::check::exposure_of(index, key, m).map_or_else(Vec::new, |e| e.windows)
 }
 
-/// The days with a contact at `now`: every window of the last 14 days,
-/// summed per UTC day, kept when COCOA's day rule holds.
+/// The days with a contact at `now` (`device::check::contact_days` over the
+/// phone's 14-day retention, as `Phone::contact_days` calls it).
 pub fn contact_days<'a>(
     windows: impl IntoIterator<Item = &'a ExposureWindow>,
     config: &ScoringConfig,
     now: DateTime<Utc>,
 ) -> Vec<NaiveDate> {
     let oldest = (now - Duration::days(RETENTION_DAYS)).date_naive();
-    let kept: Vec<ExposureWindow> = windows
-        .into_iter()
-        .filter(|w| w.date >= oldest)
-        .cloned()
-        .collect();
-    daily_summaries(&kept, config)
-        .iter()
-        .filter(|d| is_contact_day(d, config))
-        .map(|d| d.date)
-        .collect()
+    device::check::contact_days(windows, oldest, config)
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use en_protocol::crypto::{AesBlock, RpiCipher};
-use en_protocol::export::VerificationKey;
+use en_protocol::export::{ExposureKey, VerificationKey};
 use en_protocol::matcher::SightingIndex;
 use en_protocol::scoring::{ExposureWindow, ScoringConfig, daily_summaries, is_contact_day};
 use en_protocol::time::TEK_ROLLING_PERIOD;
@@ -49,7 +49,7 @@ use serde::Serialize;
 
 use crate::backend::PublishedFile;
 use crate::config::{Matching, SimConfig};
-use crate::device_adapter::{FileKey, check_file, contact_days, daily_key, file_keys, windows_of};
+use crate::device_adapter::{check_file, contact_days, daily_key, file_keys, windows_of};
 use crate::progress::Progress;
 use crate::radio::{AttenuationBin, Broadcasts, DISTANCE_BINS_M, Ear, day_interval};
 use crate::time::{DAY, SimTime};
@@ -59,7 +59,7 @@ use crate::world::World;
 #[derive(Debug)]
 pub struct KeyRecord {
     /// The key.
-    pub key: FileKey,
+    pub key: ExposureKey,
     /// Index of its file in publication order.
     pub file: u32,
     /// The app users who broadcast its RPIs (normally one; found through the
@@ -231,7 +231,7 @@ fn read_files(
             Ok(ks) => {
                 work.keys_read += ks.len() as u64;
                 keys.extend(ks.into_iter().map(|k| KeyRecord {
-                    key: FileKey(k),
+                    key: k,
                     file: i as u32,
                     senders: Vec::new(),
                 }));
@@ -261,8 +261,8 @@ fn find_senders(
     let last_day = world.calendar.utc_day(world.end() - 1);
     let mut by_day: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
-        let start = i64::from(k.key.0.rolling_start_interval_number.get());
-        let end = start + i64::from(k.key.0.rolling_period.max(1));
+        let start = i64::from(k.key.rolling_start_interval_number.get());
+        let end = start + i64::from(k.key.rolling_period.max(1));
         let period = i64::from(TEK_ROLLING_PERIOD);
         for day in start / period..=(end - 1) / period {
             if (first_day..=last_day).contains(&day) {
@@ -282,7 +282,7 @@ fn find_senders(
             let mut out = Vec::with_capacity(ids.len() * TEK_ROLLING_PERIOD as usize);
             let mut blocks = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
             for &i in *ids {
-                let k = &keys_ref[i as usize].key.0;
+                let k = &keys_ref[i as usize].key;
                 let start = i64::from(k.rolling_start_interval_number.get());
                 let end = start + i64::from(k.rolling_period);
                 let lo = start.max(day * period);
@@ -343,8 +343,8 @@ fn candidates(world: &World, keys: &[KeyRecord]) -> Vec<(u32, Vec<u32>)> {
         if k.senders.is_empty() {
             continue;
         }
-        let start = k.key.0.rolling_start_interval_number.to_unix_seconds();
-        let end = start + i64::from(k.key.0.rolling_period) * 600;
+        let start = k.key.rolling_start_interval_number.to_unix_seconds();
+        let end = start + i64::from(k.key.rolling_period) * 600;
         for &s in &k.senders {
             for id in world.encounters.of_between(s, cal.sim(start), cal.sim(end)) {
                 let q = world.encounters.get(id).partner(s);
@@ -451,7 +451,7 @@ fn hear_and_check(
             matched_keys += 1;
             let sender = record.senders.first().copied();
             windows.extend(
-                windows_of(&index, &record.key.0, m)
+                windows_of(&index, &record.key, m)
                     .into_iter()
                     .map(|w| (sender, w)),
             );

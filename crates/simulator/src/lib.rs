@@ -1,6 +1,7 @@
 //! A population of phones meeting, falling ill and registering, run on the
 //! real protocol code, measuring whether the system warns the people it
-//! should; and (to come) the production canary.
+//! should; and the production canary ([`canary`]), which runs the seed's
+//! whole flow against a live deployment.
 //!
 //! A run ([`run`]) goes through:
 //!
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod canary;
 pub mod config;
 pub mod device_adapter;
 pub mod encounters;

@@ -88,15 +88,25 @@ pub struct Delivery {
     pub sms: Sender,
     /// For e-mail.
     pub email: Sender,
+    /// For the canary's cases: the receiver of `cocoa canary` (a
+    /// Twilio-compatible endpoint it serves). `None`: canary cases are refused.
+    pub canary: Option<Sender>,
 }
 
 impl Delivery {
-    /// Both channels to one backend.
+    /// SMS and e-mail to one backend; no canary channel.
     pub fn uniform(s: Sender) -> Self {
         Self {
             sms: s.clone(),
             email: s,
+            canary: None,
         }
+    }
+
+    /// The same, with a canary channel.
+    pub fn with_canary(mut self, canary: Sender) -> Self {
+        self.canary = Some(canary);
+        self
     }
 
     /// Sends through the channel's backend.
@@ -104,6 +114,10 @@ impl Delivery {
         match msg.channel {
             Channel::Sms => self.sms.send(msg, sent_at).await,
             Channel::Email => self.email.send(msg, sent_at).await,
+            Channel::Canary => match &self.canary {
+                Some(s) => s.send(msg, sent_at).await,
+                None => Err(DeliveryError("no canary channel is configured".into())),
+            },
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn render(channel: Channel, c: &MessageContext<'_>) -> (Option<String>, Stri
     );
     let subject = match channel {
         Channel::Email => Some("【HER-SYS】COCOA 処理番号のお知らせ".to_owned()),
-        Channel::Sms => None,
+        Channel::Sms | Channel::Canary => None,
     };
     (subject, body)
 }

@@ -166,6 +166,8 @@ pub struct Case {
     pub data: CaseData,
     /// Created (unix seconds).
     pub created_at: i64,
+    /// A synthetic case of the production canary (`POST /api/v1/canary-cases`).
+    pub canary: bool,
 }
 
 /// State of one issuance of a processing number.
@@ -211,22 +213,27 @@ pub enum Channel {
     Sms,
     /// E-mail.
     Email,
+    /// The production canary's own receiver (canary cases only): the number
+    /// goes to `cocoa canary`, never to a person.
+    Canary,
 }
 
 impl Channel {
-    /// `sms` or `email`.
+    /// `sms`, `email` or `canary`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "sms",
             Self::Email => "email",
+            Self::Canary => "canary",
         }
     }
 
-    /// Parses `sms` / `email`.
+    /// Parses `sms` / `email` / `canary`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "sms" => Some(Self::Sms),
             "email" => Some(Self::Email),
+            "canary" => Some(Self::Canary),
             _ => None,
         }
     }

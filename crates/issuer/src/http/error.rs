@@ -42,6 +42,14 @@ impl Error {
                     m(&ja.join(""), &en.join("; ")),
                 )
             }
+            Self::CanaryNotConfigured => (
+                StatusCode::CONFLICT,
+                cc::CANARY_NOT_CONFIGURED,
+                m(
+                    "この発行サーバーにはカナリア（監視用）の配信先が設定されていません",
+                    "this issuer has no canary delivery channel configured",
+                ),
+            ),
             Self::CaseNotFound => (
                 StatusCode::NOT_FOUND,
                 cc::CASE_NOT_FOUND,

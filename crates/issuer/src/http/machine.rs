@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use api_types::cases::{Classification, CreateCaseRequest, CreateCaseResponse, IssueResponse, Sex};
+use api_types::cases::{
+    Classification, CreateCanaryCaseRequest, CreateCaseRequest, CreateCaseResponse, IssueResponse,
+    Sex,
+};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -120,6 +123,42 @@ pub(super) async fn create_case(
         let req: CreateCaseRequest = serde_json::from_slice(&body)
             .map_err(|e| Error::Unparsable(format!("{:?}", e.classify()).to_lowercase()))?;
         let case_id = app.issuer.create_case(&actor, &req).await?;
+        let b =
+            serde_json::to_string(&CreateCaseResponse { case_id }).map_err(anyhow::Error::from)?;
+        Ok((StatusCode::CREATED, b))
+    })
+    .await
+}
+
+/// `POST /api/v1/canary-cases`: a synthetic case for `cocoa canary`
+/// (`Idempotency-Key` optional); `canary_not_configured` when the issuer has
+/// no canary channel.
+#[instrument(skip_all)]
+pub(super) async fn create_canary_case(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = match app
+        .issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let idem = match idempotency_key(&headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let mut fp = b"POST /api/v1/canary-cases\n".to_vec();
+    fp.extend_from_slice(&body);
+    let actor = Actor::api(&key);
+    idempotent(&app, &key, idem, &fp, || async {
+        let req: CreateCanaryCaseRequest = serde_json::from_slice(&body)
+            .map_err(|e| Error::Unparsable(format!("{:?}", e.classify()).to_lowercase()))?;
+        let case_id = app.issuer.create_canary_case(&actor, req.centre_id).await?;
         let b =
             serde_json::to_string(&CreateCaseResponse { case_id }).map_err(anyhow::Error::from)?;
         Ok((StatusCode::CREATED, b))

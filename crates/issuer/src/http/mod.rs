@@ -70,6 +70,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/.well-known/jwks.json", get(device::jwks))
         .route("/api/v1/cases", post(machine::create_case))
         .route("/api/v1/cases/{case_id}", patch(machine::update_case))
+        .route("/api/v1/canary-cases", post(machine::create_canary_case))
         .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -111,7 +112,13 @@ pub fn delivery_from_config(config: &IssuerConfig, data_dir: &Path) -> anyhow::R
         Some(c) => Sender::Smtp(Arc::new(SmtpSender::new(c)?)),
         None => outbox,
     };
-    Ok(Delivery { sms, email })
+    let canary = match &config.canary {
+        Some(c) => Some(Sender::Twilio(Arc::new(TwilioSender::new(
+            c.gateway.clone(),
+        )?))),
+        None => None,
+    };
+    Ok(Delivery { sms, email, canary })
 }
 
 /// The server secret: configured, or kept in `<data>/issuer.secret`
@@ -192,6 +199,10 @@ pub async fn build(
         settings,
     )
     .await?;
+    let issuer = match &config.canary {
+        Some(c) => issuer.with_canary(c.certificate_issuer.clone()),
+        None => issuer,
+    };
     let proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
     Ok(Arc::new(App::new(
         issuer,

@@ -63,6 +63,7 @@ fn channel_label(lang: Lang, c: Channel) -> &'static str {
     match c {
         Channel::Sms => t.ch_sms,
         Channel::Email => t.ch_email,
+        Channel::Canary => t.ch_canary,
     }
 }
 

@@ -171,6 +171,7 @@ texts! {
     p_used_at: "登録日時", "Registered at";
     ch_sms: "SMS", "SMS";
     ch_email: "メール", "E-mail";
+    ch_canary: "カナリア（監視用）", "Canary (monitoring)";
     failed_help: "メッセージを送信できなかったため、この処理番号は無効にしました。連絡先を確認し、再送信してください。", "The message could not be delivered, so this number was withdrawn. Check the contact details and retry.";
     sent_flash: "処理番号を送信しました。", "The processing number was sent.";
     saved_flash: "保存しました。", "Saved.";

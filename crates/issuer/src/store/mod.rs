@@ -86,7 +86,12 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeem {
     /// Redeemed once, now spent.
-    Redeemed(ReportType),
+    Redeemed {
+        /// The report type of the number.
+        report_type: ReportType,
+        /// Whether the number was a canary case's.
+        canary: bool,
+    },
     /// Unknown or already used.
     Invalid,
     /// Past its 24 h.
@@ -378,14 +383,25 @@ impl Store {
 
     /// Stores a new case; returns its id.
     pub async fn insert_case(&self, c: &CaseData, now: i64) -> Result<i64, StoreError> {
+        self.insert_case_of_kind(c, false, now).await
+    }
+
+    /// Stores a new case, a canary case when `canary`; returns its id.
+    pub async fn insert_case_of_kind(
+        &self,
+        c: &CaseData,
+        canary: bool,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "INSERT INTO cases (centre_id, name_kanji, name_kana, birth_date, sex, mobile, email, \
              outpatient_facility, test_positive, classification, diagnosis_date, reported, uses_app, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+             created_at, updated_at, canary) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) RETURNING id",
         );
         let row = rows::bind_case(row, c)
             .bind(now)
+            .bind(i64::from(canary))
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("id")?)
@@ -643,7 +659,7 @@ impl Store {
             let _turn = self.write_turn().await;
             sqlx::query(
                 "UPDATE issuances SET token_used_at = $1 WHERE token_hmac = $2 AND token_used_at IS NULL \
-                 AND token_expires_at > $1 RETURNING report_type",
+                 AND token_expires_at > $1 RETURNING report_type, channel",
             )
             .bind(now)
             .bind(token_hmac)
@@ -652,8 +668,12 @@ impl Store {
         };
         if let Some(row) = row {
             let rt: String = row.try_get("report_type")?;
+            let channel: String = row.try_get("channel")?;
             return ReportType::parse(&rt)
-                .map(Redeem::Redeemed)
+                .map(|report_type| Redeem::Redeemed {
+                    report_type,
+                    canary: channel == Channel::Canary.as_str(),
+                })
                 .ok_or(StoreError::Corrupt("issuances.report_type"));
         }
         let row = sqlx::query(
@@ -689,7 +709,10 @@ impl Store {
         if let Some(row) = row {
             let rt: String = row.try_get("report_type")?;
             return ReportType::parse(&rt)
-                .map(Redeem::Redeemed)
+                .map(|report_type| Redeem::Redeemed {
+                    report_type,
+                    canary: false,
+                })
                 .ok_or(StoreError::Corrupt("tokens.report_type"));
         }
         let row = sqlx::query("SELECT expires_at, used_at FROM tokens WHERE token_hmac = $1")

@@ -14,7 +14,7 @@ use crate::domain::model::{
 pub(super) const CENTRE_COLUMNS: &str = "id, name, prefecture, consultation_phone, consultation_url, validity_seconds, auto_issue, allow_clinical";
 
 pub(super) const CASE_COLUMNS: &str = "id, centre_id, name_kanji, name_kana, birth_date, sex, mobile, email, \
-     outpatient_facility, test_positive, classification, diagnosis_date, reported, uses_app, created_at";
+     outpatient_facility, test_positive, classification, diagnosis_date, reported, uses_app, created_at, canary";
 
 pub(super) const ISSUANCE_COLUMNS: &str = "id, case_id, state, report_type, channel, delivery_status, \
      delivery_error, issued_by, issued_at, expires_at, used_at";
@@ -230,6 +230,7 @@ pub(super) fn case(r: &AnyRow) -> Result<Case, StoreError> {
     Ok(Case {
         id: r.try_get("id")?,
         created_at: r.try_get("created_at")?,
+        canary: flag(r, "canary")?,
         data: CaseData {
             centre_id: r.try_get("centre_id")?,
             name_kanji: r.try_get("name_kanji")?,
