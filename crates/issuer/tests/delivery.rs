@@ -326,3 +326,199 @@ async fn an_unreachable_gateway_is_a_visible_failure() {
         1
     );
 }
+
+/// The payload of a JWT, decoded.
+fn jwt_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn canary_cases_go_to_the_canary_channel_and_name_the_canary_issuer() {
+    let (gateway, gw) = twilio_mock().await;
+    for db in backends().await {
+        gw.got.lock().unwrap().clear();
+        let dir = tempfile::tempdir().unwrap();
+        let config = issuer::IssuerConfig {
+            database_url: Some(db.url.clone()),
+            canary: Some(issuer::config::CanaryConfig {
+                gateway: TwilioConfig {
+                    base_url: gateway.clone(),
+                    account_sid: "ACcanary".into(),
+                    auth_token: "canary-token".to_owned().into(),
+                    from: "cocoa".into(),
+                },
+                certificate_issuer: "cocoa-canary".into(),
+            }),
+            ..Default::default()
+        };
+        let clock = Arc::new(en_protocol::time::FixedClock::new(t0()));
+        let app = issuer::http::build(&config, dir.path(), clock)
+            .await
+            .unwrap();
+        let now = app.issuer.now();
+        let centre = app
+            .issuer
+            .store()
+            .create_centre("みなと保健所", "13", now)
+            .await
+            .unwrap();
+        let (admin, _) = app
+            .issuer
+            .create_api_key(issuer::store::ApiKeyKind::Admin, Some(centre))
+            .await
+            .unwrap();
+        let (device, _) = app
+            .issuer
+            .create_api_key(issuer::store::ApiKeyKind::Device, None)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = issuer::http::router(app.clone(), 64 * 1024);
+        tokio::spawn(issuer::http::serve_router(
+            router,
+            listener,
+            std::future::pending(),
+        ));
+        let http = reqwest::Client::new();
+        let post = |path: &str, key: &str, body: serde_json::Value| {
+            http.post(format!("{base}{path}"))
+                .header("x-api-key", key.to_owned())
+                .header("idempotency-key", path.to_owned())
+                .json(&body)
+                .send()
+        };
+
+        // A canary case: its number goes to the canary receiver, addressed
+        // by the case, never to a phone number or the outbox.
+        let r = post("/api/v1/canary-cases", &admin, serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", db.label);
+        let id = r.json::<serde_json::Value>().await.unwrap()["case_id"]
+            .as_i64()
+            .unwrap();
+        let r = post(
+            &format!("/api/v1/cases/{id}/processing-number"),
+            &admin,
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["channel"],
+            "canary"
+        );
+        let (who, form) = gw.got.lock().unwrap()[0].clone();
+        assert!(who.starts_with("ACcanary Basic "), "{who}");
+        assert_eq!(form["To"], format!("canary-case-{id}"));
+        assert!(!dir.path().join("outbox").exists(), "nothing in the outbox");
+        let number = form["Body"].split("処理番号: ").nth(1).unwrap()[..8].to_owned();
+
+        // Its certificate names the canary issuer.
+        let token = post("/api/verify", &device, serde_json::json!({"code": number}))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let cert = post(
+            "/api/certificate",
+            &device,
+            serde_json::json!({"token": token, "ekeyhmac": hmac32()}),
+        )
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["certificate"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(jwt_claims(&cert)["iss"], "cocoa-canary");
+
+        // An ordinary case still names the ordinary issuer.
+        let r = post("/api/v1/cases", &admin, case_json()).await.unwrap();
+        let id = r.json::<serde_json::Value>().await.unwrap()["case_id"]
+            .as_i64()
+            .unwrap();
+        post(
+            &format!("/api/v1/cases/{id}/processing-number"),
+            &admin,
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        let outbox = dir.path().join("outbox");
+        let file = std::fs::read_dir(&outbox).unwrap().next().unwrap().unwrap();
+        let msg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
+        let number = msg["body"]
+            .as_str()
+            .unwrap()
+            .split("処理番号: ")
+            .nth(1)
+            .unwrap()[..8]
+            .to_owned();
+        let token = post("/api/verify", &device, serde_json::json!({"code": number}))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let cert = post(
+            "/api/certificate",
+            &device,
+            serde_json::json!({"token": token, "ekeyhmac": hmac32()}),
+        )
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["certificate"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(jwt_claims(&cert)["iss"], "cocoa-issuer");
+    }
+}
+
+#[tokio::test]
+async fn canary_cases_are_refused_without_a_canary_channel() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let r = h
+            .post("/api/v1/canary-cases", Some(&h.admin_key), None, "{}")
+            .await;
+        assert_eq!(
+            (r.status, r.body["errorCode"].as_str()),
+            (409, Some("canary_not_configured")),
+            "{}",
+            h.label
+        );
+        let r = h
+            .post(
+                "/api/v1/canary-cases",
+                Some(&h.admin_key),
+                None,
+                r#"{"centre":1}"#,
+            )
+            .await;
+        assert_eq!(r.status, 400, "unknown fields are refused");
+        let r = h.post("/api/v1/canary-cases", None, None, "{}").await;
+        assert_eq!(r.status, 401);
+        assert_eq!(h.count("cases").await, 0, "nothing stored");
+    }
+}
