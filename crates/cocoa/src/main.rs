@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::Serve(cmd) => commands::serve::run(cmd),
         Command::App(cmd) => commands::app::run(cmd),
         Command::Simulate(cmd) => commands::simulate::run(cmd),
+        Command::Demo(cmd) => commands::demo::run(cmd),
+        Command::Canary(cmd) => commands::canary::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

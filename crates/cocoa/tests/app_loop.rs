@@ -1,8 +1,21 @@
-//! The phone against the real servers: `cocoa serve` (every role), a number
-//! issued through the machine API and read from the outbox, registration
-//! from one phone home with a full-width number, an export, and checks from
-//! the other phone homes. The servers run on the system clock, so the phones
-//! do too (set up six days ago with `--now`, then on the real time).
+//! The phone against the real servers, on SQLite and on PostgreSQL: the
+//! real `cocoa` binary (no in-process shortcuts) runs `cocoa serve` (every
+//! role), a number is issued through the machine API and read from the
+//! outbox, one phone home registers with a full-width number, an export
+//! runs, and the other phone homes check. The servers run on the system
+//! clock, so the phones do too (set up six days ago with `--now`, then on
+//! the real time); the expired number is issued by a server started with
+//! `--now` 25 hours ago.
+//!
+//! Checked: the contact in the window is notified with its date and the
+//! consultation centre; a contact before the window, a 10-minute contact at
+//! 1 m and a 20-minute contact at 4 m are not (COCOA's thresholds); a
+//! full-width number works; an expired number and a used number are refused
+//! with their messages; reissue after use is refused, reissue after expiry
+//! is not.
+//!
+//! PostgreSQL runs when `COCOA_TEST_DATABASE_URL` is set (scripts/with-postgres;
+//! one fresh database per role and test); under `CI` its absence fails.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,28 +26,121 @@ use std::process::{Child, Command, Output, Stdio};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
-    c
+/// Where the servers keep their state: environment for every `cocoa` run.
+struct Backend {
+    label: &'static str,
+    env: Vec<(&'static str, String)>,
 }
 
-fn run(args: &[&str]) -> Output {
-    cocoa().args(args).output().unwrap()
-}
+const DB_VARS: [&str; 2] = ["COCOA_ISSUER_DATABASE_URL", "COCOA_KEYSERVER_DATABASE_URL"];
 
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+impl Backend {
+    fn sqlite() -> Self {
+        Self {
+            label: "sqlite",
+            env: Vec::new(),
+        }
+    }
 
-fn ok_json(args: &[&str]) -> Value {
-    serde_json::from_str(&ok(args)).unwrap()
+    /// Two fresh PostgreSQL databases (issuer, key server: they share none),
+    /// or `None` (a skip) outside CI when the test script gave no server.
+    fn postgres() -> Option<Self> {
+        let admin = match std::env::var("COCOA_TEST_DATABASE_URL") {
+            Ok(a) => a,
+            Err(_) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
+                panic!(
+                    "COCOA_TEST_DATABASE_URL is not set under CI: run through scripts/with-postgres"
+                )
+            }
+            Err(_) => {
+                eprintln!(
+                    "SKIP postgres: COCOA_TEST_DATABASE_URL not set (run via scripts/with-postgres)"
+                );
+                return None;
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let urls = rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            let mut urls = Vec::new();
+            for role in ["issuer", "keyserver"] {
+                let name = format!("cocoa_loop_{role}_{:016x}", rand::random::<u64>());
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                urls.push(format!("{base}/{name}"));
+            }
+            c.close().await.unwrap();
+            urls
+        });
+        Some(Self {
+            label: "postgres",
+            env: DB_VARS.iter().copied().zip(urls).collect(),
+        })
+    }
+
+    fn cocoa(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
+        c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
+        for v in DB_VARS {
+            c.env_remove(v);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cocoa().args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{}: {args:?}: {}",
+            self.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn ok_json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Starts `cocoa serve` (with `extra` flags); returns it and its address.
+    fn serve(&self, data: &Path, outbox: &Path, extra: &[&str]) -> (Server, String) {
+        let mut child = self
+            .cocoa()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .arg("--outbox")
+            .arg(outbox)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let server = Server(child);
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("{}: {line}", self.label))
+            .to_owned();
+        (server, addr)
+    }
 }
 
 /// One HTTP/1.1 POST; returns (status, body).
@@ -76,8 +182,8 @@ fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Issues a number for a new case; returns (number, link) read from the outbox.
-fn issue(addr: &str, admin: &str, outbox: &Path, n: u32) -> (String, String) {
+/// Reports a new confirmed case through the machine API; returns its id.
+fn create_case(addr: &str, admin: &str, n: u32, diagnosed: &str) -> i64 {
     let case = json!({
         "name_kanji": "横口 健太",
         "name_kana": "ヨコグチ ケンタ",
@@ -87,20 +193,29 @@ fn issue(addr: &str, admin: &str, outbox: &Path, n: u32) -> (String, String) {
         "outpatient_facility": "港区帰国者・接触者外来",
         "test_positive": true,
         "classification": "confirmed",
-        "diagnosis_date": system_now().date_naive().to_string(),
+        "diagnosis_date": diagnosed,
         "reported": true,
         "uses_app": true
     });
     let (status, body) = post(addr, "/api/v1/cases", &[("X-API-Key", admin)], &case);
     assert_eq!(status, 201, "{body}");
-    let id = body["case_id"].as_i64().unwrap();
-    let before = std::fs::read_dir(outbox).map_or(0, |d| d.count());
-    let (status, body) = post(
+    body["case_id"].as_i64().unwrap()
+}
+
+/// Presses 「処理番号発行」 through the machine API; returns the answer.
+fn press_issue(addr: &str, admin: &str, case: i64, idem: &str) -> (u16, Value) {
+    post(
         addr,
-        &format!("/api/v1/cases/{id}/processing-number"),
-        &[("X-API-Key", admin), ("Idempotency-Key", &format!("k{n}"))],
+        &format!("/api/v1/cases/{case}/processing-number"),
+        &[("X-API-Key", admin), ("Idempotency-Key", idem)],
         &json!({}),
-    );
+    )
+}
+
+/// Issues a number for `case`; returns (number, link) read from the outbox.
+fn issue(addr: &str, admin: &str, outbox: &Path, case: i64, idem: &str) -> (String, String) {
+    let before = std::fs::read_dir(outbox).map_or(0, |d| d.count());
+    let (status, body) = press_issue(addr, admin, case, idem);
     assert_eq!(status, 200, "{body}");
     let mut files: Vec<_> = std::fs::read_dir(outbox)
         .unwrap()
@@ -134,12 +249,23 @@ fn full_width(digits: &str) -> String {
 }
 
 #[test]
-fn register_export_and_notify_against_the_real_servers() {
+fn the_loop_on_sqlite() {
+    the_loop(&Backend::sqlite());
+}
+
+#[test]
+fn the_loop_on_postgres() {
+    if let Some(b) = Backend::postgres() {
+        the_loop(&b);
+    }
+}
+
+fn the_loop(be: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
     let outbox = dir.path().join("outbox");
-    ok_json(&[
+    be.ok_json(&[
         "issuer",
         "--data",
         data_s,
@@ -149,7 +275,7 @@ fn register_export_and_notify_against_the_real_servers() {
         "--prefecture",
         "13",
     ]);
-    let device_key = ok_json(&[
+    let device_key = be.ok_json(&[
         "issuer",
         "--data",
         data_s,
@@ -160,7 +286,7 @@ fn register_export_and_notify_against_the_real_servers() {
         .as_str()
         .unwrap()
         .to_owned();
-    let admin = ok_json(&[
+    let admin = be.ok_json(&[
         "issuer",
         "--data",
         data_s,
@@ -174,33 +300,21 @@ fn register_export_and_notify_against_the_real_servers() {
         .unwrap()
         .to_owned();
 
-    let mut child = cocoa()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data_s,
-            "--outbox",
-        ])
-        .arg(&outbox)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let now = system_now();
+    let diagnosed = (now - Duration::days(3)).date_naive().to_string();
+
+    // Yesterday's server issues a number valid 24 h: expired by now.
+    let expired_case;
+    let expired_number;
+    {
+        let (_server, addr) = be.serve(&data, &outbox, &["--now", &rfc(now - Duration::hours(25))]);
+        expired_case = create_case(&addr, &admin, 2, &diagnosed);
+        expired_number = issue(&addr, &admin, &outbox, expired_case, "expired-1").0;
+    }
+
+    let (_server, addr) = be.serve(&data, &outbox, &[]);
     let url = format!("http://{addr}");
 
-    let now = system_now();
     let setup = rfc(now - Duration::days(6));
     // Two days ago, ending before UTC midnight (a meeting split across two
     // UTC days is two short contacts).
@@ -214,7 +328,7 @@ fn register_export_and_notify_against_the_real_servers() {
         .collect();
     let home = |i: usize| homes[i].to_str().unwrap().to_owned();
     for i in 0..homes.len() {
-        ok_json(&[
+        be.ok_json(&[
             "app",
             "--home",
             &home(i),
@@ -231,7 +345,7 @@ fn register_export_and_notify_against_the_real_servers() {
         ]);
     }
     let meet = |x: usize, y: usize, at: DateTime<Utc>, minutes: &str, distance: &str| {
-        ok_json(&[
+        be.ok_json(&[
             "app",
             "--home",
             &home(x),
@@ -252,11 +366,40 @@ fn register_export_and_notify_against_the_real_servers() {
     meet(0, 3, met + Duration::hours(2), "20", "4"); // too far
     meet(0, 4, now - Duration::days(5), "30", "1"); // before the window
 
-    let (number, link) = issue(&addr, &admin, &outbox, 1);
+    let today_jst = (now + Duration::hours(9)).date_naive().to_string();
+    let refused = |i: usize, number: &str| {
+        let out = be.run(&[
+            "app",
+            "--home",
+            &home(i),
+            "register",
+            "--symptoms",
+            "no",
+            "--date",
+            &today_jst,
+            "--number",
+            number,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", be.label);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // The expired number is refused, asking for a new one.
+    let e = refused(2, &expired_number);
+    assert!(
+        e.contains("[code_expired]") && e.contains("有効期限が切れています"),
+        "{}: {e}",
+        be.label
+    );
+    // An expired number may be reissued (and the new one is sent).
+    let (reissued, _) = issue(&addr, &admin, &outbox, expired_case, "expired-2");
+    assert_ne!(reissued, expired_number);
+
+    let case = create_case(&addr, &admin, 1, &diagnosed);
+    let (number, link) = issue(&addr, &admin, &outbox, case, "k1");
     assert_eq!(number.len(), 8);
     assert!(link.contains("/cocoa/a/?pn="), "{link}");
-    let today_jst = (now + Duration::hours(9)).date_naive().to_string();
-    let reg = ok_json(&[
+    let reg = be.ok_json(&[
         "app",
         "--home",
         &home(0),
@@ -269,30 +412,26 @@ fn register_export_and_notify_against_the_real_servers() {
         "--number",
         &full_width(&number),
     ]);
-    assert_eq!(reg["stage"], "published", "{reg}");
+    assert_eq!(reg["stage"], "published", "{}: {reg}", be.label);
     assert!(reg["inserted"].as_u64().unwrap() >= 2, "{reg}");
 
     // The used number is refused, asking for a new one.
-    let out = run(&[
-        "app",
-        "--home",
-        &home(1),
-        "register",
-        "--symptoms",
-        "no",
-        "--date",
-        &today_jst,
-        "--number",
-        &number,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let e = String::from_utf8_lossy(&out.stderr);
+    let e = refused(1, &number);
     assert!(
         e.contains("[code_invalid]") && e.contains("保健所に新しい処理番号"),
-        "{e}"
+        "{}: {e}",
+        be.label
+    );
+    // After a successful registration the number cannot be reissued.
+    let (status, body) = press_issue(&addr, &admin, case, "k2");
+    assert_eq!(status, 409, "{}: {body}", be.label);
+    assert_eq!(body["errorCode"], "already_registered", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("再発行できません"),
+        "{body}"
     );
 
-    ok(&[
+    be.ok(&[
         "keyserver",
         "--data",
         data_s,
@@ -300,11 +439,11 @@ fn register_export_and_notify_against_the_real_servers() {
         "--min-age",
         "0s",
     ]);
-    let pem = ok(&["keyserver", "--data", data_s, "export-public-key"]);
+    let pem = be.ok(&["keyserver", "--data", data_s, "export-public-key"]);
     let pem_file = dir.path().join("export.pem");
     std::fs::write(&pem_file, pem).unwrap();
     for i in 1..homes.len() {
-        ok_json(&[
+        be.ok_json(&[
             "app",
             "--home",
             &home(i),
@@ -314,15 +453,17 @@ fn register_export_and_notify_against_the_real_servers() {
             pem_file.to_str().unwrap(),
         ]);
     }
-    let check = |i: usize| ok_json(&["app", "--home", &home(i), "--json", "check"]);
+    let check = |i: usize| be.ok_json(&["app", "--home", &home(i), "--json", "check"]);
     let b = check(1);
-    assert_eq!(b["contacts"], 1, "{b}");
+    assert_eq!(b["contacts"], 1, "{}: {b}", be.label);
     assert_eq!(b["dates"], json!([met.date_naive().to_string()]));
     assert_eq!(b["consultation_centre"]["prefecture"], "13");
     assert!(b["last_checked"].is_string());
     assert!(b["check"]["refused"].as_array().unwrap().is_empty(), "{b}");
+    assert!(b["check"]["files_new"].as_u64().unwrap() >= 1, "{b}");
     for i in 2..homes.len() {
         let r = check(i);
-        assert_eq!(r["contacts"], 0, "phone {i}: {r}");
+        assert_eq!(r["contacts"], 0, "{}: phone {i}: {r}", be.label);
+        assert!(r["check"]["files_new"].as_u64().unwrap() >= 1, "{r}");
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub mod app;
 pub mod bench;
+pub mod canary;
+pub mod demo;
 pub mod en;
 pub mod issuer;
 pub mod keyserver;
@@ -36,6 +38,10 @@ pub enum Command {
     App(app::AppArgs),
     /// Simulate a population with the app and measure who gets warned.
     Simulate(simulate::SimulateArgs),
+    /// The production canary: the whole flow against a live deployment, with metrics.
+    Canary(canary::CanaryArgs),
+    /// The whole story in one command, narrated: issue, SMS, register, export, notify.
+    Demo(demo::DemoArgs),
 }
 
 /// Marks an error as the user's input being malformed, so the process exits

@@ -3,11 +3,13 @@
 //! served until Ctrl-C or SIGTERM.
 
 pub mod config;
+pub mod demo;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use en_protocol::time::{Clock, SystemClock};
 
@@ -31,6 +33,38 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Demo: every role on SQLite under the data folder, a demo health
+    /// centre, a staff login and a few confirmed cases (idempotent), short
+    /// export batches; prints the portal URL, the login and the next
+    /// commands. For local demos only.
+    #[arg(long)]
+    pub demo: bool,
+    /// Starts the server's clock at this instant (RFC 3339); it then runs at
+    /// real speed. For demos and tests: the system clock when absent.
+    #[arg(long, value_name = "RFC 3339")]
+    pub now: Option<String>,
+}
+
+/// A clock running at real speed from a chosen start: the system time plus
+/// a fixed offset (`cocoa serve --now`).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    offset: chrono::Duration,
+}
+
+impl OffsetClock {
+    /// A clock that shows `start` now and then runs on.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            offset: start - SystemClock.now(),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + self.offset
+    }
 }
 
 /// Installs the log subscriber (`COCOA_LOG` or `RUST_LOG`, default `info`).
@@ -72,6 +106,8 @@ pub struct Roles {
     pub router: axum::Router,
     /// The exporter, for the `exporter` and `all` roles.
     pub exporter: Option<Arc<keyserver::export::Exporter>>,
+    /// The issuer's state, for the `issuer` and `all` roles.
+    pub issuer: Option<Arc<issuer::http::App>>,
 }
 
 /// Builds the roles of the configuration. In the all-in-one process the key
@@ -81,8 +117,10 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
     let mut router = axum::Router::new();
     let wants = |r: Role| c.role == r || c.role == Role::All;
     let mut own_issuer = Vec::new();
+    let mut issuer_state = None;
     if wants(Role::Issuer) {
         let app = issuer_app(c, clock.clone()).await?;
+        issuer_state = Some(app.clone());
         let keys = app.clone();
         own_issuer.push(keyserver::trust::TrustedIssuer::in_process(
             OWN_HEALTH_AUTHORITY_ID,
@@ -107,7 +145,11 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
             exporter = Some(ks.exporter.clone());
         }
     }
-    Ok(Roles { router, exporter })
+    Ok(Roles {
+        router,
+        exporter,
+        issuer: issuer_state,
+    })
 }
 
 async fn shutdown_signal() {
@@ -133,6 +175,23 @@ async fn shutdown_signal() {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    let clock: Arc<dyn Clock> = match &args.now {
+        Some(s) => Arc::new(OffsetClock::starting_at(
+            DateTime::parse_from_rfc3339(s.trim())
+                .map_err(|_| {
+                    super::bad_input(format!(
+                        "--now の日時「{s}」を読み取れません（RFC 3339）。 / Cannot read --now {s:?} (RFC 3339)."
+                    ))
+                })?
+                .with_timezone(&Utc),
+        )),
+        None => Arc::new(SystemClock),
+    };
+    if args.demo && args.role.is_some_and(|r| r != Role::All) {
+        return Err(super::bad_input(
+            "--demo は全ての役割を1つのプロセスで動かします（--role all）。 / --demo runs every role in one process (--role all).",
+        ));
+    }
     let flags = Overrides {
         listen: args.listen,
         data: args.data,
@@ -140,13 +199,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         outbox: args.outbox,
         database_url: None,
     };
-    let (c, warnings) = config::load(args.config.as_deref(), &config::process_env(), &flags)?;
+    let (mut c, warnings) = config::load(args.config.as_deref(), &config::process_env(), &flags)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
+    if args.demo {
+        demo::apply_settings(&mut c);
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let roles = build_roles(&c, Arc::new(SystemClock)).await?;
+        let roles = build_roles(&c, clock.clone()).await?;
+        let demo_info = if args.demo {
+            Some(demo::seed(&c, &roles).await?)
+        } else {
+            None
+        };
         if let Some(exporter) = roles.exporter {
             let e = &c.keyserver.export;
             tokio::spawn(exporter.run(
@@ -162,6 +229,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         // Scripts and tests read this line to learn the port.
         println!("listening on http://{addr}");
+        if let Some(info) = &demo_info {
+            println!(
+                "{}",
+                demo::banner(info, &format!("http://{addr}"), clock.now())
+            );
+        }
         tracing::info!(%addr, role = ?c.role, "serving");
         if c.role == Role::Keyserver || c.role == Role::Exporter {
             // No issuer to rate-limit clients: forget their addresses at accept.

@@ -73,6 +73,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/api/v1/canary-cases", post(machine::create_canary_case))
         .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(portal)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -83,6 +84,27 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             }),
         )
         .with_state(app)
+}
+
+/// `/readyz`: ready when the database answers (a load balancer sends no
+/// traffic to a replica that cannot reach it); `/healthz` only says the
+/// process runs.
+async fn readyz(State(app): State<Arc<App>>) -> (axum::http::StatusCode, &'static str) {
+    let ping = sqlx::query("SELECT 1").execute(app.issuer.store().pool());
+    match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+        Ok(Ok(_)) => (axum::http::StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: database");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable",
+            )
+        }
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "database timed out",
+        ),
+    }
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> String {

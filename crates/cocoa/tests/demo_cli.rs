@@ -1,0 +1,266 @@
+//! `cocoa demo` (the whole story, narrated, exits 0 only when every step
+//! held) and `cocoa serve --demo` (banner, idempotent seed, a working
+//! portal login), through the real binary.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+fn cocoa() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
+    c.env_remove("COCOA_CONFIG")
+        .env_remove("COCOA_ISSUER_DATABASE_URL")
+        .env_remove("COCOA_KEYSERVER_DATABASE_URL")
+        .env("COCOA_LOG", "warn");
+    c
+}
+
+#[test]
+fn the_demo_tells_the_whole_story_and_exits_0() {
+    let out = cocoa().arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains('✗'), "{text}");
+    for key in [
+        // staff issue a number, without seeing it
+        "「処理番号発行」を押す",
+        "Health-centre staff log in to the portal and press 処理番号発行",
+        "処理番号は職員の画面に表示されていない",
+        // the SMS lands in the outbox
+        "A の携帯電話に HER-SYS から SMS が届く",
+        "the text holds an 8-digit processing number",
+        // A registers
+        "verify → certificate → publish done",
+        "通知対象は 2020-12-12 00:00 JST 以降の接触",
+        // B is notified with the date and whom to call; C is not
+        "陽性者との接触 1 件",
+        "date(s) [\"2020-12-12\"]",
+        "東京都の受診・相談センター",
+        "C's app checks for exposure",
+        "0 contacts (after checking the same files)",
+        "✓ 全ての手順が期待どおりに進みました。",
+        "✓ Every step happened as it should.",
+    ] {
+        assert!(text.contains(key), "missing {key:?} in:\n{text}");
+    }
+
+    let en = cocoa().args(["demo", "--lang", "en"]).output().unwrap();
+    let en_text = String::from_utf8_lossy(&en.stdout);
+    assert!(en.status.success());
+    assert!(en_text.contains("B's app checks for exposure"));
+    assert!(!en_text.contains("B のアプリが接触を確認する"), "{en_text}");
+}
+
+#[test]
+fn the_demo_as_json_lists_every_step_and_keeps_its_files_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("story");
+    let out = cocoa()
+        .args(["demo", "--json", "--data"])
+        .arg(&keep)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let steps = v["steps"].as_array().unwrap();
+    let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "deploy",
+            "phones",
+            "meet_c",
+            "meet_b",
+            "case",
+            "issue",
+            "sms",
+            "register",
+            "export",
+            "notified",
+            "not_notified",
+            "used"
+        ]
+    );
+    for s in steps {
+        assert_eq!(s["ok"], true, "{s}");
+        assert!(!s["checks"].as_array().unwrap().is_empty(), "{s}");
+        assert!(s["ja"].is_string() && s["en"].is_string());
+    }
+    // The deployment's files stay where asked; the SMS is there.
+    let outbox = keep.join("data").join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+    assert!(keep.join("phones").join("b").exists());
+    // A folder that is not empty is refused (bad input).
+    let again = cocoa()
+        .args(["demo", "--data"])
+        .arg(&keep)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cocoa serve --demo` in `cwd`; returns the server and its banner.
+fn serve_demo(cwd: &Path) -> (Server, String) {
+    let mut child = cocoa()
+        .current_dir(cwd)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let server = Server(child);
+    let mut banner = String::new();
+    let mut rules = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("=====") {
+            rules += 1;
+            if rules == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(rules, 2, "{banner}");
+    (server, banner)
+}
+
+/// The value after `label` on its line of the banner.
+fn field(banner: &str, label: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {banner}"))
+        .trim()
+        .to_owned()
+}
+
+fn cookie_header(jar: &BTreeMap<String, String>) -> String {
+    jar.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn keep_cookies(jar: &mut BTreeMap<String, String>, resp: &reqwest::Response) {
+    for v in resp.headers().get_all("set-cookie") {
+        let kv = v.to_str().unwrap().split(';').next().unwrap();
+        let (k, val) = kv.split_once('=').unwrap();
+        jar.insert(k.to_owned(), val.to_owned());
+    }
+}
+
+/// Logs in to the portal; returns the case list page.
+async fn login_and_list(portal: &str, login: &str, password: &str) -> String {
+    let base = portal.trim_end_matches("/portal/");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut jar = BTreeMap::new();
+    let page = http
+        .get(format!("{base}/portal/login"))
+        .send()
+        .await
+        .unwrap();
+    keep_cookies(&mut jar, &page);
+    let html = page.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let resp = http
+        .post(format!("{base}/portal/login"))
+        .header("cookie", cookie_header(&jar))
+        .form(&[("login", login), ("password", password), ("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/portal/cases");
+    keep_cookies(&mut jar, &resp);
+    let list = http
+        .get(format!("{base}/portal/cases"))
+        .header("cookie", cookie_header(&jar))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    list.text().await.unwrap()
+}
+
+#[test]
+fn serve_demo_prints_the_banner_seeds_once_and_the_login_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, first) = serve_demo(dir.path());
+    for s in [
+        "ローカルでのデモ専用です",
+        "For local demos only",
+        "Demo data created.",
+        "cocoa app --home ./phones/a",
+        "cocoa app meet --home ./phones/a --home ./phones/b",
+        "register --symptoms yes",
+        "cocoa keyserver --data ./data export-now --min-age 0s",
+        "cocoa app --home ./phones/b check",
+        "/processing-number",
+    ] {
+        assert!(first.contains(s), "missing {s:?} in:\n{first}");
+    }
+    let portal = field(&first, "ポータル / Staff portal:");
+    let login = field(&first, "ログイン / Login:");
+    let password = field(&first, "パスワード / Password:");
+    let device = field(&first, "端末API鍵 / Device API key:");
+    let admin = field(&first, "機械API鍵 / Machine API key:");
+    assert!(portal.starts_with("http://127.0.0.1:") && portal.ends_with("/portal/"));
+    assert_eq!(login, "demo");
+    assert!(password.len() >= 12, "{password}");
+    assert!(device.starts_with("device_") && admin.starts_with("admin_"));
+    assert_eq!(field(&first, "確定患者 / Confirmed cases:"), "3");
+    let data = dir.path().join("data");
+    assert!(data.join("export-public-key.pem").exists());
+    assert!(data.join("issuer.sqlite3").exists());
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let list = rt.block_on(login_and_list(&portal, &login, &password));
+    assert_eq!(list.matches("横口 健太").count(), 1, "{list}");
+    drop(server);
+
+    // A second start finds everything: nothing is made twice, same login and keys.
+    let (_server, second) = serve_demo(dir.path());
+    assert!(second.contains("nothing created twice"), "{second}");
+    assert_eq!(field(&second, "確定患者 / Confirmed cases:"), "3");
+    assert_eq!(field(&second, "パスワード / Password:"), password);
+    assert_eq!(field(&second, "端末API鍵 / Device API key:"), device);
+    assert_eq!(field(&second, "機械API鍵 / Machine API key:"), admin);
+    assert!(second.contains("(id 1,"), "{second}");
+    let portal2 = field(&second, "ポータル / Staff portal:");
+    let list = rt.block_on(login_and_list(&portal2, &login, &password));
+    for name in ["横口 健太", "港 花子", "芝 一郎"] {
+        assert_eq!(list.matches(name).count(), 1, "{name}: {list}");
+    }
+}
