@@ -25,7 +25,7 @@ pub struct CanaryArgs {
     #[arg(long, value_name = "URL")]
     pub keyserver: String,
     /// The canary region's export index (default
-    /// `<keyserver>/exports/<region>/index.txt`).
+    /// `<keyserver>/exports/<region>/list.json`).
     #[arg(long, value_name = "URL")]
     pub exports: Option<String>,
     /// Admin API key of the machine API (or `COCOA_CANARY_ADMIN_API_KEY`,

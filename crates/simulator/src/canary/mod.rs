@@ -47,7 +47,8 @@ pub struct CanaryConfig {
     /// Base URL of the key server (`/v1/publish`).
     pub keyserver: reqwest::Url,
     /// The canary region's export index; default
-    /// `{keyserver}/exports/{region}/index.txt`.
+    /// `{keyserver}/exports/{region}/list.json` (COCOA's index, whose URLs
+    /// do not depend on where the index lies).
     pub exports: Option<reqwest::Url>,
     /// Admin API key of the machine API.
     pub admin_api_key: String,
@@ -96,7 +97,7 @@ impl CanaryConfig {
             return Ok(u.clone());
         }
         self.keyserver
-            .join(&format!("exports/{}/index.txt", self.region))
+            .join(&format!("exports/{}/list.json", self.region))
             .map_err(|e| format!("keyserver URL: {e}"))
     }
 }
@@ -326,7 +327,9 @@ async fn drive(
         .await?;
 
     let dir = tempfile::tempdir().ok()?;
-    let phone_clock = Arc::new(FixedClock::new(met_at - ChronoDuration::minutes(10)));
+    // The phones are set up and meet "yesterday": their clock stands just
+    // after the meeting (a phone refuses sightings from its future).
+    let phone_clock = Arc::new(FixedClock::new(met_at + ChronoDuration::minutes(30)));
     let (mut a, mut b) = run
         .step("meet", async {
             let settings = Settings {
