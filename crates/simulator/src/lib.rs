@@ -101,6 +101,23 @@ pub fn run(config: &SimConfig, progress: &dyn Progress) -> Result<Outcome, SimEr
     Ok(outcome)
 }
 
+/// Runs the simulation `config` describes against the real servers over
+/// HTTP ([`backend::Http`]: issuer and key server on a loopback port, SQLite,
+/// a clock the simulation moves). For small N.
+pub fn run_over_http(config: &SimConfig, progress: &dyn Progress) -> Result<Outcome, SimError> {
+    config.validate()?;
+    let started = Instant::now();
+    let world = World::generate(config, progress);
+    let generated = started.elapsed().as_secs_f64();
+    let mut backend = backend::Http::start(config, world.calendar)?;
+    let mut outcome = run_with_backend(config, &world, &mut backend, progress)?;
+    outcome
+        .timings
+        .phases
+        .insert(0, ("world".to_owned(), generated));
+    Ok(outcome)
+}
+
 /// Runs registrations, exports, phones and the analysis on a given world
 /// (generated, or a [`Scenario`]), with the in-process backend.
 pub fn run_world(

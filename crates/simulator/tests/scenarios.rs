@@ -168,3 +168,37 @@ fn a_sweep_trades_recall_for_precision() {
     assert!(low.notified >= s.notified && s.notified >= high.notified);
     assert_eq!(s.sweep[0].notified, s.notified);
 }
+
+/// The same city through the real servers over HTTP (issuer and key server
+/// in process on a loopback port, SQLite, their own tokens, certificates,
+/// batches, fake keys and signatures) gives the same registrations and the
+/// same notifications as the in-process backend.
+#[test]
+fn the_real_servers_over_http_warn_the_same_people() {
+    let config = SimConfig {
+        people: 2_000,
+        days: 10,
+        seed: 5,
+        registration_rate: 1.0,
+        adoption: 0.6,
+        threads: 1,
+        ..SimConfig::default()
+    };
+    let world = simulator::World::generate(&config, &NoProgress);
+    let local = run_world(&config, &world, &NoProgress).unwrap().summary;
+    let mut http = simulator::backend::Http::start(&config, world.calendar).unwrap();
+    let remote = simulator::run_with_backend(&config, &world, &mut http, &NoProgress)
+        .unwrap()
+        .summary;
+    assert!(local.registrations > 0, "the city has registrations");
+    assert_eq!(remote.registrations, local.registrations);
+    assert_eq!(remote.should_be_notified, local.should_be_notified);
+    assert_eq!(remote.notified, local.notified);
+    assert_eq!(remote.true_positives, local.true_positives);
+    assert_eq!(remote.recall, local.recall);
+    assert!(remote.files >= 1 && remote.files_refused.is_empty());
+    assert_eq!(
+        remote.server.real_keys_exported, local.server.real_keys_exported,
+        "every accepted key is exported once"
+    );
+}

@@ -22,8 +22,21 @@ pub enum MatchingArg {
     Exhaustive,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The issuer's and key server's functions in this process (any N).
+    InProcess,
+    /// The real servers over HTTP on a loopback port, SQLite (small N).
+    Http,
+}
+
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
+    /// Where phones register and download: the servers' functions in
+    /// process, or the real servers over HTTP (small N: every registration
+    /// is real requests and database writes).
+    #[arg(long, value_enum, default_value_t = BackendArg::InProcess)]
+    pub backend: BackendArg,
     /// People simulated; `adoption` of them have the app.
     #[arg(long, default_value_t = SimConfig::default().people)]
     pub devices: u32,
@@ -231,7 +244,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         b
     };
     let started = Instant::now();
-    let outcome = simulator::run(&config, &Bar(bar.clone())).map_err(|e| match e {
+    let run = match args.backend {
+        BackendArg::InProcess => simulator::run,
+        BackendArg::Http => simulator::run_over_http,
+    };
+    let outcome = run(&config, &Bar(bar.clone())).map_err(|e| match e {
         simulator::SimError::Config(c) => bad_input(c),
         other => anyhow::Error::new(other),
     })?;

@@ -9,12 +9,14 @@
 //!   validation, embargo, batching, padding, signing and zipping, called as
 //!   the functions of the `issuer` and `keyserver` crates, with simulated
 //!   time. Real export files; no sockets, no databases. For any N.
-//! - HTTP (to come once the servers land): the same trait over the issuer's
-//!   machine and device APIs and the key server's `/v1/publish` and
-//!   `/exports`, against servers started with a clock the simulation moves.
-//!   For small N, and the basis of the canary, which drives exactly this
-//!   loop against a live deployment with two synthetic phones.
+//! - [`Http`]: the same trait over the issuer's machine and device APIs and
+//!   the key server's `/v1/publish` and `/exports`, against the real servers
+//!   (every role, SQLite) started in process on a loopback port with a clock
+//!   the simulation moves. For small N. The canary ([`crate::canary`])
+//!   drives the same loop against a live deployment with two synthetic
+//!   phones.
 
+mod http;
 mod in_process;
 
 use api_types::publish::PublishKey;
@@ -23,6 +25,7 @@ use serde::Serialize;
 
 use crate::time::SimTime;
 
+pub use http::Http;
 pub use in_process::InProcess;
 
 /// A processing number as the patient receives it (SMS or e-mail).
