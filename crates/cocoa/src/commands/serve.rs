@@ -1,19 +1,30 @@
 //! `cocoa serve`: runs one role or all of them in one process, on one
-//! listener. Each role contributes an `axum::Router`; they are merged and
-//! served until Ctrl-C or SIGTERM.
+//! listener. Each role contributes an `axum::Router`; they are merged behind
+//! the operations routes (`/healthz`, `/readyz`, `/metrics`: [`ops`]) and
+//! served, over TLS when a certificate is configured ([`tls`]), until SIGTERM
+//! or Ctrl-C. Then the listener closes, requests in flight and the export
+//! cycle under way finish (up to `shutdown_grace`), and the process exits 0.
 
 pub mod config;
 pub mod demo;
+pub mod ops;
+pub mod tls;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use en_protocol::time::{Clock, SystemClock};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use config::{CocoaConfig, Overrides, Role};
+use config::{CocoaConfig, LogFormat, Overrides, Role};
 
 /// `cocoa serve` flags (each overrides the file and the environment).
 #[derive(Debug, Args)]
@@ -33,6 +44,19 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Log lines as text (default) or one JSON object a line.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// PEM certificate chain; with --tls-key the listener speaks HTTPS.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// After SIGTERM or Ctrl-C, how long to wait for requests in flight and
+    /// the export cycle under way (`30s` by default).
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
     /// Demo: every role on SQLite under the data folder, a demo health
     /// centre, a staff login and a few confirmed cases (idempotent), short
     /// export batches; prints the portal URL, the login and the next
@@ -67,17 +91,28 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Installs the log subscriber (`COCOA_LOG` or `RUST_LOG`, default `info`).
+/// Installs the log subscriber (`COCOA_LOG` or `RUST_LOG`, default `info`),
+/// as text or JSON after `COCOA_LOG_FORMAT`.
 pub fn init_logging() {
+    init_logging_as(LogFormat::from_env());
+}
+
+/// Installs the log subscriber in the given format: text, or one JSON
+/// object a line (`timestamp`, `level`, `target`, `fields.message`, the
+/// request span's method and path).
+pub fn init_logging_as(format: LogFormat) {
     let filter = std::env::var("COCOA_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     // axum's accept loop logs each client's address at trace level: never.
     let filter = format!("{filter},axum::serve=off");
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// The issuer role's state.
@@ -99,10 +134,18 @@ async fn issuer_app(
 /// Health authority ID under which the all-in-one process trusts its own issuer.
 pub const OWN_HEALTH_AUTHORITY_ID: &str = "cocoa";
 
+/// Health authority ID under which the all-in-one server trusts its own
+/// issuer's canary certificates (`[issuer.canary]`), for `cocoa canary`.
+pub const CANARY_HEALTH_AUTHORITY_ID: &str = "cocoa-canary";
+
+/// The region of the canary's keys: exported on their own, never in the
+/// files real phones download.
+pub const CANARY_REGION: &str = "canary";
+
 /// What the configured role(s) run: one merged router, and the exporter loop
 /// to run beside it.
 pub struct Roles {
-    /// Every route of the roles.
+    /// Every route of the roles, behind `/healthz`, `/readyz` and `/metrics`.
     pub router: axum::Router,
     /// The exporter, for the `exporter` and `all` roles.
     pub exporter: Option<Arc<keyserver::export::Exporter>>,
@@ -118,6 +161,7 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
     let wants = |r: Role| c.role == r || c.role == Role::All;
     let mut own_issuer = Vec::new();
     let mut issuer_state = None;
+    let mut issuer_router = None;
     if wants(Role::Issuer) {
         let app = issuer_app(c, clock.clone()).await?;
         issuer_state = Some(app.clone());
@@ -127,9 +171,25 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
             &c.issuer.certificate_issuer,
             Arc::new(move || keys.issuer.keyring().jwks()),
         ));
-        router = router.merge(issuer::router(app, c.issuer.max_body_bytes));
+        if let Some(canary) = &c.issuer.canary {
+            // Canary certificates carry their own `iss`: trusted under the
+            // canary authority only, whose keys go to the canary region.
+            let keys = app.clone();
+            own_issuer.push(
+                keyserver::trust::TrustedIssuer::in_process(
+                    CANARY_HEALTH_AUTHORITY_ID,
+                    &canary.certificate_issuer,
+                    Arc::new(move || keys.issuer.keyring().jwks()),
+                )
+                .with_region(Some(CANARY_REGION.into())),
+            );
+        }
+        let r = issuer::router(app, c.issuer.max_body_bytes);
+        issuer_router = Some(r.clone());
+        router = router.merge(r);
     }
     let mut exporter = None;
+    let mut keyserver_state = None;
     if c.role != Role::Issuer {
         let ks = keyserver::http::build(&c.keyserver, &c.data, clock, own_issuer)
             .await
@@ -137,44 +197,115 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
         if wants(Role::Keyserver) {
             router = router.merge(keyserver::router(ks.clone()));
         }
-        if c.role != Role::All {
-            // Without the issuer, the key server serves /healthz and /metrics.
-            router = router.merge(keyserver::http::ops_router(ks.clone()));
-        }
         if wants(Role::Exporter) {
             exporter = Some(ks.exporter.clone());
         }
+        keyserver_state = Some(ks);
     }
+    // One /healthz, /readyz and /metrics in front of every role's routes
+    // (the issuer's own three are shadowed, their answers reused).
+    let ops = Arc::new(ops::Ops::new(c.role, issuer_router, keyserver_state));
     Ok(Roles {
-        router,
+        router: ops::with_ops(ops, router),
         exporter,
         issuer: issuer_state,
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The stop signal: SIGTERM or SIGINT (Ctrl-C), and when it came.
+#[derive(Debug, Clone)]
+struct Shutdown(watch::Receiver<Option<Instant>>);
+
+impl Shutdown {
+    /// Installs the signal handlers now, so that a signal that arrives
+    /// while the roles start is not lost (nor kills the process outright).
+    fn install() -> std::io::Result<Self> {
+        let (tx, rx) = watch::channel(None);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            tokio::spawn(async move {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                tracing::info!(
+                    signal = name,
+                    "stopping: no new connections; finishing requests in flight and the export cycle under way"
+                );
+                let _ = tx.send(Some(Instant::now()));
+            });
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("stopping: no new connections; finishing requests in flight");
+            let _ = tx.send(Some(Instant::now()));
+        });
+        Ok(Self(rx))
+    }
+
+    /// Completes at the signal; returns when it came.
+    fn signalled(&self) -> impl Future<Output = Instant> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            match rx.wait_for(Option::is_some).await {
+                Ok(at) => at.unwrap_or_else(Instant::now),
+                // The handler is gone (the runtime is stopping): stop too.
+                Err(_) => Instant::now(),
+            }
+        }
+    }
+
+    /// Completes `grace` after the signal.
+    fn deadline(&self, grace: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let signalled = self.signalled();
+        async move { tokio::time::sleep_until(signalled.await + grace).await }
     }
 }
 
+/// Serves `router` on `listener` until `shutdown`, then waits for the
+/// connections to finish. The key server's roles (without the issuer)
+/// forget client addresses at accept; the issuer's get them as
+/// `ConnectInfo` for its rate limits.
+async fn serve_router(
+    router: axum::Router,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    anonymous: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use keyserver::http::{Anonymous, AnonymousListener};
+    match (tls, anonymous) {
+        (None, true) => {
+            axum::serve(AnonymousListener(listener), router)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        (None, false) => issuer::http::serve_router(router, listener, shutdown).await?,
+        (Some(config), true) => {
+            let tls = tls::TlsListener::new(listener, config, |_| Anonymous)?;
+            axum::serve(tls, router)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        (Some(config), false) => {
+            // `tap_io` makes the listener's address usable as `ConnectInfo`.
+            let tls = tls::TlsListener::new(listener, config, |a| a)?.tap_io(|_| {});
+            axum::serve(
+                tls,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
     let clock: Arc<dyn Clock> = match &args.now {
         Some(s) => Arc::new(OffsetClock::starting_at(
             DateTime::parse_from_rfc3339(s.trim())
@@ -198,53 +329,117 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         role: args.role,
         outbox: args.outbox,
         database_url: None,
+        log_format: args.log_format,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        shutdown_grace: args.shutdown_grace,
     };
     let (mut c, warnings) = config::load(args.config.as_deref(), &config::process_env(), &flags)?;
+    init_logging_as(c.log_format);
     for w in warnings {
         tracing::warn!("{w}");
     }
     if args.demo {
         demo::apply_settings(&mut c);
     }
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let roles = build_roles(&c, clock.clone()).await?;
-        let demo_info = if args.demo {
-            Some(demo::seed(&c, &roles).await?)
-        } else {
-            None
-        };
-        if let Some(exporter) = roles.exporter {
-            let e = &c.keyserver.export;
-            tokio::spawn(exporter.run(
-                e.interval,
-                e.min_age.as_secs() as i64,
-                std::future::pending(),
+    let tls = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(super::bad_input(
+                "TLS には tls_cert と tls_key の両方が必要です。 / TLS needs both tls_cert and tls_key (--tls-cert, --tls-key).",
             ));
         }
-        let router = roles.router;
-        let listener = tokio::net::TcpListener::bind(&c.listen)
-            .await
-            .with_context(|| format!("listening on {}", c.listen))?;
-        let addr = listener.local_addr()?;
-        // Scripts and tests read this line to learn the port.
-        println!("listening on http://{addr}");
-        if let Some(info) = &demo_info {
-            println!(
-                "{}",
-                demo::banner(info, &format!("http://{addr}"), clock.now())
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(serve(c, clock, tls, args.demo));
+    // Connections still open after the grace period end here.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn serve(
+    c: CocoaConfig,
+    clock: Arc<dyn Clock>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    demo: bool,
+) -> anyhow::Result<()> {
+    let shutdown = Shutdown::install().context("installing the signal handlers")?;
+    let roles = build_roles(&c, clock.clone()).await?;
+    let demo_info = if demo {
+        Some(demo::seed(&c, &roles).await?)
+    } else {
+        None
+    };
+    // The loop checks for the signal between cycles only: a cycle under
+    // way (a batch being built) finishes first.
+    let exporter = roles.exporter.map(|exporter| {
+        let e = &c.keyserver.export;
+        let stop = shutdown.signalled();
+        tokio::spawn(
+            exporter.run(e.interval, e.min_age.as_secs() as i64, async move {
+                stop.await;
+            }),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind(&c.listen)
+        .await
+        .with_context(|| format!("listening on {}", c.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // Scripts and tests read this line to learn the port.
+    let mut out = format!("listening on {scheme}://{addr}\n");
+    if let Some(info) = &demo_info {
+        out.push_str(&demo::banner(
+            info,
+            &format!("{scheme}://{addr}"),
+            clock.now(),
+        ));
+        out.push('\n');
+    }
+    // One write, and a reader that stops reading (closing the pipe) does
+    // not stop the server (`println!` would panic on the broken pipe).
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush());
+    }
+    tracing::info!(%addr, role = ?c.role, tls = tls.is_some(), "serving");
+    // No issuer to rate-limit clients: forget their addresses at accept.
+    let anonymous = matches!(c.role, Role::Keyserver | Role::Exporter);
+    let stop = shutdown.signalled();
+    let server = serve_router(roles.router, listener, tls, anonymous, async move {
+        stop.await;
+    });
+    let grace = c.shutdown_grace;
+    tokio::select! {
+        r = server => r?,
+        () = shutdown.deadline(grace) => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs_f64(),
+                "grace period over: closing the connections still open"
             );
         }
-        tracing::info!(%addr, role = ?c.role, "serving");
-        if c.role == Role::Keyserver || c.role == Role::Exporter {
-            // No issuer to rate-limit clients: forget their addresses at accept.
-            axum::serve(keyserver::http::AnonymousListener(listener), router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
-            return Ok(());
+    }
+    if let Some(task) = exporter {
+        tokio::select! {
+            r = task => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "exporter task ended abnormally");
+                }
+            }
+            () = shutdown.deadline(grace) => {
+                tracing::warn!(
+                    grace_seconds = grace.as_secs_f64(),
+                    "grace period over: the export cycle under way is cut short; its lease lets the next exporter redo it"
+                );
+            }
         }
-        issuer::http::serve_router(router, listener, shutdown_signal()).await
-    })
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,5 +512,99 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stats.status(), 200);
+    }
+
+    async fn get(router: &axum::Router, path: &str) -> (u16, String) {
+        use tower::ServiceExt as _;
+        let req = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_role_answers_healthz_readyz_and_metrics_once() {
+        for role in [Role::Issuer, Role::Keyserver, Role::Exporter, Role::All] {
+            let dir = tempfile::tempdir().unwrap();
+            let c = CocoaConfig {
+                data: dir.path().join("data"),
+                role,
+                ..CocoaConfig::default()
+            };
+            // Building the router panics on a duplicate route.
+            let roles = build_roles(&c, Arc::new(SystemClock)).await.unwrap();
+            assert_eq!(get(&roles.router, "/healthz").await, (200, "ok".into()));
+            assert_eq!(
+                get(&roles.router, "/readyz").await,
+                (200, "ready".into()),
+                "{role:?}"
+            );
+            let (status, metrics) = get(&roles.router, "/metrics").await;
+            assert_eq!(status, 200);
+            assert!(
+                metrics.contains("cocoa_build_info{version=\""),
+                "{role:?}: {metrics}"
+            );
+            assert!(metrics.contains("cocoa_uptime_seconds "), "{metrics}");
+            let has = |m: &str| metrics.contains(&format!("# TYPE {m} "));
+            let issuer = matches!(role, Role::Issuer | Role::All);
+            let keyserver = matches!(role, Role::Keyserver | Role::All);
+            let exporter = matches!(role, Role::Exporter | Role::All);
+            assert_eq!(has("issuer_verify_failed_total"), issuer, "{role:?}");
+            assert_eq!(has("keyserver_publish_total"), keyserver, "{role:?}");
+            assert_eq!(
+                has("keyserver_export_last_cycle_seconds"),
+                exporter,
+                "{role:?}"
+            );
+            // Each metric family once.
+            let mut types: Vec<&str> = metrics
+                .lines()
+                .filter(|l| l.starts_with("# TYPE "))
+                .collect();
+            let n = types.len();
+            types.sort_unstable();
+            types.dedup();
+            assert_eq!(types.len(), n, "{metrics}");
+            // The roles' own routes still answer behind the operations routes.
+            let (status, _) = get(&roles.router, "/no-such-path").await;
+            assert_eq!(status, 404);
+            if issuer {
+                assert_eq!(get(&roles.router, "/.well-known/jwks.json").await.0, 200);
+            }
+            if keyserver {
+                assert_eq!(get(&roles.router, "/api/stats").await.0, 200);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_fails_when_the_keyserver_database_is_gone() {
+        for role in [Role::Keyserver, Role::Exporter, Role::All] {
+            let dir = tempfile::tempdir().unwrap();
+            let c = CocoaConfig {
+                data: dir.path().join("data"),
+                role,
+                ..CocoaConfig::default()
+            };
+            let ks = keyserver::http::build(&c.keyserver, &c.data, Arc::new(SystemClock), vec![])
+                .await
+                .unwrap();
+            let router = ops::with_ops(
+                Arc::new(ops::Ops::new(role, None, Some(ks.clone()))),
+                keyserver::router(ks.clone()),
+            );
+            assert_eq!(get(&router, "/readyz").await, (200, "ready".into()));
+            ks.keyserver.store().close().await;
+            let (status, body) = get(&router, "/readyz").await;
+            assert_eq!(status, 503, "{role:?}");
+            assert!(body.contains("keyserver database"), "{body}");
+            assert_eq!(get(&router, "/healthz").await.0, 200);
+        }
     }
 }

@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// Roles `cocoa serve` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -22,6 +23,29 @@ pub enum Role {
     Exporter,
     /// Every role in one process.
     All,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `fields.message`, …),
+    /// for a log collector.
+    Json,
+}
+
+impl LogFormat {
+    /// The format named by `COCOA_LOG_FORMAT` (text when unset or unknown),
+    /// for commands that log before or without loading the configuration.
+    pub fn from_env() -> Self {
+        match std::env::var("COCOA_LOG_FORMAT").as_deref().map(str::trim) {
+            Ok("json") => Self::Json,
+            _ => Self::Text,
+        }
+    }
 }
 
 /// The whole configuration.
@@ -38,6 +62,29 @@ pub struct CocoaConfig {
     pub issuer: issuer::IssuerConfig,
     /// The keyserver and exporter roles.
     pub keyserver: keyserver::KeyserverConfig,
+    /// Log lines as text or JSON.
+    pub log_format: LogFormat,
+    /// PEM certificate chain: with `tls_key`, the listener speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// How long a stopping server waits for requests in flight and the
+    /// export cycle under way after SIGTERM or Ctrl-C (`"30s"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Seconds(n) => Ok(Duration::from_secs(n)),
+        Raw::Text(s) => keyserver::config::parse_duration(&s).map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for CocoaConfig {
@@ -48,6 +95,10 @@ impl Default for CocoaConfig {
             role: Role::All,
             issuer: issuer::IssuerConfig::default(),
             keyserver: keyserver::KeyserverConfig::default(),
+            log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -58,6 +109,10 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("COCOA_LISTEN", "listen", false),
     ("COCOA_DATA", "data", false),
     ("COCOA_ROLE", "role", false),
+    ("COCOA_LOG_FORMAT", "log_format", false),
+    ("COCOA_TLS_CERT", "tls_cert", false),
+    ("COCOA_TLS_KEY", "tls_key", false),
+    ("COCOA_SHUTDOWN_GRACE", "shutdown_grace", false),
     ("COCOA_ISSUER_DATABASE_URL", "issuer.database_url", false),
     ("COCOA_ISSUER_SECRET", "issuer.secret", false),
     ("COCOA_LINK_HOST", "issuer.link_host", false),
@@ -73,6 +128,11 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("COCOA_SMS_ACCOUNT_SID", "issuer.sms.account_sid", false),
     ("COCOA_SMS_AUTH_TOKEN", "issuer.sms.auth_token", false),
     ("COCOA_SMS_FROM", "issuer.sms.from", false),
+    (
+        "COCOA_CANARY_GATEWAY_AUTH_TOKEN",
+        "issuer.canary.gateway.auth_token",
+        false,
+    ),
     (
         "COCOA_KEYSERVER_DATABASE_URL",
         "keyserver.database_url",
@@ -108,6 +168,10 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ),
 ];
 
+/// Variables that hold a file path already: `<VAR>_FILE` would put the
+/// file's content (a private key) where a path belongs, so it is ignored.
+const ENV_PATHS: &[&str] = &["COCOA_TLS_CERT", "COCOA_TLS_KEY"];
+
 /// Variables read elsewhere (not configuration), never warned about.
 const ENV_OTHER: &[&str] = &["COCOA_CONFIG", "COCOA_TEST_DATABASE_URL", "COCOA_LOG"];
 
@@ -124,6 +188,14 @@ pub struct Overrides {
     pub outbox: Option<PathBuf>,
     /// `--database-url`.
     pub database_url: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--shutdown-grace`.
+    pub shutdown_grace: Option<String>,
 }
 
 fn set_path(root: &mut toml::Table, dotted: &str, value: toml::Value) {
@@ -170,6 +242,12 @@ pub fn load(
             continue;
         }
         let (var, from_file) = match name.strip_suffix("_FILE") {
+            Some(base) if ENV_PATHS.contains(&base) => {
+                warnings.push(format!(
+                    "{name} ignored: {base} itself names the file (a path, not its content)"
+                ));
+                continue;
+            }
             Some(base) if ENV_KEYS.iter().any(|(n, _, _)| *n == base) => (base, true),
             _ => (name.as_str(), false),
         };
@@ -216,6 +294,22 @@ pub fn load(
     }
     if let Some(v) = &flags.database_url {
         set_path(&mut root, "issuer.database_url", s(v));
+    }
+    if let Some(v) = flags.log_format {
+        let name = match v {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        set_path(&mut root, "log_format", s(name));
+    }
+    if let Some(v) = &flags.tls_cert {
+        set_path(&mut root, "tls_cert", s(&v.to_string_lossy()));
+    }
+    if let Some(v) = &flags.tls_key {
+        set_path(&mut root, "tls_key", s(&v.to_string_lossy()));
+    }
+    if let Some(v) = &flags.shutdown_grace {
+        set_path(&mut root, "shutdown_grace", s(v));
     }
     let config: CocoaConfig = toml::Value::Table(root)
         .try_into()
@@ -280,6 +374,50 @@ mod tests {
             !format!("{c:?}").contains(&"s".repeat(40)),
             "secrets never print"
         );
+    }
+
+    #[test]
+    fn operations_settings_layer_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cocoa.toml");
+        std::fs::write(
+            &file,
+            "log_format = \"json\"\nshutdown_grace = \"2m\"\ntls_cert = \"/file/cert.pem\"\n",
+        )
+        .unwrap();
+        let (c, _) = load(Some(&file), &BTreeMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(120));
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/file/cert.pem")));
+        assert_eq!(c.tls_key, None);
+        let env: BTreeMap<String, String> = [
+            ("COCOA_LOG_FORMAT", "text"),
+            ("COCOA_SHUTDOWN_GRACE", "5"),
+            ("COCOA_TLS_KEY", "/env/key.pem"),
+            ("COCOA_TLS_KEY_FILE", "/env/key-path"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        let (c, warnings) = load(Some(&file), &env, &Overrides::default()).unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/env/key.pem")));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("COCOA_TLS_KEY_FILE ignored"));
+        let flags = Overrides {
+            log_format: Some(LogFormat::Json),
+            shutdown_grace: Some("0s".into()),
+            tls_cert: Some("/flag/cert.pem".into()),
+            ..Overrides::default()
+        };
+        let (c, _) = load(Some(&file), &env, &flags).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/flag/cert.pem")));
+        let defaults = CocoaConfig::default();
+        assert_eq!(defaults.log_format, LogFormat::Text);
+        assert_eq!(defaults.shutdown_grace, Duration::from_secs(30));
     }
 
     #[test]

@@ -1,0 +1,187 @@
+//! `/healthz`, `/readyz` and `/metrics` of `cocoa serve`, once per process
+//! whatever the roles. They sit in front of the roles' routes
+//! ([`with_ops`]): the issuer's router has its own three, which these
+//! shadow, reusing its `/readyz` and `/metrics` answers.
+//!
+//! - `/healthz`: the process runs (200 `ok`).
+//! - `/readyz`: every database of the roles answers `SELECT 1` within 2 s
+//!   (200 `ready`, else 503 naming the one that did not).
+//! - `/metrics`: Prometheus text: the issuer's counters, the key server's,
+//!   the exporter's, and the process's (`cocoa_build_info`, start time,
+//!   uptime).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Request, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use en_protocol::time::{Clock as _, SystemClock};
+use tower::ServiceExt as _;
+
+use super::config::Role;
+
+/// How long `/readyz` waits for a database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Largest answer read back from the issuer's own `/readyz` or `/metrics`.
+const INNER_BODY_LIMIT: usize = 1 << 20;
+
+/// What the operations routes look at.
+#[derive(Debug)]
+pub struct Ops {
+    role: Role,
+    started: Instant,
+    started_unix: i64,
+    /// The issuer's routes (for its `/readyz` and `/metrics`), when it runs.
+    issuer: Option<Router>,
+    /// The key server's state, for the keyserver and exporter roles.
+    keyserver: Option<Arc<keyserver::http::App>>,
+    serves_keyserver: bool,
+    runs_exporter: bool,
+}
+
+impl Ops {
+    /// Operations of `role`: `issuer` is the issuer's router when it runs,
+    /// `keyserver` the key server's state when the key server or the
+    /// exporter runs.
+    pub fn new(
+        role: Role,
+        issuer: Option<Router>,
+        keyserver: Option<Arc<keyserver::http::App>>,
+    ) -> Self {
+        Self {
+            role,
+            started: Instant::now(),
+            // Wall time, not the served clock (`--now`): Prometheus compares it with its own.
+            started_unix: SystemClock.now().timestamp(),
+            issuer,
+            keyserver,
+            serves_keyserver: matches!(role, Role::Keyserver | Role::All),
+            runs_exporter: matches!(role, Role::Exporter | Role::All),
+        }
+    }
+}
+
+/// `roles` behind the operations routes: `/healthz`, `/readyz` and
+/// `/metrics` answer here, every other path goes to `roles`.
+pub fn with_ops(ops: Arc<Ops>, roles: Router) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+        .fallback_service(roles)
+}
+
+/// GETs `path` from the issuer's own routes: (status, body).
+async fn ask_issuer(issuer: &Router, path: &str) -> (StatusCode, String) {
+    let req = match Request::get(path).body(Body::empty()) {
+        Ok(r) => r,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+    };
+    let Ok(resp) = issuer.clone().oneshot(req).await;
+    let status = resp.status();
+    match axum::body::to_bytes(resp.into_body(), INNER_BODY_LIMIT).await {
+        Ok(b) => (status, String::from_utf8_lossy(&b).into_owned()),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+    }
+}
+
+/// Whether the key server's database answers `SELECT 1` in time.
+async fn keyserver_ready(ks: &keyserver::http::App) -> Result<(), &'static str> {
+    let ping = sqlx::query("SELECT 1").execute(ks.keyserver.store().pool());
+    match tokio::time::timeout(READY_TIMEOUT, ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: keyserver database");
+            Err("keyserver database unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("not ready: keyserver database timed out");
+            Err("keyserver database timed out")
+        }
+    }
+}
+
+async fn readyz(State(ops): State<Arc<Ops>>) -> (StatusCode, String) {
+    let issuer = async {
+        match &ops.issuer {
+            // The issuer's own check pings its database with the same timeout.
+            Some(r) => {
+                match tokio::time::timeout(READY_TIMEOUT * 2, ask_issuer(r, "/readyz")).await {
+                    Ok((StatusCode::OK, _)) => Ok(()),
+                    Ok((_, body)) => Err(format!("issuer: {}", body.trim())),
+                    Err(_) => Err("issuer: database timed out".to_owned()),
+                }
+            }
+            None => Ok(()),
+        }
+    };
+    let keyserver = async {
+        match &ops.keyserver {
+            Some(ks) => keyserver_ready(ks).await.map_err(str::to_owned),
+            None => Ok(()),
+        }
+    };
+    let (i, k) = tokio::join!(issuer, keyserver);
+    let problems: Vec<String> = [i, k].into_iter().filter_map(Result::err).collect();
+    if problems.is_empty() {
+        (StatusCode::OK, "ready".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("; "))
+    }
+}
+
+/// The process's own metrics.
+fn process_metrics(ops: &Ops) -> String {
+    let role = match ops.role {
+        Role::Issuer => "issuer",
+        Role::Keyserver => "keyserver",
+        Role::Exporter => "exporter",
+        Role::All => "all",
+    };
+    format!(
+        "# HELP cocoa_build_info The running version and role(s).\n\
+         # TYPE cocoa_build_info gauge\n\
+         cocoa_build_info{{version=\"{}\",role=\"{role}\"}} 1\n\
+         # HELP process_start_time_seconds Start time of the process since the unix epoch.\n\
+         # TYPE process_start_time_seconds gauge\n\
+         process_start_time_seconds {}\n\
+         # HELP cocoa_uptime_seconds Seconds since the process started.\n\
+         # TYPE cocoa_uptime_seconds gauge\n\
+         cocoa_uptime_seconds {:.3}\n",
+        env!("CARGO_PKG_VERSION"),
+        ops.started_unix,
+        ops.started.elapsed().as_secs_f64(),
+    )
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    let mut text = String::new();
+    if let Some(issuer) = &ops.issuer {
+        let (status, body) = ask_issuer(issuer, "/metrics").await;
+        if status == StatusCode::OK {
+            text.push_str(&body);
+        }
+    }
+    if let Some(ks) = &ops.keyserver {
+        if ops.serves_keyserver {
+            text.push_str(&ks.keyserver.metrics.render());
+        }
+        if ops.runs_exporter {
+            text.push_str(&ks.exporter.metrics.render());
+        }
+    }
+    text.push_str(&process_metrics(&ops));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
