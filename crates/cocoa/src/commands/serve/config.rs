@@ -172,8 +172,17 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
 /// file's content (a private key) where a path belongs, so it is ignored.
 const ENV_PATHS: &[&str] = &["COCOA_TLS_CERT", "COCOA_TLS_KEY"];
 
-/// Variables read elsewhere (not configuration), never warned about.
+/// Variables read elsewhere (not configuration), never warned about;
+/// those starting with [`ENV_OTHER_PREFIXES`] too.
 const ENV_OTHER: &[&str] = &["COCOA_CONFIG", "COCOA_TEST_DATABASE_URL", "COCOA_LOG"];
+
+/// `cocoa canary`'s own variables (`COCOA_CANARY_ADMIN_API_KEY`, ...), which
+/// may share an environment with `cocoa serve`.
+const ENV_OTHER_PREFIXES: &[&str] = &[
+    "COCOA_CANARY_ADMIN",
+    "COCOA_CANARY_DEVICE",
+    "COCOA_CANARY_RECEIVER",
+];
 
 /// Command-line values that override everything else.
 #[derive(Debug, Default, Clone)]
@@ -239,6 +248,9 @@ pub fn load(
     };
     for (name, value) in env {
         if !name.starts_with("COCOA_") || ENV_OTHER.contains(&name.as_str()) {
+            continue;
+        }
+        if ENV_OTHER_PREFIXES.iter().any(|p| name.starts_with(p)) {
             continue;
         }
         let (var, from_file) = match name.strip_suffix("_FILE") {
