@@ -522,3 +522,201 @@ async fn canary_cases_are_refused_without_a_canary_channel() {
         assert_eq!(h.count("cases").await, 0, "nothing stored");
     }
 }
+
+/// A port with nothing listening.
+async fn closed_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// An SMS gateway that sends the message but answers only after `delay`.
+async fn slow_gateway(delay: std::time::Duration) -> (String, Arc<Mutex<Vec<String>>>) {
+    use axum::extract::{Form, State};
+    type Got = Arc<Mutex<Vec<String>>>;
+    async fn messages(
+        State((got, delay)): State<(Got, std::time::Duration)>,
+        Form(f): Form<std::collections::HashMap<String, String>>,
+    ) -> (axum::http::StatusCode, &'static str) {
+        // It sends the message, but its answer comes too late.
+        got.lock().unwrap().push(f["Body"].clone());
+        tokio::time::sleep(delay).await;
+        (axum::http::StatusCode::CREATED, r#"{"sid":"SM1"}"#)
+    }
+    let got: Got = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            axum::routing::post(messages),
+        )
+        .with_state((got.clone(), delay));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, got)
+}
+
+/// An SMTP server that accepts connections and never says a word.
+async fn silent_smtp() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    port
+}
+
+fn twilio(base: String) -> TwilioConfig {
+    TwilioConfig {
+        base_url: base,
+        account_sid: "AC1".into(),
+        auth_token: "tok".to_owned().into(),
+        from: "+815000000000".into(),
+    }
+}
+
+fn smtp(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "HER-SYS <noreply@example.jp>".into(),
+    }
+}
+
+/// The number in a message body.
+fn number_in(body: &str) -> String {
+    body.split("処理番号: ").nth(1).unwrap()[..8].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_down_or_slow_are_reported_and_leave_no_live_number() {
+    let timeout = std::time::Duration::from_millis(700);
+    let (slow_base, slow_got) = slow_gateway(std::time::Duration::from_secs(2)).await;
+    let down_sms = format!("http://127.0.0.1:{}", closed_port().await);
+    let down_smtp = closed_port().await;
+    let silent = silent_smtp().await;
+    for db in backends().await {
+        slow_got.lock().unwrap().clear();
+        let cases: [(&str, Sender, bool); 4] = [
+            (
+                "sms gateway down",
+                Sender::Twilio(Arc::new(
+                    TwilioSender::with_timeout(twilio(down_sms.clone()), timeout).unwrap(),
+                )),
+                true,
+            ),
+            (
+                "sms gateway slow",
+                Sender::Twilio(Arc::new(
+                    TwilioSender::with_timeout(twilio(slow_base.clone()), timeout).unwrap(),
+                )),
+                true,
+            ),
+            (
+                "smtp server down",
+                Sender::Smtp(Arc::new(
+                    SmtpSender::with_timeout(&smtp(down_smtp), timeout).unwrap(),
+                )),
+                false,
+            ),
+            (
+                "smtp server silent",
+                Sender::Smtp(Arc::new(
+                    SmtpSender::with_timeout(&smtp(silent), timeout).unwrap(),
+                )),
+                false,
+            ),
+        ];
+        for (what, sender, sms) in cases {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let fine = Sender::Memory(sent.clone());
+            let broken = if sms {
+                Delivery {
+                    sms: sender,
+                    email: fine.clone(),
+                    canary: None,
+                }
+            } else {
+                Delivery {
+                    sms: fine.clone(),
+                    email: sender,
+                    canary: None,
+                }
+            };
+            let h = start_with(
+                &db,
+                Options {
+                    delivery: Some(broken),
+                    ..Default::default()
+                },
+            )
+            .await;
+            let mut c = case_json();
+            if !sms {
+                c["mobile"] = serde_json::Value::Null;
+                c["email"] = "kenta@example.jp".into();
+            }
+            let id = h.create_case(&c).await;
+            let started = std::time::Instant::now();
+            let r = h.issue(id, "first").await;
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{what}: the issuer gives up in time"
+            );
+            // Reported to staff: 502 with the reason, recorded for the portal.
+            assert_eq!(
+                (r.status, r.body["errorCode"].as_str()),
+                (502, Some("delivery_failed")),
+                "{what} {}: {}",
+                h.label,
+                r.body
+            );
+            let hist = h
+                .app
+                .issuer
+                .store()
+                .issuance_history(id, h.app.issuer.now())
+                .await
+                .unwrap();
+            assert_eq!(hist.len(), 1, "{what}");
+            assert_eq!(hist[0].delivery_status, "failed", "{what}");
+            assert_eq!(hist[0].state.as_str(), "expired", "{what}: not left live");
+            assert!(!hist[0].delivery_error.as_deref().unwrap().is_empty());
+            // The same request again: the stored answer, nothing sent.
+            let again = h.issue(id, "first").await;
+            assert_eq!(again.status, 502, "{what}");
+            assert_eq!(
+                h.app
+                    .issuer
+                    .store()
+                    .issuance_history(id, h.app.issuer.now())
+                    .await
+                    .unwrap()
+                    .len(),
+                1,
+                "{what}: no second attempt on a replay"
+            );
+            if what == "sms gateway slow" {
+                // The gateway did send the message whose answer was lost:
+                // the person holds a number that is already dead.
+                let late = slow_got.lock().unwrap().clone();
+                assert_eq!(late.len(), 1, "the message went out");
+                let r = h.verify(&number_in(&late[0])).await;
+                assert_eq!(r.status, 400, "{}: {}", h.label, r.body);
+                assert_eq!(
+                    r.body["errorCode"], "code_expired",
+                    "withdrawn: the phone says to ask for a new number"
+                );
+            }
+            assert!(
+                sent.lock().unwrap().is_empty(),
+                "{what}: no other channel used"
+            );
+        }
+    }
+}

@@ -51,6 +51,7 @@ fn default_port() -> u16 {
 pub struct SmtpSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: lettre::message::Mailbox,
+    timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -62,8 +63,17 @@ impl std::fmt::Debug for SmtpSender {
 }
 
 impl SmtpSender {
-    /// Builds the transport (connections are opened per message).
+    /// Builds the transport (connections are opened per message), with a
+    /// 20 s timeout.
     pub fn new(c: &SmtpConfig) -> Result<Self, DeliveryError> {
+        Self::with_timeout(c, std::time::Duration::from_secs(20))
+    }
+
+    /// The same, giving up on the server after `timeout`.
+    pub fn with_timeout(
+        c: &SmtpConfig,
+        timeout: std::time::Duration,
+    ) -> Result<Self, DeliveryError> {
         let err = |e: &dyn std::fmt::Display| DeliveryError(format!("smtp: {e}"));
         let mut b = match c.tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
@@ -74,13 +84,14 @@ impl SmtpSender {
             }
         }
         .port(c.port)
-        .timeout(Some(std::time::Duration::from_secs(20)));
+        .timeout(Some(timeout));
         if let (Some(u), Some(p)) = (&c.username, &c.password) {
             b = b.credentials(Credentials::new(u.clone(), p.expose_secret().to_owned()));
         }
         Ok(Self {
             transport: b.build(),
             from: c.from.parse().map_err(|e| err(&e))?,
+            timeout,
         })
     }
 
@@ -96,10 +107,17 @@ impl SmtpSender {
             .header(ContentType::TEXT_PLAIN)
             .body(msg.body.clone())
             .map_err(|e| DeliveryError(format!("smtp: {e}")))?;
-        self.transport
-            .send(email)
-            .await
-            .map(|_| ())
-            .map_err(|e| DeliveryError(format!("smtp: {e}")))
+        // lettre's own timeout covers reads and writes once the session is
+        // under way, not a server that accepts and never greets: bound the
+        // whole exchange too.
+        match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
+            Ok(sent) => sent
+                .map(|_| ())
+                .map_err(|e| DeliveryError(format!("smtp: {e}"))),
+            Err(_) => Err(DeliveryError(format!(
+                "smtp: no answer within {} s",
+                self.timeout.as_secs_f64()
+            ))),
+        }
     }
 }

@@ -33,8 +33,18 @@ pub struct TwilioSender {
 impl TwilioSender {
     /// A client with a 20 s timeout.
     pub fn new(config: TwilioConfig) -> Result<Self, DeliveryError> {
+        Self::with_timeout(config, std::time::Duration::from_secs(20))
+    }
+
+    /// A client giving up on the gateway after `timeout` (the message then
+    /// counts as undelivered and its number is withdrawn, even if the
+    /// gateway sends it later).
+    pub fn with_timeout(
+        config: TwilioConfig,
+        timeout: std::time::Duration,
+    ) -> Result<Self, DeliveryError> {
         let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(20))
+            .timeout(timeout)
             .build()
             .map_err(|e| DeliveryError(format!("sms: {e}")))?;
         Ok(Self { client, config })
