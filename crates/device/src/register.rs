@@ -19,9 +19,11 @@
 //! | `published` | nothing: done | used |
 //!
 //! Each step carries the same `Idempotency-Key` on every retry, so an issuer
-//! that remembers it can answer a repeat whose first answer was lost; one
-//! that does not answers `code_invalid`, and the app then says that the lost
-//! attempt may have used the number and asks for a new one.
+//! that remembers it answers a repeat whose first answer was lost — the
+//! cocoa-rs issuer does: a fresh token for the same number, a certificate
+//! again for the same token and key HMAC. One that does not answers
+//! `code_invalid`, and the app then says that the lost attempt may have used
+//! the number and asks for a new one.
 //!
 //! # What leaves the phone
 //!

@@ -684,6 +684,22 @@ impl Issuer {
         code: &str,
         accept: Option<&[String]>,
     ) -> Result<(ReportType, String)> {
+        self.verify_or_replay(code, accept, None).await
+    }
+
+    /// [`verify`](Self::verify) with the device's `Idempotency-Key`: the
+    /// retry of a claim whose answer was lost (same code, same key, token
+    /// unspent) gets a fresh token instead of `code_invalid`, so a lost
+    /// answer does not burn the number (issue 5); the lost token stops
+    /// working. Without the key, or with another one, a used number stays
+    /// `code_invalid`.
+    #[instrument(skip_all)]
+    pub async fn verify_or_replay(
+        &self,
+        code: &str,
+        accept: Option<&[String]>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(ReportType, String)> {
         let accept = parse_accept(accept)?;
         let (column, hmac) = match codes::normalise_code(code).ok_or(Error::CodeInvalid)? {
             TypedCode::Number(n) => (CodeColumn::Number, self.hasher.hash(CodeKind::Number, &n)),
@@ -691,14 +707,20 @@ impl Issuer {
         };
         let token = self.with_rng(|r| codes::random_secret(r, 32));
         let now = self.now();
+        // Bound to the code, so the key alone opens nothing.
+        let retry = idempotency_key.map(|k| {
+            self.hasher
+                .hash(CodeKind::Retry, &format!("verify\n{hmac}\n{k}"))
+        });
         let claim = self
             .store
-            .claim(
+            .claim_or_replay(
                 column,
                 &hmac,
                 &accept,
                 &self.hasher.hash(CodeKind::Token, &token),
                 now + TOKEN_LIFETIME_SECONDS,
+                retry.as_deref(),
                 now,
             )
             .await?;
@@ -720,6 +742,20 @@ impl Issuer {
     /// the key HMAC. No onset date is in it.
     #[instrument(skip_all)]
     pub async fn certificate(&self, token: &str, ekeyhmac: &str) -> Result<String> {
+        self.certificate_or_replay(token, ekeyhmac, None).await
+    }
+
+    /// [`certificate`](Self::certificate) with the device's
+    /// `Idempotency-Key`: the retry of a certificate request whose answer was
+    /// lost (same token, same key, same `ekeyhmac`, within the token's 24 h)
+    /// is signed again — for the same keys — instead of `token_invalid`.
+    #[instrument(skip_all)]
+    pub async fn certificate_or_replay(
+        &self,
+        token: &str,
+        ekeyhmac: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<String> {
         let mac = base64::engine::general_purpose::STANDARD
             .decode(ekeyhmac.trim())
             .map_err(|_| Error::HmacInvalid)?;
@@ -730,9 +766,16 @@ impl Issuer {
             return Err(Error::TokenInvalid);
         }
         let now = self.now();
+        let token_hmac = self.hasher.hash(CodeKind::Token, token);
+        let retry = idempotency_key.map(|k| {
+            self.hasher.hash(
+                CodeKind::Retry,
+                &format!("certificate\n{token_hmac}\n{k}\n{}", ekeyhmac.trim()),
+            )
+        });
         let (report_type, canary) = match self
             .store
-            .redeem_token(&self.hasher.hash(CodeKind::Token, token), now)
+            .redeem_or_replay(&token_hmac, retry.as_deref(), now)
             .await?
         {
             Redeem::Redeemed {

@@ -424,3 +424,100 @@ async fn signing_keys_rotate_with_overlap() {
         );
     }
 }
+
+/// A phone whose answer was lost retries with the same `Idempotency-Key`
+/// (the device sends `{registration key}-verify` / `-certificate`): the
+/// issuer recognises the retry, so a lost answer does not burn the number.
+#[tokio::test]
+async fn a_retry_after_a_lost_answer_does_not_burn_the_number() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let case_id = h.create_case(&case_json()).await;
+        h.issue(case_id, "a").await;
+        let (number, _) = h.last_number();
+        let verify = |key: Option<&'static str>| {
+            let body = serde_json::json!({"code": number, "accept": ["confirmed"]}).to_string();
+            let h = &h;
+            async move { h.post("/api/verify", Some(&h.device_key), key, &body).await }
+        };
+        let first = verify(Some("0123456789abcdef0123456789abcdef-verify")).await;
+        assert_eq!(first.status, 200, "{}", h.label);
+        let lost = first.body["token"].as_str().unwrap().to_owned();
+        // The answer was lost: the same request again gets a fresh token.
+        let retry = verify(Some("0123456789abcdef0123456789abcdef-verify")).await;
+        assert_eq!(retry.status, 200, "{}: {}", h.label, retry.body);
+        let token = retry.body["token"].as_str().unwrap().to_owned();
+        assert_ne!(token, lost);
+        assert_eq!(retry.body["testtype"], "confirmed");
+        // Anyone else — another key, or none — still finds the number used.
+        let other = verify(Some("ffffffffffffffffffffffffffffffff-verify")).await;
+        assert_eq!(other.body["errorCode"], "code_invalid");
+        assert_eq!(verify(None).await.body["errorCode"], "code_invalid");
+        // The lost token stopped working; the fresh one works.
+        let mac = hmac32();
+        assert_eq!(
+            h.certificate(&lost, &mac).await.body["errorCode"],
+            "token_invalid"
+        );
+        let cert = |key: Option<&'static str>, mac: String| {
+            let body = serde_json::json!({"token": token, "ekeyhmac": mac}).to_string();
+            let h = &h;
+            async move {
+                h.post("/api/certificate", Some(&h.device_key), key, &body)
+                    .await
+            }
+        };
+        let c1 = cert(
+            Some("0123456789abcdef0123456789abcdef-certificate"),
+            mac.clone(),
+        )
+        .await;
+        assert_eq!(c1.status, 200, "{}: {}", h.label, c1.body);
+        // The certificate answer was lost too: signed again, same keys.
+        let c2 = cert(
+            Some("0123456789abcdef0123456789abcdef-certificate"),
+            mac.clone(),
+        )
+        .await;
+        assert_eq!(c2.status, 200, "{}: {}", h.label, c2.body);
+        let claims = |r: &common::Reply| {
+            use base64::Engine as _;
+            let jwt = r.body["certificate"].as_str().unwrap();
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap())
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&payload).unwrap()
+        };
+        assert_eq!(claims(&c1)["tekmac"], claims(&c2)["tekmac"]);
+        // Not for other keys of the device, nor without the key.
+        assert_eq!(
+            cert(Some("0123456789abcdef0123456789abcdef-certificate"), {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+            })
+            .await
+            .body["errorCode"],
+            "token_invalid",
+            "another ekeyhmac"
+        );
+        assert_eq!(
+            cert(None, mac.clone()).await.body["errorCode"],
+            "token_invalid"
+        );
+        // Once the token is spent, verify retries stop working too.
+        assert_eq!(
+            verify(Some("0123456789abcdef0123456789abcdef-verify"))
+                .await
+                .body["errorCode"],
+            "code_invalid"
+        );
+        // And after the token's 24 h, no certificate replay.
+        h.clock.advance(chrono::Duration::hours(25));
+        assert_eq!(
+            cert(Some("0123456789abcdef0123456789abcdef-certificate"), mac)
+                .await
+                .body["errorCode"],
+            "token_invalid"
+        );
+    }
+}

@@ -160,6 +160,9 @@ pub enum CodeKind {
     ApiKey,
     /// Staff portal session id.
     Session,
+    /// A device's `Idempotency-Key` (with what it is bound to), kept so
+    /// that a retry after a lost answer is recognised.
+    Retry,
 }
 
 impl CodeKind {
@@ -170,6 +173,7 @@ impl CodeKind {
             Self::Token => b"cocoa-issuer/token\0",
             Self::ApiKey => b"cocoa-issuer/api-key\0",
             Self::Session => b"cocoa-issuer/session\0",
+            Self::Retry => b"cocoa-issuer/retry\0",
         }
     }
 }

@@ -25,12 +25,23 @@ async fn gate(app: &App, ip: ClientIp, key: &ApiKeyHeader) -> Result<()> {
     Ok(())
 }
 
+/// The device's `Idempotency-Key` (the same on every retry of a step), when
+/// well formed: 16 to 128 printable ASCII characters. A malformed one is
+/// ignored (the request is then an ordinary first attempt).
+fn retry_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| (16..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+}
+
 /// `POST /api/verify`.
 #[instrument(skip_all)]
 pub(super) async fn verify(
     State(app): State<Arc<App>>,
     ip: ClientIp,
     key: ApiKeyHeader,
+    headers: axum::http::HeaderMap,
     body: Result<JsonBody<VerifyRequest>>,
 ) -> Result<Json<VerifyResponse>> {
     gate(&app, ip, &key).await?;
@@ -39,7 +50,11 @@ pub(super) async fn verify(
     app.limits
         .check_failure_budget(ip.0, now)
         .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    match app.issuer.verify(&req.code, req.accept.as_deref()).await {
+    match app
+        .issuer
+        .verify_or_replay(&req.code, req.accept.as_deref(), retry_key(&headers))
+        .await
+    {
         Ok((report_type, token)) => Ok(Json(VerifyResponse {
             testtype: report_type.as_str().to_owned(),
             symptom_date: None,
@@ -61,11 +76,15 @@ pub(super) async fn certificate(
     State(app): State<Arc<App>>,
     ip: ClientIp,
     key: ApiKeyHeader,
+    headers: axum::http::HeaderMap,
     body: Result<JsonBody<CertificateRequest>>,
 ) -> Result<Json<CertificateResponse>> {
     gate(&app, ip, &key).await?;
     let JsonBody(req) = body?;
-    let certificate = app.issuer.certificate(&req.token, &req.ekeyhmac).await?;
+    let certificate = app
+        .issuer
+        .certificate_or_replay(&req.token, &req.ekeyhmac, retry_key(&headers))
+        .await?;
     Ok(Json(CertificateResponse {
         certificate,
         padding: app.issuer.padding(),

@@ -593,6 +593,34 @@ impl Store {
         token_expires_at: i64,
         now: i64,
     ) -> Result<Claim, StoreError> {
+        self.claim_or_replay(
+            column,
+            code_hmac,
+            accept,
+            token_hmac,
+            token_expires_at,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// [`claim`](Self::claim), remembering `retry_hmac` (the HMAC of the
+    /// device's `Idempotency-Key`): a later call with the same code and the
+    /// same key, while the token is unspent and within its lifetime, is the
+    /// retry of a lost answer and gets `token_hmac` as the new token (the
+    /// lost one stops working) instead of `Invalid`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_or_replay(
+        &self,
+        column: CodeColumn,
+        code_hmac: &str,
+        accept: &[ReportType],
+        token_hmac: &str,
+        token_expires_at: i64,
+        retry_hmac: Option<&str>,
+        now: i64,
+    ) -> Result<Claim, StoreError> {
         let col = match column {
             CodeColumn::Number => "number_hmac",
             CodeColumn::Link => "link_hmac",
@@ -607,7 +635,8 @@ impl Store {
         let won = {
             let _turn = self.write_turn().await;
             sqlx::query(&format!(
-                "UPDATE issuances SET state = 'used', used_at = $1, token_hmac = $5, token_expires_at = $6 \
+                "UPDATE issuances SET state = 'used', used_at = $1, token_hmac = $5, token_expires_at = $6, \
+                 claim_key_hmac = $7 \
                  WHERE {col} = $2 AND state = 'issued' AND expires_at > $1 \
                  AND (report_type = $3 OR report_type = $4) RETURNING id, report_type"
             ))
@@ -617,8 +646,33 @@ impl Store {
             .bind(a2)
             .bind(token_hmac)
             .bind(token_expires_at)
+            .bind(retry_hmac)
             .fetch_optional(&self.pool)
             .await?
+        };
+        let won = match (won, retry_hmac) {
+            (Some(row), _) => Some(row),
+            // The retry of a claim whose answer was lost: same code, same
+            // key, token not yet spent and still within its lifetime.
+            (None, Some(retry)) => {
+                let _turn = self.write_turn().await;
+                sqlx::query(&format!(
+                    "UPDATE issuances SET token_hmac = $3, token_expires_at = $4 \
+                     WHERE {col} = $2 AND state = 'used' AND claim_key_hmac = $5 \
+                     AND token_used_at IS NULL AND token_expires_at > $1 \
+                     AND (report_type = $6 OR report_type = $7) RETURNING id, report_type"
+                ))
+                .bind(now)
+                .bind(code_hmac)
+                .bind(token_hmac)
+                .bind(token_expires_at)
+                .bind(retry)
+                .bind(a1)
+                .bind(a2)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            (None, None) => None,
         };
         if let Some(row) = won {
             let id: i64 = row.try_get("id")?;
@@ -655,16 +709,48 @@ impl Store {
 
     /// Spends a verification token (single use, 24 h).
     pub async fn redeem_token(&self, token_hmac: &str, now: i64) -> Result<Redeem, StoreError> {
+        self.redeem_or_replay(token_hmac, None, now).await
+    }
+
+    /// [`redeem_token`](Self::redeem_token), remembering `retry_hmac` (the
+    /// HMAC of the device's `Idempotency-Key` and the key HMAC it sent): a
+    /// later call with the same token and the same `retry_hmac`, within the
+    /// token's lifetime, is the retry of a lost answer and redeems again
+    /// (a certificate for the same keys) instead of `Invalid`.
+    pub async fn redeem_or_replay(
+        &self,
+        token_hmac: &str,
+        retry_hmac: Option<&str>,
+        now: i64,
+    ) -> Result<Redeem, StoreError> {
         let row = {
             let _turn = self.write_turn().await;
             sqlx::query(
-                "UPDATE issuances SET token_used_at = $1 WHERE token_hmac = $2 AND token_used_at IS NULL \
+                "UPDATE issuances SET token_used_at = $1, certificate_key_hmac = $3 \
+                 WHERE token_hmac = $2 AND token_used_at IS NULL \
                  AND token_expires_at > $1 RETURNING report_type, channel",
             )
             .bind(now)
             .bind(token_hmac)
+            .bind(retry_hmac)
             .fetch_optional(&self.pool)
             .await?
+        };
+        let row = match (row, retry_hmac) {
+            (Some(row), _) => Some(row),
+            (None, Some(retry)) => {
+                sqlx::query(
+                    "SELECT report_type, channel FROM issuances WHERE token_hmac = $1 \
+                     AND token_used_at IS NOT NULL AND certificate_key_hmac = $2 \
+                     AND token_expires_at > $3",
+                )
+                .bind(token_hmac)
+                .bind(retry)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            (None, None) => None,
         };
         if let Some(row) = row {
             let rt: String = row.try_get("report_type")?;
