@@ -480,7 +480,7 @@ async fn a_retry_after_a_lost_answer_does_not_burn_the_number() {
         )
         .await;
         assert_eq!(c2.status, 200, "{}: {}", h.label, c2.body);
-        let claims = |r: &common::Reply| {
+        let claims = |r: &Reply| {
             use base64::Engine as _;
             let jwt = r.body["certificate"].as_str().unwrap();
             let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
