@@ -12,11 +12,15 @@
 //! all-zero salt fixed by the spec, the salt's HMAC pads are compressed once
 //! per process, and every derivation costs exactly six compressions (two for
 //! Extract, two to key HMAC with the PRK, two for Expand's single block). The
-//! `hkdf` crate is kept as the reference the tests compare against.
+//! matcher's path ([`diagnosis_key_rpi_cipher`]) also builds every block once,
+//! straight in the type `sha2` takes, with the key-independent ones (padding,
+//! Expand's message) precomputed, and keeps only the AES encryption key
+//! schedule. The `hkdf` crate is kept as the reference the tests compare
+//! against.
 
 use std::sync::OnceLock;
 
-use aes::Aes128;
+use aes::Aes128Enc;
 use aes::cipher::{BlockEncrypt, KeyInit};
 
 use crate::keys::{Aem, Aemk, BluetoothMetadata, Rpi, Rpik, Tek};
@@ -78,25 +82,6 @@ fn digest_bytes(state: [u32; 8]) -> [u8; 32] {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
     out
-}
-
-/// `HMAC-SHA256(key, msg)` for a 32-byte key and a one-block message, in
-/// two calls of two blocks each (key pad, then message).
-fn hmac_short(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(key) {
-        *i ^= k;
-        *o ^= k;
-    }
-    let mut inner = SHA256_IV;
-    compress_blocks(&mut inner, &[ipad, final_block(msg, 64 + msg.len() as u64)]);
-    let mut outer = SHA256_IV;
-    compress_blocks(
-        &mut outer,
-        &[opad, final_block(&digest_bytes(inner), 64 + 32)],
-    );
-    digest_bytes(outer)
 }
 
 /// The SHA-256 state after absorbing one 64-byte block `key ^ pad`
@@ -171,18 +156,96 @@ impl Drop for Prk {
 /// without wiping the intermediate values, which anyone can derive once the
 /// key is published.
 pub fn diagnosis_key_rpi_cipher(key: &Tek) -> RpiCipher {
-    // Extract, then Expand's one block as a plain HMAC: four calls into
-    // `sha2` for the six compressions.
+    diagnosis_key_rpi_cipher_bytes(key.as_bytes())
+}
+
+// generic-array 0.14 is marked deprecated in favour of 1.x, but it is what
+// sha2 0.10's compression API takes.
+#[allow(deprecated)]
+type ShaBlock = sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64>;
+
+/// A block holding the 32-byte words of `words`, each XORed with `xor`,
+/// then `tail` (SHA-256 padding or HMAC key padding).
+#[inline(always)]
+#[allow(deprecated)]
+fn words_block(words: &[u32; 8], xor: u32, tail: &[u8; 32]) -> ShaBlock {
+    let mut block = ShaBlock::default();
+    for (chunk, word) in block[..32].chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&(word ^ xor).to_be_bytes());
+    }
+    block[32..].copy_from_slice(tail);
+    block
+}
+
+/// The blocks of the hot path that do not depend on the key: the padding
+/// after a 32-byte digest that follows a 64-byte key block, the HMAC key
+/// pads of a 32-byte key, and HKDF-Expand's message for the RPIK,
+/// `"EN-RPIK" || 0x01`, after the key block.
+struct Constants {
+    digest_tail: [u8; 32],
+    ipad_tail: [u8; 32],
+    opad_tail: [u8; 32],
+    rpik_info: ShaBlock,
+}
+
+#[allow(deprecated)]
+fn constants() -> &'static Constants {
+    static CONSTANTS: OnceLock<Constants> = OnceLock::new();
+    CONSTANTS.get_or_init(|| {
+        let mut digest_tail = [0u8; 32];
+        digest_tail.copy_from_slice(&final_block(&[0; 32], 64 + 32)[32..]);
+        let mut info = [0u8; 8];
+        info[..7].copy_from_slice(RPIK_INFO);
+        info[7] = 0x01;
+        Constants {
+            digest_tail,
+            ipad_tail: [0x36; 32],
+            opad_tail: [0x5c; 32],
+            rpik_info: final_block(&info, 64 + 8).into(),
+        }
+    })
+}
+
+/// [`diagnosis_key_rpi_cipher`] from the key's bytes: six compressions in
+/// four calls into `sha2`, each block built once, straight in the type
+/// `sha2` takes.
+#[inline]
+#[allow(deprecated)]
+pub(crate) fn diagnosis_key_rpi_cipher_bytes(tek: &[u8; 16]) -> RpiCipher {
     let (zi, zo) = zero_salt_states();
-    let prk = finish(*zo, &finish(*zi, key.as_bytes(), 64 + 16), 64 + 32);
-    let mut info = [0u8; 8];
-    info[..7].copy_from_slice(RPIK_INFO);
-    info[7] = 0x01;
-    let t1 = hmac_short(&prk, &info);
+    let c = constants();
+    // Extract: PRK = HMAC(0^32, TEK).
+    let mut block = ShaBlock::default();
+    block[..16].copy_from_slice(tek);
+    block[16] = 0x80;
+    block[56..].copy_from_slice(&((64u64 + 16) * 8).to_be_bytes());
+    let mut inner = *zi;
+    sha2::compress256(&mut inner, std::slice::from_ref(&block));
+    let mut prk = *zo;
+    sha2::compress256(
+        &mut prk,
+        std::slice::from_ref(&words_block(&inner, 0, &c.digest_tail)),
+    );
+    // Expand's one block: T(1) = HMAC(PRK, "EN-RPIK" || 0x01).
+    let mut inner = SHA256_IV;
+    sha2::compress256(
+        &mut inner,
+        &[words_block(&prk, 0x3636_3636, &c.ipad_tail), c.rpik_info],
+    );
+    let mut outer = SHA256_IV;
+    sha2::compress256(
+        &mut outer,
+        &[
+            words_block(&prk, 0x5c5c_5c5c, &c.opad_tail),
+            words_block(&inner, 0, &c.digest_tail),
+        ],
+    );
     let mut rpik = [0u8; 16];
-    rpik.copy_from_slice(&t1[..16]);
+    for (chunk, word) in rpik.chunks_exact_mut(4).zip(&outer) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
     RpiCipher {
-        aes: Aes128::new(&rpik.into()),
+        aes: Aes128Enc::new(&rpik.into()),
     }
 }
 
@@ -215,10 +278,26 @@ pub fn padded_data(interval: EnIntervalNumber) -> [u8; 16] {
     block
 }
 
-/// An RPIK with its AES key schedule expanded, ready to produce RPIs.
+/// Writes `PaddedData_j` for the `blocks.len()` consecutive intervals from
+/// `first` into `blocks`: the input of [`RpiCipher::rpis_from_padded`],
+/// the same for every key, so the matcher builds it once per day.
+pub fn padded_blocks(first: EnIntervalNumber, blocks: &mut [AesBlock]) {
+    // Built as one 128-bit value per block: writing the prefix and the
+    // counter as separate narrow stores, then reading the block back whole,
+    // stalls store forwarding.
+    let template = u128::from_le_bytes(padded_data(EnIntervalNumber::new(0)));
+    let mut j = first.get();
+    for block in blocks.iter_mut() {
+        *block = AesBlock::from((template | (u128::from(j) << 96)).to_le_bytes());
+        j = j.wrapping_add(1);
+    }
+}
+
+/// An RPIK with its AES key schedule expanded (encryption only), ready to
+/// produce RPIs.
 #[derive(Clone)]
 pub struct RpiCipher {
-    aes: Aes128,
+    aes: Aes128Enc,
 }
 
 impl std::fmt::Debug for RpiCipher {
@@ -231,7 +310,7 @@ impl RpiCipher {
     /// Expands the AES key schedule of `rpik`.
     pub fn new(rpik: &Rpik) -> Self {
         Self {
-            aes: Aes128::new(&(*rpik.as_bytes()).into()),
+            aes: Aes128Enc::new(&(*rpik.as_bytes()).into()),
         }
     }
 
@@ -246,16 +325,19 @@ impl RpiCipher {
     /// in place into `blocks` in one batch call (the `aes` crate pipelines
     /// several blocks at a time through AES-NI).
     pub fn rpis_into(&self, first: EnIntervalNumber, blocks: &mut [AesBlock]) {
-        // Built as one 128-bit value per block: writing the prefix and the
-        // counter as separate narrow stores, then reading the block back
-        // whole, stalls store forwarding and once cost more than the AES.
-        let template = u128::from_le_bytes(padded_data(EnIntervalNumber::new(0)));
-        let mut j = first.get();
-        for block in blocks.iter_mut() {
-            *block = AesBlock::from((template | (u128::from(j) << 96)).to_le_bytes());
-            j = j.wrapping_add(1);
-        }
+        padded_blocks(first, blocks);
         self.aes.encrypt_blocks(blocks);
+    }
+
+    /// The RPIs of the intervals whose `PaddedData` ([`padded_blocks`]) is
+    /// `padded`, written into `out` (the shorter of the two sets the count).
+    /// Reading the input from a buffer shared by all keys saves building 144
+    /// blocks per key, which costs a quarter of the AES itself.
+    #[inline]
+    pub fn rpis_from_padded(&self, padded: &[AesBlock], out: &mut [AesBlock]) {
+        let n = padded.len().min(out.len());
+        // Equal lengths by construction, so this cannot fail.
+        let _ = self.aes.encrypt_blocks_b2b(&padded[..n], &mut out[..n]);
     }
 }
 
@@ -293,7 +375,7 @@ impl Aemk {
     }
 
     fn apply_keystream(&self, rpi: &Rpi, data: [u8; 4]) -> [u8; 4] {
-        let aes = Aes128::new(&(*self.as_bytes()).into());
+        let aes = Aes128Enc::new(&(*self.as_bytes()).into());
         let mut block = AesBlock::from(rpi.0);
         aes.encrypt_block(&mut block);
         let mut out = data;

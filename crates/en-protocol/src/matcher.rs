@@ -13,23 +13,32 @@
 //!   the log; keys are streamed through and never stored;
 //! * per key the cost is one HKDF (six SHA-256 compressions with the fixed
 //!   salt precomputed, see [`crate::crypto`]), one AES key schedule and one
-//!   batch AES call over the key's intervals that can meet the log;
+//!   batch AES call over the key's intervals that can meet the log, reading
+//!   its input (`PaddedData`, the same for every key of a day) from a buffer
+//!   built once per day rather than per key;
 //! * the index is split by UTC day: an RPI of day `d` can only match what was
 //!   heard from 2 hours before `d` to 2 hours after it, and one day's part is
 //!   small enough that its filter stays in L1 and its table in L2. Keys are
 //!   taken in chunks and matched day by day (export files list keys sorted by
 //!   key bytes, i.e. in random day order);
-//! * each RPI is looked up first in the day's Bloom filter and only then in
-//!   its hash table, both indexed by the RPI's own random bits (no hashing:
-//!   RPIs are AES outputs);
+//! * each RPI goes through three stages, all indexed by the RPI's own random
+//!   bits (no hashing: RPIs are AES outputs): a 16 KB one-bit sieve (17 bits
+//!   of the RPI; about eight branch-free instructions per RPI, passes ~6 %),
+//!   then the day's Bloom filter (passes ~0.2 % of those), then its hash
+//!   table;
 //! * the AEMK is derived, and AEMs decrypted, only for keys that matched.
 //!
-//! Measured with `cocoa bench match` and `cargo bench -p en-protocol --bench
-//! matcher`; the README has the numbers and the CPU's floor.
+//! Measured with `cocoa bench match`, `cargo run --release -p en-protocol
+//! --example match_perf` and `cargo bench -p en-protocol --bench matcher`;
+//! the README has the numbers and the CPU's floor (`scripts/bench-floor`).
+//! With the HKDF and the AES at the speed `openssl speed` measures, the
+//! lookups and the key handling are what is left above the floor.
 
 use std::thread;
 
-use crate::crypto::{AesBlock, RpiCipher, diagnosis_key_rpi_cipher};
+use crate::crypto::{
+    AesBlock, diagnosis_key_rpi_cipher, diagnosis_key_rpi_cipher_bytes, padded_blocks,
+};
 use crate::keys::{Aem, BluetoothMetadata, Rpi, Tek};
 use crate::time::{
     EN_INTERVAL_SECONDS, EnIntervalNumber, MATCH_TOLERANCE_INTERVALS, TEK_ROLLING_PERIOD,
@@ -180,10 +189,13 @@ fn rpi_bits(rpi: &[u8; 16]) -> (u64, u64) {
 /// Words of the first sieve: 2^17 bits.
 const PREFIX_WORDS: usize = (1 << 17) / 64;
 
-/// The first sieve's bit for an RPI: its low 17 bits.
-#[inline]
-fn prefix_bit(h: u64) -> usize {
-    (h & ((PREFIX_WORDS as u64 * 64) - 1)) as usize
+/// The first sieve's bit for an RPI: 17 of the bits of its first 32, the
+/// word from the top 11 and the bit within it from the low 6 (so that one
+/// 32-bit load serves, and `bt` does the masking).
+#[inline(always)]
+fn prefix_bits(rpi: &[u8]) -> (usize, u32) {
+    let low = u32::from_le_bytes([rpi[0], rpi[1], rpi[2], rpi[3]]);
+    ((low >> 21) as usize, low & 63)
 }
 
 #[inline]
@@ -209,8 +221,8 @@ impl DayIndex {
         let mut table = vec![0u64; table_len];
         for &n in members {
             let (h, hi) = rpi_bits(&entries[n as usize].rpi);
-            let p = prefix_bit(h);
-            prefix[p / 64] |= 1 << (p % 64);
+            let (word, bit) = prefix_bits(&entries[n as usize].rpi);
+            prefix[word] |= 1 << bit;
             filter[h.checked_shr(filter_shift).unwrap_or(0) as usize] |= filter_mask(hi);
             let mut slot = h & table_mask;
             while table[slot as usize] != 0 {
@@ -227,14 +239,23 @@ impl DayIndex {
         }
     }
 
-    /// Whether the first sieve lets `rpi` through.
-    #[inline]
-    fn prefix_may_contain(&self, rpi: &AesBlock) -> bool {
-        let p = prefix_bit(u64::from_le_bytes([
-            rpi[0], rpi[1], rpi[2], rpi[3], rpi[4], rpi[5], rpi[6], rpi[7],
-        ]));
-        // In bounds by construction: `p < 64 * PREFIX_WORDS`.
-        self.prefix[p / 64] & (1 << (p % 64)) != 0
+    /// The first sieve over up to 64 RPIs: bit `i` of the result is set
+    /// when `rpis[i]` passes. Branch-free, about eight instructions an RPI.
+    #[inline(always)]
+    fn sieve(&self, rpis: &[AesBlock]) -> u64 {
+        let prefix = &*self.prefix;
+        let one = |bits: u64, rpi: &AesBlock| {
+            let (word, bit) = prefix_bits(rpi);
+            (bits << 1) | ((prefix[word] >> bit) & 1)
+        };
+        // Last RPI first, so that the first ends up in bit 0; four at a time
+        // to spare loop counting.
+        let quads = rpis.rchunks_exact(4);
+        let first = quads.remainder();
+        let bits = quads.fold(0, |bits, q| {
+            one(one(one(one(bits, &q[3]), &q[2]), &q[1]), &q[0])
+        });
+        first.iter().rev().fold(bits, one)
     }
 
     /// Whether the filter lets `rpi` through (false: certainly not heard).
@@ -274,6 +295,36 @@ impl DayIndex {
 /// Keys are matched in chunks of this many, grouped by day so that one
 /// day's index stays in cache while its keys go through.
 const CHUNK: usize = 8192;
+
+/// Words of the bit mask of a key's RPIs that passed the first sieve.
+const PASSED_WORDS: usize = (TEK_ROLLING_PERIOD as usize).div_ceil(64);
+
+/// A key of a chunk in [`SightingIndex::match_keys`]: its position in the
+/// stream, its intervals clipped to the log, and its bytes (published
+/// diagnosis keys, so copying them is harmless).
+#[derive(Debug, Clone, Copy, Default)]
+struct ChunkKey {
+    key_index: usize,
+    lo: u32,
+    hi: u32,
+    tek: [u8; 16],
+}
+
+/// Where one key's RPIs are looked up.
+#[derive(Debug, Clone, Copy)]
+struct Span<'a> {
+    /// Position of the key in the stream.
+    key_index: usize,
+    /// Interval of the first RPI.
+    lo: u32,
+    /// Number of RPIs.
+    n: usize,
+    /// A key that does not start at UTC midnight spans two days: its RPIs
+    /// before `split` belong to the first, the others to the second.
+    split: usize,
+    /// The index of each of the two days, if the log has one.
+    days: [Option<&'a DayIndex>; 2],
+}
 
 impl SightingIndex {
     /// Indexes a sighting log.
@@ -393,73 +444,84 @@ impl SightingIndex {
         key_index: usize,
     ) -> Option<KeyMatch> {
         let (lo, hi) = self.clip(key)?;
-        let mut scratch = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-        self.match_rpis(
-            &diagnosis_key_rpi_cipher(key.tek()),
-            lo,
-            hi,
-            key_index,
-            &mut scratch,
-        )
+        let mut padded = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
+        padded_blocks(EnIntervalNumber::new(lo), &mut padded);
+        let mut rpis = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
+        diagnosis_key_rpi_cipher(key.tek()).rpis_from_padded(&padded, &mut rpis);
+        let span = self.span(key_index, lo, hi);
+        self.finish(&span, &rpis, &self.sieve(&span, &rpis))
     }
 
-    /// Matches the RPIs of intervals `lo .. hi` of one key.
-    fn match_rpis(
-        &self,
-        cipher: &RpiCipher,
-        lo: u32,
-        hi: u32,
-        key_index: usize,
-        scratch: &mut [AesBlock; TEK_ROLLING_PERIOD as usize],
-    ) -> Option<KeyMatch> {
-        let blocks = &mut scratch[..(hi - lo) as usize];
-        cipher.rpis_into(EnIntervalNumber::new(lo), blocks);
+    /// Where the RPIs of intervals `lo .. hi` of a key are looked up.
+    fn span(&self, key_index: usize, lo: u32, hi: u32) -> Span<'_> {
+        let day = lo / TEK_ROLLING_PERIOD;
+        Span {
+            key_index,
+            lo,
+            n: (hi - lo) as usize,
+            split: (((day + 1) * TEK_ROLLING_PERIOD).min(hi) - lo) as usize,
+            days: [self.day(day), self.day(day + 1)],
+        }
+    }
 
-        let mut hits = Vec::new();
-        // A key that does not start at UTC midnight spans two days.
-        let mut seg_lo = lo;
-        while seg_lo < hi {
-            let day = seg_lo / TEK_ROLLING_PERIOD;
-            let seg_hi = hi.min((day + 1) * TEK_ROLLING_PERIOD);
-            if let Some(index) = self.day(day) {
-                let segment = &blocks[(seg_lo - lo) as usize..(seg_hi - lo) as usize];
-                self.match_segment(index, segment, seg_lo, &mut hits);
+    /// The first sieve over a key's RPIs: bit `i` of the result is set when
+    /// `rpis[i]` passes. Without branches, so the loads overlap, and into a
+    /// bit mask held in registers: writing the results to a list at a
+    /// position that depends on earlier results made every load wait for the
+    /// one before it and once cost half the matching time (and, tried again
+    /// as a branch-free list, costs more in the sieve than it saves after).
+    #[inline(always)]
+    fn sieve(
+        &self,
+        span: &Span<'_>,
+        rpis: &[AesBlock; TEK_ROLLING_PERIOD as usize],
+    ) -> [u64; PASSED_WORDS] {
+        let mut passed = [0u64; PASSED_WORDS];
+        // One word of the mask at a time, cut in two where the day changes.
+        for (word, bits) in passed.iter_mut().enumerate() {
+            let (start, end) = (word * 64, ((word + 1) * 64).min(span.n));
+            for (from, to) in [(start, end.min(span.split)), (start.max(span.split), end)] {
+                if from >= to {
+                    continue;
+                }
+                if let Some(index) = span.days[usize::from(from >= span.split)] {
+                    *bits |= index.sieve(&rpis[from..to]) << (from - start);
+                }
             }
-            seg_lo = seg_hi;
+        }
+        passed
+    }
+
+    /// The second sieve and the table, for the RPIs that passed the first.
+    fn finish(
+        &self,
+        span: &Span<'_>,
+        rpis: &[AesBlock; TEK_ROLLING_PERIOD as usize],
+        passed: &[u64; PASSED_WORDS],
+    ) -> Option<KeyMatch> {
+        let mut hits = Vec::new();
+        for (word_index, &word) in passed.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let offset = word_index * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let Some(index) = span.days[usize::from(offset >= span.split)] else {
+                    continue;
+                };
+                let rpi = &rpis[offset];
+                if index.may_contain(rpi.as_ref()) {
+                    self.collect_hits(index, rpi, span.lo + offset as u32, &mut hits);
+                }
+            }
         }
         if hits.is_empty() {
             return None;
         }
         hits.sort_unstable_by_key(|h| (self.sightings[h.sighting].at, h.sighting));
-        Some(KeyMatch { key_index, hits })
-    }
-
-    /// Looks up the RPIs of intervals `first ..` of one day.
-    #[inline]
-    fn match_segment(&self, index: &DayIndex, rpis: &[AesBlock], first: u32, hits: &mut Vec<Hit>) {
-        // First the filter over all the RPIs, without branches, so the loads
-        // overlap; then the table, for the few RPIs that pass. The results
-        // go into a bit mask held in registers: writing them to a list at a
-        // position that depends on earlier results made every load wait for
-        // the one before it (the CPU cannot tell the store and the next load
-        // apart) and once cost half the matching time.
-        let mut passed = [0u64; (TEK_ROLLING_PERIOD as usize).div_ceil(64)];
-        for (word, chunk) in passed.iter_mut().zip(rpis.chunks(64)) {
-            let mut bits = 0u64;
-            for (bit, block) in chunk.iter().enumerate() {
-                bits |= u64::from(index.prefix_may_contain(block)) << bit;
-            }
-            *word = bits;
-        }
-        for (word_index, mut word) in passed.into_iter().enumerate() {
-            while word != 0 {
-                let offset = word_index * 64 + word.trailing_zeros() as usize;
-                word &= word - 1;
-                if index.may_contain(rpis[offset].as_ref()) {
-                    self.collect_hits(index, &rpis[offset], first + offset as u32, hits);
-                }
-            }
-        }
+        Some(KeyMatch {
+            key_index: span.key_index,
+            hits,
+        })
     }
 
     /// Records the sightings of `rpi` (the RPI of interval `j`) heard within
@@ -495,26 +557,55 @@ impl SightingIndex {
         I: IntoIterator<Item = &'k K>,
     {
         let mut out = Vec::new();
-        let mut scratch = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-        // (day, stream position, clipped intervals, key) of keys that can meet the log.
-        let mut chunk: Vec<(u32, usize, (u32, u32), &K)> = Vec::with_capacity(CHUNK);
+        // `PaddedData` of the intervals from `padded_lo`: the same for all
+        // the keys of a day, so built once per day of a chunk.
+        let mut padded = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
+        let mut padded_lo = None;
+        let mut rpis = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
+        // The keys of a chunk that can meet the log, with their key bytes
+        // (read here, in stream order, rather than later in day order,
+        // where every read would miss the cache), and the same grouped by day.
+        let mut chunk: Vec<ChunkKey> = Vec::with_capacity(CHUNK);
+        let mut by_day: Vec<ChunkKey> = Vec::with_capacity(CHUNK);
+        let mut counts = vec![0u32; self.days.len() + 1];
         let mut keys = keys.into_iter().enumerate().peekable();
         while keys.peek().is_some() {
             chunk.clear();
             chunk.extend(keys.by_ref().take(CHUNK).filter_map(|(i, k)| {
-                let clipped = self.clip(k)?;
-                Some((clipped.0 / TEK_ROLLING_PERIOD, first_index + i, clipped, k))
-            }));
-            chunk.sort_unstable_by_key(|&(day, i, _, _)| (day, i));
-            let before = out.len();
-            for &(_, i, (lo, hi), k) in &chunk {
-                out.extend(self.match_rpis(
-                    &diagnosis_key_rpi_cipher(k.tek()),
+                let (lo, hi) = self.clip(k)?;
+                Some(ChunkKey {
+                    key_index: first_index + i,
                     lo,
                     hi,
-                    i,
-                    &mut scratch,
-                ));
+                    tek: *k.tek().as_bytes(),
+                })
+            }));
+            // Group by day (a counting sort: stable, so stream order within a day).
+            let day_of = |k: &ChunkKey| (k.lo / TEK_ROLLING_PERIOD - self.first_day) as usize;
+            counts.fill(0);
+            for k in &chunk {
+                counts[day_of(k) + 1] += 1;
+            }
+            for d in 1..counts.len() {
+                counts[d] += counts[d - 1];
+            }
+            by_day.clear();
+            by_day.resize(chunk.len(), ChunkKey::default());
+            for k in &chunk {
+                let slot = &mut counts[day_of(k)];
+                by_day[*slot as usize] = *k;
+                *slot += 1;
+            }
+
+            let before = out.len();
+            for k in &by_day {
+                if padded_lo != Some(k.lo) {
+                    padded_blocks(EnIntervalNumber::new(k.lo), &mut padded);
+                    padded_lo = Some(k.lo);
+                }
+                diagnosis_key_rpi_cipher_bytes(&k.tek).rpis_from_padded(&padded, &mut rpis);
+                let span = self.span(k.key_index, k.lo, k.hi);
+                out.extend(self.finish(&span, &rpis, &self.sieve(&span, &rpis)));
             }
             out[before..].sort_unstable_by_key(|m| m.key_index);
         }
