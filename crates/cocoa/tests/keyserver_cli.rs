@@ -131,19 +131,59 @@ fn trust_serve_publish_export_and_inspect() {
     ]);
     assert_eq!(bad.status.code(), Some(2), "not a key");
 
+    // A canary probe's health authority: its keys go to the region `canary`
+    // only, so real phones never download them.
+    let canary = Minter::generate(&mut rng, "canary-issuer", "cocoa-keyserver");
+    let canary_pub = dir.path().join("canary.pub");
+    std::fs::write(&canary_pub, canary.public_key_pem()).unwrap();
+    let add_canary = |region: &str| {
+        run(&[
+            "keyserver",
+            "add-issuer",
+            "--data",
+            d,
+            "--iss",
+            "canary-issuer",
+            "--public-key",
+            canary_pub.to_str().unwrap(),
+            "--health-authority-id",
+            "canary-probe",
+            "--region",
+            region,
+        ])
+    };
+    assert_eq!(
+        add_canary("../x").status.code(),
+        Some(2),
+        "not a path component"
+    );
+    assert_eq!(json_of(&add_canary("canary"))["region"], "canary");
+
     let (_server, addr) = serve(&data, "keyserver");
     let now = en_protocol::time::Clock::now(&en_protocol::time::SystemClock).timestamp();
     let keys = daily_keys(&mut rng, 14, (now / 600) as u32);
+    let publish = |req: &api_types::publish::PublishRequest| {
+        let (status, body) = http(
+            &addr,
+            "POST",
+            "/v1/publish",
+            &serde_json::to_vec(req).unwrap(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
     let req = publish_request(&mut rng, &minter, "test", keys, "confirmed", now);
-    let (status, body) = http(
-        &addr,
-        "POST",
-        "/v1/publish",
-        &serde_json::to_vec(&req).unwrap(),
+    assert_eq!(publish(&req)["insertedExposures"], 14);
+    let canary_keys = daily_keys(&mut rng, 2, (now / 600) as u32);
+    let req = publish_request(
+        &mut rng,
+        &canary,
+        "canary-probe",
+        canary_keys,
+        "confirmed",
+        now,
     );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let resp: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(resp["insertedExposures"], 14);
+    assert_eq!(publish(&req)["insertedExposures"], 2);
 
     let exported = json_of(&run(&[
         "keyserver",
@@ -153,9 +193,15 @@ fn trust_serve_publish_export_and_inspect() {
         "--min-age",
         "0s",
     ]));
-    let files = exported["files"].as_array().unwrap();
-    assert_eq!(files.len(), 1, "{exported}");
-    let file = files[0].as_str().unwrap();
+    let files: Vec<&str> = exported["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "one file a region: {exported}");
+    let file = files.iter().find(|f| f.starts_with("440/")).unwrap();
+    let canary_file = files.iter().find(|f| f.starts_with("canary/")).unwrap();
 
     let out = run(&["keyserver", "export-public-key", "--data", d]);
     assert!(out.status.success());
@@ -187,6 +233,16 @@ fn trust_serve_publish_export_and_inspect() {
     let (status, served) = http(&addr, "GET", &format!("/exports/{file}"), b"");
     assert_eq!(status, 200);
     assert_eq!(served, std::fs::read(&zip).unwrap());
+    let (status, index) = http(&addr, "GET", "/exports/canary/index.txt", b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(index).unwrap(),
+        format!("{canary_file}\n")
+    );
+    let (status, list) = http(&addr, "GET", "/exports/canary/list.json", b"");
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(list[0]["region"], "canary");
     let (status, _) = http(&addr, "GET", "/api/stats", b"");
     assert_eq!(status, 200);
     let (status, _) = http(&addr, "GET", "/healthz", b"");

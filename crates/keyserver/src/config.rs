@@ -76,6 +76,10 @@ pub struct TrustedIssuerConfig {
     /// URL of the issuer's `/.well-known/jwks.json` instead of a PEM key.
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// Export region of the keys this health authority publishes (default:
+    /// the main region, `export.region`); e.g. `canary`.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// The exporter's settings.
@@ -117,6 +121,24 @@ pub struct ExportConfig {
     /// Signing keys (PKCS#8 PEM). When empty, a key is generated once and
     /// kept in the database. Every key signs every file (rotation overlap).
     pub signing_keys: Vec<SigningKeyConfig>,
+    /// Regions besides the main one, with their own window length and
+    /// minimum age (e.g. a canary region exported every minute).
+    pub regions: Vec<RegionConfig>,
+}
+
+/// An export region besides the main one: "Canary keys go to a canary
+/// region only, so real phones never download them."
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name: letters, digits, `-`, `_` (a path component).
+    pub name: String,
+    /// Its window length (default: `batch_period`).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub batch_period: Option<Duration>,
+    /// Its minimum age (default: `min_age`).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub min_age: Option<Duration>,
 }
 
 impl Default for ExportConfig {
@@ -135,6 +157,7 @@ impl Default for ExportConfig {
             key_id: "440".into(),
             key_version: "v1".into(),
             signing_keys: Vec::new(),
+            regions: Vec::new(),
         }
     }
 }
@@ -219,6 +242,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     n.checked_mul(mult)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -29,6 +29,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Key count limits.
     pub limits: KeyLimits,
+    /// The main export region: keys of health authorities without their own.
+    pub region: String,
 }
 
 /// What a publish did.
@@ -230,6 +232,10 @@ impl Keyserver {
         let (risk, report_type) = report_type_of(&cert.claims.report_type)
             .ok_or(Error::CertificateInvalid("unsupported reportType"))?;
         let hour = truncate_to_hour(now);
+        let region = self
+            .trust
+            .region_of(&req.health_authority_id)
+            .unwrap_or_else(|| self.settings.region.clone());
         let keys: Vec<StoredKey> = valid
             .iter()
             .map(|k| StoredKey {
@@ -252,6 +258,7 @@ impl Keyserver {
                 warnings: &warnings,
                 created_at: hour,
                 day: &jst_day(hour),
+                region: &region,
             })
             .await?;
         match recorded {

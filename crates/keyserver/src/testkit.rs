@@ -19,6 +19,7 @@ use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEndin
 use rand::{CryptoRng, RngCore};
 use sha2::Sha256;
 
+use crate::store::StoredKey;
 use crate::trust::{TrustedIssuer, key_id};
 
 /// A local certificate issuer.
@@ -181,4 +182,30 @@ pub fn publish_request<R: RngCore>(
         padding: Some(STANDARD.encode(pad)),
         ..PublishRequest::default()
     }
+}
+
+/// `n` random keys as a publish at unix time `now` stores them: one a day
+/// over the 14 days before today (already ended, so not embargoed), a
+/// confirmed test's risk and report type, uploaded and available in `now`'s
+/// hour. Benches fill a database with them through
+/// [`Store::bulk_insert_keys`](crate::store::Store::bulk_insert_keys).
+pub fn stored_keys<R: RngCore>(rng: &mut R, n: usize, now: i64) -> Vec<StoredKey> {
+    let hour = now - now.rem_euclid(3600);
+    let period = i64::from(TEK_ROLLING_PERIOD);
+    let today = now / 600 - (now / 600).rem_euclid(period);
+    (0..n)
+        .map(|i| {
+            let mut key_data = [0u8; 16];
+            rng.fill_bytes(&mut key_data);
+            StoredKey {
+                key_data,
+                rolling_start: today - period * (i as i64 % 14 + 1),
+                rolling_period: period,
+                transmission_risk: 2,
+                report_type: 1,
+                created_at: hour,
+                available_at: hour,
+            }
+        })
+        .collect()
 }

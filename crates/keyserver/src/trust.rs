@@ -108,6 +108,9 @@ pub struct TrustedIssuer {
     pub iss: String,
     /// Its keys.
     pub keys: KeySource,
+    /// Export region of what its health authority publishes (none: the
+    /// main region).
+    pub region: Option<String>,
 }
 
 impl TrustedIssuer {
@@ -127,6 +130,7 @@ impl TrustedIssuer {
             health_authority_id: health_authority_id.to_owned(),
             iss: iss.to_owned(),
             keys: KeySource::Static(vec![(kid, vk)]),
+            region: None,
         })
     }
 
@@ -147,9 +151,17 @@ impl TrustedIssuer {
                 anyhow::bail!("give public_key_pem or public_key_file, not both")
             }
         };
+        if let Some(r) = &c.region {
+            anyhow::ensure!(
+                crate::store::valid_region(r),
+                "trusted issuer {:?}: region {r:?} must be 1-32 letters, digits, - or _",
+                c.iss
+            );
+        }
         match (pem, &c.jwks_url) {
             (Some(pem), None) => {
                 Self::from_pem(&c.health_authority_id, &c.iss, &pem, c.kid.as_deref())
+                    .map(|i| i.with_region(c.region.clone()))
             }
             (None, Some(url)) => Ok(Self {
                 health_authority_id: c.health_authority_id.clone(),
@@ -158,6 +170,7 @@ impl TrustedIssuer {
                     url: url.clone(),
                     cache: Arc::default(),
                 },
+                region: c.region.clone(),
             }),
             _ => anyhow::bail!(
                 "trusted issuer {:?}: give exactly one of a public key or jwks_url",
@@ -172,7 +185,15 @@ impl TrustedIssuer {
             health_authority_id: health_authority_id.to_owned(),
             iss: iss.to_owned(),
             keys: KeySource::InProcess(jwks),
+            region: None,
         }
+    }
+
+    /// The same issuer, its health authority's keys exported to `region`
+    /// (none: the main region).
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
     }
 }
 
@@ -282,7 +303,7 @@ impl Trust {
                 &r.public_key_pem,
                 Some(&r.kid),
             ) {
-                Ok(i) => issuers.push(i),
+                Ok(i) => issuers.push(i.with_region(r.region.clone())),
                 Err(e) => tracing::warn!(kid = %r.kid, error = %e, "stored issuer key unusable"),
             }
         }
@@ -301,6 +322,13 @@ impl Trust {
     }
 
     /// Whether any issuer is trusted under `ha`.
+    /// The export region of a health authority's keys: "Canary keys go to a
+    /// canary region only, so real phones never download them." The region
+    /// of its first issuer that names one; none: the main region.
+    pub fn region_of(&self, ha: &str) -> Option<String> {
+        self.issuers_for(ha).into_iter().find_map(|i| i.region)
+    }
+
     pub async fn knows(&self, store: &Store, ha: &str, now: i64) -> anyhow::Result<bool> {
         if !self.issuers_for(ha).is_empty() {
             return Ok(true);

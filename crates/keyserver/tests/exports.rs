@@ -10,12 +10,12 @@ use std::collections::HashSet;
 use api_types::publish::PublishKey;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Harness, NowTs};
+use common::{Harness, NowTs, insert};
 use en_protocol::export::{
     ReportType, TekSignatureList, TemporaryExposureKeyExport, VerificationKey, read_zip, verify,
 };
 use keyserver::export::{CycleOptions, Exporter};
-use keyserver::store::{NewPublish, Store, StoredKey};
+use keyserver::store::{Store, StoredKey};
 
 const TWO_HOURS: CycleOptions = CycleOptions { min_age: 7200 };
 const AT_ONCE: CycleOptions = CycleOptions { min_age: 0 };
@@ -256,14 +256,7 @@ async fn two_exporters_build_each_batch_exactly_once() {
         let list: Vec<serde_json::Value> =
             serde_json::from_slice(&object(&h, "440/list.json").await).unwrap();
         assert_eq!(list.len(), 4);
-        let fakes: i64 = sqlx::Row::try_get(
-            &sqlx::query("SELECT COUNT(*) AS n FROM export_fakes")
-                .fetch_one(h.store.pool())
-                .await
-                .unwrap(),
-            "n",
-        )
-        .unwrap();
+        let fakes = h.store.fake_count().await.unwrap() as i64;
         let total: i64 = files.iter().map(|f| f.key_count).sum();
         assert_eq!(fakes + 20, total, "fakes stored once per batch");
     }
@@ -286,20 +279,6 @@ fn stored(n: usize, start: i64, hour: i64, seed: u8) -> Vec<StoredKey> {
             }
         })
         .collect()
-}
-
-async fn insert(store: &Store, keys: &[StoredKey], digest: &str, hour: i64) {
-    store
-        .record_publish(&NewPublish {
-            cert_digest: digest,
-            keys_digest: digest,
-            keys,
-            warnings: &[],
-            created_at: hour,
-            day: "2020-12-16",
-        })
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

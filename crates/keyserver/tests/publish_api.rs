@@ -510,6 +510,7 @@ async fn issuers_added_to_the_database_are_trusted_without_a_restart() {
                     iss: "pref-issuer".into(),
                     kid: other.kid().into(),
                     public_key_pem: other.public_key_pem(),
+                    region: None,
                 },
                 now,
             )

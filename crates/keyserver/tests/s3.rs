@@ -18,7 +18,7 @@ use en_protocol::export::{
 use keyserver::config::{StorageConfig, StorageKind};
 use keyserver::export::{CycleOptions, Exporter};
 use keyserver::storage::ExportStorage;
-use keyserver::store::{NewPublish, Store, StoredKey};
+use keyserver::store::Store;
 use rand::SeedableRng;
 
 struct Moto(Child);
@@ -111,31 +111,9 @@ async fn exports_go_to_an_s3_bucket_with_their_headers() {
     let store = Store::connect(&db.url, 2).await.unwrap();
     let clock = Arc::new(en_protocol::time::FixedClock::new(common::t0()));
     let now = clock.now_ts();
-    let hour = now - now % 3600;
-    let today = now / 600 - (now / 600) % 144;
-    let keys: Vec<StoredKey> = (0..5u8)
-        .map(|i| StoredKey {
-            key_data: [i + 1; 16],
-            rolling_start: today - 144 * (i64::from(i) + 1),
-            rolling_period: 144,
-            transmission_risk: 2,
-            report_type: 1,
-            created_at: hour,
-            available_at: hour,
-        })
-        .collect();
-    store
-        .record_publish(&NewPublish {
-            cert_digest: "c",
-            keys_digest: "k",
-            keys: &keys,
-            warnings: &[],
-            created_at: hour,
-            day: "2020-12-16",
-        })
-        .await
-        .unwrap();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let keys = keyserver::testkit::stored_keys(&mut rng, 5, now);
+    common::insert(&store, &keys, "c", now - now % 3600).await;
     let signer = SoftwareSigner::generate(&mut rng, SignatureInfo::new("440", "v1"));
     let exporter = Exporter::new(
         store,

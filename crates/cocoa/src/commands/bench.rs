@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 
 mod check;
 mod export;
+mod exporter;
 mod matcher;
 mod publish;
 mod verify;
@@ -20,6 +21,8 @@ pub enum BenchCommand {
     Verify(verify::VerifyArgs),
     /// Time verified publishes against a running key server.
     Publish(publish::PublishArgs),
+    /// Fill a fresh key server database with N keys and time one export cycle.
+    Exporter(exporter::ExporterArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,5 +58,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Check(a) => check::run(a),
         BenchCommand::Verify(a) => verify::run(a),
         BenchCommand::Publish(a) => publish::run(a),
+        BenchCommand::Exporter(a) => exporter::run(a),
     }
 }

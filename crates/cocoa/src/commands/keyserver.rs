@@ -46,9 +46,15 @@ pub enum KeyserverCommand {
         /// Health authority ID publish requests name.
         #[arg(long)]
         health_authority_id: String,
+        /// Export region of this health authority's keys (default: the main
+        /// region, `export.region`), e.g. `canary`: its keys are exported to
+        /// `{region}/…` and listed in `{region}/index.txt` and
+        /// `{region}/list.json` only.
+        #[arg(long)]
+        region: Option<String>,
     },
-    /// Runs one export cycle now; prints what it did as JSON. The embargo of
-    /// still-valid keys always holds.
+    /// Runs one export cycle of every region now; prints what it did as
+    /// JSON. The embargo of still-valid keys always holds.
     ExportNow {
         /// Minimum age of a closed window (default: the configured one);
         /// `0s` closes the current window and exports it at once.
@@ -88,9 +94,17 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                 public_key,
                 kid,
                 health_authority_id,
+                region,
             } => {
                 if iss.trim().is_empty() || health_authority_id.trim().is_empty() {
                     return Err(bad_input("--iss and --health-authority-id must not be empty"));
+                }
+                if let Some(r) = &region
+                    && !keyserver::store::valid_region(r)
+                {
+                    return Err(bad_input(format!(
+                        "--region {r:?}: use 1-32 letters, digits, - or _"
+                    )));
                 }
                 let pem = read_pem(&public_key)?;
                 let vk = parse_public_key_pem(&pem).map_err(bad_input)?;
@@ -110,6 +124,7 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                     iss: iss.clone(),
                     kid: kid.clone(),
                     public_key_pem: pem,
+                    region: region.clone(),
                 };
                 if !store.add_trusted_issuer(&row, now).await? {
                     return Err(bad_input(format!(
@@ -120,6 +135,7 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                     "health_authority_id": health_authority_id,
                     "iss": iss,
                     "kid": kid,
+                    "region": region.unwrap_or_else(|| c.keyserver.export.region.clone()),
                 }))
             }
             KeyserverCommand::ExportNow { min_age } => {

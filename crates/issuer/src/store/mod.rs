@@ -6,10 +6,6 @@
 mod portal;
 mod rows;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 use crate::domain::model::{
@@ -20,11 +16,16 @@ use crate::domain::rules::{self, Blocker};
 pub use portal::{CaseExtra, SessionRow};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
 
-/// How long a SQLite connection waits for a lock before failing.
-pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// SQLite settings of the issuer besides WAL and the busy timeout.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA foreign_keys = ON",
+    // Read pages through a memory map (no read() copy per page) and keep
+    // 16 MiB of them cached.
+    "PRAGMA mmap_size = 268435456",
+    "PRAGMA cache_size = -16384",
+];
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -32,34 +33,22 @@ pub enum StoreError {
     /// The database URL names a backend cocoa-rs does not have.
     #[error("unsupported database URL scheme {0:?}: use sqlite: or postgres:")]
     UnknownScheme(String),
+    /// Connecting or migrating failed.
+    #[error(transparent)]
+    Setup(store_support::SetupError),
     /// A database error.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-    /// Migrations failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value could not be read back (corrupt row).
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
 }
 
-/// The database backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite, one file.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-}
-
-impl Backend {
-    /// The backend of a database URL; unknown schemes are refused.
-    pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        let scheme = url.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" => Ok(Self::Sqlite),
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            other => Err(StoreError::UnknownScheme(other.to_owned())),
+impl From<store_support::SetupError> for StoreError {
+    fn from(e: store_support::SetupError) -> Self {
+        match e {
+            store_support::SetupError::UnknownScheme(s) => Self::UnknownScheme(s),
+            other => Self::Setup(other),
         }
     }
 }
@@ -171,46 +160,16 @@ pub struct Store {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
+use store_support::unique_violation;
 
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`), sets
     /// SQLite's WAL journal and busy timeout on every connection, and runs
     /// the backend's migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let backend = Backend::from_url(url)?;
-        sqlx::any::install_default_drivers();
-        let options = AnyConnectOptions::from_str(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL".to_owned(),
-                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
-                            "PRAGMA foreign_keys = ON".to_owned(),
-                            "PRAGMA synchronous = NORMAL".to_owned(),
-                            // Read pages through a memory map (no read()
-                            // copy per page) and keep 16 MiB of them cached.
-                            "PRAGMA mmap_size = 268435456".to_owned(),
-                            "PRAGMA cache_size = -16384".to_owned(),
-                        ] {
-                            sqlx::query(&pragma).execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
-        }
+        let migrations = store_support::migrations!();
+        let (pool, backend) =
+            store_support::connect(url, max_connections, SQLITE_PRAGMAS, migrations).await?;
         Ok(Self {
             pool,
             backend,
@@ -228,7 +187,7 @@ impl Store {
 
     /// The SQLite URL of a file, created when missing.
     pub fn sqlite_url(path: &std::path::Path) -> String {
-        format!("sqlite://{}?mode=rwc", path.display())
+        store_support::sqlite_url(path)
     }
 
     /// The backend in use.

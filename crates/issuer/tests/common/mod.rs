@@ -14,56 +14,17 @@ use issuer::portal::PortalConfig;
 use issuer::service::{Issuer, Settings};
 use issuer::store::{ApiKeyKind, Store};
 use rand::SeedableRng;
-use sqlx::Connection;
 
 /// 2020-12-16 10:00 JST, the seed's date.
 pub fn t0() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc.with_ymd_and_hms(2020, 12, 16, 1, 0, 0).unwrap()
 }
 
-/// A database for one test.
-pub struct TestDb {
-    pub url: String,
-    pub label: &'static str,
-    _dir: Option<tempfile::TempDir>,
-}
+pub use store_support::testing::TestDb;
 
-/// Every backend to test: SQLite always, PostgreSQL when the test script
-/// provides it (fails under CI without it, skips with a note otherwise).
+/// Every backend to test, each a fresh database (see `store_support::testing`).
 pub async fn backends() -> Vec<TestDb> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut v = vec![TestDb {
-        url: Store::sqlite_url(&dir.path().join("issuer.sqlite3")),
-        label: "sqlite",
-        _dir: Some(dir),
-    }];
-    match std::env::var("COCOA_TEST_DATABASE_URL") {
-        Ok(admin) => v.push(TestDb {
-            url: fresh_postgres(&admin).await,
-            label: "postgres",
-            _dir: None,
-        }),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("COCOA_TEST_DATABASE_URL is not set under CI: run through scripts/with-postgres")
-        }
-        Err(_) => eprintln!(
-            "SKIP postgres: COCOA_TEST_DATABASE_URL not set (run via scripts/with-postgres)"
-        ),
-    }
-    v
-}
-
-async fn fresh_postgres(admin: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("issuer_test_{:016x}", rand::random::<u64>());
-    let mut c = sqlx::AnyConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    c.close().await.unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
+    store_support::testing::backends("issuer").await
 }
 
 /// A running issuer on a real socket.

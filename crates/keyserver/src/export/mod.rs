@@ -3,6 +3,12 @@
 //! keys), writes them to the object store with `index.txt` and
 //! `{region}/list.json`, and deletes what is older than the retention.
 //!
+//! Every region is exported on its own ("Canary keys go to a canary region
+//! only, so real phones never download them"): its own batches, files and
+//! indexes, and optionally its own window length and minimum age. The main
+//! region keeps the paths phones already read (`index.txt`,
+//! `440/list.json`); another region's index is `{region}/index.txt`.
+//!
 //! Several exporters may run against one database: a batch is cut once (a
 //! unique window start), built once (a lease per batch), padded once (a flag
 //! set with the fakes), and recorded once (completion checks the lease).
@@ -31,11 +37,26 @@ pub use build::{BuiltFile, build_batch, fake_keys};
 pub use index::{index_txt, list_json};
 pub use windows::windows;
 
+/// A region's own window length and minimum age.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionSettings {
+    /// Region name.
+    pub name: String,
+    /// Window length, seconds (none: the main setting).
+    pub batch_period: Option<i64>,
+    /// Minimum age of a closed window, seconds (none: the cycle's).
+    pub min_age: Option<i64>,
+}
+
 /// What the exporter needs besides the store.
 #[derive(Debug, Clone)]
 pub struct ExportSettings {
-    /// Region.
+    /// The main region (Japan's MCC, "440"): its index keeps the paths
+    /// `index.txt` and `440/list.json`.
     pub region: String,
+    /// Other regions to export even before they have keys, and the regions'
+    /// own settings. Regions with keys are exported whether listed or not.
+    pub regions: Vec<RegionSettings>,
     /// Window length, seconds (0: one window per cycle).
     pub batch_period: i64,
     /// Minimum age of a closed window, seconds.
@@ -58,6 +79,15 @@ impl From<&ExportConfig> for ExportSettings {
     fn from(c: &ExportConfig) -> Self {
         Self {
             region: c.region.clone(),
+            regions: c
+                .regions
+                .iter()
+                .map(|r| RegionSettings {
+                    name: r.name.clone(),
+                    batch_period: r.batch_period.map(|d| d.as_secs() as i64),
+                    min_age: r.min_age.map(|d| d.as_secs() as i64),
+                })
+                .collect(),
             batch_period: c.batch_period.as_secs() as i64,
             min_age: c.min_age.as_secs() as i64,
             retention: c.retention.as_secs() as i64,
@@ -73,9 +103,45 @@ impl From<&ExportConfig> for ExportSettings {
 /// Options of one cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CycleOptions {
-    /// Minimum age of a closed window, seconds. 0 closes the current window
-    /// at once (the embargo of still-valid keys holds regardless).
+    /// Minimum age of a closed window, seconds, for regions without their
+    /// own. 0 closes the current window of every region at once (the embargo
+    /// of still-valid keys holds regardless).
     pub min_age: i64,
+}
+
+impl ExportSettings {
+    /// The settings of one region.
+    pub fn region_settings(&self, region: &str) -> Option<&RegionSettings> {
+        self.regions.iter().find(|r| r.name == region)
+    }
+
+    /// A region's window length, seconds.
+    pub fn batch_period_of(&self, region: &str) -> i64 {
+        self.region_settings(region)
+            .and_then(|r| r.batch_period)
+            .unwrap_or(self.batch_period)
+    }
+
+    /// A region's minimum age in a cycle run with `cycle_min_age`: its own
+    /// when it has one, except that 0 (`export-now --min-age 0s`) closes
+    /// every region's window.
+    pub fn min_age_of(&self, region: &str, cycle_min_age: i64) -> i64 {
+        if cycle_min_age <= 0 {
+            return 0;
+        }
+        self.region_settings(region)
+            .and_then(|r| r.min_age)
+            .unwrap_or(cycle_min_age)
+    }
+
+    /// Path of a region's `index.txt`: the main region's stays at the root.
+    pub fn index_path(&self, region: &str) -> String {
+        if region == self.region {
+            crate::storage::INDEX_TXT.to_owned()
+        } else {
+            format!("{region}/{}", crate::storage::INDEX_TXT)
+        }
+    }
 }
 
 /// What one cycle did.
@@ -217,15 +283,45 @@ impl Exporter {
         result
     }
 
+    /// Every region to export: the main one, those configured, and those
+    /// with keys or batches.
+    pub async fn regions(&self) -> anyhow::Result<Vec<String>> {
+        let mut regions = vec![self.settings.region.clone()];
+        regions.extend(self.settings.regions.iter().map(|r| r.name.clone()));
+        regions.extend(self.store.regions().await?);
+        let main = self.settings.region.clone();
+        regions.sort_by(|a, b| (a != &main, a).cmp(&(b != &main, b)));
+        regions.dedup();
+        Ok(regions)
+    }
+
     async fn cycle(&self, opts: CycleOptions) -> anyhow::Result<CycleReport> {
         let mut report = CycleReport::default();
-        let now = self.now();
-        let region = &self.settings.region;
+        for region in self.regions().await? {
+            if !crate::store::valid_region(&region) {
+                warn!(region = %region, "region name unusable in a path; not exported");
+                continue;
+            }
+            let r = self.region_cycle(&region, opts).await?;
+            report.cut.extend(r.cut);
+            report.built.extend(r.built);
+            report.files.extend(r.files);
+            report.deleted_files.extend(r.deleted_files);
+            report.deleted_keys += r.deleted_keys;
+            report.indexes_written |= r.indexes_written;
+        }
+        Ok(report)
+    }
 
-        let cutoff = now - opts.min_age.max(0);
+    async fn region_cycle(&self, region: &str, opts: CycleOptions) -> anyhow::Result<CycleReport> {
+        let mut report = CycleReport::default();
+        let now = self.now();
+        let min_age = self.settings.min_age_of(region, opts.min_age);
+
+        let cutoff = now - min_age.max(0);
         let last_end = self.store.last_batch_end(region).await?;
         let earliest = if last_end.is_none() {
-            self.store.earliest_unbatched().await?
+            self.store.earliest_unbatched(region).await?
         } else {
             None
         };
@@ -233,8 +329,8 @@ impl Exporter {
             last_end,
             earliest,
             cutoff,
-            self.settings.batch_period,
-            opts.min_age <= 0,
+            self.settings.batch_period_of(region),
+            min_age <= 0,
             now - self.settings.retention,
         ) {
             if let Some(id) = self.store.cut_batch(region, start, end, now).await? {
@@ -280,7 +376,7 @@ impl Exporter {
         }
 
         if !report.files.is_empty() || !report.deleted_files.is_empty() || !report.cut.is_empty() {
-            report.indexes_written = self.write_indexes().await?;
+            report.indexes_written = self.write_region_indexes(region).await?;
         }
         Ok(report)
     }
@@ -354,11 +450,24 @@ impl Exporter {
             .context("export build task")?
     }
 
-    /// Rewrites `index.txt` and `{region}/list.json` from the recorded files,
-    /// under a lease so that two exporters do not interleave. Returns whether
-    /// this exporter wrote them.
+    /// Rewrites the indexes of every region (see [`Self::write_region_indexes`]);
+    /// whether this exporter wrote them all.
     pub async fn write_indexes(&self) -> anyhow::Result<bool> {
-        let region = &self.settings.region;
+        let mut all = true;
+        for region in self.regions().await? {
+            if crate::store::valid_region(&region) {
+                all &= self.write_region_indexes(&region).await?;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Rewrites a region's `index.txt` (the main region's at the root,
+    /// another's at `{region}/index.txt`) and `{region}/list.json` from the
+    /// recorded files, under a lease so that two exporters do not
+    /// interleave. Returns whether this exporter wrote them.
+    pub async fn write_region_indexes(&self, region: &str) -> anyhow::Result<bool> {
+        let index_path = self.settings.index_path(region);
         let lease = format!("index:{region}");
         for _ in 0..100 {
             let now = self.now();
@@ -370,7 +479,7 @@ impl Exporter {
                 let result = async {
                     loop {
                         let files = self.store.export_files(region).await?;
-                        self.storage.put("index.txt", index_txt(&files)).await?;
+                        self.storage.put(&index_path, index_txt(&files)).await?;
                         self.storage
                             .put(
                                 &format!("{region}/list.json"),

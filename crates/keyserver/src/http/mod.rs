@@ -174,6 +174,14 @@ pub async fn build(
 ) -> anyhow::Result<Arc<App>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    for region in
+        std::iter::once(&config.export.region).chain(config.export.regions.iter().map(|r| &r.name))
+    {
+        anyhow::ensure!(
+            crate::store::valid_region(region),
+            "export region {region:?} must be 1-32 letters, digits, - or _"
+        );
+    }
     let store = Store::connect(&database_url(config, data_dir), config.max_connections).await?;
     let mut issuers = extra;
     for c in &config.issuers {
@@ -205,6 +213,7 @@ pub async fn build(
                 max_keys: config.max_keys,
                 max_same_start: config.max_same_start,
             },
+            region: config.export.region.clone(),
         },
     );
     Ok(Arc::new(App::new(

@@ -7,55 +7,28 @@
 //! write lock at once (waiting up to the busy timeout) instead of failing
 //! when a reader tries to upgrade.
 
+mod bulk;
 mod export;
 mod writer;
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
-pub use export::{BatchRow, FileRow, KeyRow, NewFile, RetentionReport};
+pub use bulk::valid_region;
+pub use export::{BatchRow, FileRow, KeyRow, NewFile, RetentionReport, decode_fakes, encode_fakes};
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// How long a SQLite connection waits for a lock before failing.
-pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database URL names a backend cocoa-rs does not have.
-    #[error("unsupported database URL scheme {0:?}: use sqlite: or postgres:")]
-    UnknownScheme(String),
+    /// Opening the database: unknown URL scheme, connection, migrations.
+    #[error(transparent)]
+    Setup(#[from] store_support::SetupError),
     /// A database error.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-    /// Migrations failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-/// The database backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite, one file.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-}
-
-impl Backend {
-    /// The backend of a database URL; unknown schemes are refused.
-    pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        match url.split(':').next().unwrap_or_default() {
-            "sqlite" => Ok(Self::Sqlite),
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            other => Err(StoreError::UnknownScheme(other.to_owned())),
-        }
-    }
 }
 
 /// One key as stored.
@@ -101,6 +74,9 @@ pub struct NewPublish<'a> {
     pub created_at: i64,
     /// Day of the statistics (JST `YYYY-MM-DD`).
     pub day: &'a str,
+    /// Export region of the keys: the region of the publishing health
+    /// authority ("Canary keys go to a canary region only").
+    pub region: &'a str,
 }
 
 /// A publish recorded before.
@@ -137,6 +113,8 @@ pub struct IssuerRow {
     pub kid: String,
     /// SPKI PEM.
     pub public_key_pem: String,
+    /// Export region of the health authority's keys (none: the main region).
+    pub region: Option<String>,
 }
 
 /// A generated export signing key.
@@ -175,6 +153,8 @@ pub struct DayCount {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL it was opened with (the bulk paths open their own connection).
+    url: String,
     /// SQLite takes one writer at a time; writers of this process queue here
     /// instead of sleeping in SQLite's busy handler (which backs off up to
     /// 100 ms and ruins tail latency). Other processes still wait on the
@@ -184,45 +164,20 @@ pub struct Store {
     publisher: std::sync::Arc<tokio::sync::OnceCell<tokio::sync::mpsc::Sender<writer::Job>>>,
 }
 
-pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
+pub(crate) use store_support::unique_violation;
 
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`), sets
     /// SQLite's WAL journal and busy timeout on every connection, and runs
     /// the backend's migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let backend = Backend::from_url(url)?;
-        sqlx::any::install_default_drivers();
-        let options = AnyConnectOptions::from_str(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL".to_owned(),
-                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
-                            "PRAGMA synchronous = NORMAL".to_owned(),
-                        ] {
-                            sqlx::query(&pragma).execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
-        }
+        let migrations = store_support::migrations!();
+        let (pool, backend) = store_support::connect(url, max_connections, &[], migrations).await?;
         let writer = (backend == Backend::Sqlite).then(Default::default);
         Ok(Self {
             pool,
             backend,
+            url: url.to_owned(),
             writer,
             publisher: Default::default(),
         })
@@ -238,7 +193,12 @@ impl Store {
 
     /// The SQLite URL of a file, created when missing.
     pub fn sqlite_url(path: &std::path::Path) -> String {
-        format!("sqlite://{}?mode=rwc", path.display())
+        store_support::sqlite_url(path)
+    }
+
+    /// The database URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// The backend in use.
@@ -289,6 +249,7 @@ impl Store {
             warnings: serde_json::to_string(p.warnings).unwrap_or_else(|_| "[]".into()),
             created_at: p.created_at,
             day: p.day.to_owned(),
+            region: p.region.to_owned(),
             reply,
         };
         let closed = || StoreError::Db(sqlx::Error::PoolClosed);
@@ -336,14 +297,15 @@ impl Store {
     /// a key with this id.
     pub async fn add_trusted_issuer(&self, r: &IssuerRow, now: i64) -> Result<bool, StoreError> {
         let res = sqlx::query(
-            "INSERT INTO trusted_issuers (health_authority_id, iss, kid, public_key_pem, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO trusted_issuers (health_authority_id, iss, kid, public_key_pem, created_at, region) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&r.health_authority_id)
         .bind(&r.iss)
         .bind(&r.kid)
         .bind(&r.public_key_pem)
         .bind(now)
+        .bind(r.region.as_deref())
         .execute(&self.pool)
         .await;
         match res {
@@ -356,7 +318,7 @@ impl Store {
     /// Every stored issuer key.
     pub async fn trusted_issuers(&self) -> Result<Vec<IssuerRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT health_authority_id, iss, kid, public_key_pem FROM trusted_issuers ORDER BY id",
+            "SELECT health_authority_id, iss, kid, public_key_pem, region FROM trusted_issuers ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -367,6 +329,7 @@ impl Store {
                     iss: r.try_get("iss")?,
                     kid: r.try_get("kid")?,
                     public_key_pem: r.try_get("public_key_pem")?,
+                    region: r.try_get("region")?,
                 })
             })
             .collect()
@@ -473,6 +436,7 @@ fn prior_of(r: &sqlx::any::AnyRow) -> Result<PriorPublish, StoreError> {
 /// Inserts keys, skipping those stored already; returns how many were new.
 async fn insert_keys(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    region: &str,
     keys: &[StoredKey],
 ) -> Result<u32, StoreError> {
     if keys.is_empty() {
@@ -480,15 +444,15 @@ async fn insert_keys(
     }
     let mut sql = String::from(
         "INSERT INTO exposures (key_data, rolling_start, rolling_period, transmission_risk, \
-         report_type, created_at, available_at) VALUES ",
+         report_type, created_at, available_at, region) VALUES ",
     );
     for i in 0..keys.len() {
-        let b = i * 7;
+        let b = i * 7 + 1;
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, $1)",
             b + 1,
             b + 2,
             b + 3,
@@ -499,7 +463,7 @@ async fn insert_keys(
         ));
     }
     sql.push_str(" ON CONFLICT (key_data) DO NOTHING");
-    let mut q = sqlx::query(&sql);
+    let mut q = sqlx::query(&sql).bind(region);
     for k in keys {
         q = q
             .bind(k.key_data.to_vec())

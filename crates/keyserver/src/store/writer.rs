@@ -27,6 +27,7 @@ pub(crate) struct Job {
     pub warnings: String,
     pub created_at: i64,
     pub day: String,
+    pub region: String,
     pub reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
@@ -112,7 +113,7 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Recorded>, Stor
         if claimed.get(&j.cert_digest) != Some(&i) {
             continue;
         }
-        let n = insert_keys(&mut tx, &j.keys).await?;
+        let n = insert_keys(&mut tx, &j.region, &j.keys).await?;
         inserted[i] = Some(n);
         if n > 0 {
             let d = days.entry(&j.day).or_default();

@@ -12,62 +12,23 @@ use keyserver::export::{ExportSettings, Exporter};
 use keyserver::http::App;
 use keyserver::publish::{Keyserver, Settings};
 use keyserver::storage::ExportStorage;
-use keyserver::store::Store;
+use keyserver::store::{NewPublish, Store, StoredKey};
 use keyserver::testkit::{Minter, daily_keys, publish_request};
 use keyserver::trust::{Policy, Trust};
 use keyserver::validate::KeyLimits;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sqlx::Connection;
 
 /// 2020-12-16 10:00 JST, the seed's date.
 pub fn t0() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc.with_ymd_and_hms(2020, 12, 16, 1, 0, 0).unwrap()
 }
 
-/// A database for one test.
-pub struct TestDb {
-    pub url: String,
-    pub label: &'static str,
-    _dir: Option<tempfile::TempDir>,
-}
+pub use store_support::testing::TestDb;
 
-/// Every backend to test: SQLite always, PostgreSQL when the test script
-/// provides it (fails under CI without it, skips with a note otherwise).
+/// Every backend to test, each a fresh database (see `store_support::testing`).
 pub async fn backends() -> Vec<TestDb> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut v = vec![TestDb {
-        url: Store::sqlite_url(&dir.path().join("keyserver.sqlite3")),
-        label: "sqlite",
-        _dir: Some(dir),
-    }];
-    match std::env::var("COCOA_TEST_DATABASE_URL") {
-        Ok(admin) => v.push(TestDb {
-            url: fresh_postgres(&admin).await,
-            label: "postgres",
-            _dir: None,
-        }),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("COCOA_TEST_DATABASE_URL is not set under CI: run through scripts/with-postgres")
-        }
-        Err(_) => eprintln!(
-            "SKIP postgres: COCOA_TEST_DATABASE_URL not set (run via scripts/with-postgres)"
-        ),
-    }
-    v
-}
-
-async fn fresh_postgres(admin: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("keyserver_test_{:016x}", rand::random::<u64>());
-    let mut c = sqlx::AnyConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    c.close().await.unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
+    store_support::testing::backends("keyserver").await
 }
 
 /// Settings of the test exporter: hourly windows, 2 h minimum age.
@@ -87,6 +48,9 @@ pub struct Harness {
     pub rng: ChaCha20Rng,
     pub label: &'static str,
     pub storage: ExportStorage,
+    /// A second issuer, trusted under [`CANARY_HA`], whose keys go to the
+    /// region [`CANARY_REGION`].
+    pub canary: Minter,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -100,6 +64,10 @@ impl Drop for Harness {
 
 /// Health authority id of the harness's issuer.
 pub const HA: &str = "cocoa";
+/// Health authority id of the canary issuer.
+pub const CANARY_HA: &str = "canary-probe";
+/// Its export region.
+pub const CANARY_REGION: &str = "canary";
 
 pub async fn start(db: &TestDb) -> Harness {
     start_with(db, export_settings()).await
@@ -111,6 +79,11 @@ pub async fn start_with(db: &TestDb, settings: ExportSettings) -> Harness {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let minter = Minter::generate(&mut rng, "cocoa-issuer", "cocoa-keyserver");
     let signer = SoftwareSigner::generate(&mut rng, SignatureInfo::new("440", "v1"));
+    let canary = Minter::generate(
+        &mut ChaCha20Rng::seed_from_u64(13),
+        "canary-issuer",
+        "cocoa-keyserver",
+    );
     let storage = ExportStorage::memory();
     let exporter = Arc::new(Exporter::new(
         store.clone(),
@@ -122,7 +95,12 @@ pub async fn start_with(db: &TestDb, settings: ExportSettings) -> Harness {
     ));
     let keyserver = Keyserver::new(
         store.clone(),
-        Trust::new(vec![minter.trusted_issuer(HA)]),
+        Trust::new(vec![
+            minter.trusted_issuer(HA),
+            canary
+                .trusted_issuer(CANARY_HA)
+                .with_region(Some(CANARY_REGION.into())),
+        ]),
         clock.clone(),
         Settings {
             policy: Policy {
@@ -130,6 +108,7 @@ pub async fn start_with(db: &TestDb, settings: ExportSettings) -> Harness {
                 skew_seconds: 60,
             },
             limits: KeyLimits::default(),
+            region: "440".into(),
         },
     );
     let app = Arc::new(App::new(
@@ -164,6 +143,7 @@ pub async fn start_with(db: &TestDb, settings: ExportSettings) -> Harness {
         rng,
         label: db.label,
         storage,
+        canary,
         shutdown: Some(tx),
     }
 }
@@ -240,4 +220,26 @@ impl NowTs for FixedClock {
     fn now_ts(&self) -> i64 {
         en_protocol::time::Clock::now(self).timestamp()
     }
+}
+
+/// Stores keys of the main region as one publish of `hour`, bypassing the API.
+pub async fn insert(store: &Store, keys: &[StoredKey], digest: &str, hour: i64) {
+    store
+        .record_publish(&NewPublish {
+            cert_digest: digest,
+            keys_digest: digest,
+            keys,
+            warnings: &[],
+            created_at: hour,
+            day: "2020-12-16",
+            region: "440",
+        })
+        .await
+        .unwrap();
+}
+
+/// An object of the export store as text.
+pub async fn text(storage: &ExportStorage, path: &str) -> String {
+    let bytes = storage.get(path).await.unwrap().unwrap().bytes;
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
