@@ -257,7 +257,11 @@ impl Keyserver {
                 keys: &keys,
                 warnings: &warnings,
                 created_at: hour,
-                day: &jst_day(hour),
+                // The public statistics count the main region's
+                // registrations only (never the canary's).
+                day: (region == self.settings.region)
+                    .then(|| jst_day(hour))
+                    .as_deref(),
                 region: &region,
             })
             .await?;

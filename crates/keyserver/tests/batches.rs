@@ -232,5 +232,11 @@ async fn canary_keys_go_to_the_canary_region_only() {
         let index = text(&h.storage, "index.txt").await;
         assert!(!index.is_empty() && !index.contains("canary"), "{index}");
         assert!(!text(&h.storage, "440/list.json").await.contains("canary"));
+        // The public statistics count the real registration only: a canary
+        // running every 5 minutes must not add 288 "registrations" a day.
+        let days = h.store.stats_days().await.unwrap();
+        let registrations: u64 = days.iter().map(|d| d.registrations).sum();
+        let keys: u64 = days.iter().map(|d| d.keys).sum();
+        assert_eq!((registrations, keys), (1, 5), "{}: {days:?}", db.label);
     }
 }

@@ -72,8 +72,11 @@ pub struct NewPublish<'a> {
     pub warnings: &'a [String],
     /// Upload hour.
     pub created_at: i64,
-    /// Day of the statistics (JST `YYYY-MM-DD`).
-    pub day: &'a str,
+    /// Day of the public statistics (JST `YYYY-MM-DD`); `None` for a
+    /// publish the statistics must not count (another region than the main
+    /// one: the canary's, whose every run would otherwise add a
+    /// "registration").
+    pub day: Option<&'a str>,
     /// Export region of the keys: the region of the publishing health
     /// authority ("Canary keys go to a canary region only").
     pub region: &'a str,
@@ -248,7 +251,7 @@ impl Store {
             keys: p.keys.to_vec(),
             warnings: serde_json::to_string(p.warnings).unwrap_or_else(|_| "[]".into()),
             created_at: p.created_at,
-            day: p.day.to_owned(),
+            day: p.day.map(str::to_owned),
             region: p.region.to_owned(),
             reply,
         };

@@ -26,7 +26,7 @@ pub(crate) struct Job {
     pub keys: Vec<StoredKey>,
     pub warnings: String,
     pub created_at: i64,
-    pub day: String,
+    pub day: Option<String>,
     pub region: String,
     pub reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
@@ -115,8 +115,10 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Recorded>, Stor
         }
         let n = insert_keys(&mut tx, &j.region, &j.keys).await?;
         inserted[i] = Some(n);
-        if n > 0 {
-            let d = days.entry(&j.day).or_default();
+        if n > 0
+            && let Some(day) = &j.day
+        {
+            let d = days.entry(day).or_default();
             d.0 += 1;
             d.1 += i64::from(n);
         }

@@ -231,7 +231,7 @@ pub async fn insert(store: &Store, keys: &[StoredKey], digest: &str, hour: i64) 
             keys,
             warnings: &[],
             created_at: hour,
-            day: "2020-12-16",
+            day: Some("2020-12-16"),
             region: "440",
         })
         .await
