@@ -191,7 +191,26 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
     let mut exporter = None;
     let mut keyserver_state = None;
     if c.role != Role::Issuer {
-        let ks = keyserver::http::build(&c.keyserver, &c.data, clock, own_issuer)
+        let mut ks_config = c.keyserver.clone();
+        if c.role == Role::All
+            && c.issuer.canary.is_some()
+            && !ks_config
+                .export
+                .regions
+                .iter()
+                .any(|r| r.name == CANARY_REGION)
+        {
+            // The canary waits for its own export: every minute, at once.
+            ks_config
+                .export
+                .regions
+                .push(keyserver::config::RegionConfig {
+                    name: CANARY_REGION.into(),
+                    batch_period: Some(Duration::from_secs(60)),
+                    min_age: Some(Duration::ZERO),
+                });
+        }
+        let ks = keyserver::http::build(&ks_config, &c.data, clock, own_issuer)
             .await
             .context("starting the keyserver role")?;
         if wants(Role::Keyserver) {
