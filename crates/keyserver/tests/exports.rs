@@ -78,6 +78,21 @@ async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
         let export = open(&h, &zip);
         assert_eq!(export.region, "440");
         assert_eq!((export.batch_num, export.batch_size), (1, 1));
+        // The exporter's metrics count what it wrote.
+        assert_eq!(r.keys, export.keys.len() as u64);
+        let m = h.exporter().metrics.render();
+        assert!(
+            m.contains(&format!(
+                "keyserver_export_keys_total {}",
+                export.keys.len()
+            )),
+            "{m}"
+        );
+        assert!(m.contains("keyserver_export_files_total 1"), "{m}");
+        assert!(
+            m.contains("keyserver_export_last_cycle_duration_seconds "),
+            "{m}"
+        );
         assert_eq!(
             (export.start_timestamp, export.end_timestamp),
             (start as u64, start as u64 + 3600)

@@ -159,6 +159,8 @@ pub struct CycleReport {
     pub deleted_keys: u64,
     /// Whether the indexes were rewritten.
     pub indexes_written: bool,
+    /// Keys (real and fake) in the files written by this exporter.
+    pub keys: u64,
 }
 
 /// Counters for `/metrics`.
@@ -172,6 +174,10 @@ pub struct ExportMetrics {
     pub last_cycle: std::sync::atomic::AtomicI64,
     /// Failed cycles.
     pub failures: std::sync::atomic::AtomicU64,
+    /// Keys (real and fake) in the files written.
+    pub keys: std::sync::atomic::AtomicU64,
+    /// How long the last cycle took, milliseconds.
+    pub last_cycle_ms: std::sync::atomic::AtomicU64,
 }
 
 impl ExportMetrics {
@@ -182,11 +188,15 @@ impl ExportMetrics {
             "# TYPE keyserver_export_batches_total counter\nkeyserver_export_batches_total {}\n\
              # TYPE keyserver_export_files_total counter\nkeyserver_export_files_total {}\n\
              # TYPE keyserver_export_failures_total counter\nkeyserver_export_failures_total {}\n\
-             # TYPE keyserver_export_last_cycle_seconds gauge\nkeyserver_export_last_cycle_seconds {}\n",
+             # TYPE keyserver_export_last_cycle_seconds gauge\nkeyserver_export_last_cycle_seconds {}\n\
+             # TYPE keyserver_export_keys_total counter\nkeyserver_export_keys_total {}\n\
+             # TYPE keyserver_export_last_cycle_duration_seconds gauge\nkeyserver_export_last_cycle_duration_seconds {:.3}\n",
             self.batches.load(Relaxed),
             self.files.load(Relaxed),
             self.failures.load(Relaxed),
-            self.last_cycle.load(Relaxed)
+            self.last_cycle.load(Relaxed),
+            self.keys.load(Relaxed),
+            self.last_cycle_ms.load(Relaxed) as f64 / 1000.0
         )
     }
 }
@@ -266,10 +276,15 @@ impl Exporter {
     /// Runs one cycle: cutting closed windows, retention, building every
     /// pending batch, rewriting the indexes when anything changed.
     pub async fn run_cycle(&self, opts: CycleOptions) -> anyhow::Result<CycleReport> {
+        let started = std::time::Instant::now();
         let result = self.cycle(opts).await;
         use std::sync::atomic::Ordering::Relaxed;
+        self.metrics
+            .last_cycle_ms
+            .store(started.elapsed().as_millis() as u64, Relaxed);
         match &result {
             Ok(r) => {
+                self.metrics.keys.fetch_add(r.keys, Relaxed);
                 self.metrics
                     .batches
                     .fetch_add(r.built.len() as u64, Relaxed);
@@ -309,6 +324,7 @@ impl Exporter {
             report.deleted_files.extend(r.deleted_files);
             report.deleted_keys += r.deleted_keys;
             report.indexes_written |= r.indexes_written;
+            report.keys += r.keys;
         }
         Ok(report)
     }
@@ -369,9 +385,10 @@ impl Exporter {
                 // Every candidate was taken by another exporter meanwhile.
                 continue;
             };
-            if let Some(files) = self.build_and_store(&batch).await? {
+            if let Some((files, keys)) = self.build_and_store(&batch).await? {
                 report.built.push(batch.id);
                 report.files.extend(files);
+                report.keys += keys;
             }
         }
 
@@ -408,8 +425,12 @@ impl Exporter {
 
     /// Builds a claimed batch, writes its files and records them. `None`
     /// when the lease was lost meanwhile (another exporter records it).
-    async fn build_and_store(&self, batch: &BatchRow) -> anyhow::Result<Option<Vec<String>>> {
+    async fn build_and_store(
+        &self,
+        batch: &BatchRow,
+    ) -> anyhow::Result<Option<(Vec<String>, u64)>> {
         let built = self.build(batch).await?;
+        let keys = built.iter().map(|f| f.key_count as u64).sum();
         let mut paths = Vec::with_capacity(built.len());
         let mut records = Vec::with_capacity(built.len());
         for f in built {
@@ -427,8 +448,13 @@ impl Exporter {
             .complete_batch(batch, &self.owner, &records, created_ms)
             .await?
         {
-            info!(batch = batch.id, files = paths.len(), "batch exported");
-            Ok(Some(paths))
+            info!(
+                batch = batch.id,
+                files = paths.len(),
+                keys,
+                "batch exported"
+            );
+            Ok(Some((paths, keys)))
         } else {
             warn!(
                 batch = batch.id,
