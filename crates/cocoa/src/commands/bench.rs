@@ -3,6 +3,7 @@
 use clap::{Args, Subcommand};
 
 mod check;
+mod download;
 mod export;
 mod exporter;
 mod matcher;
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     Publish(publish::PublishArgs),
     /// Fill a fresh key server database with N keys and time one export cycle.
     Exporter(exporter::ExporterArgs),
+    /// Time downloads of export files (index.txt and zips) from a server.
+    Download(download::DownloadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,5 +62,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Verify(a) => verify::run(a),
         BenchCommand::Publish(a) => publish::run(a),
         BenchCommand::Exporter(a) => exporter::run(a),
+        BenchCommand::Download(a) => download::run(a),
     }
 }

@@ -17,7 +17,13 @@
 //! and its own certificate; all are prepared before the clock starts. With
 //! `--rate` requests start on a fixed schedule (open loop) and latency counts
 //! from the scheduled start, so a server that falls behind pays for the
-//! queueing too.
+//! queueing too. `--server` given several times spreads the requests
+//! round-robin over the replicas (request `i` to server `i mod n`), as a
+//! load balancer would.
+//!
+//! `--cpu-pid` (Linux; the server processes, and PostgreSQL's postmaster)
+//! adds the CPU time they used during the timed part and the database's
+//! share of it (see [`cpu`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,9 +40,10 @@ use crate::commands::{bad_input, print_json};
 /// `cocoa bench publish` flags.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// Base URL of the running key server, e.g. http://127.0.0.1:8080.
+    /// Base URL of the running key server, e.g. http://127.0.0.1:8080;
+    /// repeat it for replicas (requests go round-robin).
     #[arg(long, required_unless_present = "init_only")]
-    pub server: Option<String>,
+    pub server: Vec<String>,
     /// The bench issuer's PKCS#8 PEM key; created (with `<file>.pub`) when missing.
     #[arg(long)]
     pub issuer_key: PathBuf,
@@ -64,12 +71,18 @@ pub struct PublishArgs {
     /// Only create the issuer key (and print its public key), then stop.
     #[arg(long)]
     pub init_only: bool,
+    /// Process whose CPU time to report (repeatable): each server, and the
+    /// PostgreSQL postmaster (its backends are counted with it).
+    #[arg(long)]
+    pub cpu_pid: Vec<u32>,
 }
 
 #[derive(Debug, Serialize)]
 struct Output {
     requests: usize,
     concurrency: usize,
+    servers: usize,
+    rate: Option<f64>,
     keys_per_request: u32,
     seconds: f64,
     publishes_per_sec: f64,
@@ -77,6 +90,8 @@ struct Output {
     p99_ms: f64,
     max_ms: f64,
     errors: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<cpu::Usage>,
 }
 
 fn issuer(a: &PublishArgs) -> anyhow::Result<Minter> {
@@ -120,13 +135,14 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
         print!("{}", minter.public_key_pem());
         return Ok(());
     }
-    let base = a
+    let urls: Vec<String> = a
         .server
-        .clone()
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_owned();
-    let url = format!("{base}/v1/publish");
+        .iter()
+        .map(|s| format!("{}/v1/publish", s.trim_end_matches('/')))
+        .collect();
+    if urls.is_empty() {
+        return Err(bad_input("--server is required"));
+    }
 
     // Every request prepared before the clock starts.
     let now = en_protocol::time::Clock::now(&en_protocol::time::SystemClock).timestamp();
@@ -152,15 +168,19 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(a.concurrency.max(1))
             .build()?;
-        // One publish first, to fail early with a clear message.
-        check_trust(&http, &url, &a).await?;
+        // One publish to each server first, to fail early with a clear message.
+        for url in &urls {
+            check_trust(&http, url, &a).await?;
+        }
+        let urls = Arc::new(urls);
 
         let next = Arc::new(AtomicUsize::new(0));
+        let cpu_before = cpu::Snapshot::take(&a.cpu_pid)?;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..a.concurrency.max(1) {
-            let (http, url, bodies, next) =
-                (http.clone(), url.clone(), bodies.clone(), next.clone());
+            let (http, urls, bodies, next) =
+                (http.clone(), urls.clone(), bodies.clone(), next.clone());
             let rate = a.rate;
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::new();
@@ -178,7 +198,7 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
                         None => Instant::now(),
                     };
                     let ok = match http
-                        .post(&url)
+                        .post(&urls[i % urls.len()])
                         .header("content-type", "application/json")
                         .body(bodies[i].clone())
                         .send()
@@ -200,6 +220,7 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
             results.extend(t.await?);
         }
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu::Snapshot::take(&a.cpu_pid)?.since(&cpu_before, seconds);
         let errors = results.iter().filter(|(_, ok)| !ok).count();
         let mut lat: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
         lat.sort_unstable();
@@ -207,6 +228,8 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
         print_json(&Output {
             requests: n,
             concurrency: a.concurrency,
+            servers: a.server.len(),
+            rate: a.rate,
             keys_per_request: a.keys,
             seconds,
             publishes_per_sec: (n - errors) as f64 / seconds,
@@ -214,6 +237,7 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
             p99_ms: percentile(&lat, 0.99),
             max_ms: percentile(&lat, 1.0),
             errors,
+            cpu,
         })
     })
 }
@@ -244,4 +268,166 @@ async fn check_trust(http: &reqwest::Client, url: &str, a: &PublishArgs) -> anyh
         a.issuer_key.display()
     );
     Ok(())
+}
+
+/// CPU time of the server processes during a run, from `/proc` (Linux), and
+/// the database's share of it: the "share of time spent in the database".
+///
+/// A process named `postgres` (the postmaster given by `--cpu-pid`) counts
+/// as database with all its children, the backends (live ones through
+/// their own counters, exited ones through the postmaster's counters of
+/// reaped children). In any other process (a `cocoa serve`) the threads of
+/// sqlx's SQLite workers (`sqlx-sqlite-worker-N`, where every SQLite call
+/// runs) count as database, the rest (HTTP, JSON, certificate checks,
+/// the async runtime) as server.
+pub(super) mod cpu {
+    use serde::Serialize;
+
+    /// Clock ticks a second of `/proc/*/stat` (`USER_HZ`, 100 on Linux).
+    const TICKS: f64 = 100.0;
+
+    /// CPU seconds so far: (everything, database).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Snapshot {
+        total: f64,
+        database: f64,
+        wanted: bool,
+    }
+
+    /// What a run used.
+    #[derive(Debug, Serialize)]
+    pub struct Usage {
+        /// CPU seconds of the given processes.
+        pub cpu_seconds: f64,
+        /// Of which in the database (SQLite worker threads, PostgreSQL processes).
+        pub database_cpu_seconds: f64,
+        /// `database_cpu_seconds / cpu_seconds`.
+        pub database_share: f64,
+        /// CPU cores busy on average: `cpu_seconds` over the run's wall time.
+        pub cores_busy: f64,
+    }
+
+    /// (name, parent, own CPU seconds, reaped children's CPU seconds).
+    fn stat(path: &str) -> Option<(String, u32, f64, f64)> {
+        parse(&std::fs::read_to_string(path).ok()?)
+    }
+
+    /// One `/proc/*/stat` line (the name may hold spaces and parentheses).
+    fn parse(text: &str) -> Option<(String, u32, f64, f64)> {
+        let open = text.find('(')?;
+        let close = text.rfind(')')?;
+        let name = text.get(open + 1..close)?.to_owned();
+        let f: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+        let ppid = f.get(1)?.parse().ok()?;
+        Some((
+            name,
+            ppid,
+            (n(11)? + n(12)?) / TICKS,
+            (n(13)? + n(14)?) / TICKS,
+        ))
+    }
+
+    impl Snapshot {
+        /// Reads the counters of `pids` (nothing when empty).
+        pub fn take(pids: &[u32]) -> anyhow::Result<Self> {
+            let mut s = Self {
+                wanted: !pids.is_empty(),
+                ..Self::default()
+            };
+            for &pid in pids {
+                let Some((name, _, own, reaped)) = stat(&format!("/proc/{pid}/stat")) else {
+                    anyhow::bail!("--cpu-pid {pid}: no such process (or no /proc)");
+                };
+                if name == "postgres" {
+                    let mut cpu = own + reaped;
+                    for e in std::fs::read_dir("/proc")?.flatten() {
+                        let path = format!("{}/stat", e.path().display());
+                        if let Some((_, ppid, own, _)) = stat(&path)
+                            && ppid == pid
+                        {
+                            cpu += own;
+                        }
+                    }
+                    s.total += cpu;
+                    s.database += cpu;
+                    continue;
+                }
+                s.total += own;
+                for t in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+                    let path = format!("{}/stat", t.path().display());
+                    if let Some((name, _, own, _)) = stat(&path)
+                        && name.starts_with("sqlx-sqlite")
+                    {
+                        s.database += own;
+                    }
+                }
+            }
+            Ok(s)
+        }
+
+        /// The usage between `before` and this snapshot, over `seconds`.
+        pub fn since(&self, before: &Self, seconds: f64) -> Option<Usage> {
+            if !self.wanted {
+                return None;
+            }
+            let round = |x: f64| (x * 1000.0).round() / 1000.0;
+            let total = self.total - before.total;
+            let database = self.database - before.database;
+            Some(Usage {
+                cpu_seconds: round(total),
+                database_cpu_seconds: round(database),
+                database_share: round(if total > 0.0 { database / total } else { 0.0 }),
+                cores_busy: round(total / seconds.max(1e-9)),
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn stat_lines_are_read_after_the_name() {
+            let line = "4242 (sqlx-sqlite-wor) S 7 4242 7 0 -1 4194560 1 0 0 0 250 50 30 20 20 0 3 0 1 2 3";
+            assert_eq!(
+                parse(line),
+                Some(("sqlx-sqlite-wor".to_owned(), 7, 3.0, 0.5))
+            );
+            let odd = "1 (a) b (c) R 1 1 1 0 -1 0 0 0 0 0 100 0 0 0 20 0 1 0 1 2 3";
+            assert_eq!(parse(odd), Some(("a) b (c".to_owned(), 1, 1.0, 0.0)));
+            assert_eq!(parse("1 (x) R"), None);
+        }
+
+        #[test]
+        fn usage_is_the_difference_between_snapshots() {
+            let before = Snapshot {
+                total: 1.0,
+                database: 0.5,
+                wanted: true,
+            };
+            let after = Snapshot {
+                total: 3.0,
+                database: 1.5,
+                wanted: true,
+            };
+            let u = after.since(&before, 4.0).unwrap();
+            assert_eq!(
+                (
+                    u.cpu_seconds,
+                    u.database_cpu_seconds,
+                    u.database_share,
+                    u.cores_busy
+                ),
+                (2.0, 1.0, 0.5, 0.5)
+            );
+            assert!(Snapshot::default().since(&before, 1.0).is_none());
+            assert!(
+                Snapshot::take(&[])
+                    .unwrap()
+                    .since(&Snapshot::default(), 1.0)
+                    .is_none()
+            );
+        }
+    }
 }

@@ -9,6 +9,11 @@
 //! second (latency then counts from each pair's scheduled start, so a
 //! server that falls behind is charged for the queueing too).
 //!
+//! `--server` given several times (issuer replicas on one database, with
+//! one `issuer.secret`) spreads the timed pairs round-robin: pair `i` goes
+//! to server `i mod n`, both of its requests. The numbers are issued
+//! through the first server, whose `--outbox` they arrive in.
+//!
 //! The server's device-API rate limit must be off for this
 //! (`[issuer.limits] requests_per_minute = 0`): every request comes from
 //! one address.
@@ -29,9 +34,11 @@ use crate::commands::{bad_input, print_json};
 /// `cocoa bench verify` flags.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Base URL of the running issuer, e.g. http://127.0.0.1:8080.
-    #[arg(long)]
-    pub server: String,
+    /// Base URL of the running issuer, e.g. http://127.0.0.1:8080; repeat
+    /// it for replicas (pairs go round-robin; numbers are issued through
+    /// the first).
+    #[arg(long, required = true)]
+    pub server: Vec<String>,
     /// A device API key (`cocoa issuer create-api-key --kind device`).
     #[arg(long)]
     pub api_key: String,
@@ -50,17 +57,25 @@ pub struct VerifyArgs {
     /// Pairs per second to pace at (open loop); unlimited when absent.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Process whose CPU time during the timed pairs to report (repeatable):
+    /// each server, and the PostgreSQL postmaster (see `bench publish`).
+    #[arg(long)]
+    pub cpu_pid: Vec<u32>,
 }
 
 #[derive(Debug, Serialize)]
 struct Output {
     requests: usize,
     concurrency: usize,
+    servers: usize,
+    rate: Option<f64>,
     seconds: f64,
     pairs_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<super::publish::cpu::Usage>,
 }
 
 fn case_json(i: usize) -> serde_json::Value {
@@ -153,7 +168,7 @@ async fn post(
 /// Issues `n` numbers and reads them from the outbox.
 async fn issue_numbers(a: &VerifyArgs, http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
     let before = outbox_names(&a.outbox)?;
-    let base = a.server.trim_end_matches('/').to_owned();
+    let base = a.server[0].trim_end_matches('/').to_owned();
     let (http2, key) = (http.clone(), a.admin_key.clone());
     let results = run_all(a.requests, a.concurrency, move |i| {
         let (http, key, base) = (http2.clone(), key.clone(), base.clone());
@@ -259,14 +274,20 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
         let mut mac = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut mac);
         let hmac = base64::engine::general_purpose::STANDARD.encode(mac);
-        let base = a.server.trim_end_matches('/').to_owned();
+        let bases: Arc<Vec<String>> = Arc::new(
+            a.server
+                .iter()
+                .map(|s| s.trim_end_matches('/').to_owned())
+                .collect(),
+        );
         let key = a.api_key.clone();
         let rate = a.rate;
+        let cpu_before = super::publish::cpu::Snapshot::take(&a.cpu_pid)?;
         let start = Instant::now();
         let results = run_all(a.requests, a.concurrency, move |i| {
             let (http, base, key, hmac, numbers) = (
                 http.clone(),
-                base.clone(),
+                bases[i % bases.len()].clone(),
                 key.clone(),
                 hmac.clone(),
                 numbers.clone(),
@@ -286,6 +307,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
         })
         .await;
         let seconds = start.elapsed().as_secs_f64();
+        let cpu = super::publish::cpu::Snapshot::take(&a.cpu_pid)?.since(&cpu_before, seconds);
         let errors = results.iter().filter(|(ok, _)| !ok).count();
         let mut ms: Vec<f64> = results.iter().map(|(_, m)| *m).collect();
         ms.sort_by(f64::total_cmp);
@@ -293,11 +315,14 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
         print_json(&Output {
             requests: a.requests,
             concurrency: a.concurrency,
+            servers: a.server.len(),
+            rate: a.rate,
             seconds: round(seconds),
             pairs_per_sec: round(a.requests as f64 / seconds),
             p50_ms: round(percentile(&ms, 0.50)),
             p99_ms: round(percentile(&ms, 0.99)),
             errors,
+            cpu,
         })
     })
 }
