@@ -165,6 +165,22 @@ impl ExportStorage {
         Ok(())
     }
 
+    /// The version of an object (size, modification time and the store's
+    /// own tag) without reading it; `None` when it does not exist.
+    pub async fn version(&self, path: &str) -> anyhow::Result<Option<String>> {
+        let p = Self::path(path)?;
+        match self.store.head(&p).await {
+            Ok(m) => Ok(Some(format!(
+                "{}-{}-{}",
+                m.size,
+                m.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+                m.e_tag.unwrap_or_default()
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {path}")),
+        }
+    }
+
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, path: &str) -> anyhow::Result<Option<Object>> {
         let p = Self::path(path)?;

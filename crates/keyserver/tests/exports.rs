@@ -147,8 +147,34 @@ async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
             .await
             .unwrap();
         assert_eq!(again.status(), 304);
+        // Revalidating again (the tag now remembered for this version of
+        // the object): still 304 with the tag; another tag gets the file.
+        let revalidate = |path: String, tag: String| {
+            let http = h.http.clone();
+            let url = format!("{}{path}", h.base);
+            async move {
+                http.get(url)
+                    .header("if-none-match", tag)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let third = revalidate(format!("/exports/{zip_path}"), etag.clone()).await;
+        assert_eq!(third.status(), 304);
+        assert_eq!(third.headers()["etag"].to_str().unwrap(), etag);
+        let other = revalidate(format!("/exports/{zip_path}"), "\"0\"".into()).await;
+        assert_eq!(other.status(), 200);
+        assert_eq!(other.bytes().await.unwrap().to_vec(), zip);
         let idx = h.get("/exports/index.txt").await;
         assert_eq!(idx.headers()["cache-control"], "no-cache");
+        let index_tag = idx.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(
+            revalidate("/exports/index.txt".into(), index_tag.clone())
+                .await
+                .status(),
+            304
+        );
         assert_eq!(
             h.get("/exports/440/list.json").await.headers()["cache-control"],
             "no-cache"
@@ -182,6 +208,10 @@ async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
         assert!(export.keys.iter().any(|k| *k.key_data.as_bytes() == todays));
         let index = String::from_utf8(object(&h, "index.txt").await).unwrap();
         assert_eq!(index.lines().count(), 2);
+        // The rewritten index is not mistaken for the one revalidated before.
+        let fresh = revalidate("/exports/index.txt".into(), index_tag).await;
+        assert_eq!(fresh.status(), 200);
+        assert_eq!(fresh.text().await.unwrap(), index);
         assert_eq!(
             index.lines().next(),
             Some(zip_path.as_str()),
