@@ -20,6 +20,9 @@ pub mod codes {
     pub const CERTIFICATE_INVALID: &str = "health_authority_verification_certificate_invalid";
     /// Unexpected server error (details in the server log only).
     pub const INTERNAL_ERROR: &str = "internal_error";
+    /// The database cannot be reached for the moment: retry after the
+    /// `Retry-After` seconds (nothing was stored).
+    pub const UNAVAILABLE: &str = "unavailable";
     /// Some keys were dropped (see `warnings`); the others were stored.
     pub const PARTIAL_FAILURE: &str = "partial_failure";
     /// The certificate is past `exp` or before `nbf`.

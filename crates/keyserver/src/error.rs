@@ -39,10 +39,41 @@ pub enum Error {
     /// No such object.
     #[error("not found")]
     NotFound,
+    /// The database cannot be reached (down, restarting, pool exhausted):
+    /// 503 with `Retry-After`, so a phone retries instead of giving up.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Anything unexpected; its detail goes to the log only.
     #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
+
+impl From<anyhow::Error> for Error {
+    /// An unexpected error, unless somewhere in its chain the database
+    /// could not be reached ([`Error::Unavailable`]).
+    fn from(e: anyhow::Error) -> Self {
+        use crate::store::StoreError;
+        let down = e.chain().find_map(|c| {
+            if let Some(StoreError::Unavailable(why)) = c.downcast_ref::<StoreError>() {
+                return Some(why.clone());
+            }
+            c.downcast_ref::<sqlx::Error>()
+                .or_else(|| match c.downcast_ref::<StoreError>() {
+                    Some(StoreError::Db(db)) => Some(db),
+                    _ => None,
+                })
+                .filter(|db| unavailable(db))
+                .map(ToString::to_string)
+        });
+        match down {
+            Some(why) => Self::Unavailable(why),
+            None => Self::Internal(e),
+        }
+    }
+}
+
+/// Seconds a client should wait before retrying after [`Error::Unavailable`].
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 impl Error {
     /// The stable code of this error.
@@ -58,6 +89,7 @@ impl Error {
             Self::HmacMismatch => codes::HMAC_MISMATCH,
             Self::Keys(r) => r.code(),
             Self::NotFound => "not_found",
+            Self::Unavailable(_) => codes::UNAVAILABLE,
             Self::Internal(_) => codes::INTERNAL_ERROR,
         }
     }
@@ -65,7 +97,26 @@ impl Error {
 
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.into())
+        use crate::store::StoreError;
+        match &e {
+            StoreError::Db(db) if unavailable(db) => Self::Unavailable(db.to_string()),
+            StoreError::Unavailable(why) => Self::Unavailable(why.clone()),
+            _ => Self::Internal(e.into()),
+        }
+        // (`anyhow` errors carrying a store error go through the same test.)
+    }
+}
+
+/// Whether a database error means "cannot reach the database now" rather
+/// than a bug: no connection within the pool's wait, a broken connection, or
+/// PostgreSQL's connection-exception (08…) and shutdown (57P0…) classes.
+pub(crate) fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
     }
 }
 

@@ -641,3 +641,27 @@ async fn futures_join_all(
     }
     set.join_all().await
 }
+
+/// The database goes away: a publish answers 503 `unavailable` with
+/// `Retry-After` (a phone retries), not a 500 that reads like a bug.
+#[tokio::test]
+async fn a_database_outage_answers_503_with_retry_after() {
+    for db in common::backends().await {
+        let mut h = common::start(&db).await;
+        let keys = h.keys(3);
+        let req = h.request(keys);
+        h.store.close().await;
+        let resp = h
+            .http
+            .post(format!("{}/v1/publish", h.base))
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503, "{}", db.label);
+        assert_eq!(resp.headers()["retry-after"], "5");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "unavailable", "{body}");
+        assert!(body["error"].as_str().unwrap().contains("しばらくしてから"));
+    }
+}

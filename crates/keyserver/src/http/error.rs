@@ -83,6 +83,13 @@ impl Error {
                 },
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, m("見つかりません", "not found")),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                m(
+                    "サーバーが混み合っています。しばらくしてからもう一度お試しください",
+                    "the server is busy; please retry shortly",
+                ),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 m("サーバーでエラーが発生しました", "internal server error"),
@@ -92,8 +99,10 @@ impl Error {
 
     /// Logs an unexpected error's detail (never sent to the client).
     pub fn log_if_internal(&self) {
-        if let Self::Internal(e) = self {
-            tracing::error!(error = format!("{e:#}"), "unexpected error");
+        match self {
+            Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "unexpected error"),
+            Self::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            _ => {}
         }
     }
 }

@@ -87,7 +87,14 @@ fn error_response(app: &App, e: &Error) -> Response {
             ..PublishResponse::default()
         },
     );
-    json(status, body)
+    let mut resp = json(status, body);
+    if matches!(e, Error::Unavailable(_)) {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+        );
+    }
+    resp
 }
 
 /// The handler.

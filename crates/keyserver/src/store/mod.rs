@@ -29,6 +29,10 @@ pub enum StoreError {
     /// A database error.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database could not be reached for a batch of publishes (the
+    /// group-commit writer's error, shared by every publish of the batch).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One key as stored.

@@ -56,11 +56,15 @@ pub(crate) fn spawn(
                 }
                 Err(e) => {
                     let msg = e.to_string();
+                    let down = matches!(&e, StoreError::Db(db) if crate::error::unavailable(db));
                     tracing::error!(error = %msg, publishes = jobs.len(), "publish batch failed");
                     for job in jobs {
-                        let _ = job
-                            .reply
-                            .send(Err(StoreError::Db(sqlx::Error::Protocol(msg.clone()))));
+                        let err = if down {
+                            StoreError::Unavailable(msg.clone())
+                        } else {
+                            StoreError::Db(sqlx::Error::Protocol(msg.clone()))
+                        };
+                        let _ = job.reply.send(Err(err));
                     }
                 }
             }
