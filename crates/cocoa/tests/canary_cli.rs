@@ -246,3 +246,61 @@ min_age = "0s"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("canary failed at step notify"));
 }
+
+#[test]
+fn bad_canary_input_exits_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("public.pem");
+    let keygen = cocoa()
+        .args(["en", "keygen", "--out"])
+        .arg(dir.path().join("private.pem"))
+        .arg("--public-out")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let (pem, garbage) = (pem.to_str().unwrap(), garbage.to_str().unwrap());
+    // A valid command line, flag by flag; each case changes (Some) or
+    // removes (None) one flag.
+    let good = [
+        ("--issuer", "http://127.0.0.1:1"),
+        ("--keyserver", "http://127.0.0.1:1"),
+        ("--admin-api-key", "admin_x"),
+        ("--receiver-token", "t"),
+        ("--export-public-key", pem),
+    ];
+    let cases: [(&str, Option<&str>, &str); 8] = [
+        ("--region", Some("440"), "region of its own"),
+        ("--admin-api-key", None, "--admin-api-key"),
+        ("--receiver-token", None, "--receiver-token"),
+        ("--issuer", Some("not a url"), "--issuer"),
+        ("--keyserver", Some("ftp://x/"), "--keyserver"),
+        (
+            "--export-public-key",
+            Some("/nonexistent.pem"),
+            "nonexistent",
+        ),
+        ("--export-public-key", Some(garbage), "error"),
+        ("--interval", Some("5x"), "interval"),
+    ];
+    for (flag, value, says) in cases {
+        let mut args = vec!["canary", "--once"];
+        for (f, v) in good.iter().filter(|(f, _)| *f != flag) {
+            args.extend([*f, *v]);
+        }
+        if let Some(v) = value {
+            args.extend([flag, v]);
+        }
+        let out = cocoa()
+            .env_remove("COCOA_CANARY_ADMIN_API_KEY")
+            .env_remove("COCOA_CANARY_RECEIVER_TOKEN")
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value:?}: {stderr}");
+        assert!(stderr.contains(says), "{flag} {value:?}: {stderr}");
+    }
+}
