@@ -419,32 +419,39 @@ async fn canary_cases_go_to_the_canary_channel_and_name_the_canary_issuer() {
         assert!(who.starts_with("ACcanary Basic "), "{who}");
         assert_eq!(form["To"], format!("canary-case-{id}"));
         assert!(!dir.path().join("outbox").exists(), "nothing in the outbox");
-        let number = form["Body"].split("処理番号: ").nth(1).unwrap()[..8].to_owned();
+        let number = number_in(&form["Body"]);
 
+        // The `iss` of the certificate a phone gets with a number.
+        let iss_of = |number: String| {
+            let (post, device) = (&post, &device);
+            async move {
+                let token = post("/api/verify", device, serde_json::json!({"code": number}))
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()["token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let cert = post(
+                    "/api/certificate",
+                    device,
+                    serde_json::json!({"token": token, "ekeyhmac": hmac32()}),
+                )
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["certificate"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                jwt_claims(&cert)["iss"].clone()
+            }
+        };
         // Its certificate names the canary issuer.
-        let token = post("/api/verify", &device, serde_json::json!({"code": number}))
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let cert = post(
-            "/api/certificate",
-            &device,
-            serde_json::json!({"token": token, "ekeyhmac": hmac32()}),
-        )
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["certificate"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert_eq!(jwt_claims(&cert)["iss"], "cocoa-canary");
+        assert_eq!(iss_of(number).await, "cocoa-canary");
 
         // An ordinary case still names the ordinary issuer.
         let r = post("/api/v1/cases", &admin, case_json()).await.unwrap();
@@ -462,36 +469,8 @@ async fn canary_cases_go_to_the_canary_channel_and_name_the_canary_issuer() {
         let file = std::fs::read_dir(&outbox).unwrap().next().unwrap().unwrap();
         let msg: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
-        let number = msg["body"]
-            .as_str()
-            .unwrap()
-            .split("処理番号: ")
-            .nth(1)
-            .unwrap()[..8]
-            .to_owned();
-        let token = post("/api/verify", &device, serde_json::json!({"code": number}))
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let cert = post(
-            "/api/certificate",
-            &device,
-            serde_json::json!({"token": token, "ekeyhmac": hmac32()}),
-        )
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["certificate"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert_eq!(jwt_claims(&cert)["iss"], "cocoa-issuer");
+        let number = number_in(msg["body"].as_str().unwrap());
+        assert_eq!(iss_of(number).await, "cocoa-issuer");
     }
 }
 

@@ -38,6 +38,20 @@ fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// The admin API key of a machine-API request, and its `Idempotency-Key`
+/// when it has a well-formed one.
+async fn admin_request(
+    app: &App,
+    key: &ApiKeyHeader,
+    headers: &HeaderMap,
+) -> Result<(ApiKeyRow, Option<String>)> {
+    let key = app
+        .issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
+        .await?;
+    Ok((key, idempotency_key(headers)?))
+}
+
 /// Runs `work` at most once per `(key, Idempotency-Key)`; a retry gets the
 /// stored answer, so it never sends a second message.
 async fn idempotent<F, Fut>(
@@ -104,16 +118,8 @@ pub(super) async fn create_case(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match app
-        .issuer
-        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
-        .await
-    {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let idem = match idempotency_key(&headers) {
-        Ok(i) => i,
+    let (key, idem) = match admin_request(&app, &key, &headers).await {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let mut fp = b"POST /api/v1/cases\n".to_vec();
@@ -140,16 +146,8 @@ pub(super) async fn create_canary_case(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match app
-        .issuer
-        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
-        .await
-    {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let idem = match idempotency_key(&headers) {
-        Ok(i) => i,
+    let (key, idem) = match admin_request(&app, &key, &headers).await {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let mut fp = b"POST /api/v1/canary-cases\n".to_vec();
@@ -174,17 +172,9 @@ pub(super) async fn issue(
     headers: HeaderMap,
     Path(case_id): Path<String>,
 ) -> Response {
-    let key = match app
-        .issuer
-        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
-        .await
-    {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let idem = match idempotency_key(&headers) {
-        Ok(Some(i)) => i,
-        Ok(None) => return Error::MissingIdempotencyKey.into_response(),
+    let (key, idem) = match admin_request(&app, &key, &headers).await {
+        Ok((key, Some(idem))) => (key, idem),
+        Ok((_, None)) => return Error::MissingIdempotencyKey.into_response(),
         Err(e) => return e.into_response(),
     };
     let Ok(case_id) = case_id.parse::<i64>() else {
@@ -275,16 +265,8 @@ pub(super) async fn update_case(
     Path(case_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let key = match app
-        .issuer
-        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
-        .await
-    {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let idem = match idempotency_key(&headers) {
-        Ok(i) => i,
+    let (key, idem) = match admin_request(&app, &key, &headers).await {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let Ok(case_id) = case_id.parse::<i64>() else {

@@ -238,7 +238,7 @@ async fn start_servers(
         .await
         .map_err(|e| failed("issuer")(format!("{e:#}")))?;
     let store = issuer_app.issuer.store();
-    let now = clock.now_ts();
+    let now = en_protocol::time::Clock::now(&*clock).timestamp();
     let centre_id = store
         .create_centre("シミュレーション保健所", "13", now)
         .await
@@ -310,16 +310,6 @@ async fn start_servers(
         region,
         shutdown: tx,
     })
-}
-
-trait NowTs {
-    fn now_ts(&self) -> i64;
-}
-
-impl NowTs for FixedClock {
-    fn now_ts(&self) -> i64 {
-        en_protocol::time::Clock::now(self).timestamp()
-    }
 }
 
 impl Backend for Http {
@@ -467,11 +457,9 @@ impl Backend for Http {
         self.clock.set(self.calendar.datetime(at));
         let exporter = self.keyserver.exporter.clone();
         let min_age = self.min_age;
-        let report = self
-            .rt
+        self.rt
             .block_on(exporter.run_cycle(keyserver::export::CycleOptions { min_age }))
             .map_err(|e| BackendError(format!("export cycle: {e:#}")))?;
-        let _ = report;
         let Some(index) = self.get("exports/index.txt")? else {
             return Ok(0);
         };
