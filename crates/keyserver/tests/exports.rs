@@ -307,6 +307,70 @@ async fn two_exporters_build_each_batch_exactly_once() {
     }
 }
 
+/// A cycle that fails after claiming a batch (here: the object store
+/// refuses the write) leaves the batch leased to its exporter; that
+/// exporter's next cycle builds it at once instead of waiting out the
+/// 10-minute lease, and no other exporter takes it meanwhile.
+#[tokio::test]
+async fn an_exporter_takes_up_its_own_failed_batch_at_the_next_cycle() {
+    for db in common::backends().await {
+        let mut h = common::start(&db).await;
+        let keys = h.keys(5);
+        assert_eq!(h.publish_keys(keys).await, 200);
+        h.clock.advance(chrono::Duration::hours(3));
+        let dir = tempfile::tempdir().unwrap();
+        let storage = keyserver::storage::ExportStorage::local(dir.path()).unwrap();
+        let make = |seed: u64| {
+            let url = db.url.clone();
+            let storage = storage.clone();
+            let signer = h.signer.clone();
+            let clock = h.clock.clone();
+            async move {
+                Exporter::new(
+                    Store::connect(&url, 2).await.unwrap(),
+                    storage,
+                    vec![signer],
+                    common::export_settings(),
+                    clock,
+                    Box::new(<rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(seed)),
+                )
+            }
+        };
+        let (a, b) = (make(1).await, make(2).await);
+
+        // A file where the region's folder should be: the write fails.
+        std::fs::write(dir.path().join("440"), b"in the way").unwrap();
+        let failed = a.run_cycle(TWO_HOURS).await;
+        assert!(failed.is_err(), "{}: the write failed", db.label);
+        assert_eq!(
+            a.metrics
+                .failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let pending = h.store.batches("440").await.unwrap();
+        assert_eq!(pending.len(), 1, "{}", db.label);
+        assert_eq!(pending[0].status, "pending");
+
+        // Another exporter leaves it alone while the lease lasts ...
+        std::fs::remove_file(dir.path().join("440")).unwrap();
+        let other = b.run_cycle(TWO_HOURS).await.unwrap();
+        assert!(other.built.is_empty(), "{}: {other:?}", db.label);
+        // ... and the one holding it builds it at its next cycle.
+        let again = a.run_cycle(TWO_HOURS).await.unwrap();
+        assert_eq!(again.built, vec![pending[0].id], "{}", db.label);
+        assert_eq!(again.files.len(), 1);
+        let done = h.store.batches("440").await.unwrap();
+        assert_eq!(done[0].status, "done");
+        assert_eq!(
+            a.metrics.batches.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let index = std::fs::read_to_string(dir.path().join("index.txt")).unwrap();
+        assert_eq!(index.lines().collect::<Vec<_>>(), again.files);
+    }
+}
+
 fn stored(n: usize, start: i64, hour: i64, seed: u8) -> Vec<StoredKey> {
     (0..n)
         .map(|i| {

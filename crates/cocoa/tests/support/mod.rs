@@ -31,7 +31,9 @@ pub fn cocoa() -> Command {
         .env_remove("COCOA_KEYSERVER_DATABASE_URL")
         .env(
             "COCOA_LOG",
-            std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            // Warnings, and each exported batch (`scale_out.rs` counts them).
+            std::env::var("TEST_SERVER_LOG")
+                .unwrap_or_else(|_| "warn,keyserver::export=info".into()),
         );
     c
 }
@@ -74,6 +76,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub name: String,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Server {
@@ -106,7 +109,7 @@ pub fn spawn(name: &str, role: &str, config: &Path, data: &Path) -> Spawned {
     let mut pipe = BufReader::new(child.stderr.take().unwrap());
     let sink = stderr.clone();
     let label = name.to_owned();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut line = String::new();
         while pipe.read_line(&mut line).unwrap_or(0) > 0 {
             if std::env::var_os("TEST_SERVER_LOG").is_some() {
@@ -120,6 +123,7 @@ pub fn spawn(name: &str, role: &str, config: &Path, data: &Path) -> Spawned {
         child: Some(child),
         name: name.into(),
         stderr,
+        stderr_reader: Some(reader),
     }
 }
 
@@ -128,6 +132,7 @@ pub struct Spawned {
     child: Option<Child>,
     name: String,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Spawned {
@@ -162,6 +167,7 @@ impl Spawned {
             addr: addr.parse().unwrap(),
             name: self.name.clone(),
             stderr: self.stderr.clone(),
+            stderr_reader: self.stderr_reader.take(),
         }
     }
 }
@@ -197,6 +203,10 @@ impl Server {
                 self.name
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // Everything the process logged up to its exit is in `stderr()`.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
         }
     }
 

@@ -209,7 +209,12 @@ pub struct Exporter {
     settings: ExportSettings,
     clock: Arc<dyn Clock>,
     rng: Mutex<Box<dyn RngCore + Send>>,
+    /// This exporter's name in batch and index leases.
     owner: String,
+    /// One cycle at a time per exporter: a batch whose lease this exporter
+    /// already holds is then one a failed earlier cycle left behind, and is
+    /// taken up again at once rather than after the lease expires.
+    cycle_turn: tokio::sync::Mutex<()>,
     /// Counters.
     pub metrics: ExportMetrics,
 }
@@ -250,6 +255,7 @@ impl Exporter {
             clock,
             rng: Mutex::new(rng),
             owner: format!("{:016x}", rand::random::<u64>()),
+            cycle_turn: tokio::sync::Mutex::new(()),
             metrics: ExportMetrics::default(),
         }
     }
@@ -276,6 +282,7 @@ impl Exporter {
     /// Runs one cycle: cutting closed windows, retention, building every
     /// pending batch, rewriting the indexes when anything changed.
     pub async fn run_cycle(&self, opts: CycleOptions) -> anyhow::Result<CycleReport> {
+        let _turn = self.cycle_turn.lock().await;
         let started = std::time::Instant::now();
         let result = self.cycle(opts).await;
         use std::sync::atomic::Ordering::Relaxed;
@@ -283,12 +290,7 @@ impl Exporter {
             .last_cycle_ms
             .store(started.elapsed().as_millis() as u64, Relaxed);
         match &result {
-            Ok(r) => {
-                self.metrics.keys.fetch_add(r.keys, Relaxed);
-                self.metrics
-                    .batches
-                    .fetch_add(r.built.len() as u64, Relaxed);
-                self.metrics.files.fetch_add(r.files.len() as u64, Relaxed);
+            Ok(_) => {
                 self.metrics.last_cycle.store(self.now(), Relaxed);
             }
             Err(_) => {
@@ -366,7 +368,10 @@ impl Exporter {
 
         loop {
             let now = self.now();
-            let candidates = self.store.claimable_batches(region, now, 16).await?;
+            let candidates = self
+                .store
+                .claimable_batches(region, &self.owner, now, 16)
+                .await?;
             if candidates.is_empty() {
                 break;
             }
@@ -448,6 +453,12 @@ impl Exporter {
             .complete_batch(batch, &self.owner, &records, created_ms)
             .await?
         {
+            // Counted here, so that a cycle failing later still counts
+            // the batches it completed.
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics.keys.fetch_add(keys, Relaxed);
+            self.metrics.batches.fetch_add(1, Relaxed);
+            self.metrics.files.fetch_add(paths.len() as u64, Relaxed);
             info!(
                 batch = batch.id,
                 files = paths.len(),

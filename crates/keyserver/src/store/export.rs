@@ -295,20 +295,24 @@ impl Store {
         Ok(Some(id))
     }
 
-    /// Batches still to build whose lease is free, oldest first.
+    /// Batches still to build whose lease is free or already `owner`'s
+    /// (left by a cycle of that exporter that failed), oldest first.
     pub async fn claimable_batches(
         &self,
         region: &str,
+        owner: &str,
         now: i64,
         limit: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(
             "SELECT id FROM export_batches WHERE region = $1 AND status = 'pending' \
-             AND (lease_expires IS NULL OR lease_expires < $2) ORDER BY start_timestamp LIMIT $3",
+             AND (lease_expires IS NULL OR lease_expires < $2 OR lease_owner = $4) \
+             ORDER BY start_timestamp LIMIT $3",
         )
         .bind(region)
         .bind(now)
         .bind(limit)
+        .bind(owner)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -316,8 +320,9 @@ impl Store {
             .collect()
     }
 
-    /// Takes the lease of a pending batch until `until`; `None` when another
-    /// exporter holds it or the batch is done.
+    /// Takes the lease of a pending batch until `until` (or renews it when
+    /// `owner` holds it already); `None` when another exporter holds it or
+    /// the batch is done.
     pub async fn claim_batch(
         &self,
         id: i64,
@@ -327,7 +332,8 @@ impl Store {
     ) -> Result<Option<BatchRow>, StoreError> {
         let row = sqlx::query(&format!(
             "UPDATE export_batches SET lease_owner = $1, lease_expires = $2 \
-             WHERE id = $3 AND status = 'pending' AND (lease_expires IS NULL OR lease_expires < $4) \
+             WHERE id = $3 AND status = 'pending' \
+               AND (lease_expires IS NULL OR lease_expires < $4 OR lease_owner = $1) \
              RETURNING {BATCH_COLUMNS}"
         ))
         .bind(owner)
