@@ -34,6 +34,10 @@ pub mod codes {
     pub const HMAC_INVALID: &str = "hmac_invalid";
     /// Missing or unknown `X-API-Key`.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// An `Idempotency-Key` header that is not 16 to 128 printable ASCII
+    /// characters (nothing was done; send the request without one or with
+    /// a well-formed one).
+    pub const INVALID_IDEMPOTENCY_KEY: &str = "invalid_idempotency_key";
 }
 
 /// `POST /api/verify` request.

@@ -415,6 +415,42 @@ fn the_grace_period_bounds_the_wait_for_requests_in_flight() {
     assert!(s.stderr().contains("grace period over"), "{}", s.stderr());
 }
 
+/// With `--drain-delay`, a signalled server answers `/readyz` 503
+/// `draining` while it still accepts and serves requests, then stops
+/// listening and exits 0.
+#[test]
+fn readyz_turns_503_while_the_server_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(
+        &dir.path().join("data"),
+        &["--role", "keyserver", "--drain-delay", "2s"],
+        |_| {},
+    );
+    assert_eq!(get(&s.url("/readyz")), (200, "ready".into()));
+    let t = Instant::now();
+    s.signal("-TERM");
+    // The flag is set as the signal is handled: poll briefly for it.
+    let draining = loop {
+        let answer = get(&s.url("/readyz"));
+        if answer.0 == 503 || t.elapsed() > Duration::from_millis(1500) {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(draining, (503, "draining".into()));
+    // New connections are still served meanwhile (a refused one would fail
+    // the request).
+    assert_eq!(get(&s.url("/healthz")), (200, "ok".into()));
+    assert_eq!(get(&s.url("/exports/index.txt")).0, 404);
+    let st = s.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert_eq!(st.code(), Some(0), "{}", s.stderr());
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "kept listening for the drain delay ({:?})",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn the_exporter_stops_between_cycles() {
     let dir = tempfile::tempdir().unwrap();

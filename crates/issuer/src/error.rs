@@ -52,6 +52,9 @@ pub enum Error {
     /// `Idempotency-Key` missing or malformed.
     #[error("missing idempotency key")]
     MissingIdempotencyKey,
+    /// A device request's `Idempotency-Key` is malformed.
+    #[error("malformed idempotency key")]
+    InvalidRetryKey,
     /// `Idempotency-Key` reused with another request.
     #[error("idempotency key reused")]
     IdempotencyKeyReused,

@@ -521,3 +521,60 @@ async fn a_retry_after_a_lost_answer_does_not_burn_the_number() {
         );
     }
 }
+
+/// A malformed `Idempotency-Key` (too short, too long, with a space) is
+/// refused with its own code before anything happens: the number and the
+/// token stay usable.
+#[tokio::test]
+async fn a_malformed_idempotency_key_is_refused_and_changes_nothing() {
+    let too_long = "k".repeat(129);
+    let malformed = [
+        "short",
+        too_long.as_str(),
+        "0123456789abcdef 0123456789abcdef",
+    ];
+    for db in backends().await {
+        let h = start(&db).await;
+        let case_id = h.create_case(&case_json()).await;
+        h.issue(case_id, "a").await;
+        let (number, _) = h.last_number();
+        let body = serde_json::json!({"code": number, "accept": ["confirmed"]}).to_string();
+        for bad in malformed {
+            let r = h
+                .post("/api/verify", Some(&h.device_key), Some(bad), &body)
+                .await;
+            assert_eq!(r.status, 400, "{}: {bad:?}", h.label);
+            assert_eq!(r.body["errorCode"], "invalid_idempotency_key", "{bad:?}");
+            assert!(
+                r.body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Idempotency-Key"),
+                "{}",
+                r.body
+            );
+        }
+        let ok = h
+            .post(
+                "/api/verify",
+                Some(&h.device_key),
+                Some("0123456789abcdef0123456789abcdef-verify"),
+                &body,
+            )
+            .await;
+        assert_eq!(ok.status, 200, "{}: the number still works", h.label);
+        let token = ok.body["token"].as_str().unwrap();
+        let body = serde_json::json!({"token": token, "ekeyhmac": hmac32()}).to_string();
+        for bad in malformed {
+            let r = h
+                .post("/api/certificate", Some(&h.device_key), Some(bad), &body)
+                .await;
+            assert_eq!(r.status, 400, "{}: {bad:?}", h.label);
+            assert_eq!(r.body["errorCode"], "invalid_idempotency_key", "{bad:?}");
+        }
+        let cert = h
+            .post("/api/certificate", Some(&h.device_key), None, &body)
+            .await;
+        assert_eq!(cert.status, 200, "{}: the token still works", h.label);
+    }
+}

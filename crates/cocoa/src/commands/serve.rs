@@ -57,6 +57,11 @@ pub struct ServeArgs {
     /// the export cycle under way (`30s` by default).
     #[arg(long, value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+    /// After SIGTERM or Ctrl-C, how long to keep accepting requests while
+    /// `/readyz` answers 503 `draining` (`0s` by default), for a load
+    /// balancer to stop sending new ones; the grace period follows.
+    #[arg(long, value_name = "DURATION")]
+    pub drain_delay: Option<String>,
     /// Demo: every role on SQLite under the data folder, a demo health
     /// centre, a staff login and a few confirmed cases (idempotent), short
     /// export batches; prints the portal URL, the login and the next
@@ -153,6 +158,8 @@ pub struct Roles {
     pub exporter: Option<Arc<keyserver::export::Exporter>>,
     /// The issuer's state, for the `issuer` and `all` roles.
     pub issuer: Option<Arc<issuer::http::App>>,
+    /// The operations routes' state (draining at shutdown).
+    pub ops: Arc<ops::Ops>,
 }
 
 /// Builds the roles of the configuration. In the all-in-one process the key
@@ -227,9 +234,10 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
     // (the issuer's own three are shadowed, their answers reused).
     let ops = Arc::new(ops::Ops::new(c.role, issuer_router, keyserver_state));
     Ok(Roles {
-        router: ops::with_ops(ops, router),
+        router: ops::with_ops(&ops, router),
         exporter,
         issuer: issuer_state,
+        ops,
     })
 }
 
@@ -354,6 +362,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         shutdown_grace: args.shutdown_grace,
+        drain_delay: args.drain_delay,
     };
     let (mut c, warnings) = config::load(args.config.as_deref(), &config::process_env(), &flags)?;
     init_logging_as(c.log_format);
@@ -430,11 +439,23 @@ async fn serve(
     tracing::info!(%addr, role = ?c.role, tls = tls.is_some(), "serving");
     // No issuer to rate-limit clients: forget their addresses at accept.
     let anonymous = matches!(c.role, Role::Keyserver | Role::Exporter);
+    // At the signal `/readyz` turns 503 at once; the listener keeps
+    // accepting for `drain_delay` (for a load balancer to notice), then
+    // stops, and requests in flight get the grace period.
     let stop = shutdown.signalled();
+    let (ops, drain) = (roles.ops.clone(), c.drain_delay);
     let server = serve_router(roles.router, listener, tls, anonymous, async move {
         stop.await;
+        ops.start_draining();
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_seconds = drain.as_secs_f64(),
+                "draining: /readyz answers 503; still accepting requests"
+            );
+            tokio::time::sleep(drain).await;
+        }
     });
-    let grace = c.shutdown_grace;
+    let grace = c.drain_delay + c.shutdown_grace;
     tokio::select! {
         r = server => r?,
         () = shutdown.deadline(grace) => {
@@ -617,7 +638,7 @@ mod tests {
                 .await
                 .unwrap();
             let router = ops::with_ops(
-                Arc::new(ops::Ops::new(role, None, Some(ks.clone()))),
+                &Arc::new(ops::Ops::new(role, None, Some(ks.clone()))),
                 keyserver::router(ks.clone()),
             );
             assert_eq!(get(&router, "/readyz").await, (200, "ready".into()));

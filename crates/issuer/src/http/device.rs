@@ -25,14 +25,19 @@ async fn gate(app: &App, ip: ClientIp, key: &ApiKeyHeader) -> Result<()> {
     Ok(())
 }
 
-/// The device's `Idempotency-Key` (the same on every retry of a step), when
-/// well formed: 16 to 128 printable ASCII characters. A malformed one is
-/// ignored (the request is then an ordinary first attempt).
-fn retry_key(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
+/// The device's `Idempotency-Key` (the same on every retry of a step):
+/// none, or 16 to 128 printable ASCII characters. A malformed one is
+/// refused before anything is done, so that a phone with a bug learns of it
+/// instead of losing its retries silently.
+fn retry_key(headers: &axum::http::HeaderMap) -> Result<Option<&str>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
         .filter(|k| (16..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Some)
+        .ok_or(Error::InvalidRetryKey)
 }
 
 /// `POST /api/verify`.
@@ -46,13 +51,14 @@ pub(super) async fn verify(
 ) -> Result<Json<VerifyResponse>> {
     gate(&app, ip, &key).await?;
     let JsonBody(req) = body?;
+    let retry = retry_key(&headers)?;
     let now = app.issuer.now();
     app.limits
         .check_failure_budget(ip.0, now)
         .map_err(|retry_after| Error::RateLimited { retry_after })?;
     match app
         .issuer
-        .verify_or_replay(&req.code, req.accept.as_deref(), retry_key(&headers))
+        .verify_or_replay(&req.code, req.accept.as_deref(), retry)
         .await
     {
         Ok((report_type, token)) => Ok(Json(VerifyResponse {
@@ -81,9 +87,10 @@ pub(super) async fn certificate(
 ) -> Result<Json<CertificateResponse>> {
     gate(&app, ip, &key).await?;
     let JsonBody(req) = body?;
+    let retry = retry_key(&headers)?;
     let certificate = app
         .issuer
-        .certificate_or_replay(&req.token, &req.ekeyhmac, retry_key(&headers))
+        .certificate_or_replay(&req.token, &req.ekeyhmac, retry)
         .await?;
     Ok(Json(CertificateResponse {
         certificate,

@@ -133,6 +133,14 @@ impl Error {
                     "an Idempotency-Key header (1-128 visible ASCII characters) is required",
                 ),
             ),
+            Self::InvalidRetryKey => (
+                StatusCode::BAD_REQUEST,
+                vc::INVALID_IDEMPOTENCY_KEY,
+                m(
+                    "Idempotency-Key ヘッダーの形式が正しくありません（16〜128 文字の半角英数字・記号）",
+                    "the Idempotency-Key header must be 16 to 128 printable ASCII characters",
+                ),
+            ),
             Self::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 cc::IDEMPOTENCY_KEY_REUSED,

@@ -72,6 +72,12 @@ pub struct CocoaConfig {
     /// export cycle under way after SIGTERM or Ctrl-C (`"30s"`).
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// How long a stopping server keeps accepting requests while `/readyz`
+    /// answers 503 `draining`, so that a load balancer takes it out of
+    /// rotation before it stops listening (`"0s"`: stop at once). The
+    /// grace period starts after it.
+    #[serde(deserialize_with = "de_duration")]
+    pub drain_delay: Duration,
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -99,6 +105,7 @@ impl Default for CocoaConfig {
             tls_cert: None,
             tls_key: None,
             shutdown_grace: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -113,6 +120,7 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("COCOA_TLS_CERT", "tls_cert", false),
     ("COCOA_TLS_KEY", "tls_key", false),
     ("COCOA_SHUTDOWN_GRACE", "shutdown_grace", false),
+    ("COCOA_DRAIN_DELAY", "drain_delay", false),
     ("COCOA_ISSUER_DATABASE_URL", "issuer.database_url", false),
     ("COCOA_ISSUER_SECRET", "issuer.secret", false),
     ("COCOA_LINK_HOST", "issuer.link_host", false),
@@ -205,6 +213,8 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     /// `--shutdown-grace`.
     pub shutdown_grace: Option<String>,
+    /// `--drain-delay`.
+    pub drain_delay: Option<String>,
 }
 
 fn set_path(root: &mut toml::Table, dotted: &str, value: toml::Value) {
@@ -323,6 +333,9 @@ pub fn load(
     if let Some(v) = &flags.shutdown_grace {
         set_path(&mut root, "shutdown_grace", s(v));
     }
+    if let Some(v) = &flags.drain_delay {
+        set_path(&mut root, "drain_delay", s(v));
+    }
     let config: CocoaConfig = toml::Value::Table(root)
         .try_into()
         .context("invalid configuration")?;
@@ -394,17 +407,19 @@ mod tests {
         let file = dir.path().join("cocoa.toml");
         std::fs::write(
             &file,
-            "log_format = \"json\"\nshutdown_grace = \"2m\"\ntls_cert = \"/file/cert.pem\"\n",
+            "log_format = \"json\"\nshutdown_grace = \"2m\"\ndrain_delay = \"5s\"\ntls_cert = \"/file/cert.pem\"\n",
         )
         .unwrap();
         let (c, _) = load(Some(&file), &BTreeMap::new(), &Overrides::default()).unwrap();
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.shutdown_grace, Duration::from_secs(120));
+        assert_eq!(c.drain_delay, Duration::from_secs(5));
         assert_eq!(c.tls_cert, Some(PathBuf::from("/file/cert.pem")));
         assert_eq!(c.tls_key, None);
         let env: BTreeMap<String, String> = [
             ("COCOA_LOG_FORMAT", "text"),
             ("COCOA_SHUTDOWN_GRACE", "5"),
+            ("COCOA_DRAIN_DELAY", "10s"),
             ("COCOA_TLS_KEY", "/env/key.pem"),
             ("COCOA_TLS_KEY_FILE", "/env/key-path"),
         ]
@@ -414,22 +429,26 @@ mod tests {
         let (c, warnings) = load(Some(&file), &env, &Overrides::default()).unwrap();
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(c.drain_delay, Duration::from_secs(10));
         assert_eq!(c.tls_key, Some(PathBuf::from("/env/key.pem")));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].starts_with("COCOA_TLS_KEY_FILE ignored"));
         let flags = Overrides {
             log_format: Some(LogFormat::Json),
             shutdown_grace: Some("0s".into()),
+            drain_delay: Some("1m".into()),
             tls_cert: Some("/flag/cert.pem".into()),
             ..Overrides::default()
         };
         let (c, _) = load(Some(&file), &env, &flags).unwrap();
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.drain_delay, Duration::from_secs(60));
         assert_eq!(c.tls_cert, Some(PathBuf::from("/flag/cert.pem")));
         let defaults = CocoaConfig::default();
         assert_eq!(defaults.log_format, LogFormat::Text);
         assert_eq!(defaults.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(defaults.drain_delay, Duration::ZERO);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! - `/healthz`: the process runs (200 `ok`).
 //! - `/readyz`: every database of the roles answers `SELECT 1` within 2 s
-//!   (200 `ready`, else 503 naming the one that did not).
+//!   (200 `ready`, else 503 naming the one that did not); 503 `draining`
+//!   once the process was told to stop.
 //! - `/metrics`: Prometheus text: the issuer's counters, the key server's,
 //!   the exporter's, and the process's (`cocoa_build_info`, start time,
 //!   uptime).
@@ -42,6 +43,8 @@ pub struct Ops {
     keyserver: Option<Arc<keyserver::http::App>>,
     serves_keyserver: bool,
     runs_exporter: bool,
+    /// Set at SIGTERM: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Ops {
@@ -62,18 +65,25 @@ impl Ops {
             keyserver,
             serves_keyserver: matches!(role, Role::Keyserver | Role::All),
             runs_exporter: matches!(role, Role::Exporter | Role::All),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on `/readyz` answers 503 `draining` (the process stops soon).
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
 /// `roles` behind the operations routes: `/healthz`, `/readyz` and
 /// `/metrics` answer here, every other path goes to `roles`.
-pub fn with_ops(ops: Arc<Ops>, roles: Router) -> Router {
+pub fn with_ops(ops: &Arc<Ops>, roles: Router) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(ops)
+        .with_state(ops.clone())
         .fallback_service(roles)
 }
 
@@ -108,6 +118,9 @@ async fn keyserver_ready(ks: &keyserver::http::App) -> Result<(), &'static str> 
 }
 
 async fn readyz(State(ops): State<Arc<Ops>>) -> (StatusCode, String) {
+    if ops.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining".into());
+    }
     let issuer = async {
         match &ops.issuer {
             // The issuer's own check pings its database with the same timeout.
