@@ -68,12 +68,24 @@ impl ObjectKind {
 pub struct Object {
     /// Its bytes.
     pub bytes: axum::body::Bytes,
+    /// Its version, as [`ExportStorage::version`] gives it.
+    pub version: String,
     /// Its entity tag, when the store gives one.
     pub e_tag: Option<String>,
     /// `Content-Type` kept by the store (S3), if any.
     pub content_type: Option<String>,
     /// `Cache-Control` kept by the store (S3), if any.
     pub cache_control: Option<String>,
+}
+
+/// An object's version: its size, modification time and the store's own tag.
+fn version_of(m: &object_store::ObjectMeta) -> String {
+    format!(
+        "{}-{}-{}",
+        m.size,
+        m.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+        m.e_tag.as_deref().unwrap_or_default()
+    )
 }
 
 /// The export object store.
@@ -170,12 +182,7 @@ impl ExportStorage {
     pub async fn version(&self, path: &str) -> anyhow::Result<Option<String>> {
         let p = Self::path(path)?;
         match self.store.head(&p).await {
-            Ok(m) => Ok(Some(format!(
-                "{}-{}-{}",
-                m.size,
-                m.last_modified.timestamp_nanos_opt().unwrap_or_default(),
-                m.e_tag.unwrap_or_default()
-            ))),
+            Ok(m) => Ok(Some(version_of(&m))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {path}")),
         }
@@ -187,12 +194,14 @@ impl ExportStorage {
         match self.store.get(&p).await {
             Ok(r) => {
                 let e_tag = r.meta.e_tag.clone();
+                let version = version_of(&r.meta);
                 let attr = |a: Attribute| r.attributes.get(&a).map(|v| v.to_string());
                 let content_type = attr(Attribute::ContentType);
                 let cache_control = attr(Attribute::CacheControl);
                 let bytes = r.bytes().await.with_context(|| format!("reading {path}"))?;
                 Ok(Some(Object {
                     bytes,
+                    version,
                     e_tag,
                     content_type,
                     cache_control,

@@ -165,6 +165,8 @@ async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
         assert_eq!(third.headers()["etag"].to_str().unwrap(), etag);
         let other = revalidate(format!("/exports/{zip_path}"), "\"0\"".into()).await;
         assert_eq!(other.status(), 200);
+        assert_eq!(other.headers()["etag"].to_str().unwrap(), etag);
+        assert_eq!(other.headers()["cache-control"], "public, max-age=86400");
         assert_eq!(other.bytes().await.unwrap().to_vec(), zip);
         let idx = h.get("/exports/index.txt").await;
         assert_eq!(idx.headers()["cache-control"], "no-cache");
@@ -208,10 +210,15 @@ async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
         assert!(export.keys.iter().any(|k| *k.key_data.as_bytes() == todays));
         let index = String::from_utf8(object(&h, "index.txt").await).unwrap();
         assert_eq!(index.lines().count(), 2);
-        // The rewritten index is not mistaken for the one revalidated before.
+        // The rewritten index is not mistaken for the one revalidated or
+        // downloaded before.
         let fresh = revalidate("/exports/index.txt".into(), index_tag).await;
         assert_eq!(fresh.status(), 200);
         assert_eq!(fresh.text().await.unwrap(), index);
+        assert_eq!(
+            h.get("/exports/index.txt").await.text().await.unwrap(),
+            index
+        );
         assert_eq!(
             index.lines().next(),
             Some(zip_path.as_str()),
@@ -425,6 +432,9 @@ async fn retention_deletes_old_keys_and_files_and_rewrites_the_indexes() {
         h.clock.advance(chrono::Duration::hours(3));
         let first = h.exporter().run_cycle(TWO_HOURS).await.unwrap().files;
         assert_eq!(first.len(), 1);
+        // Served once (and so held in the server's memory).
+        let served = h.get(&format!("/exports/{}", first[0])).await;
+        assert_eq!(served.status(), 200);
 
         h.clock.advance(chrono::Duration::days(14));
         let keys = h.keys(5);
@@ -435,6 +445,12 @@ async fn retention_deletes_old_keys_and_files_and_rewrites_the_indexes() {
         assert_eq!(r.deleted_keys, 5);
         assert_eq!(h.store.key_count().await.unwrap(), 5);
         assert!(h.storage.get(&first[0]).await.unwrap().is_none());
+        assert_eq!(
+            h.get(&format!("/exports/{}", first[0])).await.status(),
+            404,
+            "{}: a deleted file is not served from memory",
+            db.label
+        );
         let index = String::from_utf8(object(&h, "index.txt").await).unwrap();
         assert_eq!(index.lines().collect::<Vec<_>>(), [r.files[0].as_str()]);
         // Statistics are kept.

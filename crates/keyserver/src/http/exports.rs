@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,30 +24,70 @@ fn safe(path: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
 }
 
-/// Content tags already computed: path -> (object version, tag). A
-/// revalidation (`If-None-Match`) of an unchanged object then costs one
-/// metadata lookup, not a read and a hash of the whole file; a changed
-/// object (a rewritten index) has another version and is hashed again.
+/// What the server remembers of the objects it served: path -> (object
+/// version, content tag, and the bytes while they fit). A request for an
+/// unchanged object then costs one metadata lookup (a `stat` of the file,
+/// or a `HEAD` of the bucket's object): a revalidation (`If-None-Match`)
+/// answers 304 without reading the object, and a download is served from
+/// memory without reading or hashing it again. A changed object (a
+/// rewritten index) has another version and is read and hashed again.
+///
+/// Hand-written rather than an LRU crate: entries are replaced whole and
+/// the bound is on bytes; when either bound is reached the memory is simply
+/// emptied (the working set — the indexes and two weeks of zips — refills
+/// it at the cost of one read each).
 #[derive(Debug, Default)]
-pub(crate) struct ETags(Mutex<HashMap<String, (String, String)>>);
+pub(crate) struct ServedObjects(Mutex<Served>);
 
-/// Most tags kept (an index and two weeks of hourly zips need ~700).
-const MAX_ETAGS: usize = 20_000;
+#[derive(Debug, Default)]
+struct Served {
+    entries: HashMap<String, ServedObject>,
+    /// Sum of the bytes held.
+    held: usize,
+}
 
-impl ETags {
-    fn get(&self, path: &str, version: &str) -> Option<String> {
+#[derive(Debug, Clone)]
+struct ServedObject {
+    version: String,
+    tag: String,
+    bytes: Option<Bytes>,
+}
+
+/// Most objects remembered (an index and two weeks of hourly zips in a few
+/// regions need a few thousand).
+const MAX_SERVED_OBJECTS: usize = 20_000;
+/// Most bytes held in memory: two weeks of a peak day's exports (about
+/// 65 MB of zips a day at 3.6 M keys) do not fit, the recent days do.
+const MAX_SERVED_BYTES: usize = 256 << 20;
+/// Objects larger than this are never held (each is read when asked for).
+const MAX_HELD_OBJECT: usize = 32 << 20;
+
+impl ServedObjects {
+    fn get(&self, path: &str, version: &str) -> Option<ServedObject> {
         let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(path)
-            .filter(|(v, _)| v == version)
-            .map(|(_, tag)| tag.clone())
+        m.entries
+            .get(path)
+            .filter(|o| o.version == version)
+            .cloned()
     }
 
-    fn put(&self, path: &str, version: String, tag: String) {
+    fn put(&self, path: &str, version: String, tag: String, bytes: &Bytes) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= MAX_ETAGS {
-            m.clear();
+        let keep = bytes.len() <= MAX_HELD_OBJECT;
+        let size = if keep { bytes.len() } else { 0 };
+        if m.entries.len() >= MAX_SERVED_OBJECTS || m.held + size > MAX_SERVED_BYTES {
+            m.entries.clear();
+            m.held = 0;
         }
-        m.insert(path.to_owned(), (version, tag));
+        let new = ServedObject {
+            version,
+            tag,
+            bytes: keep.then(|| bytes.clone()),
+        };
+        if let Some(old) = m.entries.insert(path.to_owned(), new) {
+            m.held -= old.bytes.map_or(0, |b| b.len());
+        }
+        m.held += size;
     }
 }
 
@@ -78,42 +119,76 @@ pub async fn get_export(
     let Some(kind) = ObjectKind::of_path(&path).filter(|_| safe(&path)) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let version = if headers.contains_key(header::IF_NONE_MATCH) {
-        match app.storage.version(&path).await {
-            Ok(Some(v)) => Some(v),
-            Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "reading an export object");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
-        }
-    } else {
-        None
+    let failed = |e: anyhow::Error| {
+        tracing::error!(error = format!("{e:#}"), "reading an export object");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
     };
-    if let Some(v) = &version
-        && let Some(tag) = app.etags.get(&path, v)
-        && matches(&headers, &tag)
-    {
-        return with_cache_headers(StatusCode::NOT_MODIFIED.into_response(), kind, &tag);
+    let version = match app.storage.version(&path).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return failed(e),
+    };
+    if let Some(known) = app.served.get(&path, &version) {
+        if matches(&headers, &known.tag) {
+            return with_cache_headers(StatusCode::NOT_MODIFIED.into_response(), kind, &known.tag);
+        }
+        if let Some(bytes) = known.bytes {
+            return with_cache_headers(
+                ([(header::CONTENT_TYPE, kind.content_type())], bytes).into_response(),
+                kind,
+                &known.tag,
+            );
+        }
     }
     let object = match app.storage.get(&path).await {
         Ok(Some(o)) => o,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "reading an export object");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+        Err(e) => return failed(e),
     };
     // A strong tag from the content: the same bytes always get the same tag,
-    // whichever replica or rebuild wrote them.
+    // whichever replica or rebuild wrote them. Remembered under the version
+    // of what was read (which may be newer than the one looked up above).
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&object.bytes)[..16]));
-    if let Some(v) = version {
-        app.etags.put(&path, v, etag.clone());
-    }
+    app.served
+        .put(&path, object.version, etag.clone(), &object.bytes);
     let resp = if matches(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         ([(header::CONTENT_TYPE, kind.content_type())], object.bytes).into_response()
     };
     with_cache_headers(resp, kind, &etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_objects_follow_the_version_and_stay_within_their_bounds() {
+        let served = ServedObjects::default();
+        let bytes = Bytes::from(vec![7u8; 1000]);
+        served.put("440/a.zip", "v1".into(), "\"t1\"".into(), &bytes);
+        let hit = served.get("440/a.zip", "v1").unwrap();
+        assert_eq!(
+            (hit.tag.as_str(), hit.bytes.unwrap()),
+            ("\"t1\"", bytes.clone())
+        );
+        assert!(served.get("440/a.zip", "v2").is_none(), "another version");
+        // Replacing an entry replaces its bytes in the count.
+        served.put("440/a.zip", "v2".into(), "\"t2\"".into(), &bytes);
+        assert_eq!(served.0.lock().unwrap().held, 1000);
+        // Too large to hold: the tag is remembered, the bytes are not.
+        let big = Bytes::from(vec![0u8; MAX_HELD_OBJECT + 1]);
+        served.put("index.txt", "v1".into(), "\"t3\"".into(), &big);
+        let hit = served.get("index.txt", "v1").unwrap();
+        assert!(hit.bytes.is_none());
+        assert_eq!(served.0.lock().unwrap().held, 1000);
+        // Past the byte bound the memory is emptied and refilled.
+        let chunk = Bytes::from(vec![1u8; MAX_HELD_OBJECT]);
+        for i in 0..(MAX_SERVED_BYTES / MAX_HELD_OBJECT + 1) {
+            served.put(&format!("440/{i}.zip"), "v".into(), "\"t\"".into(), &chunk);
+            assert!(served.0.lock().unwrap().held <= MAX_SERVED_BYTES);
+        }
+        assert!(served.get("440/a.zip", "v2").is_none(), "emptied once");
+    }
 }

@@ -47,9 +47,9 @@ pub struct App {
     pub max_body_bytes: usize,
     rng: Mutex<Box<dyn RngCore + Send>>,
     latencies: Mutex<publish::Latencies>,
-    /// Content tags of export objects by path, with the object version
-    /// they were computed for (`exports::ETags`).
-    pub(crate) etags: exports::ETags,
+    /// Export objects served lately: their version, content tag and bytes
+    /// (`exports::ServedObjects`).
+    pub(crate) served: exports::ServedObjects,
 }
 
 impl std::fmt::Debug for App {
@@ -79,7 +79,7 @@ impl App {
             max_body_bytes,
             rng: Mutex::new(rng),
             latencies: Mutex::new(publish::Latencies::default()),
-            etags: exports::ETags::default(),
+            served: exports::ServedObjects::default(),
         }
     }
 }
