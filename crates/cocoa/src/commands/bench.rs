@@ -54,6 +54,39 @@ pub struct ExportArgs {
     pub seed: u64,
 }
 
+/// The benches' HTTP client: `pool` keep-alive connections per server, and
+/// the certificate(s) of `--ca-cert` trusted besides the usual roots (a
+/// server started with a self-signed `--tls-cert`).
+fn http_client(
+    pool: usize,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    use anyhow::Context as _;
+    let mut b = reqwest::Client::builder().pool_max_idle_per_host(pool.max(1));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            super::bad_input(format!(
+                "--ca-cert {} を読めません: {e} / cannot read --ca-cert {}: {e}",
+                path.display(),
+                path.display()
+            ))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-cert {}", path.display()))?;
+        if certs.is_empty() {
+            return Err(super::bad_input(format!(
+                "--ca-cert {} に証明書がありません / no certificate in --ca-cert {}",
+                path.display(),
+                path.display()
+            )));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b)
+}
+
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Match(a) => matcher::run(a),

@@ -41,6 +41,10 @@ pub struct DownloadArgs {
     /// Send `If-None-Match` with each path's ETag (expects 304s).
     #[arg(long)]
     pub revalidate: bool,
+    /// PEM certificate to trust for an https:// URL (a self-signed
+    /// `cocoa serve --tls-cert`).
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,12 +114,10 @@ pub fn run(a: DownloadArgs) -> anyhow::Result<()> {
     if a.requests == 0 || a.concurrency == 0 {
         return Err(bad_input("--requests and --concurrency must be at least 1"));
     }
+    let builder = super::http_client(a.concurrency, a.ca_cert.as_deref())?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(a.concurrency)
-            .timeout(Duration::from_secs(30))
-            .build()?;
+        let http = builder.timeout(Duration::from_secs(30)).build()?;
         let base = a.url.trim_end_matches('/').to_owned();
         let paths = paths(&a, &http, &base).await?;
         // Each path once, untimed: its length and ETag.

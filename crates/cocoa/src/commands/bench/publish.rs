@@ -75,6 +75,10 @@ pub struct PublishArgs {
     /// PostgreSQL postmaster (its backends are counted with it).
     #[arg(long)]
     pub cpu_pid: Vec<u32>,
+    /// PEM certificate to trust for https:// servers (a self-signed
+    /// `cocoa serve --tls-cert`).
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,11 +167,10 @@ pub fn run(a: PublishArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let bodies = Arc::new(bodies);
 
+    let builder = super::http_client(a.concurrency, a.ca_cert.as_deref())?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(a.concurrency.max(1))
-            .build()?;
+        let http = builder.build()?;
         // One publish to each server first, to fail early with a clear message.
         for url in &urls {
             check_trust(&http, url, &a).await?;
