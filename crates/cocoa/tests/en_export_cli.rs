@@ -356,3 +356,23 @@ fn bench_export_prints_its_numbers() {
     let bytes_per_key = v["bytes_per_key"].as_f64().unwrap();
     assert!((29.0..=30.0).contains(&bytes_per_key), "{bytes_per_key}");
 }
+
+#[test]
+fn bench_clients_refuse_a_missing_or_empty_ca_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for ca in [&missing, &empty] {
+        let out = cocoa(&[
+            "bench",
+            "download",
+            "--url",
+            "https://127.0.0.1:9/exports",
+            "--ca-cert",
+            p(ca),
+        ]);
+        let stderr = assert_bad_input(&out);
+        assert!(stderr.contains("--ca-cert"), "{stderr}");
+    }
+}
