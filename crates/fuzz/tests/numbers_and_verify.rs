@@ -26,7 +26,7 @@ fn typed_char() -> impl Strategy<Value = char> {
         8 => proptest::char::range('0', '9'),
         6 => proptest::char::range('０', '９'),
         2 => prop::sample::select(vec![
-            ' ', '\u{3000}', '-', '‐', '‑', '–', '—', '−', 'ー', '－', '\t', '\n', '\u{200B}',
+            ' ', '\u{3000}', '-', '‐', '‑', '–', '—', '−', 'ー', '－', '\t', '\n', '\u{200B}', '\u{00A0}',
         ]),
         1 => prop::sample::select(vec!['a', 'O', 'l', 'I', '٣', '۳', '߃', '१', '𝟑', '③', '¹', 'ｱ']),
         1 => any::<char>(),

@@ -227,6 +227,8 @@ mod tests {
         assert_eq!(normalise_code("1234 5678"), Some(n("12345678")));
         assert_eq!(normalise_code("1234-5678"), Some(n("12345678")));
         assert_eq!(normalise_code(" １２３４−５６７８ "), Some(n("12345678")));
+        // A no-break space, as a number copied from an SMS may carry.
+        assert_eq!(normalise_code("1234\u{a0}5678"), Some(n("12345678")));
         for bad in [
             "1234567",
             "123456789",

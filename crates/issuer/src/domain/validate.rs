@@ -93,12 +93,15 @@ pub fn ascii_digits(c: char) -> char {
     }
 }
 
-/// Separators people type inside numbers: spaces, hyphens, dashes, minus
-/// signs and the katakana long vowel mark (often typed for a hyphen).
+/// Separators people type inside numbers: spaces (ASCII, tab, no-break —
+/// what a number copied from an SMS or a web page may carry — and the
+/// ideographic 全角スペース), hyphens, dashes, minus signs and the katakana
+/// long vowel mark (often typed for a hyphen). The phone accepts the same
+/// set (`device::normalise_number`; the fuzz tests check they agree).
 pub fn is_number_separator(c: char) -> bool {
     matches!(
         c,
-        ' ' | '\u{3000}' | '\t' | '-' | '\u{2010}'
+        ' ' | '\u{00A0}' | '\u{3000}' | '\t' | '-' | '\u{2010}'
             ..='\u{2015}' | '\u{2212}' | '\u{FF0D}' | '\u{30FC}' | '\u{FF70}'
     )
 }
