@@ -2,6 +2,7 @@
 
 pub mod cases;
 pub mod error;
+pub mod number;
 pub mod publish;
 pub mod stats;
 pub mod verify;

@@ -6,17 +6,15 @@
 //! `^[0-9]{8}$` refused. This app accepts what people actually type —
 //! full-width digits, spaces and hyphens — and refuses everything else on the
 //! phone, with a message that says what is wrong, before anything is sent.
+//! Which characters are which is `api_types::number`'s, shared with the
+//! issuer so that both read a number alike.
 
 use std::fmt;
 
 use crate::error::{Error, Result};
 
-/// Digits in a processing number.
-pub const NUMBER_DIGITS: usize = 8;
-/// Symbols in the long code of an app link.
-pub const LINK_CODE_LEN: usize = 20;
-/// The alphabet of link codes (Crockford's base32: no I, L, O, U).
-const LINK_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub use api_types::number::{LINK_CODE_LEN, NUMBER_DIGITS};
+use api_types::number::{Typed, classify, link_symbol};
 
 /// What the user gave to register with: the 8-digit number or the long code
 /// of the app link. Never printed (it is a one-time secret).
@@ -43,33 +41,6 @@ impl fmt::Debug for Code {
             Self::Number(_) => f.write_str("Code::Number(********)"),
             Self::Link(_) => f.write_str("Code::Link(********)"),
         }
-    }
-}
-
-/// What one typed character is, for the number.
-enum Typed {
-    Digit(char),
-    Separator,
-    Other(char),
-}
-
-fn classify(c: char) -> Typed {
-    match c {
-        '0'..='9' => Typed::Digit(c),
-        // Full-width digits ０..９ (U+FF10..U+FF19).
-        '\u{FF10}'..='\u{FF19}' => {
-            let d = (c as u32 - 0xFF10) as u8;
-            Typed::Digit(char::from(b'0' + d))
-        }
-        // Spaces: ASCII, tab, no-break, ideographic (全角スペース).
-        ' ' | '\t' | '\u{00A0}' | '\u{3000}' => Typed::Separator,
-        // Hyphens and what keyboards put in their place: ASCII hyphen-minus,
-        // full-width hyphen-minus, the Unicode hyphens and dashes, minus, and
-        // the prolonged sound marks an IME gives for "-" in kana mode.
-        '-' | '\u{FF0D}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FF70}' => {
-            Typed::Separator
-        }
-        other => Typed::Other(other),
     }
 }
 
@@ -101,16 +72,10 @@ pub fn normalise_number(input: &str) -> Result<Code> {
 fn normalise_link_code(input: &str) -> Option<Code> {
     let mut out = String::with_capacity(LINK_CODE_LEN);
     for c in input.chars() {
-        let c = match c.to_ascii_uppercase() {
-            '-' | ' ' => continue,
-            'I' | 'L' => '1',
-            'O' => '0',
-            c => c,
-        };
-        if !c.is_ascii() || !LINK_ALPHABET.contains(&(c as u8)) {
-            return None;
+        if c == '-' || c == ' ' {
+            continue;
         }
-        out.push(c);
+        out.push(link_symbol(c)?);
     }
     (out.len() == LINK_CODE_LEN).then_some(Code::Link(out))
 }

@@ -11,12 +11,8 @@ use sha2::Sha256;
 
 use super::validate::{ascii_digits, is_number_separator};
 
-/// Digits in a processing number (PROTOCOLS.md §4: `^[0-9]{8}$`).
-pub const NUMBER_DIGITS: usize = 8;
-/// Symbols of the app-link code: Crockford's base32 (no I, L, O, U).
-pub const LINK_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Length of the app-link code: 20 symbols = 100 bits.
-pub const LINK_CODE_LEN: usize = 20;
+use api_types::number::link_symbol;
+pub use api_types::number::{LINK_ALPHABET, LINK_CODE_LEN, NUMBER_DIGITS};
 
 /// A random source fit for secrets, injectable so tests are deterministic.
 pub trait SecureRng: RngCore + CryptoRng + Send {}
@@ -108,19 +104,11 @@ pub fn normalise_code(input: &str) -> Option<TypedCode> {
         return Some(TypedCode::Number(s));
     }
     if s.len() == LINK_CODE_LEN {
-        let mut out = String::with_capacity(LINK_CODE_LEN);
-        for c in s.chars() {
-            let c = match c.to_ascii_uppercase() {
-                'I' | 'L' => '1',
-                'O' => '0',
-                c => c,
-            };
-            if !c.is_ascii() || !LINK_ALPHABET.contains(&(c as u8)) {
-                return None;
-            }
-            out.push(c);
-        }
-        return Some(TypedCode::Link(out));
+        return s
+            .chars()
+            .map(link_symbol)
+            .collect::<Option<String>>()
+            .map(TypedCode::Link);
     }
     None
 }

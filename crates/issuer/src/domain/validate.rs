@@ -1,6 +1,7 @@
 //! Validation and normalisation of what staff and case systems type in:
 //! furigana, Japanese mobile numbers, e-mail addresses, dates.
 
+use api_types::number::{Typed, classify};
 use chrono::NaiveDate;
 
 /// Longest name (kanji or katakana) accepted, in characters.
@@ -87,23 +88,17 @@ pub fn name_kana(input: &str) -> Result<String, FieldError> {
 
 /// Maps full-width digits (０-９) to ASCII, leaves everything else.
 pub fn ascii_digits(c: char) -> char {
-    match c {
-        '\u{FF10}'..='\u{FF19}' => char::from(b'0' + (c as u32 - 0xFF10) as u8),
+    match classify(c) {
+        Typed::Digit(d) => d,
         _ => c,
     }
 }
 
-/// Separators people type inside numbers: spaces (ASCII, tab, no-break —
-/// what a number copied from an SMS or a web page may carry — and the
-/// ideographic 全角スペース), hyphens, dashes, minus signs and the katakana
-/// long vowel mark (often typed for a hyphen). The phone accepts the same
-/// set (`device::normalise_number`; the fuzz tests check they agree).
+/// Separators people type inside numbers (`api_types::number::classify`,
+/// the phone's own definition): spaces (no-break and 全角 included),
+/// hyphens, dashes, minus signs and the katakana long vowel mark.
 pub fn is_number_separator(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\u{00A0}' | '\u{3000}' | '\t' | '-' | '\u{2010}'
-            ..='\u{2015}' | '\u{2212}' | '\u{FF0D}' | '\u{30FC}' | '\u{FF70}'
-    )
+    classify(c) == Typed::Separator
 }
 
 /// Normalises a Japanese mobile phone number to its 11 national digits
