@@ -99,6 +99,14 @@ fn post(body: Vec<u8>) -> (u16, serde_json::Value) {
     })
 }
 
+/// Held by a test between counting the stored keys and counting them
+/// again, and by every other publish meanwhile: the tests of this file share
+/// one server, and `cargo test` runs them on parallel threads.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn stored_keys() -> i64 {
     let s = server();
     s.rt.block_on(async {
@@ -209,7 +217,10 @@ proptest! {
                 v.to_string().into_bytes()
             }
         };
-        let (status, answer) = bounded("publish", || post(body));
+        let (status, answer) = {
+            let _turn = one_at_a_time();
+            bounded("publish", || post(body))
+        };
         assert_refusal_shape(status, &answer)?;
     }
 
@@ -226,6 +237,7 @@ proptest! {
         mutated[i] = with;
         prop_assume!(mutated != cert);
         req.verification_payload = String::from_utf8_lossy(&mutated).into_owned();
+        let _turn = one_at_a_time();
         let before = stored_keys();
         let (status, answer) =
             bounded("publish", || post(serde_json::to_vec(&req).unwrap()));
@@ -240,6 +252,7 @@ fn the_unmutated_request_publishes() {
     // The baseline the mutations are measured against: the same request,
     // untouched, is accepted. (Without it the tests above could pass against
     // a server that refuses everything.)
+    let _turn = one_at_a_time();
     let before = stored_keys();
     let (status, answer) = post(serde_json::to_vec(&valid_request(1)).unwrap());
     assert_eq!(status, 200, "{answer}");
