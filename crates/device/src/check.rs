@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use en_protocol::export::{
-    ExportArchive, ExposureKey, TekSignatureList, VerificationKey, export_keys,
-    export_revised_keys, read_header, read_zip, verify,
+    ExportArchive, ExposureKey, KeyRecord, TekSignatureList, VerificationKey, export_key_records,
+    export_revised_key_records, read_header, read_zip, verify,
 };
-use en_protocol::matcher::{KeyMatch, SightingIndex};
+use en_protocol::matcher::{DiagnosisKey, KeyMatch, SightingIndex};
 use en_protocol::scoring::{
     ExposureWindow, Infectiousness, ScoringConfig, daily_summaries, exposure_windows,
     is_contact_day,
@@ -34,11 +34,11 @@ const CHUNK: usize = 16_384;
 
 /// The id under which a matched key is kept: SHA-256 of the key and its
 /// validity, first 16 bytes (so a key published twice counts once).
-pub fn key_id(k: &ExposureKey) -> Vec<u8> {
+pub fn key_id(k: &impl DiagnosisKey) -> Vec<u8> {
     let mut h = Sha256::new();
-    h.update(k.key_data.as_bytes());
-    h.update(k.rolling_start_interval_number.get().to_le_bytes());
-    h.update(k.rolling_period.to_le_bytes());
+    h.update(k.key_bytes());
+    h.update(k.rolling_start().get().to_le_bytes());
+    h.update(k.rolling_period().to_le_bytes());
     h.finalize()[..16].to_vec()
 }
 
@@ -229,7 +229,9 @@ pub fn exposure_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Op
 }
 
 /// Streams the keys of a verified `export.bin` through the matcher in
-/// chunks (memory: one chunk, never the whole file's keys).
+/// chunks (memory: one chunk, never the whole file's keys). Keys are read
+/// as plain [`KeyRecord`]s; only a key that matched becomes an
+/// [`ExposureKey`].
 pub fn match_file(
     export_bin: &[u8],
     index: &SightingIndex,
@@ -237,8 +239,8 @@ pub fn match_file(
     let started = Instant::now();
     let mut keys = 0u64;
     let mut exposures = Vec::new();
-    let mut chunk: Vec<ExposureKey> = Vec::with_capacity(CHUNK);
-    let mut stream = export_keys(export_bin);
+    let mut chunk: Vec<KeyRecord> = Vec::with_capacity(CHUNK);
+    let mut stream = export_key_records(export_bin);
     loop {
         chunk.clear();
         for k in stream.by_ref().take(CHUNK) {
@@ -252,13 +254,17 @@ pub fn match_file(
             index
                 .match_keys(&chunk, 0)
                 .iter()
-                .filter_map(|m| exposure_of(index, &chunk[m.key_index], m)),
+                .filter_map(|m| exposure_of(index, &chunk[m.key_index].into(), m)),
         );
     }
     let mut revisions = Vec::new();
-    for k in export_revised_keys(export_bin) {
-        let k = k.map_err(|e| format!("export.bin: {e}"))?;
-        revisions.push((key_id(&k), k.report_type.map_or(0, |r| r.0)));
+    // The pass above checked the framing of the whole file; when it met no
+    // revised key, a second pass would find none and no error.
+    if stream.other_list_len() > 0 {
+        for k in export_revised_key_records(export_bin) {
+            let k = k.map_err(|e| format!("export.bin: {e}"))?;
+            revisions.push((key_id(&k), k.report_type.map_or(0, |r| r.0)));
+        }
     }
     Ok(FileMatches {
         keys,
@@ -546,6 +552,113 @@ mod tests {
         let idx = SightingIndex::new(Vec::new());
         let found = process_file(&zip, &keys, "310", &idx).unwrap();
         assert_eq!((found.keys, found.exposures.len()), (1, 0));
+    }
+
+    /// `match_file` as it was before it streamed [`KeyRecord`]s: every key
+    /// decoded into an [`ExposureKey`], the file's keys matched as one slice.
+    fn match_file_with_exposure_keys(export_bin: &[u8], index: &SightingIndex) -> FileMatches {
+        use en_protocol::export::{export_keys, export_revised_keys};
+        let keys: Vec<ExposureKey> = export_keys(export_bin).map(|k| k.unwrap()).collect();
+        let exposures = index
+            .match_keys(&keys, 0)
+            .iter()
+            .filter_map(|m| exposure_of(index, &keys[m.key_index], m))
+            .collect();
+        let revisions = export_revised_keys(export_bin)
+            .map(|k| k.unwrap())
+            .map(|k| (key_id(&k), k.report_type.map_or(0, |r| r.0)))
+            .collect();
+        FileMatches {
+            keys: keys.len() as u64,
+            exposures,
+            revisions,
+            verify_seconds: 0.0,
+            match_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn streamed_records_match_like_whole_exposure_keys() {
+        use en_protocol::export::{
+            ExportMeta, ExportSigner, ReportType, SignatureInfo, SoftwareSigner,
+            TemporaryExposureKeyExport,
+        };
+        use en_protocol::matcher::Sighting;
+        use en_protocol::{Aem, BluetoothMetadata, Rpi};
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let today = 2_947_680u32; // a UTC midnight
+        let log_start = i64::from(today) * 600 - 13 * 86_400;
+        let mut sightings = Vec::new();
+        let mut keys = Vec::new();
+        // Keys of every day, some heard (a few sightings each, some out of
+        // the tolerance), some revised, some with a shorter validity.
+        for n in 0..40_000u32 {
+            let start = today - (n % 15) * 144;
+            let mut k = ExposureKey::new(Tek::generate(&mut rng), EnIntervalNumber::new(start));
+            k.report_type = Some(ReportType(1 + (n % 3) as i32));
+            if n % 7 == 0 {
+                k.rolling_period = 1 + n % 144;
+            }
+            if n % 1000 == 0 {
+                let (rpik, aemk) = k.key_data.rpik_and_aemk();
+                for scan in 0..4u32 {
+                    let j = start + 20 + scan * 30;
+                    let rpi = rpik.rpi(EnIntervalNumber::new(j));
+                    sightings.push(Sighting {
+                        rpi,
+                        aem: aemk.encrypt(&rpi, BluetoothMetadata::v1(-8)),
+                        rssi: -60 - scan as i8,
+                        at: i64::from(j + scan * 5) * 600,
+                        seconds: 240,
+                    });
+                }
+            }
+            keys.push(k);
+        }
+        while sightings.len() < 5_000 {
+            let mut rpi = [0u8; 16];
+            rng.fill_bytes(&mut rpi);
+            sightings.push(Sighting {
+                rpi: Rpi(rpi),
+                aem: Aem([1, 2, 3, 4]),
+                rssi: -70,
+                at: log_start + i64::from(rng.next_u32() % (14 * 86_400)),
+                seconds: 240,
+            });
+        }
+        let index = SightingIndex::new(sightings);
+        let mut revised: Vec<ExposureKey> = keys.iter().step_by(3000).cloned().collect();
+        for k in &mut revised {
+            k.report_type = Some(ReportType::REVOKED);
+        }
+        let signer = SoftwareSigner::generate(&mut rng, SignatureInfo::new("440", "v1"));
+        let meta = ExportMeta {
+            start_timestamp: 0,
+            end_timestamp: 1,
+            region: "440".into(),
+        };
+        for revised in [Vec::new(), revised] {
+            let mut export = TemporaryExposureKeyExport {
+                start_timestamp: meta.start_timestamp,
+                end_timestamp: meta.end_timestamp,
+                region: meta.region.clone(),
+                batch_num: 1,
+                batch_size: 1,
+                signature_infos: vec![signer.signature_info()],
+                keys: keys.clone(),
+                revised_keys: revised,
+            };
+            export.sort_keys();
+            let bin = export.encode().unwrap();
+            let found = match_file(&bin, &index).unwrap();
+            let expected = match_file_with_exposure_keys(&bin, &index);
+            assert_eq!(found.keys, expected.keys);
+            assert_eq!(found.exposures, expected.exposures);
+            assert!(found.exposures.len() >= 30, "{}", found.exposures.len());
+            assert_eq!(found.revisions, expected.revisions);
+            assert_eq!(found.revisions.len(), export.revised_keys.len());
+        }
     }
 
     #[test]

@@ -36,9 +36,7 @@
 
 use std::thread;
 
-use crate::crypto::{
-    AesBlock, diagnosis_key_rpi_cipher, diagnosis_key_rpi_cipher_bytes, padded_blocks,
-};
+use crate::crypto::{AesBlock, diagnosis_key_rpi_cipher_bytes, padded_blocks};
 use crate::keys::{Aem, BluetoothMetadata, Rpi, Tek};
 use crate::time::{
     EN_INTERVAL_SECONDS, EnIntervalNumber, MATCH_TOLERANCE_INTERVALS, TEK_ROLLING_PERIOD,
@@ -62,10 +60,12 @@ pub struct Sighting {
 }
 
 /// A published diagnosis key as the matcher needs it. Implemented by the
-/// export file's key type and by `(Tek, start, period)` tuples.
+/// export file's key types ([`ExposureKey`](crate::export::ExposureKey),
+/// [`KeyRecord`](crate::export::KeyRecord)) and by `(Tek, start, period)`
+/// tuples.
 pub trait DiagnosisKey {
-    /// The key bytes.
-    fn tek(&self) -> &Tek;
+    /// The key bytes (published, so no longer secret).
+    fn key_bytes(&self) -> &[u8; 16];
     /// First interval of validity.
     fn rolling_start(&self) -> EnIntervalNumber;
     /// Number of intervals of validity (1..=144).
@@ -73,7 +73,19 @@ pub trait DiagnosisKey {
 }
 
 impl DiagnosisKey for crate::export::ExposureKey {
-    fn tek(&self) -> &Tek {
+    fn key_bytes(&self) -> &[u8; 16] {
+        self.key_data.as_bytes()
+    }
+    fn rolling_start(&self) -> EnIntervalNumber {
+        self.rolling_start_interval_number
+    }
+    fn rolling_period(&self) -> u32 {
+        self.rolling_period
+    }
+}
+
+impl DiagnosisKey for crate::export::KeyRecord {
+    fn key_bytes(&self) -> &[u8; 16] {
         &self.key_data
     }
     fn rolling_start(&self) -> EnIntervalNumber {
@@ -85,8 +97,8 @@ impl DiagnosisKey for crate::export::ExposureKey {
 }
 
 impl DiagnosisKey for (Tek, EnIntervalNumber, u32) {
-    fn tek(&self) -> &Tek {
-        &self.0
+    fn key_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
     }
     fn rolling_start(&self) -> EnIntervalNumber {
         self.1
@@ -447,7 +459,7 @@ impl SightingIndex {
         let mut padded = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
         padded_blocks(EnIntervalNumber::new(lo), &mut padded);
         let mut rpis = [AesBlock::default(); TEK_ROLLING_PERIOD as usize];
-        diagnosis_key_rpi_cipher(key.tek()).rpis_from_padded(&padded, &mut rpis);
+        diagnosis_key_rpi_cipher_bytes(key.key_bytes()).rpis_from_padded(&padded, &mut rpis);
         let span = self.span(key_index, lo, hi);
         self.finish(&span, &rpis, &self.sieve(&span, &rpis))
     }
@@ -577,7 +589,7 @@ impl SightingIndex {
                     key_index: first_index + i,
                     lo,
                     hi,
-                    tek: *k.tek().as_bytes(),
+                    tek: *k.key_bytes(),
                 })
             }));
             // Group by day (a counting sort: stable, so stream order within a day).

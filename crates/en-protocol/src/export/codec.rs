@@ -7,12 +7,11 @@
 use std::iter::FusedIterator;
 
 use super::model::{
-    EXPORT_BIN_HEADER, ExposureKey, ReportType, SignatureInfo, TekSignature, TekSignatureList,
-    TemporaryExposureKeyExport,
+    EXPORT_BIN_HEADER, ExposureKey, KeyRecord, ReportType, SignatureInfo, TekSignature,
+    TekSignatureList, TemporaryExposureKeyExport,
 };
 use super::wire::{self, I64, LEN, Reader, VARINT};
 use super::{BuildError, DecodeError, MAX_EXPORT_BIN_LEN, MAX_EXPORT_SIG_LEN};
-use crate::keys::Tek;
 use crate::time::{EnIntervalNumber, TEK_ROLLING_PERIOD};
 
 // TemporaryExposureKeyExport fields.
@@ -323,6 +322,88 @@ fn put_key(out: &mut Vec<u8>, field: u8, k: &ExposureKey) {
 
 /// Decodes one `TemporaryExposureKey`; `at` is its offset in the input.
 fn decode_key(msg: &[u8], at: usize) -> Result<ExposureKey, DecodeError> {
+    decode_record(msg, at).map(ExposureKey::from)
+}
+
+/// Decodes one `TemporaryExposureKey` into a [`KeyRecord`]: the common
+/// layout through [`decode_record_fast`], anything else (and every error)
+/// through [`decode_record_general`].
+#[inline]
+fn decode_record(msg: &[u8], at: usize) -> Result<KeyRecord, DecodeError> {
+    match decode_record_fast(msg) {
+        Some(k) => Ok(k),
+        None => decode_record_general(msg, at),
+    }
+}
+
+/// A varint of at most four bytes (under 2^28, so every int32 reading of it
+/// is itself); `None` for anything longer or cut short.
+#[inline(always)]
+fn short_varint(msg: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut value = 0u32;
+    for i in 0..4 {
+        let b = *msg.get(*pos)?;
+        *pos += 1;
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The fast path of [`decode_record`], for keys written the usual way:
+/// `key_data` first and 16 bytes long, then only the known varint fields
+/// with one-byte tags and values under 2^28 (what every server writes, and
+/// what this crate's encoder writes). Returns `None` at the first thing it
+/// does not expect (another `key_data`, an unknown field, a longer varint,
+/// a `rolling_period` out of range, truncation), and the general decoder
+/// then decides, so both give the same result for every input.
+#[inline]
+fn decode_record_fast(msg: &[u8]) -> Option<KeyRecord> {
+    const KEY_DATA_TAG: u8 = (KEY_DATA as u8) << 3 | LEN;
+    let (head, rest) = msg.split_first_chunk::<18>()?;
+    if head[0] != KEY_DATA_TAG || head[1] != 16 {
+        return None;
+    }
+    let mut key_data = [0u8; 16];
+    key_data.copy_from_slice(&head[2..]);
+    let mut k = KeyRecord {
+        key_data,
+        transmission_risk_level: None,
+        rolling_start_interval_number: EnIntervalNumber::new(0),
+        rolling_period: TEK_ROLLING_PERIOD,
+        report_type: None,
+        days_since_onset_of_symptoms: None,
+        variant_of_concern: None,
+    };
+    let mut pos = 0;
+    while let Some(&tag) = rest.get(pos) {
+        pos += 1;
+        let value = short_varint(rest, &mut pos)?;
+        if tag & 7 != VARINT {
+            return None;
+        }
+        match u32::from(tag >> 3) {
+            KEY_TRL => k.transmission_risk_level = Some(value as i32),
+            KEY_RSIN => k.rolling_start_interval_number = EnIntervalNumber::new(value),
+            KEY_ROLLING_PERIOD => k.rolling_period = value,
+            KEY_REPORT_TYPE => k.report_type = Some(ReportType(value as i32)),
+            KEY_DSOS => {
+                k.days_since_onset_of_symptoms = Some(wire::sint32("", u64::from(value)).ok()?);
+            }
+            KEY_VOC => k.variant_of_concern = Some(value as i32),
+            _ => return None,
+        }
+    }
+    (1..=TEK_ROLLING_PERIOD)
+        .contains(&k.rolling_period)
+        .then_some(k)
+}
+
+/// Decodes one `TemporaryExposureKey` into a [`KeyRecord`], whatever its
+/// layout; `at` is its offset in the input.
+fn decode_record_general(msg: &[u8], at: usize) -> Result<KeyRecord, DecodeError> {
     let mut r = Reader::new(msg, at);
     let mut key_data: Option<&[u8]> = None;
     let mut trl = None;
@@ -382,7 +463,7 @@ fn decode_key(msg: &[u8], at: usize) -> Result<ExposureKey, DecodeError> {
         }
     }
     let key_data = key_data.unwrap_or_default();
-    let key_data = Tek::try_from_slice(key_data).map_err(|_| DecodeError::KeyDataLength {
+    let key_data = <[u8; 16]>::try_from(key_data).map_err(|_| DecodeError::KeyDataLength {
         len: key_data.len(),
     })?;
     let rsin =
@@ -392,7 +473,7 @@ fn decode_key(msg: &[u8], at: usize) -> Result<ExposureKey, DecodeError> {
         Some(p @ 1..=144) => p as u32,
         Some(value) => return Err(DecodeError::RollingPeriodOutOfRange { value }),
     };
-    Ok(ExposureKey {
+    Ok(KeyRecord {
         key_data,
         transmission_risk_level: trl,
         rolling_start_interval_number: EnIntervalNumber::new(rsin),
@@ -522,15 +603,48 @@ fn decode_tek_signature(msg: &[u8], at: usize) -> Result<TekSignature, DecodeErr
 /// Streams the `keys` of an `export.bin` one by one, without decoding the
 /// rest of the file or allocating. See [`KeyIter`].
 pub fn export_keys(bin: &[u8]) -> KeyIter<'_> {
-    KeyIter::new(bin, EXPORT_KEYS)
+    KeyIter(export_key_records(bin))
 }
 
 /// Streams the `revised_keys` of an `export.bin`. See [`KeyIter`].
 pub fn export_revised_keys(bin: &[u8]) -> KeyIter<'_> {
-    KeyIter::new(bin, EXPORT_REVISED_KEYS)
+    KeyIter(export_revised_key_records(bin))
 }
 
-/// An allocation-free iterator over the keys of one list of an `export.bin`.
+/// Streams the `keys` of an `export.bin` as [`KeyRecord`]s: the same keys
+/// and the same errors as [`export_keys`], without building a [`Tek`](crate::Tek) per
+/// key. What a phone matching a file of 500,000 keys wants.
+pub fn export_key_records(bin: &[u8]) -> KeyRecordIter<'_> {
+    KeyRecordIter::new(bin, EXPORT_KEYS)
+}
+
+/// Streams the `revised_keys` of an `export.bin` as [`KeyRecord`]s; see
+/// [`export_key_records`].
+pub fn export_revised_key_records(bin: &[u8]) -> KeyRecordIter<'_> {
+    KeyRecordIter::new(bin, EXPORT_REVISED_KEYS)
+}
+
+/// An allocation-free iterator over the keys of one list of an `export.bin`,
+/// as [`ExposureKey`]s: [`KeyRecordIter`], each key wrapped in its [`Tek`](crate::Tek).
+#[derive(Debug, Clone)]
+pub struct KeyIter<'a>(KeyRecordIter<'a>);
+
+impl Iterator for KeyIter<'_> {
+    type Item = Result<ExposureKey, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|r| r.map(ExposureKey::from))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl FusedIterator for KeyIter<'_> {}
+
+/// An allocation-free iterator over the keys of one list of an `export.bin`,
+/// as [`KeyRecord`]s.
 ///
 /// It checks the size limit and the header first, then walks the top-level
 /// fields: the framing of every field and the wire types of the known ones
@@ -538,29 +652,45 @@ pub fn export_revised_keys(bin: &[u8]) -> KeyIter<'_> {
 /// the other fields (region, signature infos, the other key list) is skipped
 /// unread. After the first error it yields nothing more.
 #[derive(Debug, Clone)]
-pub struct KeyIter<'a> {
+pub struct KeyRecordIter<'a> {
     reader: Option<Reader<'a>>,
     pending: Option<DecodeError>,
     field: u32,
+    /// Entries of the other key list skipped so far.
+    other_list: usize,
 }
 
-impl<'a> KeyIter<'a> {
+impl<'a> KeyRecordIter<'a> {
     fn new(bin: &'a [u8], field: u32) -> Self {
         match body(bin, MAX_EXPORT_BIN_LEN) {
             Ok(reader) => Self {
                 reader: Some(reader),
                 pending: None,
                 field,
+                other_list: 0,
             },
             Err(e) => Self {
                 reader: None,
                 pending: Some(e),
                 field,
+                other_list: 0,
             },
         }
     }
 
-    fn step(r: &mut Reader<'a>, wanted: u32) -> Result<Option<ExposureKey>, DecodeError> {
+    /// How many entries of the other key list (`revised_keys` when
+    /// streaming `keys`, and the reverse) were skipped so far. Once the
+    /// iterator has ended without an error, 0 means the file has none, so a
+    /// second pass over them can be spared.
+    pub fn other_list_len(&self) -> usize {
+        self.other_list
+    }
+
+    fn step(
+        r: &mut Reader<'a>,
+        wanted: u32,
+        other_list: &mut usize,
+    ) -> Result<Option<KeyRecord>, DecodeError> {
         while !r.is_empty() {
             let (field, wt) = r.tag()?;
             let expected = match field {
@@ -572,12 +702,17 @@ impl<'a> KeyIter<'a> {
                     continue;
                 }
             };
-            wire::expect(export_field_name(field), expected, wt)?;
+            if wt != expected {
+                wire::expect(export_field_name(field), expected, wt)?;
+            }
             if field == wanted {
                 let (msg, at) = r.bytes()?;
-                return decode_key(msg, at).map(Some);
+                return decode_record(msg, at).map(Some);
             }
             r.skip(field, wt)?;
+            if matches!(field, EXPORT_KEYS | EXPORT_REVISED_KEYS) {
+                *other_list += 1;
+            }
         }
         Ok(None)
     }
@@ -596,15 +731,15 @@ fn export_field_name(field: u32) -> &'static str {
     }
 }
 
-impl Iterator for KeyIter<'_> {
-    type Item = Result<ExposureKey, DecodeError>;
+impl Iterator for KeyRecordIter<'_> {
+    type Item = Result<KeyRecord, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(e) = self.pending.take() {
             return Some(Err(e));
         }
         let r = self.reader.as_mut()?;
-        match Self::step(r, self.field) {
+        match Self::step(r, self.field, &mut self.other_list) {
             Ok(Some(key)) => Some(Ok(key)),
             Ok(None) => {
                 self.reader = None;
@@ -628,11 +763,12 @@ impl Iterator for KeyIter<'_> {
     }
 }
 
-impl FusedIterator for KeyIter<'_> {}
+impl FusedIterator for KeyRecordIter<'_> {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Tek;
 
     fn key(byte: u8) -> ExposureKey {
         let mut k = ExposureKey::new(
@@ -717,5 +853,114 @@ mod tests {
             TekSignatureList::decode(&[]).unwrap(),
             TekSignatureList::default()
         );
+    }
+
+    /// The body of one encoded key (without the tag and length before it).
+    fn key_body(k: &ExposureKey) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_key(&mut out, EXPORT_KEYS as u8, k);
+        let mut r = Reader::new(&out, 0);
+        r.tag().unwrap();
+        r.bytes().unwrap().0.to_vec()
+    }
+
+    /// The fast path either declines or agrees with the general decoder.
+    fn check_fast_path(msg: &[u8]) -> bool {
+        match decode_record_fast(msg) {
+            None => false,
+            Some(fast) => {
+                assert_eq!(Ok(fast), decode_record_general(msg, 0), "{msg:02x?}");
+                true
+            }
+        }
+    }
+
+    #[test]
+    fn fast_key_path_takes_what_encoders_write() {
+        let mut odd = key(9);
+        odd.rolling_period = 3;
+        odd.days_since_onset_of_symptoms = Some(-14);
+        odd.variant_of_concern = Some(2);
+        let mut bare = ExposureKey::new(Tek::from_bytes([7; 16]), EnIntervalNumber::new(0));
+        bare.rolling_period = 1;
+        for k in [key(1), odd, bare] {
+            let body = key_body(&k);
+            assert!(check_fast_path(&body));
+            assert_eq!(decode_key(&body, 0).unwrap(), k);
+        }
+        // Negative int32 values (ten-byte varints) go the general way.
+        let mut negative = key(2);
+        negative.transmission_risk_level = Some(-1);
+        assert!(!check_fast_path(&key_body(&negative)));
+        assert_eq!(decode_key(&key_body(&negative), 0).unwrap(), negative);
+    }
+
+    #[test]
+    fn fast_key_path_declines_or_agrees_on_every_edit() {
+        let mut k = key(3);
+        k.days_since_onset_of_symptoms = Some(5);
+        k.rolling_period = 100;
+        let body = key_body(&k);
+        for at in 0..body.len() {
+            for value in 0..=255u8 {
+                let mut m = body.clone();
+                m[at] = value;
+                check_fast_path(&m);
+                m.insert(at, value);
+                check_fast_path(&m);
+            }
+            let mut m = body.clone();
+            m.remove(at);
+            check_fast_path(&m);
+            check_fast_path(&body[..at]);
+        }
+        // Repeated fields: the last one wins on both paths.
+        let mut twice = body.clone();
+        twice.extend_from_slice(&[0x20, 0x05, 0x18, 0x01, 0x28, 0x03]);
+        assert!(check_fast_path(&twice));
+        let mut key_twice = body.clone();
+        key_twice.extend_from_slice(&body[..18]);
+        assert!(!check_fast_path(&key_twice));
+        assert!(decode_record_general(&key_twice, 0).is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_key_path_declines_or_agrees_on_random_fields(
+            fields in proptest::collection::vec((0u8..80, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6)), 0..8),
+        ) {
+            let mut msg = vec![0x0a, 0x10];
+            msg.extend_from_slice(&[0x55; 16]);
+            for (tag, bytes) in fields {
+                msg.push(tag);
+                msg.extend_from_slice(&bytes);
+            }
+            check_fast_path(&msg);
+        }
+    }
+
+    #[test]
+    fn records_skip_and_count_the_other_list() {
+        let mut e = export(vec![key(5), key(2), key(9)]);
+        let bin = e.encode().unwrap();
+        let mut it = export_key_records(&bin);
+        assert_eq!(it.by_ref().count(), 3);
+        assert_eq!(it.other_list_len(), 0);
+        e.revised_keys = vec![key(4), key(6)];
+        let bin = e.encode().unwrap();
+        let mut it = export_key_records(&bin);
+        let records: Vec<_> = it.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(it.other_list_len(), 2);
+        let keys: Vec<_> = export_keys(&bin).collect::<Result<_, _>>().unwrap();
+        let as_keys: Vec<ExposureKey> = records.into_iter().map(ExposureKey::from).collect();
+        assert_eq!(as_keys, keys);
+        let mut revised = export_revised_key_records(&bin);
+        assert_eq!(revised.by_ref().count(), 2);
+        assert_eq!(revised.other_list_len(), 3);
+        assert_eq!(
+            KeyRecord::from(&key(5)),
+            KeyRecord::from(&ExposureKey::from(KeyRecord::from(&key(5))))
+        );
+        assert!(!format!("{:?}", KeyRecord::from(&key(5))).contains("5, 5"));
     }
 }

@@ -15,8 +15,10 @@
 //!   keys; do this before trusting anything in the file.
 //! - [`TemporaryExposureKeyExport::decode`] decodes the whole `export.bin`;
 //!   [`read_header`] decodes everything but the keys; [`export_keys`] streams
-//!   the keys one by one without allocating, which is what a phone matching a
-//!   file of 500,000 keys wants.
+//!   the keys one by one without allocating, and [`export_key_records`]
+//!   streams them as plain [`KeyRecord`]s (no [`Tek`](crate::Tek) built and
+//!   wiped per key), which is what a phone matching a file of 500,000 keys
+//!   wants.
 //!
 //! Every decoder returns a [`DecodeError`] for malformed input and never
 //! panics; no allocation is sized from a length read off the wire before that
@@ -51,10 +53,13 @@ pub use archive::{
     write_zip,
 };
 pub use build::{ExportMeta, MAX_KEYS_PER_FILE, build_export, sign_export, split_batch};
-pub use codec::{ExportHeader, KeyIter, export_keys, export_revised_keys, read_header};
+pub use codec::{
+    ExportHeader, KeyIter, KeyRecordIter, export_key_records, export_keys,
+    export_revised_key_records, export_revised_keys, read_header,
+};
 pub use model::{
-    ECDSA_P256_SHA256_OID, EXPORT_BIN_HEADER, ExposureKey, ReportType, SignatureInfo, TekSignature,
-    TekSignatureList, TemporaryExposureKeyExport,
+    ECDSA_P256_SHA256_OID, EXPORT_BIN_HEADER, ExposureKey, KeyRecord, ReportType, SignatureInfo,
+    TekSignature, TekSignatureList, TemporaryExposureKeyExport,
 };
 pub use signing::{
     ExportSigner, KeyError, SignError, SignatureMatch, SoftwareSigner, VerificationKey, verify,

@@ -132,6 +132,81 @@ impl ExposureKey {
     }
 }
 
+/// A diagnosis key as read off the wire, by value: what a phone streams
+/// through the matcher without building an [`ExposureKey`] per key.
+///
+/// The same fields as [`ExposureKey`] with the key bytes held plainly: the
+/// key of a published diagnosis key is no longer a secret, so this type is
+/// `Copy` and is not wiped (unlike [`Tek`]). `Debug` still leaves the key
+/// bytes out, as [`ExposureKey`]'s does. Read with
+/// [`export_key_records`](super::export_key_records); convert with
+/// [`ExposureKey::from`] when a key matched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The key bytes (`key_data`).
+    pub key_data: [u8; 16],
+    /// Deprecated risk level, 0..=8.
+    pub transmission_risk_level: Option<i32>,
+    /// First interval the key was valid for.
+    pub rolling_start_interval_number: EnIntervalNumber,
+    /// Number of intervals it was valid for, 1..=144.
+    pub rolling_period: u32,
+    /// How the owner was diagnosed.
+    pub report_type: Option<ReportType>,
+    /// Days from symptom onset to this key's day, normally -14..=14.
+    pub days_since_onset_of_symptoms: Option<i32>,
+    /// Server extension (field 8).
+    pub variant_of_concern: Option<i32>,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("key_data", &"<redacted>")
+            .field("transmission_risk_level", &self.transmission_risk_level)
+            .field(
+                "rolling_start_interval_number",
+                &self.rolling_start_interval_number,
+            )
+            .field("rolling_period", &self.rolling_period)
+            .field("report_type", &self.report_type)
+            .field(
+                "days_since_onset_of_symptoms",
+                &self.days_since_onset_of_symptoms,
+            )
+            .field("variant_of_concern", &self.variant_of_concern)
+            .finish()
+    }
+}
+
+impl From<KeyRecord> for ExposureKey {
+    fn from(r: KeyRecord) -> Self {
+        Self {
+            key_data: Tek::from_bytes(r.key_data),
+            transmission_risk_level: r.transmission_risk_level,
+            rolling_start_interval_number: r.rolling_start_interval_number,
+            rolling_period: r.rolling_period,
+            report_type: r.report_type,
+            days_since_onset_of_symptoms: r.days_since_onset_of_symptoms,
+            variant_of_concern: r.variant_of_concern,
+        }
+    }
+}
+
+impl From<&ExposureKey> for KeyRecord {
+    fn from(k: &ExposureKey) -> Self {
+        Self {
+            key_data: *k.key_data.as_bytes(),
+            transmission_risk_level: k.transmission_risk_level,
+            rolling_start_interval_number: k.rolling_start_interval_number,
+            rolling_period: k.rolling_period,
+            report_type: k.report_type,
+            days_since_onset_of_symptoms: k.days_since_onset_of_symptoms,
+            variant_of_concern: k.variant_of_concern,
+        }
+    }
+}
+
 /// Which key signed a file (`SignatureInfo`). The phone picks the public key
 /// by `verification_key_id` and `verification_key_version`.
 ///
