@@ -209,3 +209,65 @@ pub fn stored_keys<R: RngCore>(rng: &mut R, n: usize, now: i64) -> Vec<StoredKey
         })
         .collect()
 }
+
+/// moto's S3-compatible server (`python3 -m moto.server`) on a free
+/// loopback port, for tests of the object store; killed when dropped.
+#[derive(Debug)]
+pub struct MotoServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl MotoServer {
+    /// Starts moto and waits until it accepts connections. `Ok(None)` (a
+    /// skip, with a note on stderr) when moto is not installed — except
+    /// under `CI`, where `scripts/test` installs it and its absence fails.
+    pub fn start() -> std::io::Result<Option<Self>> {
+        use std::process::{Command, Stdio};
+        let installed = Command::new("python3")
+            .args(["-c", "import moto.server"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "moto is not installed but CI is set: scripts/test installs it"
+            );
+            eprintln!("SKIP: moto is not installed (pip install 'moto[server]')");
+            return Ok(None);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Ok(Some(moto));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(std::io::Error::other(format!(
+            "moto did not start on {}",
+            moto.endpoint
+        )))
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::NowTs;
 use en_protocol::export::{
@@ -21,69 +19,12 @@ use keyserver::storage::ExportStorage;
 use keyserver::store::Store;
 use rand::SeedableRng;
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_moto() -> Option<(Moto, String)> {
-    let installed = Command::new("python3")
-        .args(["-c", "import moto.server"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        // CI installs moto (scripts/test): there a missing server is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "moto is not installed but CI is set: scripts/test installs it"
-        );
-        eprintln!("SKIP s3: moto is not installed (pip install 'moto[server]')");
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http.get(&url).send().await.is_ok() {
-            return Some((moto, url));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("moto did not start on {url}");
-}
-
 #[tokio::test]
 async fn exports_go_to_an_s3_bucket_with_their_headers() {
-    let Some((_moto, endpoint)) = start_moto().await else {
+    let Some(moto) = keyserver::testkit::MotoServer::start().unwrap() else {
         return;
     };
+    let endpoint = moto.endpoint.clone();
     let http = reqwest::Client::new();
     let created = http
         .put(format!("{endpoint}/cocoa-exports"))

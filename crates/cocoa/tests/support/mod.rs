@@ -240,18 +240,11 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// moto's S3 server on a free port, killed when dropped.
+/// moto's S3 server (`keyserver::testkit::MotoServer`) with a bucket.
 pub struct Moto {
-    child: Child,
+    server: keyserver::testkit::MotoServer,
     pub endpoint: String,
     pub bucket: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub fn free_port() -> u16 {
@@ -263,51 +256,21 @@ pub fn free_port() -> u16 {
 }
 
 impl Moto {
-    /// Starts `python3 -m moto.server` (as `crates/keyserver/tests/s3.rs`
-    /// does) and creates `bucket`; `None` (skip) when moto is missing
-    /// outside CI.
+    /// Starts moto and creates `bucket`; `None` (skip) when moto is
+    /// missing outside CI.
     pub async fn start(bucket: &str) -> Option<Self> {
-        let installed = Command::new("python3")
-            .args(["-c", "import moto.server"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            return missing("moto is not installed (pip install 'moto[server]')");
-        }
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let server = keyserver::testkit::MotoServer::start().unwrap()?;
+        let r = reqwest::Client::new()
+            .put(format!("{}/{bucket}", server.endpoint))
+            .send()
+            .await
             .unwrap();
-        let moto = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+        assert!(r.status().is_success(), "creating the bucket: {r:?}");
+        Some(Self {
+            endpoint: server.endpoint.clone(),
+            server,
             bucket: bucket.into(),
-        };
-        let http = reqwest::Client::new();
-        for _ in 0..400 {
-            if http.get(&moto.endpoint).send().await.is_ok() {
-                let r = http
-                    .put(format!("{}/{bucket}", moto.endpoint))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "creating the bucket: {r:?}");
-                return Some(moto);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("moto did not start on {}", moto.endpoint);
+        })
     }
 
     /// Every object key in the bucket under `prefix`, through the S3 API
