@@ -12,7 +12,8 @@
 //! - [`stats`]: public statistics and their page.
 //! - [`http`]: the router and [`serve`].
 //! - [`testkit`]: a local certificate issuer and publish requests, for
-//!   tests, benchmarks and demos.
+//!   tests, benchmarks and demos; moto's S3 server for the object-store
+//!   tests.
 #![forbid(unsafe_code)]
 
 pub mod config;

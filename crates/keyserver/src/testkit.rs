@@ -1,5 +1,6 @@
 //! Tools for tests, benchmarks and demos: a local certificate issuer the
-//! key server can be told to trust, and complete publish requests.
+//! key server can be told to trust, complete publish requests, and moto's
+//! S3-compatible server ([`MotoServer`]) for the object-store tests.
 //!
 //! A [`Minter`] holds a P-256 key generated on the spot and signs ES256
 //! certificates exactly as the issuer does (`kid` = hex of the first 8 bytes
