@@ -558,7 +558,7 @@ fn tls_serves_https_and_refuses_plain_http() {
 }
 
 #[test]
-fn bad_tls_files_exit_with_status_2() {
+fn bad_tls_files_and_durations_exit_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, _) = self_signed(dir.path());
     let garbage = dir.path().join("garbage.pem");
@@ -604,6 +604,20 @@ fn bad_tls_files_exit_with_status_2() {
             "key.pem",
         ),
     ];
+    // Durations that are not durations, from the flags.
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = cases
+        .into_iter()
+        .chain([
+            (
+                vec!["--drain-delay".as_ref(), "soon".as_ref()],
+                "drain_delay",
+            ),
+            (
+                vec!["--shutdown-grace".as_ref(), "5 minutes".as_ref()],
+                "shutdown_grace",
+            ),
+        ])
+        .collect();
     for (args, named) in cases {
         let out = cocoa()
             .args([

@@ -336,9 +336,14 @@ pub fn load(
     if let Some(v) = &flags.drain_delay {
         set_path(&mut root, "drain_delay", s(v));
     }
-    let config: CocoaConfig = toml::Value::Table(root)
-        .try_into()
-        .context("invalid configuration")?;
+    // A value of the wrong type or form, from any layer, is the user's
+    // input: exit status 2 with the key named, as for any bad flag.
+    let config: CocoaConfig = toml::Value::Table(root).try_into().map_err(|e| {
+        crate::commands::bad_input(format!(
+            "設定が正しくありません / invalid configuration: {}",
+            e.to_string().trim()
+        ))
+    })?;
     Ok((config, warnings))
 }
 
