@@ -36,7 +36,7 @@ fn assert_bad_input(out: &Output) -> String {
 }
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/exports")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../en-protocol/tests/vectors/exports")
 }
 
 fn keygen(dir: &Path) -> (PathBuf, PathBuf) {

@@ -1,5 +1,5 @@
 //! The Apple/Google Exposure Notification crypto test vectors
-//! (`shared/vectors/gaen-crypto-vectors.json`), loaded through serde: every
+//! (`tests/vectors/gaen-crypto-vectors.json`, copied into the repository; provenance in `tests/vectors/README.md`), loaded through serde: every
 //! derived key and every one of the 144 RPIs and AEMs must match.
 
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ struct IntervalVector {
 
 fn vectors() -> Vectors {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors/gaen-crypto-vectors.json");
+        .join("tests/vectors/gaen-crypto-vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("vector file parses")
 }

@@ -1,5 +1,5 @@
 //! The key export file against real third-party files
-//! (`shared/vectors/exports/`, decoded contents in `expected.json`, loaded
+//! (`tests/vectors/exports/`, decoded contents in `expected.json`, loaded
 //! through serde), plus round trips, signing with several keys, and hostile
 //! input that must give an error and never a panic.
 
@@ -94,7 +94,7 @@ struct KeyExpect {
 }
 
 fn vector_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/exports")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/exports")
 }
 
 fn expected() -> Expected {
