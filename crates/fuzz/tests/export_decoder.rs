@@ -34,7 +34,8 @@ struct Corpus {
 fn corpus() -> &'static Corpus {
     static C: OnceLock<Corpus> = OnceLock::new();
     C.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../en-protocol/tests/vectors/exports");
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../en-protocol/tests/vectors/exports");
         let mut zips = Vec::new();
         let mut keys = Vec::new();
         for e in std::fs::read_dir(&dir).unwrap() {
@@ -67,7 +68,10 @@ fn corpus() -> &'static Corpus {
         };
         zips.push(build_export(&meta, batch, &[&signer]).unwrap());
         keys.push(signer.public_key());
-        assert!(zips.len() >= 2, "the test vectors (crates/en-protocol/tests/vectors/exports) are missing");
+        assert!(
+            zips.len() >= 2,
+            "the test vectors (crates/en-protocol/tests/vectors/exports) are missing"
+        );
         Corpus { zips, keys }
     })
 }
