@@ -1,7 +1,7 @@
 //! Which keys a positive registration sends: the rule of COCOA ver. 1.2.1
 //! (the seed's 参考資料), as one function, [`registration_keys`].
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use en_protocol::time::{EN_INTERVAL_SECONDS, EnIntervalNumber, TEK_ROLLING_PERIOD};
 use serde::Serialize;
 
@@ -13,14 +13,11 @@ pub const LOOKBACK_DAYS: i64 = 14;
 /// Days before the onset (or test) date from which contacts are notified.
 pub const DAYS_BEFORE_DATE: i64 = 2;
 
-/// Japan Standard Time (UTC+9, no daylight saving).
-pub fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
-}
+pub use en_protocol::time::jst;
 
 /// Today's date in Japan at `now`.
 pub fn today_in_japan(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&jst()).date_naive()
+    en_protocol::time::japan_date(now)
 }
 
 /// 00:00 Japan time on `date`, as a UTC instant.

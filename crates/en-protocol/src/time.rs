@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Mutex;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Length of one `ENIntervalNumber` in seconds (spec: "10 minutes").
@@ -106,6 +106,20 @@ impl From<u32> for EnIntervalNumber {
     }
 }
 
+/// Japan Standard Time: UTC+9, no daylight saving. "Dates shown to people are
+/// Japan's calendar dates": every date a person reads (a contact's day, an
+/// expiry, a statistic's period) is taken in this offset. The one definition.
+pub fn jst() -> FixedOffset {
+    // 9 h is within ±24 h, so `east_opt` cannot fail; UTC is never reached.
+    FixedOffset::east_opt(9 * 3600)
+        .unwrap_or(FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()))
+}
+
+/// Japan's calendar date at `t`.
+pub fn japan_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&jst()).date_naive()
+}
+
 /// Where every part of cocoa-rs reads the time from. Production uses
 /// [`SystemClock`]; tests and demos use [`FixedClock`] so that a story of
 /// several days runs in seconds.
@@ -156,6 +170,21 @@ impl Clock for FixedClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn japan_date_turns_at_midnight_jst_which_is_15_utc() {
+        let before = Utc.with_ymd_and_hms(2021, 3, 1, 14, 59, 59).unwrap();
+        let after = Utc.with_ymd_and_hms(2021, 3, 1, 15, 0, 0).unwrap();
+        assert_eq!(
+            japan_date(before),
+            NaiveDate::from_ymd_opt(2021, 3, 1).unwrap()
+        );
+        assert_eq!(
+            japan_date(after),
+            NaiveDate::from_ymd_opt(2021, 3, 2).unwrap()
+        );
+        assert_eq!(jst().local_minus_utc(), 9 * 3600);
+    }
 
     #[test]
     fn interval_of_spec_example() {

@@ -843,11 +843,7 @@ fn parse_accept(accept: Option<&[String]>) -> Result<Vec<ReportType>> {
     Ok(out)
 }
 
-/// Japan Standard Time.
-pub fn jst() -> chrono::FixedOffset {
-    chrono::FixedOffset::east_opt(9 * 3600)
-        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC offset"))
-}
+pub use en_protocol::time::jst;
 
 /// RFC 3339 of a unix time, in JST.
 pub fn rfc3339_jst(t: i64) -> String {

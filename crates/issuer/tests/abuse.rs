@@ -145,22 +145,6 @@ async fn ten_thousand_random_numbers_from_one_client_find_nothing_and_are_thrott
         assert!(throttled >= guesses.len() - 60, "{}", h.label);
         let failed = h.app.limits.failed_total() - failed_before;
         assert!(failed >= 2, "{}: failed verifications counted", h.label);
-        let metrics = h
-            .http
-            .get(format!("{}/metrics", h.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            metrics.contains(&format!(
-                "issuer_verify_failed_total {}",
-                h.app.limits.failed_total()
-            )),
-            "{metrics}"
-        );
         // The live numbers were not disturbed: none was claimed.
         assert_eq!(
             h.count("issuances WHERE token_hmac IS NOT NULL").await,

@@ -2,7 +2,6 @@
 //! the key HMAC, the key rules, the embargo, and idempotent storage.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use api_types::publish::{PublishRequest, tekmac_message, tekmac_message_without_risk};
 use base64::Engine as _;
@@ -44,39 +43,29 @@ pub struct PublishOutcome {
     pub repeat: bool,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Publishes that stored keys.
-    pub published: AtomicU64,
-    /// Repeats of an earlier publish.
-    pub repeats: AtomicU64,
-    /// Refused publishes.
-    pub refused: AtomicU64,
-    /// Chaff requests.
-    pub chaff: AtomicU64,
-    /// Keys stored.
-    pub keys: AtomicU64,
+/// The publish outcomes counted in `keyserver_publish_total{outcome}`.
+pub const PUBLISH_OUTCOMES: [&str; 4] = ["stored", "repeat", "refused", "chaff"];
+
+/// Registers the key server's publish metrics (at 0) in the process's
+/// registry, so a scrape before the first publish shows them; done where the
+/// publish route is mounted ([`crate::http::router`]), so a process that
+/// only exports does not show them.
+pub fn register_metrics() {
+    telemetry::install();
+    metrics::describe_counter!(
+        "keyserver_publish_total",
+        "Publish requests by outcome (stored, repeat, refused, chaff)."
+    );
+    metrics::describe_counter!("keyserver_keys_stored_total", "Diagnosis keys stored.");
+    for outcome in PUBLISH_OUTCOMES {
+        metrics::counter!("keyserver_publish_total", "outcome" => outcome).increment(0);
+    }
+    metrics::counter!("keyserver_keys_stored_total").increment(0);
 }
 
-impl Metrics {
-    /// Prometheus text.
-    pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# TYPE keyserver_publish_total counter\n\
-             keyserver_publish_total{{outcome=\"stored\"}} {}\n\
-             keyserver_publish_total{{outcome=\"repeat\"}} {}\n\
-             keyserver_publish_total{{outcome=\"refused\"}} {}\n\
-             keyserver_publish_total{{outcome=\"chaff\"}} {}\n\
-             # TYPE keyserver_keys_stored_total counter\nkeyserver_keys_stored_total {}\n",
-            g(&self.published),
-            g(&self.repeats),
-            g(&self.refused),
-            g(&self.chaff),
-            g(&self.keys)
-        )
-    }
+/// Counts one publish request of `outcome` (one of [`PUBLISH_OUTCOMES`]).
+pub fn count_publish(outcome: &'static str) {
+    metrics::counter!("keyserver_publish_total", "outcome" => outcome).increment(1);
 }
 
 /// The publish side of the key server.
@@ -86,16 +75,9 @@ pub struct Keyserver {
     trust: Trust,
     clock: Arc<dyn Clock>,
     settings: Settings,
-    /// Counters.
-    pub metrics: Metrics,
 }
 
-/// Japan Standard Time.
-pub fn jst() -> chrono::FixedOffset {
-    chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| {
-        chrono::FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is a valid offset"))
-    })
-}
+pub use en_protocol::time::jst;
 
 /// The JST date (`YYYY-MM-DD`) of a unix time.
 pub fn jst_day(unix_seconds: i64) -> String {
@@ -121,7 +103,6 @@ impl Keyserver {
             trust,
             clock,
             settings,
-            metrics: Metrics::default(),
         }
     }
 
@@ -150,15 +131,13 @@ impl Keyserver {
     pub async fn publish(&self, req: &PublishRequest) -> Result<PublishOutcome> {
         let result = self.publish_inner(req).await;
         match &result {
-            Ok(o) if o.repeat => self.metrics.repeats.fetch_add(1, Ordering::Relaxed),
+            Ok(o) if o.repeat => count_publish("repeat"),
             Ok(o) => {
-                self.metrics
-                    .keys
-                    .fetch_add(u64::from(o.inserted), Ordering::Relaxed);
-                self.metrics.published.fetch_add(1, Ordering::Relaxed)
+                metrics::counter!("keyserver_keys_stored_total").increment(u64::from(o.inserted));
+                count_publish("stored");
             }
-            Err(_) => self.metrics.refused.fetch_add(1, Ordering::Relaxed),
-        };
+            Err(_) => count_publish("refused"),
+        }
         if let Err(e) = &result {
             info!(code = e.code(), "publish refused");
         }

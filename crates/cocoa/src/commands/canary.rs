@@ -4,14 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::routing::get;
 use clap::Args;
 use en_protocol::time::SystemClock;
-use simulator::canary::{CanaryConfig, CanaryMetrics, CanaryReport, Inbox, InboxAuth, run_once};
+use simulator::canary::{CanaryConfig, CanaryReport, Inbox, InboxAuth, run_once};
 
 use super::{bad_input, print_json};
 
@@ -146,17 +145,24 @@ pub fn run(args: CanaryArgs) -> anyhow::Result<()> {
         account_sid: args.account_sid.clone(),
         auth_token: receiver_token,
     });
-    let metrics = Arc::new(CanaryMetrics::default());
+    simulator::canary::register_metrics();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let m = metrics.clone();
         let app = inbox
             .router()
-            .route("/metrics", get(move || async move { m.render() }))
+            .route(
+                "/metrics",
+                get(|| async {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
+                        telemetry::render(),
+                    )
+                }),
+            )
             .route("/healthz", get(|| async { "ok" }));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -167,7 +173,7 @@ pub fn run(args: CanaryArgs) -> anyhow::Result<()> {
         let clock = SystemClock;
         if args.once {
             let report = run_once(&config, &inbox, &clock).await;
-            metrics.record(&report);
+            simulator::canary::record_metrics(&report);
             print_json(&report)?;
             return match report.failure() {
                 None => Ok(()),
@@ -176,7 +182,7 @@ pub fn run(args: CanaryArgs) -> anyhow::Result<()> {
         }
         loop {
             let report = run_once(&config, &inbox, &clock).await;
-            metrics.record(&report);
+            simulator::canary::record_metrics(&report);
             log_report(&report);
             tokio::select! {
                 () = tokio::time::sleep(args.interval) => {}

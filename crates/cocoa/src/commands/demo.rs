@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use clap::{Args, ValueEnum};
 use device::{Phone, RegistrationInput, Settings};
+use en_protocol::time::jst;
 use en_protocol::time::{Clock, FixedClock};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -81,11 +82,6 @@ pub struct Step {
     pub ok: bool,
     /// The checks.
     pub checks: Vec<Check>,
-}
-
-/// Japan Standard Time.
-fn jst() -> chrono::FixedOffset {
-    issuer::service::jst()
 }
 
 /// A time of the story, given in Japan time.

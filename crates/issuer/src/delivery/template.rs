@@ -1,7 +1,7 @@
 //! The message sent to the patient, Japanese by default: the 8-digit number
 //! itself (for typing), the app link, the validity and where to ask for help.
 
-use chrono::{FixedOffset, TimeZone};
+use chrono::TimeZone;
 
 use crate::domain::codes::{LinkCode, ProcessingNumber};
 use crate::domain::model::Channel;
@@ -27,9 +27,7 @@ pub struct MessageContext<'a> {
 
 /// Renders `(subject, body)` for `channel`.
 pub fn render(channel: Channel, c: &MessageContext<'_>) -> (Option<String>, String) {
-    let jst =
-        FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
-    let until = jst
+    let until = en_protocol::time::jst()
         .timestamp_opt(c.expires_at, 0)
         .single()
         .map(|t| t.format("%Y年%-m月%-d日 %H:%M").to_string())

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use en_protocol::time::Clock;
 use secrecy::ExposeSecret;
@@ -52,6 +53,7 @@ impl App {
         portal: PortalConfig,
         proxies: TrustedProxies,
     ) -> Self {
+        register_metrics();
         Self {
             issuer,
             limits,
@@ -107,13 +109,32 @@ async fn readyz(State(app): State<Arc<App>>) -> (axum::http::StatusCode, &'stati
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> String {
+/// Registers the issuer's metrics (at 0) in the process's registry, so a
+/// scrape before the first event shows them.
+pub fn register_metrics() {
+    telemetry::install();
+    metrics::describe_counter!(
+        "issuer_verify_failed_total",
+        "Verifications of a processing number that failed (wrong, expired or used number)."
+    );
+    metrics::describe_gauge!(
+        "issuer_verify_failed_last_hour",
+        "Failed verifications in the last hour, all addresses (the guessing alarm looks at it)."
+    );
+    metrics::counter!("issuer_verify_failed_total").increment(0);
+    metrics::gauge!("issuer_verify_failed_last_hour").set(0.0);
+}
+
+/// The process's registry. The last-hour gauge depends on the time of the
+/// scrape, so it is brought up to date first; `cocoa serve`'s own
+/// `/metrics` asks this route for that reason.
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let now = app.issuer.now();
-    format!(
-        "# TYPE issuer_verify_failed_total counter\nissuer_verify_failed_total {}\n\
-         # TYPE issuer_verify_failed_last_hour gauge\nissuer_verify_failed_last_hour {}\n",
-        app.limits.failed_total(),
-        app.limits.failures_last_hour(now)
+    metrics::gauge!("issuer_verify_failed_last_hour")
+        .set(app.limits.failures_last_hour(now) as f64);
+    (
+        [(axum::http::header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
+        telemetry::render(),
     )
 }
 

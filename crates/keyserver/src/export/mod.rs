@@ -163,41 +163,43 @@ pub struct CycleReport {
     pub keys: u64,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ExportMetrics {
-    /// Batches built.
-    pub batches: std::sync::atomic::AtomicU64,
-    /// Files written.
-    pub files: std::sync::atomic::AtomicU64,
-    /// Unix time of the last successful cycle.
-    pub last_cycle: std::sync::atomic::AtomicI64,
-    /// Failed cycles.
-    pub failures: std::sync::atomic::AtomicU64,
-    /// Keys (real and fake) in the files written.
-    pub keys: std::sync::atomic::AtomicU64,
-    /// How long the last cycle took, milliseconds.
-    pub last_cycle_ms: std::sync::atomic::AtomicU64,
-}
-
-impl ExportMetrics {
-    /// Prometheus text.
-    pub fn render(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        format!(
-            "# TYPE keyserver_export_batches_total counter\nkeyserver_export_batches_total {}\n\
-             # TYPE keyserver_export_files_total counter\nkeyserver_export_files_total {}\n\
-             # TYPE keyserver_export_failures_total counter\nkeyserver_export_failures_total {}\n\
-             # TYPE keyserver_export_last_cycle_seconds gauge\nkeyserver_export_last_cycle_seconds {}\n\
-             # TYPE keyserver_export_keys_total counter\nkeyserver_export_keys_total {}\n\
-             # TYPE keyserver_export_last_cycle_duration_seconds gauge\nkeyserver_export_last_cycle_duration_seconds {:.3}\n",
-            self.batches.load(Relaxed),
-            self.files.load(Relaxed),
-            self.failures.load(Relaxed),
-            self.last_cycle.load(Relaxed),
-            self.keys.load(Relaxed),
-            self.last_cycle_ms.load(Relaxed) as f64 / 1000.0
-        )
+/// Registers the exporter's metrics (at 0) in the process's registry, so
+/// a scrape before the first cycle shows them; done when the export loop
+/// starts ([`Exporter::run`]), so a process that only serves does not show
+/// them.
+pub fn register_metrics() {
+    telemetry::install();
+    metrics::describe_counter!("keyserver_export_batches_total", "Export batches built.");
+    metrics::describe_counter!("keyserver_export_files_total", "Export files written.");
+    metrics::describe_counter!(
+        "keyserver_export_failures_total",
+        "Export cycles that failed."
+    );
+    metrics::describe_counter!(
+        "keyserver_export_keys_total",
+        "Keys (real and fake) in the export files written."
+    );
+    metrics::describe_gauge!(
+        "keyserver_export_last_cycle_seconds",
+        "Unix time of the end of the last successful export cycle (0: none yet)."
+    );
+    metrics::describe_gauge!(
+        "keyserver_export_last_cycle_duration_seconds",
+        "How long the last export cycle took."
+    );
+    for name in [
+        "keyserver_export_batches_total",
+        "keyserver_export_files_total",
+        "keyserver_export_failures_total",
+        "keyserver_export_keys_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in [
+        "keyserver_export_last_cycle_seconds",
+        "keyserver_export_last_cycle_duration_seconds",
+    ] {
+        metrics::gauge!(name).increment(0.0);
     }
 }
 
@@ -215,8 +217,6 @@ pub struct Exporter {
     /// already holds is then one a failed earlier cycle left behind, and is
     /// taken up again at once rather than after the lease expires.
     cycle_turn: tokio::sync::Mutex<()>,
-    /// Counters.
-    pub metrics: ExportMetrics,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -256,7 +256,6 @@ impl Exporter {
             rng: Mutex::new(rng),
             owner: format!("{:016x}", rand::random::<u64>()),
             cycle_turn: tokio::sync::Mutex::new(()),
-            metrics: ExportMetrics::default(),
         }
     }
 
@@ -285,17 +284,11 @@ impl Exporter {
         let _turn = self.cycle_turn.lock().await;
         let started = std::time::Instant::now();
         let result = self.cycle(opts).await;
-        use std::sync::atomic::Ordering::Relaxed;
-        self.metrics
-            .last_cycle_ms
-            .store(started.elapsed().as_millis() as u64, Relaxed);
+        metrics::gauge!("keyserver_export_last_cycle_duration_seconds")
+            .set(started.elapsed().as_secs_f64());
         match &result {
-            Ok(_) => {
-                self.metrics.last_cycle.store(self.now(), Relaxed);
-            }
-            Err(_) => {
-                self.metrics.failures.fetch_add(1, Relaxed);
-            }
+            Ok(_) => metrics::gauge!("keyserver_export_last_cycle_seconds").set(self.now() as f64),
+            Err(_) => metrics::counter!("keyserver_export_failures_total").increment(1),
         }
         result
     }
@@ -455,10 +448,9 @@ impl Exporter {
         {
             // Counted here, so that a cycle failing later still counts
             // the batches it completed.
-            use std::sync::atomic::Ordering::Relaxed;
-            self.metrics.keys.fetch_add(keys, Relaxed);
-            self.metrics.batches.fetch_add(1, Relaxed);
-            self.metrics.files.fetch_add(paths.len() as u64, Relaxed);
+            metrics::counter!("keyserver_export_keys_total").increment(keys);
+            metrics::counter!("keyserver_export_batches_total").increment(1);
+            metrics::counter!("keyserver_export_files_total").increment(paths.len() as u64);
             info!(
                 batch = batch.id,
                 files = paths.len(),
@@ -549,6 +541,7 @@ impl Exporter {
         min_age: i64,
         shutdown: impl Future<Output = ()> + Send,
     ) {
+        register_metrics();
         tokio::pin!(shutdown);
         loop {
             if let Err(e) = self.run_cycle(CycleOptions { min_age }).await {

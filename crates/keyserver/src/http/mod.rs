@@ -87,6 +87,7 @@ impl App {
 /// The routes of the keyserver role, with their state: `/v1/publish`,
 /// `/exports/…`, `/api/stats`, `/stats`.
 pub fn router(app: Arc<App>) -> Router {
+    crate::publish::register_metrics();
     let max_body = app.max_body_bytes;
     Router::new()
         .route(
@@ -113,10 +114,13 @@ pub fn ops_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> String {
-    let mut s = app.keyserver.metrics.render();
-    s.push_str(&app.exporter.metrics.render());
-    s
+/// The process's registry (the key server's and the exporter's counters
+/// among them).
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
+        telemetry::render(),
+    )
 }
 
 async fn stats_of(app: &App) -> Result<api_types::stats::StatsResponse, crate::Error> {

@@ -153,10 +153,7 @@ pub async fn publish(
 /// from recent real publishes; nothing is parsed beyond the key count and
 /// nothing is stored.
 async fn chaff(app: &App, body: &[u8], started: Instant) -> Response {
-    app.keyserver
-        .metrics
-        .chaff
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::publish::count_publish("chaff");
     #[derive(serde::Deserialize)]
     struct Count {
         #[serde(rename = "temporaryExposureKeys", default)]

@@ -24,12 +24,12 @@
 //! 6. `notify`: phone B checks the canary region's exports until it is told
 //!    of one contact on the day of the meeting (or the export timeout passes).
 //!
-//! [`CanaryMetrics`] keeps the outcome for Prometheus; docs/simulator.md and
+//! [`record_metrics`] keeps the outcome in the process's registry for Prometheus; docs/simulator.md and
 //! the README say how to alert on it.
 
 pub mod inbox;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
@@ -439,99 +439,56 @@ async fn drive(
     Some(())
 }
 
-/// The canary's Prometheus metrics: the outcome of every run and the
-/// timings of the last one.
-#[derive(Debug, Default)]
-pub struct CanaryMetrics {
-    state: Mutex<MetricsState>,
-}
-
-#[derive(Debug, Default)]
-struct MetricsState {
-    successes: u64,
-    failures: u64,
-    last: Option<CanaryReport>,
-    last_success: Option<i64>,
-    registration_to_notification: Option<f64>,
-}
-
-impl CanaryMetrics {
-    /// Records a run.
-    pub fn record(&self, r: &CanaryReport) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if r.ok {
-            s.successes += 1;
-            s.last_success = Some(r.started_at.timestamp() + r.seconds.round() as i64);
-            s.registration_to_notification = r.registration_to_notification_seconds;
-        } else {
-            s.failures += 1;
-        }
-        s.last = Some(r.clone());
+/// Registers the canary's metrics in the process's registry (`telemetry`),
+/// so a scrape before the first run shows the run counters at 0 and
+/// `cocoa_canary_up 0`.
+pub fn register_metrics() {
+    telemetry::install();
+    metrics::describe_counter!("cocoa_canary_runs_total", "Canary runs by outcome.");
+    metrics::describe_gauge!(
+        "cocoa_canary_up",
+        "Whether the last run went from issuance to notification."
+    );
+    metrics::describe_gauge!(
+        "cocoa_canary_last_success_timestamp_seconds",
+        "End of the last successful run."
+    );
+    metrics::describe_gauge!(
+        "cocoa_canary_registration_to_notification_seconds",
+        "From registration to notification, last successful run."
+    );
+    metrics::describe_gauge!(
+        "cocoa_canary_step_seconds",
+        "Duration of each step of the last run (0: not reached)."
+    );
+    metrics::describe_gauge!(
+        "cocoa_canary_step_ok",
+        "Whether each step of the last run succeeded (0: failed or not reached; the first 0 in the order of the steps is where it broke)."
+    );
+    for outcome in ["success", "failure"] {
+        metrics::counter!("cocoa_canary_runs_total", "outcome" => outcome).increment(0);
     }
+    metrics::gauge!("cocoa_canary_up").set(0.0);
+}
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        use std::fmt::Write as _;
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP cocoa_canary_runs_total Canary runs by outcome.\n\
-             # TYPE cocoa_canary_runs_total counter\n\
-             cocoa_canary_runs_total{{outcome=\"success\"}} {}\n\
-             cocoa_canary_runs_total{{outcome=\"failure\"}} {}",
-            s.successes, s.failures
-        );
-        let up = s.last.as_ref().map_or(0, |r| u8::from(r.ok));
-        let _ = writeln!(
-            out,
-            "# HELP cocoa_canary_up Whether the last run went from issuance to notification.\n\
-             # TYPE cocoa_canary_up gauge\ncocoa_canary_up {up}"
-        );
-        if let Some(t) = s.last_success {
-            let _ = writeln!(
-                out,
-                "# HELP cocoa_canary_last_success_timestamp_seconds End of the last successful run.\n\
-                 # TYPE cocoa_canary_last_success_timestamp_seconds gauge\n\
-                 cocoa_canary_last_success_timestamp_seconds {t}"
-            );
+/// Records a run in the process's registry: its outcome, and the steps of
+/// this run (every step of [`STEPS`]; those not reached at 0).
+pub fn record_metrics(r: &CanaryReport) {
+    let outcome = if r.ok { "success" } else { "failure" };
+    metrics::counter!("cocoa_canary_runs_total", "outcome" => outcome).increment(1);
+    metrics::gauge!("cocoa_canary_up").set(if r.ok { 1.0 } else { 0.0 });
+    if r.ok {
+        let end = r.started_at.timestamp() + r.seconds.round() as i64;
+        metrics::gauge!("cocoa_canary_last_success_timestamp_seconds").set(end as f64);
+        if let Some(secs) = r.registration_to_notification_seconds {
+            metrics::gauge!("cocoa_canary_registration_to_notification_seconds").set(secs);
         }
-        if let Some(secs) = s.registration_to_notification {
-            let _ = writeln!(
-                out,
-                "# HELP cocoa_canary_registration_to_notification_seconds From registration to notification, last successful run.\n\
-                 # TYPE cocoa_canary_registration_to_notification_seconds gauge\n\
-                 cocoa_canary_registration_to_notification_seconds {secs:.3}"
-            );
-        }
-        if let Some(r) = &s.last {
-            let _ = writeln!(
-                out,
-                "# HELP cocoa_canary_step_seconds Duration of each step of the last run.\n\
-                 # TYPE cocoa_canary_step_seconds gauge"
-            );
-            for st in &r.steps {
-                let _ = writeln!(
-                    out,
-                    "cocoa_canary_step_seconds{{step=\"{}\"}} {:.3}",
-                    st.step, st.seconds
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP cocoa_canary_step_ok Whether each step of the last run succeeded (absent: not reached).\n\
-                 # TYPE cocoa_canary_step_ok gauge"
-            );
-            for st in &r.steps {
-                let _ = writeln!(
-                    out,
-                    "cocoa_canary_step_ok{{step=\"{}\"}} {}",
-                    st.step,
-                    u8::from(st.ok)
-                );
-            }
-        }
-        out
+    }
+    for step in STEPS {
+        let reached = r.steps.iter().find(|s| s.step == step);
+        let (ok, seconds) = reached.map_or((0.0, 0.0), |s| (f64::from(u8::from(s.ok)), s.seconds));
+        metrics::gauge!("cocoa_canary_step_ok", "step" => step).set(ok);
+        metrics::gauge!("cocoa_canary_step_seconds", "step" => step).set(seconds);
     }
 }
 
@@ -551,7 +508,12 @@ mod tests {
 
     #[test]
     fn metrics_count_runs_and_show_the_last_steps() {
-        let m = CanaryMetrics::default();
+        register_metrics();
+        let runs = |outcome: &str| {
+            telemetry::current(&format!("cocoa_canary_runs_total{{outcome=\"{outcome}\"}}"))
+                .unwrap_or_default()
+        };
+        let (successes, failures) = (runs("success"), runs("failure"));
         let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let step = |step, ok| StepReport {
             step,
@@ -563,28 +525,44 @@ mod tests {
             ok: true,
             started_at: t,
             seconds: 2.0,
-            steps: vec![step("case", true), step("notify", true)],
+            steps: STEPS.iter().map(|s| step(s, true)).collect(),
             expected_date: t.date_naive(),
             notified_dates: vec![t.date_naive().to_string()],
             registration_to_notification_seconds: Some(1.5),
         };
-        m.record(&r);
+        record_metrics(&r);
+        assert_eq!(telemetry::current("cocoa_canary_up"), Some(1.0));
+        assert_eq!(
+            telemetry::current("cocoa_canary_step_ok{step=\"notify\"}"),
+            Some(1.0)
+        );
         r.ok = false;
         r.steps = vec![step("case", true), step("issue", false)];
-        m.record(&r);
-        let text = m.render();
-        assert!(
-            text.contains("cocoa_canary_runs_total{outcome=\"success\"} 1"),
-            "{text}"
+        record_metrics(&r);
+        assert_eq!(runs("success") - successes, 1.0);
+        assert_eq!(runs("failure") - failures, 1.0);
+        let text = telemetry::render();
+        let value = |series: &str| telemetry::sample(&text, series);
+        assert_eq!(value("cocoa_canary_up"), Some(0.0), "{text}");
+        assert_eq!(
+            value("cocoa_canary_last_success_timestamp_seconds"),
+            Some(1_700_000_002.0)
         );
-        assert!(text.contains("cocoa_canary_runs_total{outcome=\"failure\"} 1"));
-        assert!(text.contains("cocoa_canary_up 0"));
-        assert!(text.contains("cocoa_canary_last_success_timestamp_seconds 1700000002"));
-        assert!(text.contains("cocoa_canary_registration_to_notification_seconds 1.500"));
-        assert!(text.contains("cocoa_canary_step_ok{step=\"issue\"} 0"));
-        assert!(
-            !text.contains("step=\"notify\""),
-            "only the last run's steps"
+        assert_eq!(
+            value("cocoa_canary_registration_to_notification_seconds"),
+            Some(1.5)
+        );
+        assert_eq!(value("cocoa_canary_step_ok{step=\"case\"}"), Some(1.0));
+        assert_eq!(value("cocoa_canary_step_ok{step=\"issue\"}"), Some(0.0));
+        // A step the last run did not reach no longer shows the earlier run's success.
+        assert_eq!(value("cocoa_canary_step_ok{step=\"notify\"}"), Some(0.0));
+        assert_eq!(
+            value("cocoa_canary_step_seconds{step=\"notify\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            value("cocoa_canary_step_seconds{step=\"issue\"}"),
+            Some(0.25)
         );
     }
 }

@@ -7,9 +7,9 @@
 //! - `/readyz`: every database of the roles answers `SELECT 1` within 2 s
 //!   (200 `ready`, else 503 naming the one that did not); 503 `draining`
 //!   once the process was told to stop.
-//! - `/metrics`: Prometheus text: the issuer's counters, the key server's,
-//!   the exporter's, and the process's (`cocoa_build_info`, start time,
-//!   uptime).
+//! - `/metrics`: the process's one registry (`telemetry`): the issuer's
+//!   counters, the key server's, the exporter's, and the process's
+//!   (`cocoa_build_info`, start time, uptime), each family once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,15 +34,11 @@ const INNER_BODY_LIMIT: usize = 1 << 20;
 /// What the operations routes look at.
 #[derive(Debug)]
 pub struct Ops {
-    role: Role,
     started: Instant,
-    started_unix: i64,
     /// The issuer's routes (for its `/readyz` and `/metrics`), when it runs.
     issuer: Option<Router>,
     /// The key server's state, for the keyserver and exporter roles.
     keyserver: Option<Arc<keyserver::http::App>>,
-    serves_keyserver: bool,
-    runs_exporter: bool,
     /// Set at SIGTERM: `/readyz` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -56,15 +52,13 @@ impl Ops {
         issuer: Option<Router>,
         keyserver: Option<Arc<keyserver::http::App>>,
     ) -> Self {
+        // Wall time, not the served clock (`--now`): Prometheus compares it with its own.
+        let started_unix = SystemClock.now().timestamp();
+        register_process_metrics(role, started_unix);
         Self {
-            role,
             started: Instant::now(),
-            // Wall time, not the served clock (`--now`): Prometheus compares it with its own.
-            started_unix: SystemClock.now().timestamp(),
             issuer,
             keyserver,
-            serves_keyserver: matches!(role, Role::Keyserver | Role::All),
-            runs_exporter: matches!(role, Role::Exporter | Role::All),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -149,52 +143,37 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> (StatusCode, String) {
     }
 }
 
-/// The process's own metrics.
-fn process_metrics(ops: &Ops) -> String {
-    let role = match ops.role {
+/// Registers the process's own metrics: `cocoa_build_info`,
+/// `process_start_time_seconds`, `cocoa_uptime_seconds`.
+fn register_process_metrics(role: Role, started_unix: i64) {
+    let role = match role {
         Role::Issuer => "issuer",
         Role::Keyserver => "keyserver",
         Role::Exporter => "exporter",
         Role::All => "all",
     };
-    format!(
-        "# HELP cocoa_build_info The running version and role(s).\n\
-         # TYPE cocoa_build_info gauge\n\
-         cocoa_build_info{{version=\"{}\",role=\"{role}\"}} 1\n\
-         # HELP process_start_time_seconds Start time of the process since the unix epoch.\n\
-         # TYPE process_start_time_seconds gauge\n\
-         process_start_time_seconds {}\n\
-         # HELP cocoa_uptime_seconds Seconds since the process started.\n\
-         # TYPE cocoa_uptime_seconds gauge\n\
-         cocoa_uptime_seconds {:.3}\n",
-        env!("CARGO_PKG_VERSION"),
-        ops.started_unix,
-        ops.started.elapsed().as_secs_f64(),
-    )
+    telemetry::install();
+    metrics::describe_gauge!("cocoa_build_info", "The running version and role(s).");
+    metrics::describe_gauge!(
+        "process_start_time_seconds",
+        "Start time of the process since the unix epoch."
+    );
+    metrics::describe_gauge!("cocoa_uptime_seconds", "Seconds since the process started.");
+    metrics::gauge!("cocoa_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role)
+        .set(1.0);
+    metrics::gauge!("process_start_time_seconds").set(started_unix as f64);
+    metrics::gauge!("cocoa_uptime_seconds").set(0.0);
 }
 
+/// The process's one registry: every role's counters and the process's own.
 async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
-    let mut text = String::new();
     if let Some(issuer) = &ops.issuer {
-        let (status, body) = ask_issuer(issuer, "/metrics").await;
-        if status == StatusCode::OK {
-            text.push_str(&body);
-        }
+        // The issuer's route brings its time-dependent gauge up to date.
+        let _ = ask_issuer(issuer, "/metrics").await;
     }
-    if let Some(ks) = &ops.keyserver {
-        if ops.serves_keyserver {
-            text.push_str(&ks.keyserver.metrics.render());
-        }
-        if ops.runs_exporter {
-            text.push_str(&ks.exporter.metrics.render());
-        }
-    }
-    text.push_str(&process_metrics(&ops));
+    metrics::gauge!("cocoa_uptime_seconds").set(ops.started.elapsed().as_secs_f64());
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
+        [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
+        telemetry::render(),
     )
 }
