@@ -7,13 +7,10 @@
 
 use std::sync::RwLock;
 
-use api_types::verify::{CertificateClaims, Jwk, JwkSet};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use api_types::verify::{CertificateClaims, JwkSet};
+use certificate::CertificateSigner;
+use p256::ecdsa::{SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use sha2::{Digest, Sha256};
 
 use crate::domain::codes::SecureRng;
 use crate::store::{SigningKeyRow, Store, StoreError};
@@ -26,25 +23,8 @@ pub const ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
 
 /// One loaded key.
 struct LoadedKey {
-    kid: String,
-    signing: SigningKey,
-    /// The same key for `ring`, whose assembly P-256 signs several times
-    /// faster than the pure-Rust `p256` (the certificate is on the hot path
-    /// of every registration); `p256` signs when `ring` refuses the key.
-    fast: Option<ring::signature::EcdsaKeyPair>,
+    signer: CertificateSigner,
     public_pem: String,
-}
-
-/// The key in `ring`'s form, from its scalar and public point.
-fn ring_key(sk: &SigningKey) -> Option<ring::signature::EcdsaKeyPair> {
-    let public = VerifyingKey::from(sk).to_encoded_point(false);
-    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &sk.to_bytes(),
-        public.as_bytes(),
-        &ring::rand::SystemRandom::new(),
-    )
-    .ok()
 }
 
 /// The server's certificate keys, cached from the store.
@@ -54,16 +34,18 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<String> = self.read().iter().map(|k| k.kid.clone()).collect();
+        let kids: Vec<String> = self
+            .read()
+            .iter()
+            .map(|k| k.signer.kid().to_owned())
+            .collect();
         f.debug_struct("Keyring").field("kids", &kids).finish()
     }
 }
 
-/// The key id of a public key: hex of the first 8 bytes of SHA-256 of its
-/// SubjectPublicKeyInfo DER.
+/// The key id of a public key (the one rule, in crate `certificate`).
 fn key_id(vk: &VerifyingKey) -> Result<String, SigningError> {
-    let der = vk.to_public_key_der().map_err(|_| SigningError::Encoding)?;
-    Ok(hex::encode(&Sha256::digest(der.as_bytes())[..8]))
+    certificate::key_id(vk).map_err(|_| SigningError::Encoding)
 }
 
 /// Signing failures.
@@ -133,10 +115,14 @@ impl Keyring {
         for r in rows {
             let der = hex::decode(&r.private_pkcs8_hex).map_err(|_| SigningError::Encoding)?;
             let signing = SigningKey::from_pkcs8_der(&der).map_err(|_| SigningError::Encoding)?;
+            let signer = CertificateSigner::new(signing).map_err(|_| SigningError::Encoding)?;
+            if signer.kid() != r.kid {
+                // The stored id is not the key's: refuse rather than sign
+                // certificates no verifier would match.
+                return Err(SigningError::Encoding);
+            }
             loaded.push(LoadedKey {
-                kid: r.kid,
-                fast: ring_key(&signing),
-                signing,
+                signer,
                 public_pem: r.public_pem,
             });
         }
@@ -162,22 +148,7 @@ impl Keyring {
 
     /// The public keys as a JWK set, signing key first.
     pub fn jwks(&self) -> JwkSet {
-        let keys = self
-            .read()
-            .iter()
-            .map(|k| {
-                let p = VerifyingKey::from(&k.signing).to_encoded_point(false);
-                Jwk {
-                    kty: "EC".into(),
-                    crv: "P-256".into(),
-                    x: URL_SAFE_NO_PAD.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()),
-                    y: URL_SAFE_NO_PAD.encode(p.y().map(|y| y.to_vec()).unwrap_or_default()),
-                    kid: k.kid.clone(),
-                    use_: "sig".into(),
-                    alg: "ES256".into(),
-                }
-            })
-            .collect();
+        let keys = self.read().iter().map(|k| k.signer.jwk()).collect();
         JwkSet { keys }
     }
 
@@ -185,7 +156,7 @@ impl Keyring {
     pub fn public_pems(&self) -> Vec<(String, String)> {
         self.read()
             .iter()
-            .map(|k| (k.kid.clone(), k.public_pem.clone()))
+            .map(|k| (k.signer.kid().to_owned(), k.public_pem.clone()))
             .collect()
     }
 
@@ -193,52 +164,15 @@ impl Keyring {
     pub fn sign(&self, claims: &CertificateClaims) -> Result<String, SigningError> {
         let keys = self.read();
         let key = keys.first().ok_or(SigningError::NoKey)?;
-        let header = serde_json::json!({"alg": "ES256", "kid": key.kid, "typ": "JWT"});
-        let h = URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(&header).map_err(|_| SigningError::Encoding)?);
-        let c =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| SigningError::Encoding)?);
-        let input = format!("{h}.{c}");
-        let fast = key.fast.as_ref().and_then(|k| {
-            k.sign(&ring::rand::SystemRandom::new(), input.as_bytes())
-                .ok()
-        });
-        let sig: Vec<u8> = match fast {
-            Some(s) => s.as_ref().to_vec(),
-            None => {
-                let sig: Signature = key.signing.sign(input.as_bytes());
-                sig.to_bytes().to_vec()
-            }
-        };
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+        key.signer.sign(claims).map_err(|_| SigningError::Encoding)
     }
 }
 
-/// Verifies an ES256 certificate against a JWK set and returns its claims
-/// (no time or audience checks: those belong to the verifier's policy).
-/// Used by tests here; the key server has its own verifier.
+/// Verifies an ES256 certificate against a JWK set and returns its key id and
+/// claims (no time or audience checks: those belong to the verifier's
+/// policy). Used by tests; the key server checks with the same crate.
 pub fn decode_certificate(jwt: &str, jwks: &JwkSet) -> Option<(String, CertificateClaims)> {
-    use p256::ecdsa::signature::Verifier as _;
-    let mut parts = jwt.split('.');
-    let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
-    if header.get("alg")?.as_str()? != "ES256" {
-        return None;
-    }
-    let kid = header.get("kid")?.as_str()?.to_owned();
-    let jwk = jwks.keys.iter().find(|k| k.kid == kid)?;
-    let mut sec1 = vec![4u8];
-    sec1.extend(URL_SAFE_NO_PAD.decode(&jwk.x).ok()?);
-    sec1.extend(URL_SAFE_NO_PAD.decode(&jwk.y).ok()?);
-    let vk = VerifyingKey::from_sec1_bytes(&sec1).ok()?;
-    let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
-    vk.verify(format!("{h}.{c}").as_bytes(), &sig).ok()?;
-    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    Some((kid, claims))
+    certificate::decode(jwt, jwks).ok()
 }
 
 /// Lets a `&mut dyn SecureRng` be used where a sized `CryptoRngCore` is wanted.
@@ -260,23 +194,3 @@ impl rand::RngCore for RngAdapter<'_> {
 }
 
 impl rand::CryptoRng for RngAdapter<'_> {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn ring_signs_what_p256_verifies() {
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
-        let sk = SigningKey::random(&mut RngAdapter(&mut rng));
-        let fast = ring_key(&sk).expect("ring takes a p256 key");
-        let msg = b"header.claims";
-        let sig = fast
-            .sign(&ring::rand::SystemRandom::new(), msg)
-            .expect("signs");
-        let sig = Signature::from_slice(sig.as_ref()).expect("64-byte r||s");
-        use p256::ecdsa::signature::Verifier as _;
-        assert!(VerifyingKey::from(&sk).verify(msg, &sig).is_ok());
-    }
-}

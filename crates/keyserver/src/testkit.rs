@@ -4,29 +4,28 @@
 //!
 //! A [`Minter`] holds a P-256 key generated on the spot and signs ES256
 //! certificates exactly as the issuer does (`kid` = hex of the first 8 bytes
-//! of SHA-256 of the SPKI DER, JOSE `r || s` signature). Trust it with
+//! of SHA-256 of the SPKI DER, JOSE `r || s` signature: crate `certificate`). Trust it with
 //! [`Minter::trusted_issuer`] in process, or give [`Minter::public_key_pem`]
 //! to `cocoa keyserver add-issuer`.
 
 use api_types::publish::{PublishKey, PublishRequest, tekmac_message};
 use api_types::verify::CertificateClaims;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
+use certificate::CertificateSigner;
 use en_protocol::time::TEK_ROLLING_PERIOD;
 use hmac::{Hmac, Mac};
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rand::{CryptoRng, RngCore};
 use sha2::Sha256;
 
 use crate::store::StoredKey;
-use crate::trust::{TrustedIssuer, key_id};
+use crate::trust::TrustedIssuer;
 
 /// A local certificate issuer.
 pub struct Minter {
-    key: SigningKey,
-    kid: String,
+    signer: CertificateSigner,
     /// `iss` of its certificates.
     pub iss: String,
     /// `aud` of its certificates.
@@ -36,7 +35,7 @@ pub struct Minter {
 impl std::fmt::Debug for Minter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Minter")
-            .field("kid", &self.kid)
+            .field("kid", &self.signer.kid())
             .field("iss", &self.iss)
             .finish_non_exhaustive()
     }
@@ -45,11 +44,10 @@ impl std::fmt::Debug for Minter {
 impl Minter {
     /// A fresh issuer key.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, iss: &str, aud: &str) -> Self {
-        let key = SigningKey::random(rng);
-        let kid = key_id(key.verifying_key()).unwrap_or_default();
+        let signer = CertificateSigner::new(SigningKey::random(rng))
+            .unwrap_or_else(|e| unreachable!("a generated key encodes: {e}"));
         Self {
-            key,
-            kid,
+            signer,
             iss: iss.into(),
             aud: aud.into(),
         }
@@ -59,10 +57,9 @@ impl Minter {
     pub fn from_pkcs8_pem(pem: &str, iss: &str, aud: &str) -> anyhow::Result<Self> {
         let key = SigningKey::from_pkcs8_pem(pem)
             .map_err(|e| anyhow::anyhow!("not a PKCS#8 PEM P-256 private key: {e}"))?;
-        let kid = key_id(key.verifying_key())?;
+        let signer = CertificateSigner::new(key)?;
         Ok(Self {
-            key,
-            kid,
+            signer,
             iss: iss.into(),
             aud: aud.into(),
         })
@@ -70,19 +67,20 @@ impl Minter {
 
     /// The private key as PKCS#8 PEM (secret: wiped when dropped).
     pub fn to_pkcs8_pem(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
-        self.key
+        self.signer
+            .signing_key()
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| anyhow::anyhow!("encoding the key: {e}"))
     }
 
     /// Its key id.
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.signer.kid()
     }
 
     /// Its public key, SPKI PEM.
     pub fn public_key_pem(&self) -> String {
-        self.key
+        self.signer
             .verifying_key()
             .to_public_key_pem(LineEnding::LF)
             .unwrap_or_default()
@@ -94,7 +92,7 @@ impl Minter {
             health_authority_id,
             &self.iss,
             &self.public_key_pem(),
-            Some(&self.kid),
+            Some(self.signer.kid()),
         )
         .unwrap_or_else(|e| unreachable!("a generated key is valid PEM: {e}"))
     }
@@ -105,11 +103,9 @@ impl Minter {
         if let Some(k) = kid {
             header["kid"] = k.into();
         }
-        let h = URL_SAFE_NO_PAD.encode(header.to_string());
-        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let input = format!("{h}.{c}");
-        let sig: Signature = self.key.sign(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        self.signer
+            .sign_with_header(&header, claims)
+            .unwrap_or_else(|e| unreachable!("JSON values encode: {e}"))
     }
 
     /// The claims the issuer would write at `iat` for `tekmac`.
@@ -127,8 +123,9 @@ impl Minter {
 
     /// A certificate as the issuer would sign it.
     pub fn certificate(&self, claims: &CertificateClaims) -> String {
-        let v = serde_json::to_value(claims).unwrap_or_default();
-        self.sign_claims(&v, Some(&self.kid), "ES256")
+        self.signer
+            .sign(claims)
+            .unwrap_or_else(|e| unreachable!("claims encode: {e}"))
     }
 }
 

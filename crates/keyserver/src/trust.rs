@@ -12,10 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use api_types::verify::{CertificateClaims, JwkSet, TEST_TYPE_CONFIRMED, TEST_TYPE_LIKELY};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Verifier as _;
-use p256::ecdsa::{Signature, VerifyingKey};
-use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+use p256::ecdsa::VerifyingKey;
+use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 
 use crate::config::TrustedIssuerConfig;
@@ -28,12 +26,9 @@ pub const JWKS_TTL_SECONDS: i64 = 300;
 pub const REFRESH_MIN_SECONDS: i64 = 10;
 
 /// The key id of a public key: hex of the first 8 bytes of SHA-256 of its
-/// SubjectPublicKeyInfo DER (the issuer's convention).
+/// SubjectPublicKeyInfo DER (the one rule, in crate `certificate`).
 pub fn key_id(vk: &VerifyingKey) -> anyhow::Result<String> {
-    let der = vk
-        .to_public_key_der()
-        .map_err(|e| anyhow::anyhow!("encoding public key: {e}"))?;
-    Ok(hex::encode(&Sha256::digest(der.as_bytes())[..8]))
+    certificate::key_id(vk).map_err(|e| anyhow::anyhow!("encoding public key: {e}"))
 }
 
 /// Reads an SPKI PEM P-256 public key.
@@ -42,26 +37,7 @@ pub fn parse_public_key_pem(pem: &str) -> anyhow::Result<VerifyingKey> {
         .map_err(|e| anyhow::anyhow!("not an SPKI PEM P-256 public key: {e}"))
 }
 
-/// The P-256 keys of a JWK set, with their ids; other keys are skipped.
-pub fn keys_of_jwks(set: &JwkSet) -> Vec<(String, VerifyingKey)> {
-    set.keys
-        .iter()
-        .filter(|k| k.kty == "EC" && k.crv == "P-256")
-        .filter_map(|k| {
-            let x = URL_SAFE_NO_PAD.decode(&k.x).ok()?;
-            let y = URL_SAFE_NO_PAD.decode(&k.y).ok()?;
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let mut sec1 = Vec::with_capacity(65);
-            sec1.push(4);
-            sec1.extend_from_slice(&x);
-            sec1.extend_from_slice(&y);
-            let vk = VerifyingKey::from_sec1_bytes(&sec1).ok()?;
-            Some((k.kid.clone(), vk))
-        })
-        .collect()
-}
+pub use certificate::keys_of_jwks;
 
 /// Keys with their ids, and when they were fetched.
 pub type KeyCache = RwLock<(Vec<(String, VerifyingKey)>, Option<i64>)>;
@@ -226,55 +202,11 @@ pub struct Trust {
     http: reqwest::Client,
 }
 
-#[derive(serde::Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-}
-
-/// The parts of a JWT before its keys are looked up.
-struct Parsed {
-    kid: String,
-    claims: CertificateClaims,
-    signed: Vec<u8>,
-    signature: Signature,
-}
-
-fn parse_jwt(jwt: &str) -> Result<Parsed, Error> {
-    let bad = Error::CertificateInvalid;
-    let mut parts = jwt.trim().split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("not a JWT"));
-    };
-    let header: Header = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(bad("malformed header"))?;
-    if header.alg.as_deref() != Some("ES256") {
-        return Err(bad("algorithm is not ES256"));
-    }
-    let kid = header
-        .kid
-        .filter(|k| !k.is_empty())
-        .ok_or(bad("missing kid"))?;
-    let claims: CertificateClaims = URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(bad("malformed claims"))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or(bad("malformed signature"))?;
-    Ok(Parsed {
-        kid,
-        claims,
-        signed: format!("{h}.{c}").into_bytes(),
-        signature,
+/// Takes a certificate apart (crate `certificate`); a refusal keeps its reason.
+fn parse_jwt(jwt: &str) -> Result<certificate::ParsedCertificate<CertificateClaims>, Error> {
+    certificate::parse(jwt).map_err(|e| match e {
+        certificate::CertificateError::Invalid(reason) => Error::CertificateInvalid(reason),
+        certificate::CertificateError::Encoding => Error::CertificateInvalid("malformed"),
     })
 }
 
@@ -429,7 +361,8 @@ impl Trust {
                     .ok_or(Error::CertificateInvalid("unknown issuer or key"))?
             }
         };
-        vk.verify(&parsed.signed, &parsed.signature)
+        parsed
+            .verify(&vk)
             .map_err(|_| Error::CertificateInvalid("bad signature"))?;
         let tekmac = base64::engine::general_purpose::STANDARD
             .decode(parsed.claims.tekmac.trim())
