@@ -66,6 +66,41 @@ fn a_ci_sized_city_gives_a_complete_and_reproducible_summary() {
         a["patients"]
     );
     assert!(a["files"].as_u64().unwrap() > 0);
+    // Someone is told: the registrations reached phones that should be, and
+    // the counts agree with each other and with recall and precision.
+    let notified = a["notified"].as_u64().unwrap();
+    let should = a["should_be_notified"].as_u64().unwrap();
+    let tp = a["true_positives"].as_u64().unwrap();
+    assert!(tp > 0, "nobody who should be was notified: {a}");
+    assert_eq!(notified, tp + a["false_positives"].as_u64().unwrap());
+    assert_eq!(should, tp + a["false_negatives"].as_u64().unwrap());
+    let recall = a["recall"].as_f64().unwrap();
+    assert!(
+        (recall - tp as f64 / should as f64).abs() < 1e-9,
+        "{recall}"
+    );
+    let precision = a["precision"].as_f64().unwrap();
+    assert!(
+        (precision - tp as f64 / notified as f64).abs() < 1e-9,
+        "{precision}"
+    );
+    // A higher score threshold never notifies more phones.
+    let by_threshold: Vec<(f64, u64)> = a["sweep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["parameter"] == "threshold")
+        .map(|r| {
+            (
+                r["value"].as_f64().unwrap(),
+                r["notified"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_threshold.len(), 3, "{}", a["sweep"]);
+    for pair in by_threshold.windows(2) {
+        assert!(pair[0].0 < pair[1].0 && pair[0].1 >= pair[1].1, "{pair:?}");
+    }
     assert!(a["bytes_per_phone_per_day"]["mean"].as_f64().unwrap() > 0.0);
     assert_eq!(a["sweep"].as_array().unwrap().len(), 4);
     assert!(a["run"]["seconds"].as_f64().is_some());

@@ -405,9 +405,14 @@ pub(crate) mod tests {
     fn keys_come_from_the_injected_rng() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
+        let c = tempfile::tempdir().unwrap();
         let (pa, _) = new_phone(a.path(), t(2020, 12, 1, 10, 0), 7);
         let (pb, _) = new_phone(b.path(), t(2020, 12, 1, 10, 0), 7);
+        let (pc, _) = new_phone(c.path(), t(2020, 12, 1, 10, 0), 8);
+        // The same seed gives the same key (no other source of randomness) ...
         assert_eq!(pa.keys().unwrap(), pb.keys().unwrap());
+        // ... and another seed another key (the seed is used, not ignored).
+        assert_ne!(pa.keys().unwrap(), pc.keys().unwrap());
     }
 
     #[test]

@@ -366,7 +366,21 @@ mod tests {
 
     #[test]
     fn far_contacts_do_not_count_however_long() {
-        assert!(!decide(&contact(T0, 120, 75))[0].1);
+        // Beyond the last threshold (65 dB) a second weighs 0.01: even a whole
+        // day of scans stays under the threshold of a contact day.
+        for attenuation in [66, 70, 75, 90] {
+            for minutes in [15, 120, 600, 23 * 60] {
+                let days = decide(&contact(T0, minutes, attenuation));
+                assert!(!days.is_empty(), "{attenuation} dB: the day is scored");
+                assert!(
+                    days.iter().all(|(_, contact)| !contact),
+                    "{attenuation} dB for {minutes} min is not a contact"
+                );
+            }
+        }
+        // The same long meeting at the last threshold is a contact: the
+        // boundary is the attenuation, not the duration.
+        assert!(decide(&contact(T0, 120, 65))[0].1);
     }
 
     #[test]

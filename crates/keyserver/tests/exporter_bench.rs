@@ -1,7 +1,9 @@
-//! The exporter's speed on a batch of 1,000,000 keys: "The exporter builds,
-//! signs and stores 1,000,000 keys in under 2 seconds." One cycle reads the
-//! keys from the database, builds, signs and writes them to a local folder.
-//! Ignored by default (it wants a release build):
+//! A measurement, not a timed test: the time of each part of an export cycle
+//! of 1,000,000 keys (read from the database, build and sign, write to a local
+//! folder), printed as JSON for the README's table. It asserts only what it
+//! must for the numbers to mean anything: every key was exported, in two files
+//! of 500,000. Performance is judged from the printed numbers, never by an
+//! assertion on time. Ignored by default (it wants a release build):
 //!
 //! `cargo test --release -p keyserver --test exporter_bench -- --ignored --nocapture`
 //!
@@ -25,7 +27,7 @@ const KEYS: usize = 1_000_000;
 
 #[tokio::test]
 #[ignore = "benchmark: run with --release --ignored --nocapture"]
-async fn exporter_builds_signs_and_stores_a_million_keys() {
+async fn measure_each_part_of_an_export_cycle_of_a_million_keys() {
     for db in common::backends().await {
         let store = Store::connect(&db.url, 2).await.unwrap();
         let clock = Arc::new(en_protocol::time::FixedClock::new(common::t0()));
@@ -56,6 +58,11 @@ async fn exporter_builds_signs_and_stores_a_million_keys() {
             .unwrap();
         let cycle = t.elapsed().as_secs_f64();
         assert_eq!(r.files.len(), 2, "two files of 500,000 keys");
+        assert!(
+            r.keys >= KEYS as u64,
+            "every stored key exported: {}",
+            r.keys
+        );
 
         // The parts of the same batch again: read, build and sign, write.
         let batch = store.batch(r.built[0]).await.unwrap().unwrap();
