@@ -93,3 +93,38 @@ async fn migrations_are_idempotent_and_centres_round_trip() {
         assert_eq!(store.centres().await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn sqlite_and_postgresql_migrations_build_the_same_schema() {
+    let dbs = common::backends().await;
+    for db in &dbs {
+        Store::connect(&db.url, 1).await.unwrap().close().await;
+    }
+    store_support::testing::assert_same_schema(&dbs).await;
+}
+
+#[tokio::test]
+async fn the_schema_comparison_sees_a_column_one_backend_lacks() {
+    // Two SQLite databases, one with an extra column: the comparison must
+    // tell them apart, or the test above could never fail.
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let url_a = Store::sqlite_url(&a.path().join("a.sqlite3"));
+    let url_b = Store::sqlite_url(&b.path().join("b.sqlite3"));
+    Store::connect(&url_a, 1).await.unwrap().close().await;
+    let store = Store::connect(&url_b, 1).await.unwrap();
+    sqlx::query("ALTER TABLE cases ADD COLUMN nickname TEXT")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    let sa = store_support::testing::schema(&url_a).await.unwrap();
+    let sb = store_support::testing::schema(&url_b).await.unwrap();
+    assert!(
+        sa.tables.contains_key("cases") && sa.tables.len() >= 8,
+        "{:?}",
+        sa.tables.keys()
+    );
+    assert_ne!(sa.tables["cases"], sb.tables["cases"]);
+    assert_eq!(sa.indexes, sb.indexes);
+}

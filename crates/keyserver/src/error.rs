@@ -62,7 +62,7 @@ impl From<anyhow::Error> for Error {
                     Some(StoreError::Db(db)) => Some(db),
                     _ => None,
                 })
-                .filter(|db| unavailable(db))
+                .filter(|db| store_support::unavailable(db))
                 .map(ToString::to_string)
         });
         match down {
@@ -99,24 +99,13 @@ impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
         match &e {
-            StoreError::Db(db) if unavailable(db) => Self::Unavailable(db.to_string()),
+            StoreError::Db(db) if store_support::unavailable(db) => {
+                Self::Unavailable(db.to_string())
+            }
             StoreError::Unavailable(why) => Self::Unavailable(why.clone()),
             _ => Self::Internal(e.into()),
         }
         // (`anyhow` errors carrying a store error go through the same test.)
-    }
-}
-
-/// Whether a database error means "cannot reach the database now" rather
-/// than a bug: no connection within the pool's wait, a broken connection, or
-/// PostgreSQL's connection-exception (08…) and shutdown (57P0…) classes.
-pub(crate) fn unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
-        _ => false,
     }
 }
 

@@ -11,9 +11,9 @@
 //! - [`storage`]: where export files go (`object_store`: local or S3).
 //! - [`stats`]: public statistics and their page.
 //! - [`http`]: the router and [`serve`].
-//! - [`testkit`]: a local certificate issuer and publish requests, for
-//!   tests, benchmarks and demos; moto's S3 server for the object-store
-//!   tests.
+//! - `testkit` (feature `testkit`): a local certificate issuer and publish
+//!   requests, for tests, benchmarks and demos; with feature `moto`, moto's S3
+//!   server for the object-store tests. Not in the production library.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -25,6 +25,7 @@ pub mod signing;
 pub mod stats;
 pub mod storage;
 pub mod store;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod trust;
 pub mod validate;

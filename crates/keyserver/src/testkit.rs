@@ -208,6 +208,7 @@ pub fn stored_keys<R: RngCore>(rng: &mut R, n: usize, now: i64) -> Vec<StoredKey
         .collect()
 }
 
+#[cfg(feature = "moto")]
 /// moto's S3-compatible server (`python3 -m moto.server`) on a free
 /// loopback port, for tests of the object store; killed when dropped.
 #[derive(Debug)]
@@ -217,6 +218,7 @@ pub struct MotoServer {
     pub endpoint: String,
 }
 
+#[cfg(feature = "moto")]
 impl MotoServer {
     /// Starts moto and waits until it accepts connections. `Ok(None)` (a
     /// skip, with a note on stderr) when moto is not installed — except
@@ -263,6 +265,7 @@ impl MotoServer {
     }
 }
 
+#[cfg(feature = "moto")]
 impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

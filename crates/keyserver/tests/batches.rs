@@ -240,3 +240,16 @@ async fn canary_keys_go_to_the_canary_region_only() {
         assert_eq!((registrations, keys), (1, 5), "{}: {days:?}", db.label);
     }
 }
+
+#[tokio::test]
+async fn sqlite_and_postgresql_migrations_build_the_same_schema() {
+    let dbs = common::backends().await;
+    for db in &dbs {
+        keyserver::store::Store::connect(&db.url, 1)
+            .await
+            .unwrap()
+            .close()
+            .await;
+    }
+    store_support::testing::assert_same_schema(&dbs).await;
+}

@@ -85,6 +85,19 @@ pub fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Whether a database error means "cannot reach the database now" rather
+/// than a bug: no connection within the pool's wait, a broken connection, or
+/// PostgreSQL's connection-exception (08…) and shutdown (57P0…) classes.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
+    }
+}
+
 /// The SQLite URL of a file, created when missing.
 pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
@@ -138,6 +151,17 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_told_apart_from_a_bug() {
+        assert!(unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(unavailable(&sqlx::Error::PoolClosed));
+        assert!(unavailable(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        ))));
+        assert!(!unavailable(&sqlx::Error::RowNotFound));
+        assert!(!unavailable(&sqlx::Error::ColumnNotFound("x".into())));
+    }
 
     #[test]
     fn schemes_choose_the_backend_and_unknown_ones_are_refused() {

@@ -56,7 +56,7 @@ pub(crate) fn spawn(
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    let down = matches!(&e, StoreError::Db(db) if crate::error::unavailable(db));
+                    let down = matches!(&e, StoreError::Db(db) if store_support::unavailable(db));
                     tracing::error!(error = %msg, publishes = jobs.len(), "publish batch failed");
                     for job in jobs {
                         let err = if down {
