@@ -12,7 +12,7 @@ fn only(field: &str, op: &str, value: f64) -> RiskCalculationConfiguration {
     c.typical_attenuation_db_max = nop;
     c.typical_attenuation_db_min = nop;
     let t: Threshold =
-        serde_json::from_value(serde_json::json!({"op": op, "value": value})).unwrap();
+        serde_json::from_value(serde_json::json!({"op": op, "value": value})).expect("valid");
     match field {
         "score" => c.score_sum = t,
         "avg" => c.weighted_duration_average = t,
@@ -62,7 +62,7 @@ fn cocoa_values_need_both_score_and_seconds() {
     let c = RiskCalculationConfiguration::from_json(include_bytes!(
         "vectors/cocoa/risk_calculation_configuration.json"
     ))
-    .unwrap();
+    .expect("valid");
     assert_eq!(c, RiskCalculationConfiguration::cocoa());
     let day = |score: f64, secs: u32| DayValues::compute(score, 0.0, &[(55, secs)]);
     assert_eq!(c.decide(&day(1350.0, 900)), RiskLevel::High);
@@ -88,11 +88,11 @@ fn computed_values_follow_cocoa() {
 fn bad_configs_are_refused_with_the_field_named() {
     let good = include_str!("vectors/cocoa/risk_calculation_configuration.json");
     let truncated = &good[..good.len() / 2];
-    let e = RiskCalculationConfiguration::from_json(truncated.as_bytes()).unwrap_err();
+    let e = RiskCalculationConfiguration::from_json(truncated.as_bytes()).expect_err("refused");
     assert_eq!(e.code(), "RISK_CONFIG_PARSE");
 
     let unknown_op = good.replacen("\">=\"", "\"=>\"", 1);
-    match RiskCalculationConfiguration::from_json(unknown_op.as_bytes()).unwrap_err() {
+    match RiskCalculationConfiguration::from_json(unknown_op.as_bytes()).expect_err("refused") {
         RiskConfigError::Parse { path, .. } => {
             assert_eq!(path, "DailySummary_DaySummary_ScoreSum.op")
         }
@@ -101,12 +101,12 @@ fn bad_configs_are_refused_with_the_field_named() {
 
     let version = good.replace("\"format_version\": 1", "\"format_version\": 2");
     assert_eq!(
-        RiskCalculationConfiguration::from_json(version.as_bytes()).unwrap_err(),
+        RiskCalculationConfiguration::from_json(version.as_bytes()).expect_err("refused"),
         RiskConfigError::Version(2)
     );
 
     let negative = good.replace("1350.0", "-1.0");
-    let e = RiskCalculationConfiguration::from_json(negative.as_bytes()).unwrap_err();
+    let e = RiskCalculationConfiguration::from_json(negative.as_bytes()).expect_err("refused");
     assert_eq!(
         e,
         RiskConfigError::Value("DailySummary_DaySummary_ScoreSum")
