@@ -393,7 +393,10 @@ impl Phone {
 
     /// The last check, when it failed (cleared by the next successful check).
     pub fn last_check_failure(&self) -> Result<Option<CheckFailure>> {
-        Ok(self.store.get::<Option<CheckFailure>>(LAST_FAILURE)?.flatten())
+        Ok(self
+            .store
+            .get::<Option<CheckFailure>>(LAST_FAILURE)?
+            .flatten())
     }
 
     /// The export files waiting to be tried again.

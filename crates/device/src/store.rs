@@ -25,7 +25,8 @@ pub const DB_FILE: &str = "phone.sqlite3";
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 /// Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -70,7 +71,8 @@ CREATE TABLE checks (
     ran_at INTEGER NOT NULL,
     result TEXT NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE failed_files (
     url             TEXT PRIMARY KEY,
     failures        INTEGER NOT NULL,
@@ -79,7 +81,8 @@ CREATE TABLE failed_files (
     last_failed_at  INTEGER NOT NULL,
     next_attempt_at INTEGER NOT NULL
 );
-"#];
+"#,
+];
 
 /// The phone's database.
 #[derive(Debug)]
