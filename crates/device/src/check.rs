@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
 use crate::phone::{Phone, RETENTION_DAYS};
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
-use crate::store::StoredExposure;
+use crate::store::{FailedFileRow, StoredExposure};
 use crate::text::{Text, ja_date};
 
 /// Keys handed to the matcher at a time.
@@ -42,14 +42,62 @@ pub fn key_id(k: &impl DiagnosisKey) -> Vec<u8> {
     h.finalize()[..16].to_vec()
 }
 
-/// An export file the phone refused, and why.
+/// How long a failed export file waits before it is tried again, after
+/// `failures` failures in a row: 1 hour, doubling up to a day (a phone checks
+/// every few hours, so a file that is missing for a moment is fetched at the
+/// next check or the one after; one that stays missing costs one request a
+/// day).
+pub fn retry_delay(failures: u32) -> Duration {
+    Duration::hours(1i64 << failures.saturating_sub(1).min(5)).min(Duration::hours(24))
+}
+
+/// An export file that could not be processed: not found, not downloadable,
+/// or refused (unsigned, signed by another key, another region, not an
+/// export file). It is tried again at later checks ([`retry_delay`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefusedFile {
+pub struct FailedFile {
     /// Its URL.
     pub url: String,
-    /// Why (English): `unsigned`, `signature does not verify...`.
+    /// Why (English): `not found (HTTP 404)`, `unsigned`,
+    /// `signature does not verify...`.
     pub reason: String,
+    /// Failures in a row so far.
+    #[serde(default)]
+    pub failures: u32,
+    /// Whether this check tried it (false: it waits for its next attempt).
+    #[serde(default)]
+    pub tried: bool,
+    /// When it is tried again (at the first check from then on).
+    #[serde(default)]
+    pub next_attempt: Option<DateTime<Utc>>,
 }
+
+impl FailedFile {
+    fn of(row: &FailedFileRow, tried: bool) -> Self {
+        Self {
+            url: row.url.clone(),
+            reason: row.reason.clone(),
+            failures: row.failures,
+            tried,
+            next_attempt: DateTime::from_timestamp(row.next_attempt_at, 0),
+        }
+    }
+}
+
+/// A check that failed as a whole (the index could not be read, a setting is
+/// missing...): kept until a check succeeds, so that the phone can say that
+/// exposure checking does not work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckFailure {
+    /// When the check ran.
+    pub at: DateTime<Utc>,
+    /// The error's code (`index_not_found`, `unavailable`...).
+    pub code: String,
+    /// What the user was told.
+    pub message: Text,
+}
+
+const LAST_FAILURE: &str = "last_check_failure";
 
 /// What one check did and found. Kept in the phone (cocoa #128: people
 /// asked to see when the last check ran and what it found).
@@ -65,8 +113,10 @@ pub struct CheckRecord {
     pub keys: u64,
     /// Keys that matched the sighting log.
     pub matched_keys: usize,
-    /// Files refused (they will be tried again next time).
-    pub refused: Vec<RefusedFile>,
+    /// Files that could not be processed (tried now and failed, or waiting
+    /// for their next attempt); the others were processed.
+    #[serde(default, alias = "refused")]
+    pub failed: Vec<FailedFile>,
     /// Contact days after this check (UTC dates, within 14 days).
     pub contact_dates: Vec<NaiveDate>,
     /// Seconds the check took.
@@ -311,27 +361,77 @@ pub fn contact_days<'a>(
 
 impl Phone {
     /// Runs an exposure check against the configured exports.
+    ///
+    /// One export file that cannot be processed (not found, not
+    /// downloadable, refused) never stops the check: it is recorded as
+    /// failed, the other files are processed, and it is tried again at a
+    /// later check after [`retry_delay`] (kept in the phone's database, so
+    /// the backoff survives a restart). The check itself fails when the
+    /// index cannot be read — a missing index (404) is what a wrong URL looks
+    /// like ([`Error::IndexNotFound`]) — and the failure is kept for
+    /// [`Phone::status`] ([`CheckFailure`]) until a check succeeds.
     pub async fn check(&mut self) -> Result<CheckReport> {
-        let started = Instant::now();
         let ran_at = self.now();
+        match self.run_check(ran_at).await {
+            Ok(report) => {
+                self.store.set(LAST_FAILURE, &None::<CheckFailure>)?;
+                Ok(report)
+            }
+            Err(e) => {
+                let failure = CheckFailure {
+                    at: ran_at,
+                    code: e.code().to_owned(),
+                    message: e.check_text(),
+                };
+                // The check's own error matters more than a second failure
+                // to write it down.
+                let _ = self.store.set(LAST_FAILURE, &Some(failure));
+                Err(e)
+            }
+        }
+    }
+
+    /// The last check, when it failed (cleared by the next successful check).
+    pub fn last_check_failure(&self) -> Result<Option<CheckFailure>> {
+        Ok(self
+            .store
+            .get::<Option<CheckFailure>>(LAST_FAILURE)?
+            .flatten())
+    }
+
+    /// The export files waiting to be tried again.
+    pub fn failed_files(&self) -> Result<Vec<FailedFile>> {
+        Ok(self
+            .store
+            .failed_files()?
+            .iter()
+            .map(|f| FailedFile::of(f, false))
+            .collect())
+    }
+
+    async fn run_check(&mut self, ran_at: DateTime<Utc>) -> Result<CheckReport> {
+        let started = Instant::now();
         let index_url = self.settings.exports_url()?;
         let verification_keys = self.settings.verification_keys()?;
         self.refresh_centres().await;
 
         let fetching = Instant::now();
-        // No index yet: nothing has been published.
         let body = fetch_optional(&self.http, &index_url, MAX_SMALL_BYTES)
             .await?
-            .unwrap_or_default();
+            .ok_or_else(|| Error::IndexNotFound {
+                url: index_url.to_string(),
+            })?;
         let files = parse_index(&index_url, &body)?;
         let mut fetch_seconds = fetching.elapsed().as_secs_f64();
+        let listed: Vec<String> = files.iter().map(reqwest::Url::to_string).collect();
+        self.store.forget_failed_files_except(&listed)?;
         let mut record = CheckRecord {
             ran_at,
             files_listed: files.len(),
             files_new: 0,
             keys: 0,
             matched_keys: 0,
-            refused: Vec::new(),
+            failed: Vec::new(),
             contact_dates: Vec::new(),
             seconds: 0.0,
             fetch_seconds: 0.0,
@@ -344,21 +444,42 @@ impl Phone {
             if self.store.file_seen(&name)? {
                 continue;
             }
+            let previous = self.store.failed_file(&name)?;
+            if let Some(f) = &previous
+                && f.next_attempt_at > ran_at.timestamp()
+            {
+                record.failed.push(FailedFile::of(f, false));
+                continue;
+            }
             let fetching = Instant::now();
-            let zip = fetch(&self.http, &url, MAX_DOWNLOAD_BYTES).await?;
+            let fetched = fetch_optional(&self.http, &url, MAX_DOWNLOAD_BYTES).await;
             fetch_seconds += fetching.elapsed().as_secs_f64();
-            let index = match &index {
-                Some(i) => i,
-                None => index.insert(SightingIndex::new(self.store.sightings()?)),
+            let processed = match fetched {
+                Ok(Some(zip)) => {
+                    let index = match &index {
+                        Some(i) => i,
+                        None => index.insert(SightingIndex::new(self.store.sightings()?)),
+                    };
+                    // The zip is dropped once unpacked: memory holds one export.bin.
+                    let verifying = Instant::now();
+                    let verified = verify_file(&zip, &verification_keys, &self.settings.region);
+                    drop(zip);
+                    let verify_seconds = verifying.elapsed().as_secs_f64();
+                    verified
+                        .and_then(|archive| match_file(&archive.export_bin, index))
+                        .map(|mut found| {
+                            found.verify_seconds = verify_seconds;
+                            found
+                        })
+                }
+                Ok(None) => Err("not found (HTTP 404)".to_owned()),
+                Err(Error::Unavailable { detail } | Error::UnexpectedAnswer { detail }) => {
+                    Err(format!("download failed: {detail}"))
+                }
+                Err(e) => return Err(e),
             };
-            // The zip is dropped once unpacked: memory holds one export.bin.
-            let verifying = Instant::now();
-            let verified = verify_file(&zip, &verification_keys, &self.settings.region);
-            drop(zip);
-            let verify_seconds = verifying.elapsed().as_secs_f64();
-            match verified.and_then(|archive| match_file(&archive.export_bin, index)) {
-                Ok(mut found) => {
-                    found.verify_seconds = verify_seconds;
+            match processed {
+                Ok(found) => {
                     record.files_new += 1;
                     record.verify_seconds += found.verify_seconds;
                     record.match_seconds += found.match_seconds;
@@ -378,7 +499,20 @@ impl Phone {
                         &found.revisions,
                     )?;
                 }
-                Err(reason) => record.refused.push(RefusedFile { url: name, reason }),
+                Err(reason) => {
+                    let now = ran_at.timestamp();
+                    let failures = previous.as_ref().map_or(0, |f| f.failures) + 1;
+                    let row = FailedFileRow {
+                        url: name,
+                        failures,
+                        reason,
+                        first_failed_at: previous.as_ref().map_or(now, |f| f.first_failed_at),
+                        last_failed_at: now,
+                        next_attempt_at: (ran_at + retry_delay(failures)).timestamp(),
+                    };
+                    self.store.save_failed_file(&row)?;
+                    record.failed.push(FailedFile::of(&row, true));
+                }
             }
         }
         record.contact_dates = self.contact_days()?;

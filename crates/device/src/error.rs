@@ -200,6 +200,13 @@ pub enum Error {
         /// What failed (English, for logs).
         detail: String,
     },
+    /// The export index is not there (404): the exports URL is wrong, or
+    /// the key server does not serve it. The check did nothing.
+    #[error("{}", self.text())]
+    IndexNotFound {
+        /// The index URL.
+        url: String,
+    },
     /// The server answered something this app does not understand.
     #[error("{}", self.text())]
     UnexpectedAnswer {
@@ -256,6 +263,7 @@ impl Error {
             Self::Unauthorized => "unauthorized",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
+            Self::IndexNotFound { .. } => "index_not_found",
             Self::UnexpectedAnswer { .. } => "unexpected_answer",
             Self::Storage(_) => "storage",
             Self::Io(_) => "io",
@@ -290,6 +298,47 @@ impl Error {
     /// Whether trying again later can succeed (the registration state is kept).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
+    }
+
+    /// The message for the user when an exposure check (接触確認) failed:
+    /// the same as [`Error::text`] except where that one speaks of a
+    /// registration (the number, what was entered).
+    pub fn check_text(&self) -> Text {
+        const NOT_CHECKED_JA: &str = "接触確認はできていません。";
+        const NOT_CHECKED_EN: &str = "No exposure check was done.";
+        match self {
+            Self::Unavailable { detail } => Text::new(
+                format!(
+                    "サーバーに接続できませんでした。{NOT_CHECKED_JA}通信環境の良いところで、もう一度お試しください。"
+                ),
+                format!(
+                    "Could not reach the server ({detail}). {NOT_CHECKED_EN} Please try again with a better connection."
+                ),
+            ),
+            Self::RateLimited { retry_after } => Text::new(
+                format!(
+                    "ただいま混み合っています。{NOT_CHECKED_JA}{}後でもう一度お試しください。",
+                    retry_after
+                        .map(|s| format!("{}分ほど", s.div_ceil(60)))
+                        .unwrap_or_default()
+                ),
+                format!(
+                    "The server is busy. {NOT_CHECKED_EN} Please try again{}.",
+                    retry_after
+                        .map(|s| format!(" in about {} min", s.div_ceil(60)))
+                        .unwrap_or_default()
+                ),
+            ),
+            Self::UnexpectedAnswer { detail } => Text::new(
+                format!(
+                    "サーバーから予期しない応答がありました。{NOT_CHECKED_JA}時間をおいてもう一度お試しください。"
+                ),
+                format!(
+                    "The server gave an unexpected answer ({detail}). {NOT_CHECKED_EN} Please try again later."
+                ),
+            ),
+            other => other.text(),
+        }
     }
 
     /// The message for the user.
@@ -509,6 +558,14 @@ impl Error {
                 "サーバーに接続できませんでした。通信環境の良いところで、もう一度お試しください。登録は途中から再開され、処理番号が無駄になることはありません。",
                 format!(
                     "Could not reach the server ({detail}). Please try again with a better connection: the registration resumes where it stopped without wasting the number."
+                ),
+            ),
+            Self::IndexNotFound { url } => Text::new(
+                format!(
+                    "接触確認のための一覧（{url}）が見つかりません（HTTP 404）。接触確認はできていません。設定の exports のURLが正しいか確認してください。"
+                ),
+                format!(
+                    "The export index {url} was not found (HTTP 404): no exposure check was done. Check the exports URL in the settings."
                 ),
             ),
             Self::UnexpectedAnswer { detail } => Text::new(

@@ -35,7 +35,7 @@ pub mod store;
 pub mod text;
 pub mod window;
 
-pub use check::{CheckRecord, CheckReport, Notification};
+pub use check::{CheckFailure, CheckRecord, CheckReport, FailedFile, Notification};
 pub use error::{Error, Result};
 pub use keys::{Beacon, BeaconJson, DailyKey};
 pub use meet::{MeetReport, meet};

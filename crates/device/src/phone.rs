@@ -130,8 +130,12 @@ pub struct Status {
     pub files_processed: usize,
     /// The last registration.
     pub registration: Option<crate::register::RegistrationSummary>,
-    /// When the last exposure check ran.
+    /// When the last successful exposure check ran.
     pub last_checked: Option<DateTime<Utc>>,
+    /// The last check, when it failed (exposure checking does not work).
+    pub last_check_failure: Option<crate::check::CheckFailure>,
+    /// Export files that failed and are tried again at later checks.
+    pub failed_files: Vec<crate::check::FailedFile>,
     /// Contact days found (within 14 days).
     pub contacts: usize,
     /// Their dates.
@@ -335,6 +339,8 @@ impl Phone {
             files_processed: self.store.file_count()?,
             registration: self.registration_summary()?,
             last_checked: notification.last_checked,
+            last_check_failure: self.last_check_failure()?,
+            failed_files: self.failed_files()?,
             contacts: notification.contacts,
             dates: notification.dates,
         })

@@ -25,7 +25,8 @@ pub const DB_FILE: &str = "phone.sqlite3";
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 /// Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -70,7 +71,18 @@ CREATE TABLE checks (
     ran_at INTEGER NOT NULL,
     result TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE failed_files (
+    url             TEXT PRIMARY KEY,
+    failures        INTEGER NOT NULL,
+    reason          TEXT NOT NULL,
+    first_failed_at INTEGER NOT NULL,
+    last_failed_at  INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL
+);
+"#,
+];
 
 /// The phone's database.
 #[derive(Debug)]
@@ -376,8 +388,70 @@ impl Store {
              ON CONFLICT (url) DO NOTHING",
             params![url, now, keys as i64, exposures.len() as i64],
         )?;
+        tx.execute("DELETE FROM failed_files WHERE url = ?1", [url])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The failure record of an export file that could not be processed
+    /// yet, if any.
+    pub fn failed_file(&self, url: &str) -> Result<Option<FailedFileRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT url, failures, reason, first_failed_at, last_failed_at, next_attempt_at \
+                 FROM failed_files WHERE url = ?1",
+                [url],
+                FailedFileRow::from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every export file waiting to be tried again, oldest failure first.
+    pub fn failed_files(&self) -> Result<Vec<FailedFileRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT url, failures, reason, first_failed_at, last_failed_at, next_attempt_at \
+             FROM failed_files ORDER BY first_failed_at, url",
+        )?;
+        let rows = stmt.query_map([], FailedFileRow::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Saves the failure record of an export file (replacing the previous one).
+    pub fn save_failed_file(&self, f: &FailedFileRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO failed_files (url, failures, reason, first_failed_at, last_failed_at, next_attempt_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (url) DO UPDATE SET \
+             failures = excluded.failures, reason = excluded.reason, \
+             last_failed_at = excluded.last_failed_at, next_attempt_at = excluded.next_attempt_at",
+            params![
+                f.url,
+                f.failures,
+                f.reason,
+                f.first_failed_at,
+                f.last_failed_at,
+                f.next_attempt_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the failed files the index no longer lists (the server
+    /// deleted them: there is nothing left to retry).
+    pub fn forget_failed_files_except(&mut self, listed: &[String]) -> Result<usize> {
+        let keep: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+        let gone: Vec<String> = self
+            .failed_files()?
+            .into_iter()
+            .map(|f| f.url)
+            .filter(|u| !keep.contains(u.as_str()))
+            .collect();
+        let tx = self.conn.transaction()?;
+        for url in &gone {
+            tx.execute("DELETE FROM failed_files WHERE url = ?1", [url])?;
+        }
+        tx.commit()?;
+        Ok(gone.len())
     }
 
     /// Every stored exposure.
@@ -397,12 +471,16 @@ impl Store {
     }
 
     /// Deletes exposures whose last day is before `day` (`YYYY-MM-DD`), and
-    /// file records processed before `at`.
+    /// file records processed (or first failed) before `files_before`.
     pub fn delete_exposures_before(&self, day: &str, files_before: i64) -> Result<()> {
         self.conn
             .execute("DELETE FROM exposures WHERE last_day < ?1", [day])?;
         self.conn.execute(
             "DELETE FROM export_files WHERE processed_at < ?1",
+            [files_before],
+        )?;
+        self.conn.execute(
+            "DELETE FROM failed_files WHERE first_failed_at < ?1",
             [files_before],
         )?;
         Ok(())
@@ -435,6 +513,37 @@ impl Store {
         Ok(self
             .conn
             .query_row("SELECT COUNT(*) FROM export_files", [], |r| r.get(0))?)
+    }
+}
+
+/// An export file that failed (not found, not downloadable, or refused) and
+/// when it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedFileRow {
+    /// Its URL.
+    pub url: String,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Why the last attempt failed (English).
+    pub reason: String,
+    /// First failure (unix seconds).
+    pub first_failed_at: i64,
+    /// Last failure (unix seconds).
+    pub last_failed_at: i64,
+    /// Not tried again before this moment (unix seconds).
+    pub next_attempt_at: i64,
+}
+
+impl FailedFileRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            url: r.get(0)?,
+            failures: r.get(1)?,
+            reason: r.get(2)?,
+            first_failed_at: r.get(3)?,
+            last_failed_at: r.get(4)?,
+            next_attempt_at: r.get(5)?,
+        })
     }
 }
 

@@ -205,7 +205,7 @@ async fn unsigned_and_foreign_files_are_refused() {
         r.notification.contacts, 0,
         "nothing from an unverified file counts"
     );
-    let reasons: Vec<&str> = r.check.refused.iter().map(|x| x.reason.as_str()).collect();
+    let reasons: Vec<&str> = r.check.failed.iter().map(|x| x.reason.as_str()).collect();
     assert_eq!(reasons[0], "unsigned");
     assert!(reasons[1].contains("does not verify"), "{reasons:?}");
     assert!(reasons[2].contains("not an export file"), "{reasons:?}");
@@ -216,7 +216,8 @@ async fn unsigned_and_foreign_files_are_refused() {
     fake.put_file("index.txt", b"rotated.zip\n".to_vec());
     let r = b.check().await.unwrap();
     assert_eq!(r.notification.contacts, 1);
-    assert_eq!(r.check.refused, []);
+    // The refused files are no longer listed: nothing is left to retry.
+    assert_eq!(r.check.failed, []);
 }
 
 #[tokio::test]
@@ -234,18 +235,156 @@ async fn before_anything_is_published_a_check_finds_nothing_and_says_when_it_ran
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let pem = signer(1).public_key_pem().unwrap();
-    let (mut p, _) = checking_phone(dir.path(), &fake, &pem, 1, None);
+    let (mut p, clock) = checking_phone(dir.path(), &fake, &pem, 1, None);
     assert_eq!(p.notification().unwrap().last_checked, None);
+
+    // A missing index is what a wrong URL looks like: the check fails, and
+    // the phone keeps that it failed.
+    let e = p.check().await.unwrap_err();
+    assert_eq!(e.code(), "index_not_found");
+    assert!(e.text().ja.contains("接触確認はできていません"), "{e}");
+    let status = p.status().unwrap();
+    let failure = status.last_check_failure.unwrap();
+    assert_eq!(
+        (failure.code.as_str(), failure.at),
+        ("index_not_found", jst(2020, 12, 16, 12, 0))
+    );
+    assert_eq!(status.last_checked, None);
+
+    // The key server serves an empty index before its first export.
+    fake.put_file("index.txt", Vec::new());
+    clock.set(jst(2020, 12, 16, 12, 5));
     let r = p.check().await.unwrap();
     assert_eq!((r.check.files_listed, r.notification.contacts), (0, 0));
-    assert_eq!(r.notification.last_checked, Some(jst(2020, 12, 16, 12, 0)));
+    assert_eq!(r.notification.last_checked, Some(jst(2020, 12, 16, 12, 5)));
     assert!(
         r.notification
             .message
             .ja
-            .contains("最終確認: 2020年12月16日 12:00")
+            .contains("最終確認: 2020年12月16日 12:05")
     );
+    assert_eq!(p.status().unwrap().last_check_failure, None);
     // Down is not the same as empty: the user is told to try again.
     fake.fail_next("/exports/index.txt", common::Fault::Down);
-    assert!(p.check().await.unwrap_err().is_retryable());
+    let e = p.check().await.unwrap_err();
+    assert!(e.is_retryable());
+    assert!(!e.check_text().ja.contains("登録"), "{}", e.check_text().ja);
+    assert_eq!(
+        p.status().unwrap().last_check_failure.unwrap().code,
+        "unavailable"
+    );
+}
+
+/// The index lists 1.zip, 2.zip and 3.zip; 2.zip is missing (404), then
+/// unreachable (503), then not an export file, and finally there.
+#[tokio::test]
+async fn a_file_that_fails_is_retried_with_backoff_and_the_others_are_processed() {
+    let fake = Fake::start().await;
+    fake.add_code("12345678");
+    let sign = signer(1);
+    let pem = sign.public_key_pem().unwrap();
+    let da = tempfile::tempdir().unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let (mut a, _) = checking_phone(da.path(), &fake, &pem, 1, None);
+    let (mut b, clock) = checking_phone(db.path(), &fake, &pem, 2, None);
+    meet(&mut a, &mut b, jst(2020, 12, 14, 10, 0), 30, 1.0).unwrap();
+    a.register(Some(&RegistrationInput {
+        symptoms: false,
+        date: date("2020-12-15"),
+        code: normalise_number("12345678").unwrap(),
+    }))
+    .await
+    .unwrap();
+    let noise_only = {
+        let only_noise = Fake::start().await;
+        export_of(&only_noise, 50, &[&sign])
+    };
+    fake.put_file("1.zip", noise_only.clone());
+    // The contact is in 3.zip, after the missing file.
+    fake.put_file("3.zip", export_of(&fake, 50, &[&sign]));
+    fake.put_file("index.txt", b"1.zip\n2.zip\n3.zip\n".to_vec());
+    let two = format!("{}/exports/2.zip", fake.url);
+
+    let t0 = jst(2020, 12, 16, 12, 0);
+    let r = b.check().await.unwrap();
+    assert_eq!((r.check.files_listed, r.check.files_new), (3, 2));
+    assert_eq!(r.notification.contacts, 1, "3.zip was processed");
+    assert_eq!(r.notification.dates, ["2020-12-14"]);
+    assert_eq!(r.check.failed.len(), 1);
+    let f = &r.check.failed[0];
+    assert_eq!(
+        (f.url.as_str(), f.reason.as_str(), f.failures, f.tried),
+        (two.as_str(), "not found (HTTP 404)", 1, true)
+    );
+    assert_eq!(f.next_attempt, Some(t0 + chrono::Duration::hours(1)));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["check"]["failed"][0]["url"], two.as_str());
+
+    // Ten minutes later: not tried again yet, still reported as failed.
+    clock.set(t0 + chrono::Duration::minutes(10));
+    let r = b.check().await.unwrap();
+    assert_eq!(fake.count("/exports/2.zip"), 1);
+    assert_eq!(r.check.files_new, 0);
+    assert_eq!(
+        (r.check.failed[0].tried, r.check.failed[0].failures),
+        (false, 1)
+    );
+    assert_eq!(r.notification.contacts, 1);
+
+    // After an hour it is tried again: the server is down for it.
+    clock.set(t0 + chrono::Duration::minutes(61));
+    fake.fail_next("/exports/2.zip", common::Fault::Down);
+    let r = b.check().await.unwrap();
+    assert_eq!(fake.count("/exports/2.zip"), 2);
+    let f = &r.check.failed[0];
+    assert!(f.reason.starts_with("download failed"), "{}", f.reason);
+    assert_eq!((f.failures, f.tried), (2, true));
+    assert_eq!(
+        f.next_attempt,
+        Some(t0 + chrono::Duration::minutes(61) + chrono::Duration::hours(2))
+    );
+
+    // The backoff is kept in the phone: after a restart, still waiting.
+    drop(b);
+    clock.set(t0 + chrono::Duration::hours(3));
+    let mut b = common::reopen(db.path(), clock.clone(), 2);
+    let r = b.check().await.unwrap();
+    assert_eq!(fake.count("/exports/2.zip"), 2);
+    assert_eq!(r.check.failed[0].failures, 2);
+    assert_eq!(b.status().unwrap().failed_files.len(), 1);
+
+    // Then a file that is not an export file: refused, tried later again.
+    fake.put_file("2.zip", b"not a zip".to_vec());
+    clock.set(t0 + chrono::Duration::hours(4));
+    let r = b.check().await.unwrap();
+    assert_eq!(fake.count("/exports/2.zip"), 3);
+    let f = &r.check.failed[0];
+    assert!(f.reason.contains("not an export file"), "{}", f.reason);
+    assert_eq!(f.failures, 3);
+
+    // Fixed: processed at the next attempt, and no longer failed.
+    fake.put_file("2.zip", noise_only);
+    clock.set(t0 + chrono::Duration::hours(9));
+    let r = b.check().await.unwrap();
+    assert_eq!(fake.count("/exports/2.zip"), 4);
+    assert_eq!((r.check.files_new, r.check.failed.len()), (1, 0));
+    assert!(b.status().unwrap().failed_files.is_empty());
+    assert_eq!(b.status().unwrap().files_processed, 3);
+    assert_eq!(r.notification.contacts, 1);
+}
+
+/// A failed file that the index no longer lists is forgotten.
+#[tokio::test]
+async fn a_failed_file_dropped_from_the_index_is_forgotten() {
+    let fake = Fake::start().await;
+    let sign = signer(1);
+    let pem = sign.public_key_pem().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, clock) = checking_phone(dir.path(), &fake, &pem, 1, None);
+    fake.put_file("index.txt", b"gone.zip\n".to_vec());
+    assert_eq!(p.check().await.unwrap().check.failed.len(), 1);
+    fake.put_file("index.txt", Vec::new());
+    clock.set(jst(2020, 12, 16, 12, 10));
+    assert_eq!(p.check().await.unwrap().check.failed, []);
+    assert!(p.status().unwrap().failed_files.is_empty());
 }

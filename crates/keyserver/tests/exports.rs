@@ -53,6 +53,18 @@ fn todays_key(h: &mut Harness) -> PublishKey {
 async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
     for db in common::backends().await {
         let mut h = common::start(&db).await;
+        // Before the first export the indexes are served empty, never 404
+        // (a phone tells "nothing published yet" from a wrong URL); an index
+        // of a region this server does not export is still 404.
+        let empty = h.get("/exports/index.txt").await;
+        assert_eq!(empty.status(), 200, "{}", db.label);
+        assert_eq!(empty.headers()["cache-control"], "no-cache");
+        assert_eq!(empty.text().await.unwrap(), "");
+        let empty = h.get("/exports/440/list.json").await;
+        assert_eq!(empty.headers()["content-type"], "application/json");
+        assert_eq!(empty.text().await.unwrap(), "[]");
+        assert_eq!(h.get("/exports/999/index.txt").await.status(), 404);
+        assert_eq!(h.get("/exports/999/list.json").await.status(), 404);
         let mut keys = h.keys(14);
         let today = todays_key(&mut h);
         keys.push(today.clone());

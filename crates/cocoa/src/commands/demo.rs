@@ -706,7 +706,7 @@ async fn tell(story: &mut Story, root: &Path, clock: Arc<FixedClock>) -> anyhow:
         ),
     );
     story.check(
-        rb.check.refused.is_empty() && rb.check.files_new > 0,
+        rb.check.failed.is_empty() && rb.check.files_new > 0,
         format!("署名を確認したファイル {} 個、拒否 0", rb.check.files_new),
         format!(
             "{} file(s) with verified signatures, none refused",

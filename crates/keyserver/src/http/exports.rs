@@ -110,6 +110,33 @@ fn with_cache_headers(mut resp: Response, kind: ObjectKind, etag: &str) -> Respo
     resp
 }
 
+/// The indexes of the regions this server exports, before the first export
+/// wrote them: `index.txt` (or `{region}/index.txt`) and `{region}/list.json`.
+fn is_exported_index(app: &App, path: &str) -> bool {
+    let settings = app.exporter.settings();
+    std::iter::once(settings.region.as_str())
+        .chain(settings.regions.iter().map(|r| r.name.as_str()))
+        .any(|region| path == settings.index_path(region) || path == format!("{region}/list.json"))
+}
+
+/// A missing object: 404, except the index of an exported region, which is
+/// served empty before the first export (the key server always serves an
+/// index, so a phone can tell "nothing published yet" from a wrong URL).
+fn missing(app: &App, path: &str, kind: ObjectKind, headers: &HeaderMap) -> Response {
+    let body: &'static [u8] = match kind {
+        ObjectKind::IndexTxt if is_exported_index(app, path) => b"",
+        ObjectKind::ListJson if is_exported_index(app, path) => b"[]",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]));
+    let resp = if matches(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, kind.content_type())], body).into_response()
+    };
+    with_cache_headers(resp, kind, &etag)
+}
+
 /// The handler.
 pub async fn get_export(
     State(app): State<Arc<App>>,
@@ -125,7 +152,7 @@ pub async fn get_export(
     };
     let version = match app.storage.version(&path).await {
         Ok(Some(v)) => v,
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Ok(None) => return missing(&app, &path, kind, &headers),
         Err(e) => return failed(e),
     };
     if let Some(known) = app.served.get(&path, &version) {
@@ -142,7 +169,7 @@ pub async fn get_export(
     }
     let object = match app.storage.get(&path).await {
         Ok(Some(o)) => o,
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Ok(None) => return missing(&app, &path, kind, &headers),
         Err(e) => return failed(e),
     };
     // A strong tag from the content: the same bytes always get the same tag,

@@ -410,12 +410,12 @@ async fn drive(
                     );
                     return Ok((dates, detail));
                 }
-                if !checked.check.refused.is_empty() {
+                if !checked.check.failed.is_empty() {
                     return Err(format!(
                         "export files refused: {}",
                         checked
                             .check
-                            .refused
+                            .failed
                             .iter()
                             .map(|r| format!("{} ({})", r.url, r.reason))
                             .collect::<Vec<_>>()

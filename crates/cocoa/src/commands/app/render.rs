@@ -99,20 +99,20 @@ pub fn checked(lang: Lang, r: &CheckReport) -> String {
     let mut out = String::from(r.notification.message.get(lang));
     match lang {
         Lang::Ja => out.push_str(&format!(
-            "\n（新しいファイル {} 件、鍵 {} 個、受け付けなかったファイル {} 件）",
+            "\n（新しいファイル {} 件、鍵 {} 個、処理できなかったファイル {} 件）",
             c.files_new,
             c.keys,
-            c.refused.len()
+            c.failed.len()
         )),
         Lang::En => out.push_str(&format!(
-            "\n({} new files, {} keys, {} files refused)",
+            "\n({} new files, {} keys, {} files failed)",
             c.files_new,
             c.keys,
-            c.refused.len()
+            c.failed.len()
         )),
     }
-    for f in &c.refused {
-        out.push_str(&format!("\n  refused {}: {}", f.url, f.reason));
+    for f in &c.failed {
+        out.push_str(&format!("\n  failed {}: {}", f.url, f.reason));
     }
     out
 }
