@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod export;
 pub mod keys;
 pub mod matcher;
+pub mod risk_calculation;
 pub mod scoring;
 pub mod time;
 
