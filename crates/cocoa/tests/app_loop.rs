@@ -459,7 +459,7 @@ fn the_loop(be: &Backend) {
     assert_eq!(b["dates"], json!([met.date_naive().to_string()]));
     assert_eq!(b["consultation_centre"]["prefecture"], "13");
     assert!(b["last_checked"].is_string());
-    assert!(b["check"]["refused"].as_array().unwrap().is_empty(), "{b}");
+    assert!(b["check"]["failed"].as_array().unwrap().is_empty(), "{b}");
     assert!(b["check"]["files_new"].as_u64().unwrap() >= 1, "{b}");
     for i in 2..homes.len() {
         let r = check(i);
