@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::delivery::{SmtpConfig, TwilioConfig};
 use crate::limits::LimitsConfig;
-use crate::portal::PortalConfig;
+use crate::state::PortalConfig;
 
 /// Settings of the issuer role.
 #[derive(Debug, Clone, Deserialize)]

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod portal;
 pub mod service;
 pub mod signing;
+pub mod state;
 pub mod store;
 
 pub use config::IssuerConfig;

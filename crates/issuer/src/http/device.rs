@@ -10,9 +10,9 @@ use axum::Json;
 use axum::extract::State;
 use tracing::instrument;
 
-use super::App;
-use super::extract::{ApiKeyHeader, ClientIp, JsonBody};
 use crate::error::{Error, Result};
+use crate::state::App;
+use crate::state::{ApiKeyHeader, ClientIp, JsonBody};
 use crate::store::ApiKeyKind;
 
 async fn gate(app: &App, ip: ClientIp, key: &ApiKeyHeader) -> Result<()> {

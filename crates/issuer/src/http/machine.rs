@@ -16,11 +16,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 
-use super::App;
-use super::extract::ApiKeyHeader;
 use crate::domain::model::CaseData;
 use crate::error::{Error, Result};
 use crate::service::{Actor, rfc3339_jst};
+use crate::state::ApiKeyHeader;
+use crate::state::App;
 use crate::store::{ApiKeyKind, ApiKeyRow, IdempotencyBegin};
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {

@@ -4,9 +4,7 @@
 
 mod device;
 mod error;
-mod extract;
 mod machine;
-pub mod proxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,46 +23,14 @@ use tower_http::trace::TraceLayer;
 use crate::config::IssuerConfig;
 use crate::delivery::{Delivery, Sender, SmtpSender, TwilioSender};
 use crate::limits::Limits;
-use crate::portal::{Portal, PortalConfig};
 use crate::service::{Issuer, Settings};
 use crate::store::Store;
-pub use proxy::TrustedProxies;
 
-pub use extract::{ApiKeyHeader, ClientIp, JsonBody, client_key};
-
-/// Shared state of every request.
-#[derive(Debug)]
-pub struct App {
-    /// The operations.
-    pub issuer: Issuer,
-    /// Rate limits.
-    pub limits: Limits,
-    /// The staff portal.
-    pub portal: Portal,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub proxies: TrustedProxies,
-}
-
-impl App {
-    /// The state of an issuer with these limits, portal settings and proxies.
-    pub fn new(
-        issuer: Issuer,
-        limits: Limits,
-        portal: PortalConfig,
-        proxies: TrustedProxies,
-    ) -> Self {
-        register_metrics();
-        Self {
-            issuer,
-            limits,
-            portal: Portal::new(portal),
-            proxies,
-        }
-    }
-}
+pub use crate::state::{ApiKeyHeader, App, ClientIp, JsonBody, TrustedProxies, client_key, proxy};
 
 /// The routes of the issuer role, with their state.
 pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+    register_metrics();
     let portal = crate::portal::layer(crate::portal::router(), app.clone());
     // A token or a certificate must never sit in a cache (issue 12, finding 12).
     let device_api = Router::new()

@@ -15,8 +15,8 @@ use totp_rs::{Algorithm, Secret, TOTP};
 use super::session::{self, PageLang, Session, Viewer, stage};
 use super::views::{Layout, LoginPage, TotpPage, TotpSetupPage};
 use super::{forbidden, page, redirect, server_error};
-use crate::http::{App, ClientIp};
 use crate::service::Actor;
+use crate::state::{App, ClientIp};
 use crate::store::StaffRow;
 
 /// The login form.

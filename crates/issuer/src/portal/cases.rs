@@ -24,8 +24,8 @@ use crate::domain::model::{Case, Channel, IssuanceState, Role};
 use crate::domain::rules::{self, Blocker};
 use crate::domain::validate;
 use crate::error::Error;
-use crate::http::App;
 use crate::service::jst;
+use crate::state::App;
 use crate::store::CaseExtra;
 
 /// `?q=` of the list.

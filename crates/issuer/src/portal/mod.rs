@@ -16,7 +16,6 @@ mod forms;
 pub mod i18n;
 mod reports;
 pub mod session;
-pub mod throttle;
 mod views;
 
 use std::sync::Arc;
@@ -29,72 +28,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 
 use crate::error::Error;
-use crate::http::App;
+use crate::state::App;
+pub use crate::state::{Portal, PortalConfig, throttle};
 use i18n::Lang;
-use throttle::{LoginThrottle, ThrottleConfig};
-
-/// Portal settings (`[issuer.portal]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PortalConfig {
-    /// The portal's public URL (e.g. `https://her-sys.example.jp`). When it
-    /// is `https`, cookies are `Secure` unless `secure_cookies` says otherwise.
-    pub public_url: Option<String>,
-    /// `Secure` cookies: on when set to `true`, or by default when
-    /// `public_url` is `https`. Turn off only for plain-HTTP localhost.
-    pub secure_cookies: Option<bool>,
-    /// A session ends after this many seconds without a request.
-    pub idle_timeout_seconds: i64,
-    /// A session ends this many seconds after login, active or not.
-    pub absolute_timeout_seconds: i64,
-    /// Login throttling.
-    pub throttle: ThrottleConfig,
-}
-
-impl Default for PortalConfig {
-    fn default() -> Self {
-        Self {
-            public_url: None,
-            secure_cookies: None,
-            idle_timeout_seconds: 30 * 60,
-            absolute_timeout_seconds: 12 * 3600,
-            throttle: ThrottleConfig::default(),
-        }
-    }
-}
-
-impl PortalConfig {
-    /// Whether cookies carry `Secure`.
-    pub fn secure(&self) -> bool {
-        self.secure_cookies.unwrap_or_else(|| {
-            self.public_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("https://"))
-        })
-    }
-}
-
-/// The portal's state.
-#[derive(Debug)]
-pub struct Portal {
-    /// Settings.
-    pub config: PortalConfig,
-    /// Failed-login counters.
-    pub throttle: LoginThrottle,
-}
-
-impl Portal {
-    /// The portal with these settings.
-    pub fn new(config: PortalConfig) -> Self {
-        Self {
-            throttle: LoginThrottle::new(config.throttle.clone()),
-            config,
-        }
-    }
-}
 
 /// The portal's routes (under `/portal`).
 pub fn router() -> Router<Arc<App>> {

@@ -12,7 +12,7 @@ use super::i18n::Lang;
 use super::session::Viewer;
 use super::views::{AuditPage, AuditRow, Layout, StatsColumn, StatsPage, duration, when};
 use super::{Failure, OrPage, page};
-use crate::http::App;
+use crate::state::App;
 use crate::store::IssuanceStats;
 
 fn action_label(lang: Lang, action: &str) -> String {

@@ -16,8 +16,8 @@ use super::{PortalConfig, forbidden, redirect, server_error};
 use crate::domain::codes::CodeKind;
 use crate::domain::model::Role;
 use crate::error::Result;
-use crate::http::App;
 use crate::service::Actor;
+use crate::state::App;
 use crate::store::{SessionRow, StaffRow};
 
 /// Name of the session cookie.

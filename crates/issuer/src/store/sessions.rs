@@ -1,10 +1,8 @@
-//! Storage of the staff portal: sessions (only the hash of a session id is
-//! stored), TOTP secrets and their last used time step, and the two header
-//! fields of the HER-SYS case screen that only the portal edits.
+//! Portal sessions (table `sessions`): only the hash of a session id is stored.
 
 use sqlx::Row;
 
-use super::{Store, StoreError, rows};
+use super::{Store, StoreError};
 
 /// A stored portal session.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,15 +30,6 @@ impl std::fmt::Debug for SessionRow {
             .field("last_seen_at", &self.last_seen_at)
             .finish_non_exhaustive()
     }
-}
-
-/// The HER-SYS header fields kept beside a case: 症状 and 居所.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CaseExtra {
-    /// `""` (入力なし), `yes` (有) or `no` (無).
-    pub symptoms: String,
-    /// 居所 (free text).
-    pub residence: String,
 }
 
 impl Store {
@@ -135,69 +124,5 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         Ok(r.rows_affected())
-    }
-
-    /// A staff account by id.
-    pub async fn staff(&self, id: i64) -> Result<Option<rows::StaffRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, centre_id, login, password_hash, role, totp_secret, disabled_at FROM staff WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| rows::staff(&r)).transpose()
-    }
-
-    /// Enables (or, with `None`, disables) TOTP for an account.
-    pub async fn set_totp_secret(
-        &self,
-        staff_id: i64,
-        secret: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE staff SET totp_secret = $1, totp_last_step = 0 WHERE id = $2")
-            .bind(secret)
-            .bind(staff_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Spends TOTP time step `step` for an account: `false` when that step
-    /// (or a later one) was already used, so a code works only once.
-    pub async fn use_totp_step(&self, staff_id: i64, step: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE staff SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
-        )
-        .bind(step)
-        .bind(staff_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// The 症状 and 居所 of a case.
-    pub async fn case_extra(&self, case_id: i64) -> Result<CaseExtra, StoreError> {
-        let row = sqlx::query("SELECT symptoms, residence FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => CaseExtra {
-                symptoms: r.try_get("symptoms")?,
-                residence: r.try_get("residence")?,
-            },
-            None => CaseExtra::default(),
-        })
-    }
-
-    /// Saves the 症状 and 居所 of a case.
-    pub async fn set_case_extra(&self, case_id: i64, e: &CaseExtra) -> Result<(), StoreError> {
-        sqlx::query("UPDATE cases SET symptoms = $1, residence = $2 WHERE id = $3")
-            .bind(&e.symptoms)
-            .bind(&e.residence)
-            .bind(case_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }

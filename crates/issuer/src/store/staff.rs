@@ -1,0 +1,116 @@
+//! Staff accounts with their TOTP secrets, and API keys (tables `staff` and
+//! `api_keys`).
+
+use sqlx::Row;
+use store_support::unique_violation;
+
+use super::{ApiKeyKind, ApiKeyRow, StaffRow, Store, StoreError, rows};
+use crate::domain::model::Role;
+
+impl Store {
+    /// Creates a staff account; `None` when the login is taken.
+    pub async fn create_staff(
+        &self,
+        centre_id: i64,
+        login: &str,
+        password_hash: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO staff (centre_id, login, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(centre_id)
+        .bind(login)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await;
+        match r {
+            Ok(row) => Ok(Some(row.try_get("id")?)),
+            Err(e) if unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A staff account by login.
+    pub async fn staff_by_login(&self, login: &str) -> Result<Option<StaffRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, centre_id, login, password_hash, role, totp_secret, disabled_at FROM staff WHERE login = $1",
+        )
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| rows::staff(&r)).transpose()
+    }
+
+    /// Stores an API key (its HMAC only); returns its id.
+    pub async fn create_api_key(
+        &self,
+        key_hmac: &str,
+        kind: ApiKeyKind,
+        centre_id: Option<i64>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (key_hmac, kind, centre_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(key_hmac)
+        .bind(kind.as_str())
+        .bind(centre_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// A live API key by its HMAC.
+    pub async fn api_key(&self, key_hmac: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, kind, centre_id FROM api_keys WHERE key_hmac = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hmac)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| rows::api_key(&r)).transpose()
+    }
+
+    /// A staff account by id.
+    pub async fn staff(&self, id: i64) -> Result<Option<StaffRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, centre_id, login, password_hash, role, totp_secret, disabled_at FROM staff WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| rows::staff(&r)).transpose()
+    }
+
+    /// Enables (or, with `None`, disables) TOTP for an account.
+    pub async fn set_totp_secret(
+        &self,
+        staff_id: i64,
+        secret: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE staff SET totp_secret = $1, totp_last_step = 0 WHERE id = $2")
+            .bind(secret)
+            .bind(staff_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Spends TOTP time step `step` for an account: `false` when that step
+    /// (or a later one) was already used, so a code works only once.
+    pub async fn use_totp_step(&self, staff_id: i64, step: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE staff SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
+        )
+        .bind(step)
+        .bind(staff_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
