@@ -2,7 +2,8 @@
 //!
 //! Two layers: a token bucket per client address for every request
 //! (governor; 60/min like the reference deployment), and a budget of
-//! *failed* verifications per address, because 8 digits can be guessed:
+//! *failed* verifications per address, reserved before a code is evaluated
+//! and given back only when it yields a token, because 8 digits can be guessed:
 //! with `L` live numbers one random guess hits with probability `L / 10^8`.
 //! A global guard counts failed verifications over the last hour; when they
 //! rise far above normal, each failure costs double. `docs/issuer.md` has
@@ -96,35 +97,15 @@ impl Limits {
         b.at = now;
     }
 
-    /// Whether `ip` may try a verification now; else the seconds to wait.
-    pub fn check_failure_budget(&self, ip: IpAddr, now: i64) -> Result<(), u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(b) = map.get_mut(&ip) else {
-            return Ok(());
-        };
-        self.refill(b, now);
-        if b.tokens >= 1.0 {
-            Ok(())
-        } else {
-            let per = self.config.failure_refill_seconds.max(1) as f64;
-            Err(((1.0 - b.tokens) * per).ceil().max(1.0) as u64)
-        }
-    }
-
-    /// Records one failed verification from `ip`.
-    pub fn record_failure(&self, ip: IpAddr, now: i64) {
-        self.failed_total.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("issuer_verify_failed_total").increment(1);
+    /// Reserves one failed verification of `ip`'s budget *before* the code
+    /// is evaluated (issue 12, finding 2: "Reserve the budget atomically
+    /// before evaluating"). The check and the charge happen under one lock,
+    /// so however many requests arrive at once, no more than the budget are
+    /// evaluated. The reservation is charged as a failure unless
+    /// [`Reservation::refund`] is called (a claim that yields a token); a
+    /// request dropped half-way is charged too. Else: the seconds to wait.
+    pub fn reserve_failure(&self, ip: IpAddr, now: i64) -> Result<Reservation<'_>, u64> {
         let cost = if self.alarm(now) { 2.0 } else { 1.0 };
-        {
-            let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-            let minute = now.div_euclid(60);
-            let slot = &mut w[minute.rem_euclid(60) as usize];
-            if slot.0 != minute {
-                *slot = (minute, 0);
-            }
-            slot.1 += 1;
-        }
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 1_000_000 {
             map.retain(|_, b| now - b.at < self.config.failure_refill_seconds as i64 * 4);
@@ -134,7 +115,39 @@ impl Limits {
             at: now,
         });
         self.refill(b, now);
+        if b.tokens < 1.0 {
+            let per = self.config.failure_refill_seconds.max(1) as f64;
+            return Err(((1.0 - b.tokens) * per).ceil().max(1.0) as u64);
+        }
         b.tokens -= cost;
+        Ok(Reservation {
+            limits: self,
+            ip,
+            cost,
+            now,
+            settled: false,
+        })
+    }
+
+    /// Counts a failure in the last-hour window and the metric.
+    fn count_failure(&self, now: i64) {
+        self.failed_total.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("issuer_verify_failed_total").increment(1);
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let minute = now.div_euclid(60);
+        let slot = &mut w[minute.rem_euclid(60) as usize];
+        if slot.0 != minute {
+            *slot = (minute, 0);
+        }
+        slot.1 += 1;
+    }
+
+    fn give_back(&self, ip: IpAddr, cost: f64, now: i64) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get_mut(&ip) {
+            self.refill(b, now);
+            b.tokens = (b.tokens + cost).min(f64::from(self.config.failure_burst));
+        }
     }
 
     /// Failed verifications over the last hour, all addresses.
@@ -159,6 +172,42 @@ impl Limits {
     }
 }
 
+/// One failed verification taken from an address's budget before its code
+/// is evaluated ([`Limits::reserve_failure`]). Dropped without
+/// [`refund`](Self::refund), it counts as a failed verification.
+#[derive(Debug)]
+#[must_use = "a reservation is charged when dropped; refund it when the claim succeeds"]
+pub struct Reservation<'a> {
+    limits: &'a Limits,
+    ip: IpAddr,
+    cost: f64,
+    now: i64,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    /// Gives the reservation back: the request yielded a token, or failed
+    /// before any code was looked at (a malformed request, an outage).
+    pub fn refund(mut self) {
+        self.settled = true;
+        self.limits.give_back(self.ip, self.cost, self.now);
+    }
+
+    /// Charges the reservation as one failed verification.
+    pub fn charge(mut self) {
+        self.settled = true;
+        self.limits.count_failure(self.now);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.limits.count_failure(self.now);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,15 +218,45 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t = 1_000_000;
-        assert!(l.check_failure_budget(ip, t).is_ok());
-        l.record_failure(ip, t);
-        assert!(l.check_failure_budget(ip, t).is_ok());
-        l.record_failure(ip, t);
-        let wait = l.check_failure_budget(ip, t).unwrap_err();
+        l.reserve_failure(ip, t).unwrap().charge();
+        l.reserve_failure(ip, t).unwrap().charge();
+        let wait = l.reserve_failure(ip, t).unwrap_err();
         assert_eq!(wait, 12 * 3600);
-        assert!(l.check_failure_budget(other, t).is_ok());
-        assert!(l.check_failure_budget(ip, t + 12 * 3600).is_ok());
-        assert_eq!(l.failed_total(), 2);
+        assert!(l.reserve_failure(other, t).is_ok());
+        l.reserve_failure(ip, t + 12 * 3600)
+            .expect("one failure is forgiven after 12 h")
+            .refund();
+        assert_eq!(
+            l.failed_total(),
+            3,
+            "the dropped reservation of `other` counts"
+        );
+    }
+
+    #[test]
+    fn a_reservation_is_taken_before_evaluation_and_given_back_on_success() {
+        let l = Limits::new(LimitsConfig::default());
+        let ip: IpAddr = "192.0.2.3".parse().unwrap();
+        let t = 2_000_000;
+        let a = l.reserve_failure(ip, t).unwrap();
+        let b = l.reserve_failure(ip, t).unwrap();
+        assert_eq!(
+            l.reserve_failure(ip, t).unwrap_err(),
+            12 * 3600,
+            "two held reservations spend a burst of two"
+        );
+        a.refund();
+        let c = l
+            .reserve_failure(ip, t)
+            .expect("a refund gives the slot back");
+        b.charge();
+        drop(c);
+        assert_eq!(
+            l.failed_total(),
+            2,
+            "a charge and a drop count, a refund not"
+        );
+        assert!(l.reserve_failure(ip, t).is_err());
     }
 
     #[test]
@@ -188,13 +267,15 @@ mod tests {
         });
         let t = 5_000_000;
         for i in 0..4u8 {
-            l.record_failure(IpAddr::from([10, 0, 0, i]), t);
+            l.reserve_failure(IpAddr::from([10, 0, 0, i]), t)
+                .unwrap()
+                .charge();
         }
         assert!(l.alarm(t));
         let ip: IpAddr = "10.0.1.1".parse().unwrap();
-        l.record_failure(ip, t);
+        l.reserve_failure(ip, t).unwrap().charge();
         assert!(
-            l.check_failure_budget(ip, t).is_err(),
+            l.reserve_failure(ip, t).is_err(),
             "one failure spends the whole burst"
         );
         assert!(!l.alarm(t + 3600));

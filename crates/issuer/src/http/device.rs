@@ -53,26 +53,40 @@ pub(super) async fn verify(
     let JsonBody(req) = body?;
     let retry = retry_key(&headers)?;
     let now = app.issuer.now();
-    app.limits
-        .check_failure_budget(ip.0, now)
+    // Reserved before the code is looked at, so a burst released at once
+    // gets no more evaluations than the budget (issue 12, finding 2).
+    let reservation = app
+        .limits
+        .reserve_failure(ip.0, now)
         .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    match app
+    let r = app
         .issuer
         .verify_or_replay(&req.code, req.accept.as_deref(), retry)
-        .await
-    {
-        Ok((report_type, token)) => Ok(Json(VerifyResponse {
-            testtype: report_type.as_str().to_owned(),
-            symptom_date: None,
-            test_date: None,
-            token,
-            padding: app.issuer.padding(),
-        })),
-        Err(e @ (Error::CodeInvalid | Error::CodeExpired)) => {
-            app.limits.record_failure(ip.0, now);
+        .await;
+    match r {
+        Ok((report_type, token)) => {
+            reservation.refund();
+            Ok(Json(VerifyResponse {
+                testtype: report_type.as_str().to_owned(),
+                symptom_date: None,
+                test_date: None,
+                token,
+                padding: app.issuer.padding(),
+            }))
+        }
+        // Nothing was asked about a number: a malformed `accept`, an outage.
+        Err(e @ (Error::Unparsable(_) | Error::Internal(_))) => {
+            reservation.refund();
             Err(e)
         }
-        Err(e) => Err(e),
+        // "Every request about a number that does not yield a token costs
+        // the budget the same" (finding 10): unknown, used, expired, or of a
+        // type the phone did not accept (a 412 would otherwise tell, for
+        // free, that a guessed number is live).
+        Err(e) => {
+            reservation.charge();
+            Err(e)
+        }
     }
 }
 

@@ -32,9 +32,13 @@ pub use crate::state::{ApiKeyHeader, App, ClientIp, JsonBody, TrustedProxies, cl
 pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
     register_metrics();
     let portal = crate::portal::layer(crate::portal::router(), app.clone());
-    Router::new()
+    // A token or a certificate must never sit in a cache (issue 12, finding 12).
+    let device_api = Router::new()
         .route("/api/verify", post(device::verify))
         .route("/api/certificate", post(device::certificate))
+        .layer(axum::middleware::map_response(no_store));
+    Router::new()
+        .merge(device_api)
         .route("/.well-known/jwks.json", get(device::jwks))
         .route("/api/v1/cases", post(machine::create_case))
         .route("/api/v1/cases/{case_id}", patch(machine::update_case))
@@ -52,6 +56,15 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             }),
         )
         .with_state(app)
+}
+
+/// `Cache-Control: no-store` on an answer (errors included).
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 /// `/readyz`: ready when the database answers (a load balancer sends no
