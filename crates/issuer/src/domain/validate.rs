@@ -33,8 +33,42 @@ impl FieldError {
     }
 }
 
+/// Whether `c` is a Unicode format character (general category Cf): bidi
+/// overrides and isolates (U+202A–U+202E, U+2066–U+2069), zero-width
+/// characters (U+200B–U+200F, U+2060–U+2064, U+FEFF), the soft hyphen and
+/// the rest of Cf. "Refuse format characters (Unicode Cf)" (issue 12, 11):
+/// they make a name look like another on the staff screen, or like nothing.
+/// Hand-written: the whole category is these 21 ranges (Unicode 15), not
+/// worth a dependency.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
 /// Checks a name in kanji (氏名): non-blank, at most [`MAX_NAME_CHARS`], no
-/// control characters. Returns it trimmed. Empty input is `Ok("")`: a case
+/// control or format characters, at least one letter. Returns it trimmed. Empty input is `Ok("")`: a case
 /// may be saved before its name is known, issuance then refuses it.
 pub fn name_kanji(input: &str) -> Result<String, FieldError> {
     let s = input.trim();
@@ -45,11 +79,18 @@ pub fn name_kanji(input: &str) -> Result<String, FieldError> {
             format!("name must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if s.chars().any(char::is_control) {
+    if s.chars().any(|c| c.is_control() || is_format_char(c)) {
         return Err(FieldError::new(
             "name_kanji",
-            "氏名に使用できない文字が含まれています",
-            "name contains control characters",
+            "氏名に使用できない文字（制御文字・書式文字）が含まれています",
+            "name contains control or invisible format characters",
+        ));
+    }
+    if !s.is_empty() && !s.chars().any(char::is_alphabetic) {
+        return Err(FieldError::new(
+            "name_kanji",
+            "氏名には文字を入力してください",
+            "name must contain a letter",
         ));
     }
     Ok(s.to_owned())
@@ -81,6 +122,13 @@ pub fn name_kana(input: &str) -> Result<String, FieldError> {
             "name_kana",
             "フリガナは全角カタカナで入力してください",
             "furigana must be written in full-width katakana",
+        ));
+    }
+    if !s.is_empty() && !s.chars().any(|c| c.is_alphabetic()) {
+        return Err(FieldError::new(
+            "name_kana",
+            "フリガナには文字を入力してください",
+            "furigana must contain a letter",
         ));
     }
     Ok(s.replace(' ', "\u{3000}"))
@@ -182,14 +230,17 @@ pub fn email(input: &str) -> Result<String, FieldError> {
 }
 
 /// Checks a free-text field such as 外来機関: at most [`MAX_TEXT_CHARS`]
-/// characters, no control characters. Returns it trimmed.
+/// characters, no control or format characters. Returns it trimmed.
 pub fn text(field: &'static str, input: &str) -> Result<String, FieldError> {
     let s = input.trim();
-    if s.chars().count() > MAX_TEXT_CHARS || s.chars().any(char::is_control) {
+    if s.chars().count() > MAX_TEXT_CHARS || s.chars().any(|c| c.is_control() || is_format_char(c))
+    {
         return Err(FieldError::new(
             field,
             format!("{MAX_TEXT_CHARS}文字以内で入力してください"),
-            format!("must be at most {MAX_TEXT_CHARS} characters without control characters"),
+            format!(
+                "must be at most {MAX_TEXT_CHARS} characters without control or format characters"
+            ),
         ));
     }
     Ok(s.to_owned())
@@ -228,6 +279,46 @@ pub fn past_date(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_and_letterless_names_are_refused() {
+        // Bidi overrides, zero-width characters and a BOM, alone or inside a name.
+        for bad in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}",
+            "山田\u{202E}郎太",
+            "山\u{200B}田",
+            "\u{FEFF}山田太郎",
+            "山田\u{2066}太郎",
+            "山田\u{00AD}太郎",
+            "・・",
+            "123",
+            "!!",
+        ] {
+            assert!(name_kanji(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "山田太郎",
+            "山田 太郎",
+            "Yamada Taro",
+            "ヤマダ・タロウ",
+            "李 小龍",
+            "",
+        ] {
+            assert!(name_kanji(good).is_ok(), "{good:?}");
+        }
+        assert!(name_kana("・").is_err());
+        assert!(name_kana("ヤマダ\u{200B}").is_err());
+        assert!(name_kana("ヤマダ・タロウ").is_ok());
+        assert!(text("clinic", "港\u{202E}クリニック").is_err());
+        assert!(text("clinic", "港区クリニック").is_ok());
+        // The whole Cf category is covered: every format character of the
+        // Basic Multilingual Plane that the table names is refused, and no
+        // letter is taken for one.
+        assert!(is_format_char('\u{E0041}'));
+        assert!(!('a'..='z').any(is_format_char));
+        assert!(!('\u{4E00}'..='\u{9FFF}').any(is_format_char));
+    }
 
     #[test]
     fn furigana_accepts_katakana_only() {
