@@ -71,6 +71,26 @@ async fn invalid_cases_are_refused_and_store_nothing() {
                 400,
                 "invalid_field",
             ),
+            // Invisible names (issue 12, finding 11): a bidi override inside
+            // a name, a name of only a zero-width space.
+            (
+                {
+                    let mut c = case_json();
+                    c["name_kanji"] = "横口\u{202E}健太".into();
+                    c
+                },
+                400,
+                "invalid_field",
+            ),
+            (
+                {
+                    let mut c = case_json();
+                    c["name_kanji"] = "\u{200B}".into();
+                    c
+                },
+                400,
+                "invalid_field",
+            ),
             (
                 {
                     let mut c = case_json();
