@@ -39,6 +39,16 @@ fn raw_post(base: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec
     r.into_bytes()
 }
 
+/// A `POST /api/verify` of `body` with the harness's device key, as raw bytes.
+fn verify_request(h: &common::Harness, body: &str) -> Vec<u8> {
+    raw_post(
+        &h.base,
+        "/api/verify",
+        &[("x-api-key", &h.device_key)],
+        body,
+    )
+}
+
 /// Sends every request but its last byte, each on its own connection; once
 /// all are held, releases them together and returns the statuses.
 async fn held_burst(base: &str, requests: Vec<Vec<u8>>) -> Vec<u16> {
@@ -89,12 +99,7 @@ async fn sixty_held_verifies_released_together_get_at_most_the_budget_evaluated(
                     r#"{{"code": "{:08}", "accept": ["confirmed"]}}"#,
                     10_000_000 + i
                 );
-                raw_post(
-                    &h.base,
-                    "/api/verify",
-                    &[("x-api-key", &h.device_key)],
-                    &body,
-                )
+                verify_request(&h, &body)
             })
             .collect();
         let statuses = held_burst(&h.base, requests).await;
@@ -131,12 +136,7 @@ async fn right_numbers_released_together_all_get_tokens_and_leave_the_budget_who
             .iter()
             .map(|n| {
                 let body = format!(r#"{{"code": "{n}", "accept": ["confirmed"]}}"#);
-                raw_post(
-                    &h.base,
-                    "/api/verify",
-                    &[("x-api-key", &h.device_key)],
-                    &body,
-                )
+                verify_request(&h, &body)
             })
             .collect();
         let statuses = held_burst(&h.base, requests).await;
