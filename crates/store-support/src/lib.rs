@@ -16,6 +16,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 
+pub mod private;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -34,6 +35,9 @@ pub enum SetupError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file could not be made private (0600).
+    #[error(transparent)]
+    Private(#[from] private::PrivateError),
 }
 
 /// The database backends.
@@ -114,6 +118,12 @@ pub async fn connect(
     migrations: Migrations,
 ) -> Result<(AnyPool, Backend), SetupError> {
     let backend = Backend::from_url(url)?;
+    // The database file 0600 before SQLite opens it: its -wal and -shm
+    // take the same bits (issue 12, finding 1).
+    let file = private::sqlite_file(url).filter(|f| f.exists() || url.contains("mode=rwc"));
+    if let Some(f) = &file {
+        private::private_file(f)?;
+    }
     sqlx::any::install_default_drivers();
     let options = AnyConnectOptions::from_str(url)?;
     let extra = sqlite_pragmas;
@@ -144,6 +154,9 @@ pub async fn connect(
     match backend {
         Backend::Sqlite => migrations.sqlite.run(&pool).await?,
         Backend::Postgres => migrations.postgres.run(&pool).await?,
+    }
+    if let Some(f) = &file {
+        private::private_file(f)?;
     }
     Ok((pool, backend))
 }

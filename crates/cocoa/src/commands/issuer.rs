@@ -122,7 +122,7 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<()> {
             if !valid_prefecture(prefecture) {
                 return Err(bad_input("--prefecture must be a JIS code from 01 to 47"));
             }
-            std::fs::create_dir_all(&c.data)?;
+            store_support::private::create_private_dir(&c.data)?;
             let store = Store::connect(&issuer::http::database_url(&c.issuer, &c.data), 1).await?;
             let id = store
                 .create_centre(name.trim(), prefecture, clock.now().timestamp())

@@ -113,7 +113,7 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                     Some(_) => return Err(bad_input("--kid must not be empty")),
                     None => key_id(&vk)?,
                 };
-                std::fs::create_dir_all(&c.data)?;
+                store_support::private::create_private_dir(&c.data)?;
                 let store = Store::connect(
                     &keyserver::http::database_url(&c.keyserver, &c.data),
                     1,
@@ -155,7 +155,7 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                 }))
             }
             KeyserverCommand::ExportPublicKey => {
-                std::fs::create_dir_all(&c.data)?;
+                store_support::private::create_private_dir(&c.data)?;
                 let store = Store::connect(
                     &keyserver::http::database_url(&c.keyserver, &c.data),
                     1,

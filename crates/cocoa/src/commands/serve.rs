@@ -396,6 +396,11 @@ async fn serve(
     demo: bool,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::install().context("installing the signal handlers")?;
+    // "A refusal to start on a data folder others can read (as ssh does
+    // for keys)" (issue 12, finding 1): created 0700, refused when open.
+    store_support::private::create_private_dir(&c.data)?;
+    store_support::private::check_private_dir(&c.data)
+        .map_err(|e| super::bad_input(e.to_string()))?;
     let roles = build_roles(&c, clock.clone()).await?;
     let demo_info = if demo {
         Some(demo::seed(&c, &roles).await?)

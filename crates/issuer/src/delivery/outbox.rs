@@ -38,20 +38,33 @@ pub(super) async fn write(dir: &Path, msg: &Message, sent_at: i64) -> Result<(),
     };
     let json =
         serde_json::to_vec_pretty(&file).map_err(|e| DeliveryError(format!("outbox: {e}")))?;
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| DeliveryError(format!("outbox {}: {e}", dir.display())))?;
+    // Messages hold names and phone numbers: the folder 0700, the files
+    // 0600 whatever the umask (issue 12, finding 1).
+    store_support::private::create_private_dir(dir)
+        .map_err(|e| DeliveryError(format!("outbox: {e}")))?;
     let name = format!(
         "{sent_at}-{}-{:016x}.json",
         msg.channel.as_str(),
         rand::random::<u64>()
     );
     let tmp = dir.join(format!(".{name}.tmp"));
-    tokio::fs::write(&tmp, json)
+    write_private(&tmp, &json)
         .await
         .map_err(|e| DeliveryError(format!("outbox {}: {e}", dir.display())))?;
     tokio::fs::rename(&tmp, dir.join(&name))
         .await
         .map_err(|e| DeliveryError(format!("outbox {}: {e}", dir.display())))?;
     Ok(())
+}
+
+/// Writes a new file 0600 whatever the umask.
+async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut o = tokio::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    let mut f = o.open(path).await?;
+    f.write_all(bytes).await?;
+    f.flush().await
 }

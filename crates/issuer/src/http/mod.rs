@@ -160,8 +160,8 @@ pub fn load_secret(config: &IssuerConfig, data_dir: &Path) -> anyhow::Result<Vec
         anyhow::ensure!(s.len() >= 32, "{} holds too short a secret", path.display());
         return Ok(s.as_bytes().to_vec());
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // 0700 whatever the umask (issue 12, finding 1).
+    store_support::private::create_private_dir(data_dir)?;
     let mut b = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
     let s = hex::encode(b);
@@ -200,8 +200,8 @@ pub async fn build(
     data_dir: &Path,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<App>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // 0700 whatever the umask (issue 12, finding 1).
+    store_support::private::create_private_dir(data_dir)?;
     let store = Store::connect(&database_url(config, data_dir), config.max_connections).await?;
     let secret = load_secret(config, data_dir)?;
     let delivery = delivery_from_config(config, data_dir)?;

@@ -180,8 +180,8 @@ pub async fn build(
     clock: Arc<dyn Clock>,
     extra: Vec<TrustedIssuer>,
 ) -> anyhow::Result<Arc<App>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // 0700 whatever the umask (issue 12, finding 1).
+    store_support::private::create_private_dir(data_dir)?;
     for region in
         std::iter::once(&config.export.region).chain(config.export.regions.iter().map(|r| &r.name))
     {
