@@ -11,6 +11,7 @@
 
 pub mod crypto;
 pub mod export;
+pub mod exposure_configuration;
 pub mod keys;
 pub mod matcher;
 pub mod risk_calculation;
