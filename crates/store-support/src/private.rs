@@ -127,6 +127,7 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
