@@ -14,7 +14,7 @@ use en_protocol::export::{
     ExportArchive, ExposureKey, KeyRecord, TekSignatureList, VerificationKey, export_key_records,
     export_revised_key_records, read_header, read_zip, verify,
 };
-use en_protocol::matcher::{DiagnosisKey, KeyMatch, SightingIndex};
+use en_protocol::matcher::{DiagnosisKey, KeyMatch, MatchedSighting, SightingIndex};
 use en_protocol::scoring::{
     ExposureWindow, Infectiousness, ScoringConfig, daily_summaries, exposure_windows,
     is_contact_day,
@@ -117,7 +117,8 @@ pub struct CheckRecord {
     /// for their next attempt); the others were processed.
     #[serde(default, alias = "refused")]
     pub failed: Vec<FailedFile>,
-    /// Contact days after this check (UTC dates, within 14 days).
+    /// Contact days after this check (Japan's calendar dates of the
+    /// sightings, within 14 days).
     pub contact_dates: Vec<NaiveDate>,
     /// Seconds the check took.
     pub seconds: f64,
@@ -140,8 +141,12 @@ pub struct Notification {
     pub last_checked: Option<DateTime<Utc>>,
     /// Contacts: days with a contact (ENv2 daily summaries meeting the thresholds).
     pub contacts: usize,
-    /// Their dates, `YYYY-MM-DD`, oldest first.
+    /// Their dates, `YYYY-MM-DD`, oldest first (Japan's calendar dates).
     pub dates: Vec<String>,
+    /// The same dates as dates (Japan's calendar dates of the sightings);
+    /// not serialized (`dates` holds them).
+    #[serde(skip)]
+    pub contact_dates: Vec<NaiveDate>,
     /// The consultation centre (受診・相談センター) of the phone's prefecture.
     pub consultation_centre: ConsultationCentre,
     /// The message.
@@ -270,12 +275,40 @@ pub fn verify_file(
 pub fn exposure_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Option<KeyExposure> {
     let matched = index.decrypt_hits(&key.key_data, m);
     let report_type = key.report_type.map_or(0, |r| r.0);
-    let windows = exposure_windows(&matched, report_type, Infectiousness::Standard);
+    let windows = japan_day_windows(matched, report_type);
     (!windows.is_empty()).then(|| KeyExposure {
         key_id: key_id(key),
         report_type,
         windows,
     })
+}
+
+/// The exposure windows of matched sightings, dated by Japan's calendar date
+/// of their sightings (「日付は日本の暦日」: a contact at 01:53 JST on 12月1日 is
+/// a contact on 12月1日, not on 11月30日 as its UTC day would say). The
+/// sightings are cut at 00:00 JST first, so a window never spans two Japan
+/// days and each day's summary holds exactly that day's sightings.
+pub fn japan_day_windows(
+    mut matched: Vec<MatchedSighting>,
+    report_type: i32,
+) -> Vec<ExposureWindow> {
+    matched.sort_by_key(|m| m.sighting.at);
+    let day_of = |m: &MatchedSighting| {
+        DateTime::<Utc>::from_timestamp(m.sighting.at, 0).map(en_protocol::time::japan_date)
+    };
+    matched
+        .chunk_by(|a, b| day_of(a) == day_of(b))
+        .flat_map(|day| {
+            let date = day_of(&day[0]);
+            let mut windows = exposure_windows(day, report_type, Infectiousness::Standard);
+            if let Some(date) = date {
+                for w in &mut windows {
+                    w.date = date;
+                }
+            }
+            windows
+        })
+        .collect()
 }
 
 /// Streams the keys of a verified `export.bin` through the matcher in
@@ -340,8 +373,9 @@ pub fn process_file(
     Ok(found)
 }
 
-/// COCOA's decision over exposure windows: the UTC days (not before
-/// `oldest`) whose daily summary meets the configured thresholds.
+/// COCOA's decision over exposure windows: the days (not before `oldest`)
+/// whose daily summary meets the configured thresholds. The days are the
+/// windows' dates: Japan's calendar dates ([`japan_day_windows`]).
 pub fn contact_days<'a>(
     windows: impl IntoIterator<Item = &'a ExposureWindow>,
     oldest: NaiveDate,
@@ -549,7 +583,7 @@ impl Phone {
 
     /// Days with a contact, from every exposure found so far, within 14 days.
     fn contact_days(&self) -> Result<Vec<NaiveDate>> {
-        let oldest = (self.now() - Duration::days(RETENTION_DAYS)).date_naive();
+        let oldest = en_protocol::time::japan_date(self.now() - Duration::days(RETENTION_DAYS));
         let mut windows: Vec<ExposureWindow> = Vec::new();
         for e in self.store.exposures()? {
             let mut w: Vec<ExposureWindow> = serde_json::from_str(&e.windows_json)
@@ -574,6 +608,7 @@ impl Phone {
             last_checked: last.map(|c| c.ran_at),
             contacts: dates.len(),
             dates: dates.iter().map(NaiveDate::to_string).collect(),
+            contact_dates: dates.clone(),
             consultation_centre: centre,
             message,
         })
@@ -793,6 +828,52 @@ mod tests {
             assert_eq!(found.revisions, expected.revisions);
             assert_eq!(found.revisions.len(), export.revised_keys.len());
         }
+    }
+
+    #[test]
+    fn contact_dates_are_japan_calendar_dates_at_the_midnight_jst_edges() {
+        use en_protocol::matcher::Sighting;
+        use en_protocol::{Aem, BluetoothMetadata, Rpi};
+        // 2020-12-01 00:00 JST = 2020-11-30 15:00 UTC.
+        let midnight_jst = 1_606_748_400i64;
+        let seen = |at: i64| MatchedSighting {
+            sighting: Sighting {
+                rpi: Rpi([0; 16]),
+                aem: Aem([0; 4]),
+                rssi: -50,
+                at,
+                seconds: 240,
+            },
+            interval: EnIntervalNumber::new((at / 600) as u32),
+            metadata: BluetoothMetadata::v1(0),
+            attenuation_db: 50,
+        };
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2020, m, d).unwrap();
+        let dates = |ats: &[i64]| -> Vec<NaiveDate> {
+            japan_day_windows(ats.iter().map(|&a| seen(a)).collect(), 1)
+                .iter()
+                .map(|w| w.date)
+                .collect()
+        };
+        // 23:59 JST is still 11月30日; 00:00 and 00:01 JST are 12月1日.
+        assert_eq!(dates(&[midnight_jst - 60]), [day(11, 30)]);
+        assert_eq!(dates(&[midnight_jst]), [day(12, 1)]);
+        assert_eq!(dates(&[midnight_jst + 60]), [day(12, 1)]);
+        // 01:53 JST on 12月1日 (16:53 UTC on 11月30日) is 12月1日.
+        assert_eq!(dates(&[midnight_jst + 113 * 60]), [day(12, 1)]);
+        // A contact across midnight JST is cut there: one window each day.
+        assert_eq!(
+            dates(&[midnight_jst - 60, midnight_jst + 60]),
+            [day(11, 30), day(12, 1)]
+        );
+        // And the contact day decision uses those dates: 20 minutes from
+        // 00:01 JST on 12月1日 is a contact on 12月1日.
+        let w = japan_day_windows(
+            (0..5).map(|n| seen(midnight_jst + 60 + n * 240)).collect(),
+            1,
+        );
+        let c = ScoringConfig::default();
+        assert_eq!(contact_days(&w, day(11, 20), &c), [day(12, 1)]);
     }
 
     #[test]

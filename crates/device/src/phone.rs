@@ -138,8 +138,13 @@ pub struct Status {
     pub failed_files: Vec<crate::check::FailedFile>,
     /// Contact days found (within 14 days).
     pub contacts: usize,
-    /// Their dates.
+    /// Their dates, `YYYY-MM-DD` (Japan's calendar dates).
     pub dates: Vec<String>,
+    /// The same dates as dates: Japan's calendar dates of the sightings
+    /// (what a person is shown; a contact at 01:53 JST on 12月1日 is 12月1日);
+    /// not serialized (`dates` holds them).
+    #[serde(skip)]
+    pub contact_dates: Vec<chrono::NaiveDate>,
 }
 
 impl Phone {
@@ -343,6 +348,7 @@ impl Phone {
             failed_files: self.failed_files()?,
             contacts: notification.contacts,
             dates: notification.dates,
+            contact_dates: notification.contact_dates,
         })
     }
 }
