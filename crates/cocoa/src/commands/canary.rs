@@ -104,7 +104,7 @@ fn parse_url(flag: &str, s: &str) -> anyhow::Result<reqwest::Url> {
 
 /// Runs `cocoa canary`.
 pub fn run(args: CanaryArgs) -> anyhow::Result<()> {
-    super::serve::init_logging();
+    crate::server::init_logging();
     let admin_api_key = secret(args.admin_api_key.clone(), "COCOA_CANARY_ADMIN_API_KEY")?
         .ok_or_else(|| bad_input("--admin-api-key (or COCOA_CANARY_ADMIN_API_KEY) is required"))?;
     let device_api_key = secret(args.device_api_key.clone(), "COCOA_CANARY_DEVICE_API_KEY")?;

@@ -25,8 +25,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::bad_input;
-use super::serve::config::CocoaConfig;
-use super::serve::{self, demo as serve_demo};
+use crate::server::config::CocoaConfig;
+use crate::server::{self as serve, demo as serve_demo};
 
 /// `cocoa demo` flags.
 #[derive(Debug, Args)]

@@ -13,8 +13,8 @@ use en_protocol::time::{Clock, SystemClock};
 use issuer::domain::model::{Channel, Role};
 use issuer::store::{ApiKeyKind, Store};
 
-use super::serve::config::{self, Overrides};
 use super::{bad_input, print_json};
+use crate::server::config::{self, Overrides};
 
 /// Where the state is.
 #[derive(Debug, Args)]

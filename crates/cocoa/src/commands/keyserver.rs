@@ -11,8 +11,8 @@ use en_protocol::time::{Clock, SystemClock};
 use keyserver::store::{IssuerRow, Store};
 use keyserver::trust::{key_id, parse_public_key_pem};
 
-use super::serve::config::{self, Overrides};
 use super::{bad_input, print_json};
+use crate::server::config::{self, Overrides};
 
 #[derive(Debug, Args)]
 pub struct KeyserverArgs {

@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 pub mod app;
-pub mod bench;
 pub mod canary;
 pub mod demo;
 pub mod en;
@@ -27,7 +26,7 @@ pub enum Command {
     En(en::EnCommand),
     /// Benchmarks of the hot paths (print one JSON object).
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(crate::bench::BenchCommand),
     /// The health-centre side: centres, staff, API keys, certificate keys.
     Issuer(issuer::IssuerArgs),
     /// The notification server: trusted issuers, exports, export signing key.

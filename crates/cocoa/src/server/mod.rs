@@ -12,67 +12,17 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use chrono::{DateTime, Utc};
-use clap::Args;
 use en_protocol::time::{Clock, SystemClock};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use config::{CocoaConfig, LogFormat, Overrides, Role};
-
-/// `cocoa serve` flags (each overrides the file and the environment).
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Role(s) to run.
-    #[arg(long, value_enum)]
-    pub role: Option<Role>,
-    /// Address to listen on (`127.0.0.1:8080` by default; port 0 picks one).
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// Data folder (`./data` by default).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Folder for SMS and e-mail when no gateway is configured.
-    #[arg(long)]
-    pub outbox: Option<PathBuf>,
-    /// TOML configuration file.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Log lines as text (default) or one JSON object a line.
-    #[arg(long, value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// PEM certificate chain; with --tls-key the listener speaks HTTPS.
-    #[arg(long, value_name = "PEM")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, value_name = "PEM")]
-    pub tls_key: Option<PathBuf>,
-    /// After SIGTERM or Ctrl-C, how long to wait for requests in flight and
-    /// the export cycle under way (`30s` by default).
-    #[arg(long, value_name = "DURATION")]
-    pub shutdown_grace: Option<String>,
-    /// After SIGTERM or Ctrl-C, how long to keep accepting requests while
-    /// `/readyz` answers 503 `draining` (`0s` by default), for a load
-    /// balancer to stop sending new ones; the grace period follows.
-    #[arg(long, value_name = "DURATION")]
-    pub drain_delay: Option<String>,
-    /// Demo: every role on SQLite under the data folder, a demo health
-    /// centre, a staff login and a few confirmed cases (idempotent), short
-    /// export batches; prints the portal URL, the login and the next
-    /// commands. For local demos only.
-    #[arg(long)]
-    pub demo: bool,
-    /// Starts the server's clock at this instant (RFC 3339); it then runs at
-    /// real speed. For demos and tests: the system clock when absent.
-    #[arg(long, value_name = "RFC 3339")]
-    pub now: Option<String>,
-}
+use config::{CocoaConfig, LogFormat, Role};
 
 /// A clock running at real speed from a chosen start: the system time plus
 /// a fixed offset (`cocoa serve --now`).
@@ -162,6 +112,15 @@ pub struct Roles {
     pub ops: Arc<ops::Ops>,
 }
 
+impl std::fmt::Debug for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Roles")
+            .field("exporter", &self.exporter.is_some())
+            .field("issuer", &self.issuer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds the roles of the configuration. In the all-in-one process the key
 /// server trusts the issuer's current public keys, read in process, under
 /// the health authority ID [`OWN_HEALTH_AUTHORITY_ID`].
@@ -242,14 +201,27 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
     })
 }
 
-/// The stop signal: SIGTERM or SIGINT (Ctrl-C), and when it came.
+/// The stop signal and when it came: SIGTERM or SIGINT (Ctrl-C) for the
+/// process ([`Shutdown::on_signals`]), any future for a test
+/// ([`Shutdown::when`]).
 #[derive(Debug, Clone)]
-struct Shutdown(watch::Receiver<Option<Instant>>);
+pub struct Shutdown(watch::Receiver<Option<Instant>>);
 
 impl Shutdown {
+    /// Stops when `stop` completes (a test's trigger).
+    pub fn when(stop: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            stop.await;
+            tracing::info!("stopping: no new connections; finishing requests in flight");
+            let _ = tx.send(Some(Instant::now()));
+        });
+        Self(rx)
+    }
+
     /// Installs the signal handlers now, so that a signal that arrives
     /// while the roles start is not lost (nor kills the process outright).
-    fn install() -> std::io::Result<Self> {
+    pub fn on_signals() -> std::io::Result<Self> {
         let (tx, rx) = watch::channel(None);
         #[cfg(unix)]
         {
@@ -335,67 +307,20 @@ async fn serve_router(
     Ok(())
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = match &args.now {
-        Some(s) => Arc::new(OffsetClock::starting_at(
-            DateTime::parse_from_rfc3339(s.trim())
-                .map_err(|_| {
-                    super::bad_input(format!(
-                        "--now の日時「{s}」を読み取れません（RFC 3339）。 / Cannot read --now {s:?} (RFC 3339)."
-                    ))
-                })?
-                .with_timezone(&Utc),
-        )),
-        None => Arc::new(SystemClock),
-    };
-    if args.demo && args.role.is_some_and(|r| r != Role::All) {
-        return Err(super::bad_input(
-            "--demo は全ての役割を1つのプロセスで動かします（--role all）。 / --demo runs every role in one process (--role all).",
-        ));
-    }
-    let flags = Overrides {
-        listen: args.listen,
-        data: args.data,
-        role: args.role,
-        outbox: args.outbox,
-        database_url: None,
-        log_format: args.log_format,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        shutdown_grace: args.shutdown_grace,
-        drain_delay: args.drain_delay,
-    };
-    let (mut c, warnings) = config::load(args.config.as_deref(), &config::process_env(), &flags)?;
-    init_logging_as(c.log_format);
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
-    if args.demo {
-        demo::apply_settings(&mut c);
-    }
-    let tls = match (&c.tls_cert, &c.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
-        (None, None) => None,
-        _ => {
-            return Err(super::bad_input(
-                "TLS には tls_cert と tls_key の両方が必要です。 / TLS needs both tls_cert and tls_key (--tls-cert, --tls-key).",
-            ));
-        }
-    };
-    let rt = tokio::runtime::Runtime::new()?;
-    let result = rt.block_on(serve(c, clock, tls, args.demo));
-    // Connections still open after the grace period end here.
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
-}
-
-async fn serve(
+/// Runs the configured roles on `listener` until `shutdown`: builds them
+/// ([`build_roles`]), seeds the demo when `demo`, starts the export loop,
+/// prints `listening on <url>` (scripts and tests read it), serves, then
+/// drains and waits up to the grace period for requests in flight and the
+/// export cycle under way. The binary calls it with the bound `--listen`
+/// and [`Shutdown::on_signals`]; tests with port 0 and [`Shutdown::when`].
+pub async fn serve(
     c: CocoaConfig,
     clock: Arc<dyn Clock>,
     tls: Option<Arc<rustls::ServerConfig>>,
     demo: bool,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let shutdown = Shutdown::install().context("installing the signal handlers")?;
     let roles = build_roles(&c, clock.clone()).await?;
     let demo_info = if demo {
         Some(demo::seed(&c, &roles).await?)
@@ -413,9 +338,6 @@ async fn serve(
             }),
         )
     });
-    let listener = tokio::net::TcpListener::bind(&c.listen)
-        .await
-        .with_context(|| format!("listening on {}", c.listen))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Scripts and tests read this line to learn the port.

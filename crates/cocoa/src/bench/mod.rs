@@ -65,7 +65,7 @@ fn http_client(
     let mut b = reqwest::Client::builder().pool_max_idle_per_host(pool.max(1));
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(|e| {
-            super::bad_input(format!(
+            crate::commands::bad_input(format!(
                 "--ca-cert {} を読めません: {e} / cannot read --ca-cert {}: {e}",
                 path.display(),
                 path.display()
@@ -74,7 +74,7 @@ fn http_client(
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .with_context(|| format!("--ca-cert {}", path.display()))?;
         if certs.is_empty() {
-            return Err(super::bad_input(format!(
+            return Err(crate::commands::bad_input(format!(
                 "--ca-cert {} に証明書がありません / no certificate in --ca-cert {}",
                 path.display(),
                 path.display()

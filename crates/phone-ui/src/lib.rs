@@ -1,0 +1,614 @@
+//! The phone's screens in a browser: `cocoa app ui`.
+//!
+//! Server-rendered pages (axum + askama) over one or more phone folders
+//! (`/p/0/`, `/p/1/`…: several phones side by side). Every state change
+//! goes through the same [`device`] functions the CLI uses
+//! ([`device::Phone::register`], [`device::Phone::check`]); this crate
+//! never talks to the issuer or the key server itself.
+//!
+//! The rules this crate keeps:
+//! - 「Japanese first, English available (a toggle)」: a `lang` cookie,
+//!   Japanese when absent.
+//! - 「every control labelled (`<label for>`)」, no sideways scrolling at 390 px.
+//! - The processing number appears on no page after it was submitted and in
+//!   no log: between 「登録する」 and the confirmation it lives only in this
+//!   process's memory, under a random one-time token.
+//! - Bad input on every form: a stable error code and a Japanese message
+//!   (English available); nothing is stored.
+//! - Loopback by default: it is the phone, not a server for others.
+#![forbid(unsafe_code)]
+
+mod views;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Form, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use device::{Lang, Phone, RegistrationInput, Text};
+use en_protocol::time::Clock;
+use serde::Deserialize;
+
+pub use views::jst_time;
+
+/// How long a filled-in registration waits for its confirmation.
+pub const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The phone folders (`cocoa app init --home …`), one phone each.
+    pub homes: Vec<PathBuf>,
+    /// The phones' clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why the UI could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `--home` given.
+    #[error(
+        "スマートフォンのフォルダー（--home）を1つ以上指定してください。 / Give at least one phone folder (--home)."
+    )]
+    NoPhones,
+    /// A folder does not hold a phone (or cannot be opened).
+    #[error("{0}")]
+    Phone(#[from] device::Error),
+    /// Serving failed.
+    #[error("サーバーを動かせませんでした: {0} / Serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A form error of the UI itself (the device's errors carry their own
+/// code and text): stable code + Japanese and English message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormError {
+    /// ① not answered.
+    SymptomsMissing,
+    /// ② left empty.
+    DateMissing,
+    /// The page's form token does not match (a page of another server, or forged).
+    FormExpired,
+}
+
+impl FormError {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::SymptomsMissing => "symptoms_missing",
+            Self::DateMissing => "date_missing",
+            Self::FormExpired => "form_expired",
+        }
+    }
+
+    /// The message.
+    pub fn text(self) -> Text {
+        match self {
+            Self::SymptomsMissing => Text::new(
+                "① 症状が「ある」か「ない」かを選んでください。",
+                "1. Choose whether you have symptoms (yes or no).",
+            ),
+            Self::DateMissing => Text::new(
+                "② 日付を入力してください（症状がある場合は症状が始まった最初の日、ない場合は検査を受けた日）。",
+                "2. Enter the date (the first day of symptoms, or the day you were tested).",
+            ),
+            Self::FormExpired => Text::new(
+                "この画面は古くなっています。もう一度最初から入力してください。処理番号は使われていません。",
+                "This page has expired. Please fill it in again from the start. The processing number was not used.",
+            ),
+        }
+    }
+}
+
+/// One message shown on a page: code and text in the page's language.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// Stable code (`number_length`, `date_in_future`…).
+    pub code: String,
+    /// The text.
+    pub text: String,
+}
+
+impl Shown {
+    fn device(e: &device::Error, lang: Lang) -> Self {
+        Self {
+            code: e.code().into(),
+            text: e.text().get(lang).into(),
+        }
+    }
+
+    fn form(e: FormError, lang: Lang) -> Self {
+        Self {
+            code: e.code().into(),
+            text: e.text().get(lang).into(),
+        }
+    }
+}
+
+struct Pending {
+    phone: usize,
+    input: RegistrationInput,
+    created: Instant,
+}
+
+struct Slot {
+    home: PathBuf,
+    /// One request at a time per phone (the CLI is one process too).
+    lock: tokio::sync::Mutex<()>,
+}
+
+pub(crate) struct App {
+    phones: Vec<Slot>,
+    clock: Arc<dyn Clock>,
+    /// Sent with every form and checked on every post.
+    form_token: String,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("phones", &self.phones.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl App {
+    fn open(&self, i: usize) -> device::Result<Phone> {
+        Phone::open(
+            &self.phones[i].home,
+            self.clock.clone(),
+            Box::new(rand::rngs::OsRng),
+        )
+    }
+}
+
+/// The router over `config`'s phones. Every folder must hold a phone.
+pub fn router(config: Config) -> Result<Router, Error> {
+    if config.homes.is_empty() {
+        return Err(Error::NoPhones);
+    }
+    for home in &config.homes {
+        Phone::open(home, config.clock.clone(), Box::new(rand::rngs::OsRng))?;
+    }
+    let app = Arc::new(App {
+        phones: config
+            .homes
+            .iter()
+            .map(|h| Slot {
+                home: h.clone(),
+                lock: tokio::sync::Mutex::new(()),
+            })
+            .collect(),
+        clock: config.clock,
+        form_token: random_hex(),
+        pending: Mutex::new(HashMap::new()),
+    });
+    Ok(Router::new()
+        .route("/", get(index))
+        .route("/p/{i}/", get(home))
+        .route("/p/{i}/check", post(check_now))
+        .route("/p/{i}/register", get(register_form).post(register_submit))
+        .route("/p/{i}/register/confirm", post(register_confirm))
+        .route("/p/{i}/register/resume", post(register_resume))
+        .route("/p/{i}/lang/{to}", get(set_lang))
+        .route("/static/phone.css", get(css))
+        .with_state(app))
+}
+
+/// Serves `config`'s phones on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let app = router(config)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// The path of phone `i`'s home.
+pub fn phone_path(i: usize) -> String {
+    format!("/p/{i}/")
+}
+
+type AppState = State<Arc<App>>;
+
+fn lang_of(headers: &HeaderMap, phone: Option<&Phone>) -> Lang {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("lang=").map(str::to_owned));
+    match cookie.as_deref() {
+        Some("en") => Lang::En,
+        Some("ja") => Lang::Ja,
+        _ => phone.map(|p| p.settings().lang).unwrap_or_default(),
+    }
+}
+
+fn page(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+    match body {
+        Ok(html) => (
+            status,
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
+        }
+    }
+}
+
+fn message_page(status: StatusCode, lang: Lang, phone: Option<usize>, m: Shown) -> Response {
+    page(status, views::message(lang, phone, m))
+}
+
+fn not_found(lang: Lang) -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        lang,
+        None,
+        Shown {
+            code: "not_found".into(),
+            text: Text::new("このページはありません。", "There is no such page.")
+                .get(lang)
+                .into(),
+        },
+    )
+}
+
+/// Opens phone `i`, or the page saying why not.
+fn open_or_page(app: &App, i: usize, headers: &HeaderMap) -> Result<Phone, Box<Response>> {
+    if i >= app.phones.len() {
+        return Err(Box::new(not_found(lang_of(headers, None))));
+    }
+    app.open(i).map_err(|e| {
+        let lang = lang_of(headers, None);
+        Box::new(message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang,
+            None,
+            Shown::device(&e, lang),
+        ))
+    })
+}
+
+async fn index(State(app): AppState, headers: HeaderMap) -> Response {
+    if app.phones.len() == 1 {
+        return Redirect::to(&phone_path(0)).into_response();
+    }
+    let lang = lang_of(&headers, None);
+    let homes: Vec<String> = app
+        .phones
+        .iter()
+        .map(|s| s.home.display().to_string())
+        .collect();
+    page(StatusCode::OK, views::index(lang, &homes))
+}
+
+async fn home(State(app): AppState, UrlPath(i): UrlPath<usize>, headers: HeaderMap) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    match views::home(lang, i, &app.form_token, &phone) {
+        Ok(body) => page(StatusCode::OK, body),
+        Err(e) => message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang,
+            Some(i),
+            Shown::device(&e, lang),
+        ),
+    }
+}
+
+/// A form post's token.
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    form: String,
+}
+
+fn token_ok(app: &App, given: &str) -> bool {
+    // Not secret against timing on loopback, but constant-length compare anyway.
+    given.len() == app.form_token.len()
+        && given
+            .bytes()
+            .zip(app.form_token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn expired_form(lang: Lang, i: usize) -> Response {
+    message_page(
+        StatusCode::FORBIDDEN,
+        lang,
+        Some(i),
+        Shown::form(FormError::FormExpired, lang),
+    )
+}
+
+/// 「今すぐ確認」: one exposure check now, then back to the home screen,
+/// which shows its result (the last check, or why it failed).
+async fn check_now(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let mut phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let result = phone.check().await;
+    metrics::counter!("phone_ui_checks_total", "result" => match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    })
+    .increment(1);
+    Redirect::to(&phone_path(i)).into_response()
+}
+
+/// The registration form as posted.
+#[derive(Debug, Default, Deserialize)]
+struct RegisterForm {
+    #[serde(default)]
+    form: String,
+    /// `yes` / `no`.
+    symptoms: Option<String>,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    number: String,
+}
+
+/// What the registration form shows again after a refused post (never
+/// the number).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filled {
+    pub symptoms: Option<bool>,
+    pub date: String,
+    pub number: String,
+}
+
+async fn register_form(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    page(
+        StatusCode::OK,
+        views::register(lang, i, &app.form_token, &phone, &Filled::default(), None),
+    )
+}
+
+/// Checks the three inputs as the CLI does: the symptom answer, the date
+/// (not in the future, not more than 14 days back: 「陽性登録から遡って14日間」),
+/// and the number ([`device::normalise_number`]: full-width digits, spaces and
+/// hyphens accepted).
+fn read_input(
+    f: &RegisterForm,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<RegistrationInput, Result<FormError, device::Error>> {
+    let symptoms = match f.symptoms.as_deref() {
+        Some("yes") => true,
+        Some("no") => false,
+        _ => return Err(Ok(FormError::SymptomsMissing)),
+    };
+    if f.date.trim().is_empty() {
+        return Err(Ok(FormError::DateMissing));
+    }
+    let date = device::window::parse_date(&f.date).map_err(Err)?;
+    device::window::check_registration_date(date, now).map_err(Err)?;
+    let code = device::normalise_number(&f.number).map_err(Err)?;
+    Ok(RegistrationInput {
+        symptoms,
+        date,
+        code,
+    })
+}
+
+/// 「登録する」 on the form: checks the inputs and shows the confirmation,
+/// or the form again with the message. Nothing is stored either way; the
+/// input waits in memory for the confirmation.
+async fn register_submit(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<RegisterForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    match read_input(&f, phone.now()) {
+        Ok(input) => {
+            let token = random_hex();
+            let shown = views::Confirm::of(lang, i, &app.form_token, &token, &input);
+            let mut pending = app.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|_, p| p.created.elapsed() < PENDING_TTL);
+            pending.insert(
+                token,
+                Pending {
+                    phone: i,
+                    input,
+                    created: Instant::now(),
+                },
+            );
+            drop(pending);
+            page(StatusCode::OK, shown)
+        }
+        Err(e) => {
+            let shown = match e {
+                Ok(fe) => Shown::form(fe, lang),
+                Err(de) => Shown::device(&de, lang),
+            };
+            metrics::counter!("phone_ui_form_refused_total", "code" => shown.code.clone())
+                .increment(1);
+            let filled = Filled {
+                symptoms: f.symptoms.as_deref().map(|s| s == "yes"),
+                date: f.date.clone(),
+                number: String::new(),
+            };
+            page(
+                StatusCode::BAD_REQUEST,
+                views::register(lang, i, &app.form_token, &phone, &filled, Some(shown)),
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    form: String,
+    #[serde(default)]
+    pending: String,
+}
+
+/// The confirmation's 「登録する」: registers through
+/// [`device::Phone::register`] and shows the result.
+async fn register_confirm(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    let taken = {
+        let mut pending = app.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .remove(&f.pending)
+            .filter(|p| p.phone == i && p.created.elapsed() < PENDING_TTL)
+    };
+    let Some(p) = taken else {
+        return expired_form(lang_of(&headers, None), i);
+    };
+    registered(&app, i, &headers, Some(p.input)).await
+}
+
+/// Resumes a registration interrupted by network trouble (the number is
+/// not used again: the device goes on from the last step answered).
+async fn register_resume(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    registered(&app, i, &headers, None).await
+}
+
+async fn registered(
+    app: &App,
+    i: usize,
+    headers: &HeaderMap,
+    input: Option<RegistrationInput>,
+) -> Response {
+    let _guard = app.phones[i].lock.lock().await;
+    let mut phone = match open_or_page(app, i, headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(headers, Some(&phone));
+    let result = phone.register(input.as_ref()).await;
+    drop(input);
+    metrics::counter!("phone_ui_registrations_total", "result" => match &result {
+        Ok(_) => "published",
+        Err(e) => e.code(),
+    })
+    .increment(1);
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) if e.is_input() => StatusCode::BAD_REQUEST,
+        Err(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+        Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    page(status, views::result(lang, i, &app.form_token, &result))
+}
+
+async fn set_lang(UrlPath((i, to)): UrlPath<(usize, String)>) -> Response {
+    let value = if to == "en" { "en" } else { "ja" };
+    (
+        [(
+            header::SET_COOKIE,
+            format!("lang={value}; Path=/; SameSite=Lax; Max-Age=31536000"),
+        )],
+        Redirect::to(&phone_path(i)),
+    )
+        .into_response()
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../templates/phone.css"),
+    )
+        .into_response()
+}
+
+/// The folder of each phone, for the CLI's banner.
+pub fn describe(homes: &[PathBuf], base: &str) -> Vec<String> {
+    homes
+        .iter()
+        .enumerate()
+        .map(|(i, h): (usize, &PathBuf)| {
+            format!("{base}{} — {}", phone_path(i), Path::new(h).display())
+        })
+        .collect()
+}
