@@ -303,3 +303,22 @@ fn bad_input_is_refused_with_a_clear_japanese_message() {
         "entered"
     );
 }
+
+#[test]
+fn a_phone_without_a_server_is_told_to_run_configure_not_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok_json(&[&a], DAY1, &["init"]);
+    let out = app(&[&a], NOW, &["check"]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("[not_configured]"), "{e}");
+    assert!(e.contains("cocoa app configure --server URL"), "{e}");
+    assert!(!e.contains("init"), "{e}");
+    let out = app(&[&a], NOW, &["--lang", "en", "check"]);
+    let en = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        en.contains("set it with `cocoa app configure --server URL`"),
+        "{en}"
+    );
+}

@@ -471,10 +471,20 @@ impl Error {
                 format!("{home} にはすでにアプリのデータがあります。"),
                 format!("{home} already holds a phone."),
             ),
-            Self::NotConfigured { setting } => Text::new(
-                format!("「{setting}」が設定されていません。init で設定してください。"),
-                format!("{setting} is not configured: set it with init."),
-            ),
+            Self::NotConfigured { setting } => {
+                // The phone exists (init ran): what is missing is set with
+                // `configure`, never a second `init` (which is refused).
+                let how = match *setting {
+                    "server" | "keyserver" => "cocoa app configure --server URL",
+                    "export public key" => "cocoa app configure --export-public-key PEMファイル",
+                    _ => "cocoa app configure",
+                };
+                let how_en = how.replace("PEMファイル", "PEM_FILE");
+                Text::new(
+                    format!("「{setting}」が設定されていません。「{how}」で設定してください。"),
+                    format!("{setting} is not configured: set it with `{how_en}`."),
+                )
+            }
             Self::NoKeysInWindow { date } => Text::new(
                 format!(
                     "このスマートフォンには、{}の2日前から{}までの接触確認の記録（接触確認のための鍵）がありません。アプリを使い始める前（または接触確認を使っていなかった期間）のため、陽性登録をしても、過去に接触した可能性のある方への通知を行うことはできません（よくある質問 問4）。処理番号は使われていません。",

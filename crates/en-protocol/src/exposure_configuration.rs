@@ -475,3 +475,37 @@ pub fn exposure_windows_from_json(
         message: e.inner().to_string(),
     })
 }
+
+/// Why a daily summary could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("DAILY_SUMMARY_PARSE: {path}: {message}")]
+pub struct DailySummaryError {
+    /// The field at fault, e.g. `DaySummary.ScoreSum`.
+    pub path: String,
+    /// serde's description.
+    pub message: String,
+}
+
+impl DailySummaryError {
+    /// Stable error code.
+    pub fn code(&self) -> &'static str {
+        "DAILY_SUMMARY_PARSE"
+    }
+
+    /// Plain Japanese message.
+    pub fn message_ja(&self) -> String {
+        format!(
+            "日ごとの集計（DailySummary）を読めません（項目: {}）",
+            self.path
+        )
+    }
+}
+
+/// Parses one Android `DailySummary`.
+pub fn daily_summary_from_json(bytes: &[u8]) -> Result<DailySummary, DailySummaryError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| DailySummaryError {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}

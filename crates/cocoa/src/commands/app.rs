@@ -112,6 +112,8 @@ pub enum AppCommand {
     Init(SettingsArgs),
     /// Changes the settings of a phone.
     Configure(SettingsArgs),
+    /// Serves the phone's screens in a browser (several --home: several phones).
+    Ui(super::app_ui::UiArgs),
     /// Prints what the phone broadcasts: {"rpi", "aem", "interval"}.
     Beacon {
         /// The moment (RFC 3339); now when absent.
@@ -329,6 +331,7 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         } => register(&ctx, one_home(&args.home)?, symptoms, date, number, link),
         AppCommand::Check => check(&ctx, one_home(&args.home)?),
         AppCommand::Status => status(&ctx, one_home(&args.home)?),
+        AppCommand::Ui(a) => super::app_ui::run(ctx.clock.clone(), &args.home, &a),
     }
 }
 

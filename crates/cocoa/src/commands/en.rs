@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 mod export_file;
 mod rpis;
+mod score;
 
 #[derive(Debug, Subcommand)]
 pub enum EnCommand {
@@ -17,6 +18,38 @@ pub enum EnCommand {
     Export(ExportArgs),
     /// Generate a P-256 signing key pair (PKCS#8 private key, SPKI public key).
     Keygen(KeygenArgs),
+    /// COCOA's decision for one day: risk_calculation_configuration.json on a DailySummary
+    /// and the day's ExposureWindows; prints {"risk_level": "High"|"Low", ...the five values}.
+    Score(ScoreArgs),
+    /// The platform's part: ExposureWindows -> DailySummaries under COCOA's configuration.json.
+    DailySummaries(DailySummariesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// risk_calculation_configuration.json (format_version 1).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// One Android DailySummary: {"daysSinceEpoch", "DaySummary": {"ScoreSum", ...}}.
+    #[arg(long)]
+    pub daily_summary: PathBuf,
+    /// JSON array of Android ExposureWindows; those of the summary's day are used.
+    #[arg(long)]
+    pub exposure_windows: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DailySummariesArgs {
+    /// COCOA's configuration.json (its google_daily_summaries_config).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// JSON array of Android ExposureWindows.
+    #[arg(long)]
+    pub exposure_windows: PathBuf,
+    /// The day of the check, days since the epoch (for days_since_exposure_threshold);
+    /// default: the latest window's day.
+    #[arg(long)]
+    pub today: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -88,5 +121,7 @@ pub fn run(cmd: EnCommand) -> anyhow::Result<()> {
         EnCommand::Inspect(a) => export_file::inspect(a),
         EnCommand::Export(a) => export_file::export(a),
         EnCommand::Keygen(a) => export_file::keygen(a),
+        EnCommand::Score(a) => score::score(a),
+        EnCommand::DailySummaries(a) => score::daily_summaries(a),
     }
 }

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod app;
+pub mod app_ui;
 pub mod canary;
 pub mod demo;
 pub mod en;

@@ -182,7 +182,13 @@ const ENV_PATHS: &[&str] = &["COCOA_TLS_CERT", "COCOA_TLS_KEY"];
 
 /// Variables read elsewhere (not configuration), never warned about;
 /// those starting with [`ENV_OTHER_PREFIXES`] too.
-const ENV_OTHER: &[&str] = &["COCOA_CONFIG", "COCOA_TEST_DATABASE_URL", "COCOA_LOG"];
+const ENV_OTHER: &[&str] = &[
+    "COCOA_CONFIG",
+    "COCOA_TEST_DATABASE_URL",
+    "COCOA_LOG",
+    // Where the browser tests keep their screenshots.
+    "COCOA_BROWSER_ARTIFACTS",
+];
 
 /// `cocoa canary`'s own variables (`COCOA_CANARY_ADMIN_API_KEY`, ...), which
 /// may share an environment with `cocoa serve`.
@@ -356,6 +362,130 @@ pub fn process_env() -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    /// Settings some keys need beside them to form a valid configuration
+    /// (an SMTP relay needs a host and a sender; S3 storage a bucket).
+    const COMPANIONS: [&str; 4] = [
+        "[issuer.canary.gateway]\nbase_url = \"https://canary.base\"\naccount_sid = \"ACcanary\"\nfrom = \"+810001\"\n",
+        "[issuer.sms]\nbase_url = \"https://sms.base\"\naccount_sid = \"ACbase\"\nauth_token = \"base-token-0123456789\"\nfrom = \"+810000\"\n",
+        "[issuer.smtp]\nhost = \"smtp.base\"\nfrom = \"base@example.jp\"\n",
+        "[issuer.sms]\nbase_url = \"https://sms.base\"\naccount_sid = \"ACbase\"\nfrom = \"+810000\"\n",
+    ];
+
+    /// Every variable of [`ENV_KEYS`] sets exactly the key it names: the
+    /// configuration it gives equals the one the same value gives at that
+    /// key in the file, and differs from the defaults.
+    #[test]
+    fn every_environment_variable_reaches_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = [
+            "127.0.0.1:9",
+            "7s",
+            "json",
+            "keyserver",
+            "s3",
+            "starttls",
+            "tls",
+            "2525",
+            "https://example.jp/x",
+            "a@example.jp",
+            "03-1234-5678",
+        ];
+        let long = "s".repeat(40);
+        let none = BTreeMap::new();
+        for (var, key, numeric) in ENV_KEYS {
+            let mut reached = false;
+            for base in [""].into_iter().chain(COMPANIONS) {
+                for sample in samples.iter().copied().chain([long.as_str()]) {
+                    let mut table: toml::Table = base.parse().unwrap();
+                    let value = if *numeric {
+                        match sample.parse() {
+                            Ok(n) => toml::Value::Integer(n),
+                            Err(_) => continue,
+                        }
+                    } else {
+                        toml::Value::String(sample.to_owned())
+                    };
+                    set_path(&mut table, key, value);
+                    let with_key = dir.path().join("with.toml");
+                    std::fs::write(&with_key, toml::to_string(&table).unwrap()).unwrap();
+                    let Ok((from_file, _)) = load(Some(&with_key), &none, &Overrides::default())
+                    else {
+                        continue;
+                    };
+                    let base_file = dir.path().join("base.toml");
+                    std::fs::write(&base_file, base).unwrap();
+                    // The companions alone may not be valid (an SMS gateway
+                    // without its token): then the key is what completes them.
+                    let without = load(Some(&base_file), &none, &Overrides::default())
+                        .map(|(c, _)| format!("{c:?}"));
+                    let env = BTreeMap::from([(var.to_string(), sample.to_owned())]);
+                    let (from_env, warnings) = load(Some(&base_file), &env, &Overrides::default())
+                        .unwrap_or_else(|e| panic!("{var}={sample}: {e:#}"));
+                    assert!(warnings.is_empty(), "{var}: {warnings:?}");
+                    let (f, e) = (format!("{from_file:?}"), format!("{from_env:?}"));
+                    if without.as_ref().is_ok_and(|w| *w == f) {
+                        // The sample is the default (or redacted alike): another one.
+                        continue;
+                    }
+                    assert_eq!(e, f, "{var} does not set {key}");
+                    reached = true;
+                    break;
+                }
+                if reached {
+                    break;
+                }
+            }
+            assert!(
+                reached,
+                "no sample value of {var} forms a valid configuration at {key}"
+            );
+        }
+    }
+
+    /// Every `COCOA_*` variable the README and docs name is one the loader
+    /// knows (a key of [`ENV_KEYS`], its `_FILE` form, or one read elsewhere).
+    #[test]
+    fn every_documented_variable_is_in_the_table() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut texts = vec![std::fs::read_to_string(root.join("README.md")).unwrap()];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                texts.push(std::fs::read_to_string(path).unwrap());
+            }
+        }
+        let known = |name: &str| {
+            let base = name.strip_suffix("_FILE").unwrap_or(name);
+            ENV_KEYS.iter().any(|(n, _, _)| *n == base)
+                || ENV_OTHER.contains(&name)
+                || ENV_OTHER_PREFIXES.iter().any(|p| name.starts_with(p))
+        };
+        let mut unknown = std::collections::BTreeSet::new();
+        let mut seen = 0;
+        for text in &texts {
+            for (i, _) in text.match_indices("COCOA_") {
+                let name: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                let name = name.trim_end_matches('_');
+                // `COCOA_*`, `COCOA_<ROLE>_…`: patterns, not variables.
+                if name == "COCOA" || text[i + name.len()..].starts_with(['*', '<']) {
+                    continue;
+                }
+                seen += 1;
+                if !known(name) {
+                    unknown.insert(name.to_owned());
+                }
+            }
+        }
+        assert!(seen > 20, "the docs name the variables ({seen} found)");
+        assert!(
+            unknown.is_empty(),
+            "documented but unknown to the loader: {unknown:?}"
+        );
+    }
 
     #[test]
     fn layers_apply_in_order() {
