@@ -162,6 +162,12 @@ async fn an_export_cycle_writes_signed_padded_files_and_indexes() {
         let third = revalidate(format!("/exports/{zip_path}"), etag.clone()).await;
         assert_eq!(third.status(), 304);
         assert_eq!(third.headers()["etag"].to_str().unwrap(), etag);
+        // If-None-Match compares weakly (RFC 9110 §13.1.2): the tag a
+        // compressing proxy weakened, alone or in a list, still gets 304.
+        for tag in [format!("W/{etag}"), format!("\"0\", W/{etag}")] {
+            let weak = revalidate(format!("/exports/{zip_path}"), tag.clone()).await;
+            assert_eq!(weak.status(), 304, "If-None-Match: {tag}");
+        }
         let other = revalidate(format!("/exports/{zip_path}"), "\"0\"".into()).await;
         assert_eq!(other.status(), 200);
         assert_eq!(other.headers()["etag"].to_str().unwrap(), etag);

@@ -84,18 +84,32 @@ pub fn check_private_dir(dir: &Path) -> Result<(), PrivateError> {
 }
 
 /// Creates `path` 0600 when missing, and sets an existing file (and, for a
-/// SQLite database, its `-wal` and `-shm`) to 0600.
+/// SQLite database, its `-wal`, `-shm` and `-journal`) to 0600.
+///
+/// An existing file is only `chmod`ed, never opened: SQLite's locks are
+/// POSIX advisory locks, which a process loses on *every* descriptor of the
+/// file when it closes *any* one of them ("do not open and close a database
+/// file while SQLite holds it", sqlite.org/howtocorrupt.html §2.2), so an
+/// open-and-close here, beside a pool of the same process, let another
+/// process write under it and the exporter then read a torn page (disk I/O
+/// error 522). A missing file is created exclusively (no pool can hold it).
 pub fn private_file(path: &Path) -> Result<(), PrivateError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(io(path))?;
+        if !path.exists() {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                // Created meanwhile by someone else: chmod it below.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(path)(e)),
+            }
+        }
         let mut all = vec![path.to_owned()];
         for suffix in ["-wal", "-shm", "-journal"] {
             let mut s = path.as_os_str().to_owned();

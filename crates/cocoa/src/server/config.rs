@@ -78,6 +78,66 @@ pub struct CocoaConfig {
     /// grace period starts after it.
     #[serde(deserialize_with = "de_duration")]
     pub drain_delay: Duration,
+    /// The limits of every connection to the listener.
+    pub connections: ConnectionsConfig,
+    /// When set, `/metrics` answers only to `Authorization: Bearer <token>`.
+    pub metrics_token: Option<secrecy::SecretString>,
+}
+
+/// `[connections]`: "set a header-read timeout, a body timeout and a
+/// per-address connection cap on every listener" (issue 12, finding 9).
+/// See [`http_serve`] for what each does; the defaults are
+/// [`http_serve::Limits::default`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Time a client has to send a request's head (`"10s"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body (`"30s"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
+    /// Connections one address (IPv6: one /64) may hold open at once.
+    pub per_address: usize,
+    /// Connections the listener holds open at once, from everyone.
+    pub total: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        let l = http_serve::Limits::default();
+        Self {
+            header_read_timeout: l.header_read_timeout,
+            body_timeout: l.body_timeout,
+            per_address: l.per_address,
+            total: l.total,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// The limits, or the key that is zero (a zero limit would refuse
+    /// every client).
+    pub fn limits(&self) -> Result<http_serve::Limits, &'static str> {
+        if self.header_read_timeout.is_zero() {
+            return Err("connections.header_read_timeout");
+        }
+        if self.body_timeout.is_zero() {
+            return Err("connections.body_timeout");
+        }
+        if self.per_address == 0 {
+            return Err("connections.per_address");
+        }
+        if self.total == 0 {
+            return Err("connections.total");
+        }
+        Ok(http_serve::Limits {
+            header_read_timeout: self.header_read_timeout,
+            body_timeout: self.body_timeout,
+            per_address: self.per_address,
+            total: self.total,
+        })
+    }
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -106,6 +166,8 @@ impl Default for CocoaConfig {
             tls_key: None,
             shutdown_grace: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
+            connections: ConnectionsConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -121,6 +183,19 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
     ("COCOA_TLS_KEY", "tls_key", false),
     ("COCOA_SHUTDOWN_GRACE", "shutdown_grace", false),
     ("COCOA_DRAIN_DELAY", "drain_delay", false),
+    (
+        "COCOA_HEADER_READ_TIMEOUT",
+        "connections.header_read_timeout",
+        false,
+    ),
+    ("COCOA_BODY_TIMEOUT", "connections.body_timeout", false),
+    (
+        "COCOA_CONNECTIONS_PER_ADDRESS",
+        "connections.per_address",
+        true,
+    ),
+    ("COCOA_MAX_CONNECTIONS", "connections.total", true),
+    ("COCOA_METRICS_TOKEN", "metrics_token", false),
     ("COCOA_ISSUER_DATABASE_URL", "issuer.database_url", false),
     ("COCOA_ISSUER_SECRET", "issuer.secret", false),
     ("COCOA_LINK_HOST", "issuer.link_host", false),
@@ -350,6 +425,11 @@ pub fn load(
             e.to_string().trim()
         ))
     })?;
+    if let Err(key) = config.connections.limits() {
+        return Err(crate::commands::bad_input(format!(
+            "設定が正しくありません: {key} は 0 より大きくしてください / invalid configuration: {key} must be greater than zero"
+        )));
+    }
     Ok((config, warnings))
 }
 

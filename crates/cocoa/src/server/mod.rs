@@ -11,7 +11,6 @@ pub mod ops;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,7 +191,10 @@ pub async fn build_roles(c: &CocoaConfig, clock: Arc<dyn Clock>) -> anyhow::Resu
     }
     // One /healthz, /readyz and /metrics in front of every role's routes
     // (the issuer's own three are shadowed, their answers reused).
-    let ops = Arc::new(ops::Ops::new(c.role, issuer_router, keyserver_state));
+    let ops = Arc::new(
+        ops::Ops::new(c.role, issuer_router, keyserver_state)
+            .with_metrics_token(c.metrics_token.clone()),
+    );
     Ok(Roles {
         router: ops::with_ops(&ops, router),
         exporter,
@@ -269,39 +271,33 @@ impl Shutdown {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then waits for the
-/// connections to finish. The key server's roles (without the issuer)
-/// forget client addresses at accept; the issuer's get them as
-/// `ConnectInfo` for its rate limits.
+/// connections to finish, under the listener `limits` (header and body
+/// timeouts, connections per address and in all). The key server's roles
+/// (without the issuer) forget client addresses at accept; the issuer's
+/// get them as `ConnectInfo` for its rate limits.
 async fn serve_router(
     router: axum::Router,
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     anonymous: bool,
+    limits: http_serve::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use keyserver::http::{Anonymous, AnonymousListener};
-    match (tls, anonymous) {
-        (None, true) => {
-            axum::serve(AnonymousListener(listener), router)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+    let addresses = if anonymous {
+        http_serve::Addresses::Forget
+    } else {
+        http_serve::Addresses::Keep
+    };
+    match tls {
+        None => {
+            let tcp = listener.tap_io(|s| {
+                let _ = s.set_nodelay(true);
+            });
+            http_serve::serve(tcp, router, limits, addresses, shutdown).await;
         }
-        (None, false) => issuer::http::serve_router(router, listener, shutdown).await?,
-        (Some(config), true) => {
-            let tls = tls::TlsListener::new(listener, config, |_| Anonymous)?;
-            axum::serve(tls, router)
-                .with_graceful_shutdown(shutdown)
-                .await?;
-        }
-        (Some(config), false) => {
-            // `tap_io` makes the listener's address usable as `ConnectInfo`.
-            let tls = tls::TlsListener::new(listener, config, |a| a)?.tap_io(|_| {});
-            axum::serve(
-                tls,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        Some(config) => {
+            let tls = tls::TlsListener::new(listener, config, |a| a)?;
+            http_serve::serve(tls, router, limits, addresses, shutdown).await;
         }
     }
     Ok(())
@@ -372,7 +368,11 @@ pub async fn serve(
     // stops, and requests in flight get the grace period.
     let stop = shutdown.signalled();
     let (ops, drain) = (roles.ops.clone(), c.drain_delay);
-    let server = serve_router(roles.router, listener, tls, anonymous, async move {
+    let limits = c
+        .connections
+        .limits()
+        .map_err(|key| crate::commands::bad_input(format!("{key} must be greater than zero")))?;
+    let server = serve_router(roles.router, listener, tls, anonymous, limits, async move {
         stop.await;
         ops.start_draining();
         if !drain.is_zero() {

@@ -9,7 +9,11 @@
 //!   once the process was told to stop.
 //! - `/metrics`: the process's one registry (`telemetry`): the issuer's
 //!   counters, the key server's, the exporter's, and the process's
-//!   (`cocoa_build_info`, start time, uptime), each family once.
+//!   (`cocoa_build_info`, start time, uptime), each family once. With
+//!   `metrics_token` set, only to `Authorization: Bearer <token>` (401
+//!   otherwise): "`/metrics` can be bound to a separate listener or require
+//!   a bearer token" (issue 12, finding 12). The counters tell how many
+//!   numbers were issued, guessed and registered, by hour: not for anyone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +21,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Request, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use en_protocol::time::{Clock as _, SystemClock};
 use tower::ServiceExt as _;
@@ -41,6 +45,8 @@ pub struct Ops {
     keyserver: Option<Arc<keyserver::http::App>>,
     /// Set at SIGTERM: `/readyz` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+    /// When set, `/metrics` answers only to this bearer token.
+    metrics_token: Option<secrecy::SecretString>,
 }
 
 impl Ops {
@@ -60,7 +66,15 @@ impl Ops {
             issuer,
             keyserver,
             draining: std::sync::atomic::AtomicBool::new(false),
+            metrics_token: None,
         }
+    }
+
+    /// `/metrics` answers only to `Authorization: Bearer <token>`.
+    #[must_use]
+    pub fn with_metrics_token(mut self, token: Option<secrecy::SecretString>) -> Self {
+        self.metrics_token = token;
+        self
     }
 
     /// From now on `/readyz` answers 503 `draining` (the process stops soon).
@@ -166,7 +180,32 @@ fn register_process_metrics(role: Role, started_unix: i64) {
 }
 
 /// The process's one registry: every role's counters and the process's own.
-async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+async fn metrics(State(ops): State<Arc<Ops>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &ops.metrics_token {
+        use secrecy::ExposeSecret as _;
+        use subtle::ConstantTimeEq as _;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let expected = token.expose_secret().as_bytes();
+        // Equal lengths first (the length of a token is no secret), then
+        // the bytes in constant time.
+        if given.len() != expected.len() || !bool::from(given.as_bytes().ct_eq(expected)) {
+            let body = api_types::error::ErrorResponse {
+                error: "メトリクスの閲覧にはトークンが必要です / /metrics needs its bearer token"
+                    .into(),
+                error_code: "metrics_token_required".into(),
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+    }
     if let Some(issuer) = &ops.issuer {
         // The issuer's route brings its time-dependent gauge up to date.
         let _ = ask_issuer(issuer, "/metrics").await;
@@ -176,4 +215,5 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
         telemetry::render(),
     )
+        .into_response()
 }

@@ -7,7 +7,6 @@ mod error;
 mod machine;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -246,17 +245,21 @@ pub async fn serve(
     serve_router(router(app, config.max_body_bytes), listener, shutdown).await
 }
 
-/// Serves any router (one role or several merged) with client addresses.
+/// Serves any router (one role or several merged) with client addresses,
+/// under the listener limits of [`http_serve`] (header and body timeouts,
+/// connections per address).
 pub async fn serve_router(
     router: Router,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(
+    http_serve::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router,
+        http_serve::Limits::default(),
+        http_serve::Addresses::Keep,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    .await;
     Ok(())
 }

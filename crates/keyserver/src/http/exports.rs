@@ -91,11 +91,23 @@ impl ServedObjects {
     }
 }
 
+/// Whether `If-None-Match` names `etag`. "A recipient MUST use the weak
+/// comparison function when comparing entity tags for If-None-Match" (RFC
+/// 9110 §13.1.2): `W/"x"` matches `"x"` (a proxy that compressed the file
+/// weakens the tag it passes on), so a phone revalidating through one gets
+/// its 304 too.
 fn matches(headers: &HeaderMap, etag: &str) -> bool {
+    let opaque = |t: &str| {
+        let t = t.trim();
+        t.strip_prefix("W/").unwrap_or(t).to_owned()
+    };
+    let ours = opaque(etag);
     headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
 }
 
 fn with_cache_headers(mut resp: Response, kind: ObjectKind, etag: &str) -> Response {

@@ -245,42 +245,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = build(config, data_dir, clock, Vec::new()).await?;
     let router = router(app.clone()).merge(ops_router(app));
-    axum::serve(AnonymousListener(listener), router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // No rate limits here: client addresses are forgotten at accept.
+    http_serve::serve(
+        listener,
+        router,
+        http_serve::Limits::default(),
+        http_serve::Addresses::Forget,
+        shutdown,
+    )
+    .await;
     Ok(())
-}
-
-/// A TCP listener that forgets each client's address as it accepts the
-/// connection, so that nothing downstream (not even the server library's
-/// own trace log) can record it.
-#[derive(Debug)]
-pub struct AnonymousListener(pub tokio::net::TcpListener);
-
-/// The address of a client of an [`AnonymousListener`]: nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Anonymous;
-
-impl axum::serve::Listener for AnonymousListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = Anonymous;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((io, _forgotten)) => {
-                    let _ = io.set_nodelay(true);
-                    return (io, Anonymous);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Anonymous)
-    }
 }

@@ -125,12 +125,17 @@ pub async fn start_with(db: &TestDb, settings: ExportSettings) -> Harness {
     let router =
         keyserver::http::router(app.clone()).merge(keyserver::http::ops_router(app.clone()));
     tokio::spawn(async move {
-        axum::serve(keyserver::http::AnonymousListener(listener), router)
-            .with_graceful_shutdown(async {
+        // As `keyserver::http::serve` does: addresses forgotten at accept.
+        http_serve::serve(
+            listener,
+            router,
+            http_serve::Limits::default(),
+            http_serve::Addresses::Forget,
+            async {
                 let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await;
     });
     Harness {
         app,
