@@ -452,6 +452,36 @@ mod tests {
         "[issuer.sms]\nbase_url = \"https://sms.base\"\naccount_sid = \"ACbase\"\nfrom = \"+810000\"\n",
     ];
 
+    /// A zero limit would refuse every client: refused at load, naming the key.
+    #[test]
+    fn a_zero_connection_limit_is_refused_naming_its_key() {
+        for (var, value, key) in [
+            (
+                "COCOA_CONNECTIONS_PER_ADDRESS",
+                "0",
+                "connections.per_address",
+            ),
+            ("COCOA_MAX_CONNECTIONS", "0", "connections.total"),
+            (
+                "COCOA_HEADER_READ_TIMEOUT",
+                "0s",
+                "connections.header_read_timeout",
+            ),
+            ("COCOA_BODY_TIMEOUT", "0s", "connections.body_timeout"),
+        ] {
+            let env = BTreeMap::from([(var.to_owned(), value.to_owned())]);
+            let e = load(None, &env, &Overrides::default()).unwrap_err();
+            let text = format!("{e:#}");
+            assert!(
+                text.contains(key) && text.contains("0 より大きく"),
+                "{var}: {text}"
+            );
+        }
+        let env = BTreeMap::from([("COCOA_CONNECTIONS_PER_ADDRESS".to_owned(), "16".to_owned())]);
+        let (c, _) = load(None, &env, &Overrides::default()).unwrap();
+        assert_eq!(c.connections.limits().unwrap().per_address, 16);
+    }
+
     /// Every variable of [`ENV_KEYS`] sets exactly the key it names: the
     /// configuration it gives equals the one the same value gives at that
     /// key in the file, and differs from the defaults.
