@@ -4,6 +4,13 @@
 //! Keys are generated and stored by the server. Rotation makes a new key the
 //! signing key at once and keeps the old ones in the JWKS for an overlap, so
 //! certificates signed just before the rotation still verify.
+//!
+//! The private keys are stored sealed under the server secret
+//! ([`store_support::sealed`], AES-256-GCM under an HKDF-derived key, the key
+//! id as associated data): "signing keys … encrypted at rest under the
+//! server secret, so that a copied database or backup alone is not enough"
+//! (issue 12, finding 1). Rows of an older database, in plain hex, are
+//! sealed at the next start ([`Keyring::load_or_create`]).
 
 use std::sync::RwLock;
 
@@ -12,8 +19,13 @@ use certificate::CertificateSigner;
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 
+use store_support::sealed::{SealError, SealingKey, is_sealed};
+
 use crate::domain::codes::SecureRng;
 use crate::store::{SigningKeyRow, Store, StoreError};
+
+/// The purpose the sealing key of certificate signing keys is derived for.
+const SEALING_PURPOSE: &str = "issuer certificate signing key";
 
 /// Lifetime of a certificate: 15 minutes.
 pub const CERTIFICATE_LIFETIME_SECONDS: i64 = 15 * 60;
@@ -30,6 +42,7 @@ struct LoadedKey {
 /// The server's certificate keys, cached from the store.
 pub struct Keyring {
     keys: RwLock<Vec<LoadedKey>>,
+    sealing: SealingKey,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -60,6 +73,14 @@ pub enum SigningError {
     /// No key is loaded.
     #[error("no certificate signing key")]
     NoKey,
+    /// A stored key does not open (another server secret, or damaged).
+    #[error("certificate signing key {kid}: {source}")]
+    Sealed {
+        /// The key's id.
+        kid: String,
+        /// Why it did not open.
+        source: SealError,
+    },
 }
 
 impl Keyring {
@@ -67,23 +88,57 @@ impl Keyring {
         self.keys.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Loads the live keys, generating a first one when there is none.
+    /// Loads the live keys, sealing under `secret` those an older version
+    /// stored in plain hex (retired ones too), and generating a first key
+    /// when there is none.
     pub async fn load_or_create(
         store: &Store,
+        secret: &[u8],
         rng: &mut dyn SecureRng,
         now: i64,
     ) -> Result<Self, SigningError> {
         let ring = Self {
             keys: RwLock::new(Vec::new()),
+            sealing: SealingKey::derive(secret, SEALING_PURPOSE),
         };
+        ring.seal_older_rows(store, rng).await?;
         if store.signing_keys(now).await?.is_empty() {
-            Self::generate(store, rng, now).await?;
+            ring.generate(store, rng, now).await?;
         }
         ring.reload(store, now).await?;
         Ok(ring)
     }
 
+    /// Seals every private key still stored in plain hex.
+    async fn seal_older_rows(
+        &self,
+        store: &Store,
+        rng: &mut dyn SecureRng,
+    ) -> Result<(), SigningError> {
+        for (kid, stored) in store.signing_key_privates().await? {
+            if is_sealed(&stored) {
+                continue;
+            }
+            let der = zeroize::Zeroizing::new(
+                hex::decode(stored.as_str()).map_err(|_| SigningError::Encoding)?,
+            );
+            let sealed = self.seal(&der, &kid, rng);
+            store
+                .set_signing_key_private(&kid, &stored, &sealed)
+                .await?;
+            tracing::info!(%kid, "certificate signing key sealed under the server secret");
+        }
+        Ok(())
+    }
+
+    fn seal(&self, der: &[u8], kid: &str, rng: &mut dyn SecureRng) -> String {
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        self.sealing.seal(der, kid, nonce)
+    }
+
     async fn generate(
+        &self,
         store: &Store,
         rng: &mut dyn SecureRng,
         now: i64,
@@ -98,7 +153,7 @@ impl Keyring {
         store
             .insert_signing_key(&SigningKeyRow {
                 kid: kid.clone(),
-                private_pkcs8_hex: hex::encode(der.as_bytes()),
+                private_pkcs8_hex: self.seal(der.as_bytes(), &kid, rng),
                 public_pem: pem,
                 created_at: now,
                 retire_at: None,
@@ -113,7 +168,21 @@ impl Keyring {
         let rows = store.signing_keys(now).await?;
         let mut loaded = Vec::with_capacity(rows.len());
         for r in rows {
-            let der = hex::decode(&r.private_pkcs8_hex).map_err(|_| SigningError::Encoding)?;
+            let der = if is_sealed(&r.private_pkcs8_hex) {
+                self.sealing
+                    .open(&r.private_pkcs8_hex, &r.kid)
+                    .map_err(|source| SigningError::Sealed {
+                        kid: r.kid.clone(),
+                        source,
+                    })?
+            } else {
+                // Written by an older replica during a rolling upgrade:
+                // usable, and sealed at this process's next start.
+                tracing::warn!(kid = %r.kid, "certificate signing key stored unsealed");
+                zeroize::Zeroizing::new(
+                    hex::decode(&r.private_pkcs8_hex).map_err(|_| SigningError::Encoding)?,
+                )
+            };
             let signing = SigningKey::from_pkcs8_der(&der).map_err(|_| SigningError::Encoding)?;
             let signer = CertificateSigner::new(signing).map_err(|_| SigningError::Encoding)?;
             if signer.kid() != r.kid {
@@ -138,7 +207,7 @@ impl Keyring {
         rng: &mut dyn SecureRng,
         now: i64,
     ) -> Result<String, SigningError> {
-        let kid = Self::generate(store, rng, now).await?;
+        let kid = self.generate(store, rng, now).await?;
         store
             .retire_signing_keys_except(&kid, now + ROTATION_OVERLAP_SECONDS)
             .await?;

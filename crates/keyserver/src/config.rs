@@ -34,6 +34,11 @@ pub struct KeyserverConfig {
     pub export: ExportConfig,
     /// Where export files are written.
     pub storage: StorageConfig,
+    /// The key server's secret, which seals the generated export signing
+    /// key in the database (at least 32 characters; `COCOA_KEYSERVER_SECRET`
+    /// or `_FILE`). Absent, one is generated into `<data>/keyserver.secret`
+    /// (0600). Replicas sharing a database need the same one.
+    pub secret: Option<SecretString>,
 }
 
 impl Default for KeyserverConfig {
@@ -50,6 +55,7 @@ impl Default for KeyserverConfig {
             stats_threshold: 10,
             export: ExportConfig::default(),
             storage: StorageConfig::default(),
+            secret: None,
         }
     }
 }

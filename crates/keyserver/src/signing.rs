@@ -3,6 +3,12 @@
 //! every exporter replica and `cocoa keyserver export-public-key` see the
 //! same key. Every key signs every file, so keys can be rotated with an
 //! overlap: add the new key, let phones learn it, then remove the old one.
+//!
+//! The generated key is stored sealed under the key server's secret
+//! ([`store_support::sealed`]; the key id and version as associated data):
+//! "signing keys … encrypted at rest under the server secret, so that a
+//! copied database or backup alone is not enough" (issue 12, finding 1).
+//! A key an older version stored as plain PEM is sealed at the next start.
 
 use std::sync::Arc;
 
@@ -11,17 +17,35 @@ use en_protocol::export::{ExportSigner, SignatureInfo, SoftwareSigner};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+use store_support::sealed::{SealingKey, is_sealed};
+
 use crate::config::ExportConfig;
 use crate::store::{SigningKeyRow, Store};
+
+/// The purpose the sealing key of export signing keys is derived for.
+const SEALING_PURPOSE: &str = "keyserver export signing key";
+
+/// The row identity a stored key is sealed to.
+fn row_id(key_id: &str, key_version: &str) -> String {
+    format!("{key_id}/{key_version}")
+}
+
+fn seal(sealing: &SealingKey, pem: &str, key_id: &str, key_version: &str) -> String {
+    let mut nonce = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    sealing.seal(pem.as_bytes(), &row_id(key_id, key_version), nonce)
+}
 
 /// A signer that can be shared between tasks.
 pub type SharedSigner = Arc<dyn ExportSigner + Send + Sync>;
 
-/// The signers of a configuration: the configured keys, or the generated one.
+/// The signers of a configuration: the configured keys, or the generated
+/// one, sealed in the database under `secret` (the key server's secret).
 pub async fn load_signers(
     config: &ExportConfig,
     store: &Store,
     now: i64,
+    secret: &[u8],
 ) -> anyhow::Result<Vec<SoftwareSigner>> {
     if !config.signing_keys.is_empty() {
         let mut out = Vec::with_capacity(config.signing_keys.len());
@@ -42,7 +66,20 @@ pub async fn load_signers(
         }
         return Ok(out);
     }
+    let sealing = SealingKey::derive(secret, SEALING_PURPOSE);
     let mut rows = store.signing_keys().await?;
+    for r in &rows {
+        if !is_sealed(&r.private_pkcs8_pem) {
+            let sealed = seal(&sealing, &r.private_pkcs8_pem, &r.key_id, &r.key_version);
+            store
+                .set_signing_key_private(&r.key_id, &r.key_version, &r.private_pkcs8_pem, &sealed)
+                .await?;
+            tracing::info!(key_id = %r.key_id, "export signing key sealed under the key server's secret");
+        }
+    }
+    if rows.iter().any(|r| !is_sealed(&r.private_pkcs8_pem)) {
+        rows = store.signing_keys().await?;
+    }
     if rows.is_empty() {
         tracing::warn!(
             "no export signing key configured: generating one and keeping it in the database"
@@ -59,7 +96,7 @@ pub async fn load_signers(
                 &SigningKeyRow {
                     key_id: config.key_id.clone(),
                     key_version: config.key_version.clone(),
-                    private_pkcs8_pem: pem.to_string(),
+                    private_pkcs8_pem: seal(&sealing, &pem, &config.key_id, &config.key_version),
                 },
                 now,
             )
@@ -67,11 +104,18 @@ pub async fn load_signers(
     }
     rows.iter()
         .map(|r| {
-            SoftwareSigner::from_pkcs8_pem(
-                &r.private_pkcs8_pem,
-                SignatureInfo::new(&r.key_id, &r.key_version),
-            )
-            .map_err(|e| anyhow::anyhow!("stored export signing key unusable: {e}"))
+            let pem = if is_sealed(&r.private_pkcs8_pem) {
+                sealing
+                    .open(&r.private_pkcs8_pem, &row_id(&r.key_id, &r.key_version))
+                    .map_err(|e| anyhow::anyhow!("export signing key {}: {e}", r.key_id))?
+            } else {
+                // Written by an older replica meanwhile: sealed at the next start.
+                Zeroizing::new(r.private_pkcs8_pem.as_bytes().to_vec())
+            };
+            let pem = std::str::from_utf8(&pem)
+                .map_err(|_| anyhow::anyhow!("stored export signing key unusable: not text"))?;
+            SoftwareSigner::from_pkcs8_pem(pem, SignatureInfo::new(&r.key_id, &r.key_version))
+                .map_err(|e| anyhow::anyhow!("stored export signing key unusable: {e}"))
         })
         .collect()
 }

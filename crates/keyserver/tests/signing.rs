@@ -12,13 +12,89 @@ use keyserver::signing::{load_signers, public_keys};
 use keyserver::store::{BatchRow, KeyRow, Store};
 use rand::SeedableRng;
 
+/// The key server secret of these tests.
+const SECRET: &[u8] = b"keyserver-test-secret-0123456789abcdef";
+
+/// The stored private key column of every generated key.
+async fn stored_privates(store: &Store) -> Vec<String> {
+    use sqlx::Row as _;
+    sqlx::query("SELECT private_pkcs8_pem FROM export_signing_keys ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).unwrap())
+        .collect()
+}
+
+/// "A copied database or backup alone is not enough" (issue 12, finding
+/// 1): the generated key is stored sealed, no PEM in the row, and a key
+/// server with another secret refuses to start rather than sign.
+#[tokio::test]
+async fn a_copied_database_without_its_secret_cannot_sign() {
+    for db in common::backends().await {
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        let config = ExportConfig::default();
+        let signers = load_signers(&config, &store, 0, SECRET).await.unwrap();
+        let stored = stored_privates(&store).await;
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0].starts_with("sealed:v1:"), "{}", db.label);
+        assert!(!stored[0].contains("PRIVATE KEY"), "{}", db.label);
+        let e = load_signers(&config, &store, 1, b"another-secret-0123456789abcdefghij")
+            .await
+            .expect_err("another secret must not open the key");
+        assert!(
+            format!("{e:#}").contains("does not open with this server's secret"),
+            "{e:#}"
+        );
+        // Nothing was replaced: the right secret still gives the same key.
+        let again = load_signers(&config, &store, 2, SECRET).await.unwrap();
+        assert_eq!(public_keys(&signers).unwrap(), public_keys(&again).unwrap());
+    }
+}
+
+/// A key an older version stored as plain PEM is sealed at the next start
+/// and stays the same key (phones keep verifying the files).
+#[tokio::test]
+async fn a_plain_key_of_an_older_version_is_sealed_and_kept() {
+    for db in common::backends().await {
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        let old = SoftwareSigner::generate(&mut rng, SignatureInfo::new("440", "v1"));
+        let pem = old.to_pkcs8_pem().unwrap().to_string();
+        store
+            .insert_first_signing_key(
+                &keyserver::store::SigningKeyRow {
+                    key_id: "440".into(),
+                    key_version: "v1".into(),
+                    private_pkcs8_pem: pem.clone(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        let signers = load_signers(&ExportConfig::default(), &store, 1, SECRET)
+            .await
+            .unwrap();
+        assert_eq!(
+            public_keys(&signers).unwrap(),
+            public_keys(std::slice::from_ref(&old)).unwrap(),
+            "{}: the same key",
+            db.label
+        );
+        let stored = stored_privates(&store).await;
+        assert!(stored[0].starts_with("sealed:v1:"), "{}", db.label);
+        assert!(!stored[0].contains(&pem[30..60]), "{}", db.label);
+    }
+}
+
 #[tokio::test]
 async fn a_generated_key_is_kept_and_reused() {
     for db in common::backends().await {
         let store = Store::connect(&db.url, 2).await.unwrap();
         let config = ExportConfig::default();
-        let first = load_signers(&config, &store, 0).await.unwrap();
-        let again = load_signers(&config, &store, 1).await.unwrap();
+        let first = load_signers(&config, &store, 0, SECRET).await.unwrap();
+        let again = load_signers(&config, &store, 1, SECRET).await.unwrap();
         assert_eq!(first.len(), 1, "{}", db.label);
         assert_eq!(
             public_keys(&first).unwrap(),
@@ -64,7 +140,7 @@ async fn configured_keys_all_sign_every_file() {
     };
     let db = common::backends().await.remove(0);
     let store = Store::connect(&db.url, 2).await.unwrap();
-    let signers = load_signers(&config, &store, 0).await.unwrap();
+    let signers = load_signers(&config, &store, 0, SECRET).await.unwrap();
     assert!(
         store.signing_keys().await.unwrap().is_empty(),
         "none generated"
@@ -109,5 +185,5 @@ async fn configured_keys_all_sign_every_file() {
         }],
         ..ExportConfig::default()
     };
-    assert!(load_signers(&bad, &store, 0).await.is_err());
+    assert!(load_signers(&bad, &store, 0, SECRET).await.is_err());
 }

@@ -17,6 +17,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 
 pub mod private;
+pub mod sealed;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -127,6 +127,22 @@ pub fn private_file(path: &Path) -> Result<(), PrivateError> {
     Ok(())
 }
 
+/// Writes `bytes` to a new file `path`, mode 0600 (refused when it exists:
+/// a kept secret is never overwritten).
+pub fn write_private_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// The file of a SQLite URL (`sqlite://path?…`, `sqlite:path`), `None` for
 /// an in-memory database or another backend.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {

@@ -161,8 +161,10 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                     1,
                 )
                 .await?;
+                let secret = keyserver::http::load_secret(&c.keyserver, &c.data)?;
                 let signers =
-                    keyserver::signing::load_signers(&c.keyserver.export, &store, now).await?;
+                    keyserver::signing::load_signers(&c.keyserver.export, &store, now, &secret)
+                        .await?;
                 for (_, pem) in keyserver::signing::public_keys(&signers)? {
                     print!("{pem}");
                 }

@@ -221,6 +221,7 @@ const ENV_KEYS: &[(&str, &str, bool)] = &[
         "keyserver.database_url",
         false,
     ),
+    ("COCOA_KEYSERVER_SECRET", "keyserver.secret", false),
     ("COCOA_EXPORT_REGION", "keyserver.export.region", false),
     (
         "COCOA_EXPORT_BATCH_PERIOD",

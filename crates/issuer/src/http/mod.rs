@@ -10,7 +10,6 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
@@ -143,46 +142,20 @@ pub fn delivery_from_config(config: &IssuerConfig, data_dir: &Path) -> anyhow::R
 }
 
 /// The server secret: configured, or kept in `<data>/issuer.secret`
-/// (generated on first start, mode 0600).
+/// (generated on first start, mode 0600). It keys the HMACs of numbers and
+/// API keys and seals the signing keys at rest.
 pub fn load_secret(config: &IssuerConfig, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Some(s) = &config.secret {
-        let s = s.expose_secret();
-        anyhow::ensure!(
-            s.len() >= 32,
-            "the issuer secret must be at least 32 characters"
-        );
-        return Ok(s.as_bytes().to_vec());
+    let configured = config.secret.as_ref().map(|s| s.expose_secret());
+    if configured.is_none() {
+        store_support::private::create_private_dir(data_dir)?;
     }
-    let path = data_dir.join("issuer.secret");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        let s = s.trim();
-        anyhow::ensure!(s.len() >= 32, "{} holds too short a secret", path.display());
-        return Ok(s.as_bytes().to_vec());
-    }
-    // 0700 whatever the umask (issue 12, finding 1).
-    store_support::private::create_private_dir(data_dir)?;
-    let mut b = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    let s = hex::encode(b);
-    write_private(&path, &s).with_context(|| format!("writing {}", path.display()))?;
-    Ok(s.into_bytes())
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(s.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
-    std::fs::write(path, s)
+    let secret = store_support::sealed::server_secret(
+        configured,
+        "the issuer secret",
+        &data_dir.join("issuer.secret"),
+        &mut |b| rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, b),
+    )?;
+    Ok(secret.to_vec())
 }
 
 /// The database URL of a configuration (default: SQLite under `data_dir`).

@@ -119,7 +119,7 @@ impl Issuer {
         settings: Settings,
     ) -> Result<Self> {
         let now = clock.now().timestamp();
-        let keyring = Keyring::load_or_create(&store, rng.as_mut(), now).await?;
+        let keyring = Keyring::load_or_create(&store, secret, rng.as_mut(), now).await?;
         Ok(Self {
             store,
             hasher: CodeHasher::new(secret),

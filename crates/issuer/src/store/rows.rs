@@ -113,7 +113,10 @@ pub struct AuditEntry {
 pub struct SigningKeyRow {
     /// Key id.
     pub kid: String,
-    /// PKCS#8 DER of the private key, hex.
+    /// PKCS#8 DER of the private key, sealed under the server secret
+    /// (`sealed:v1:…`, `store_support::sealed`); rows of an older version
+    /// hold plain hex until the next start seals them. (The column keeps
+    /// its first name: migrations are append-only.)
     pub private_pkcs8_hex: String,
     /// SPKI PEM of the public key.
     pub public_pem: String,

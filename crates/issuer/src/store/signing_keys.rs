@@ -43,4 +43,34 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Every key's id and stored private key, retired ones included.
+    pub async fn signing_key_privates(&self) -> Result<Vec<(String, String)>, StoreError> {
+        use sqlx::Row as _;
+        let rs = sqlx::query("SELECT kid, private_pkcs8_hex FROM signing_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rs.iter()
+            .map(|r| Ok((r.try_get("kid")?, r.try_get("private_pkcs8_hex")?)))
+            .collect()
+    }
+
+    /// Replaces the stored private key of `kid` when it is still `old`
+    /// (another process sealing it meanwhile wins, and nothing changes).
+    pub async fn set_signing_key_private(
+        &self,
+        kid: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE signing_keys SET private_pkcs8_hex = $1 WHERE kid = $2 AND private_pkcs8_hex = $3",
+        )
+        .bind(new)
+        .bind(kid)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -162,6 +162,26 @@ fn error_page(e: &crate::Error) -> Response {
         .into_response()
 }
 
+/// The key server's secret: configured, or kept in
+/// `<data>/keyserver.secret` (generated on first start, mode 0600). It seals
+/// the generated export signing key at rest.
+pub fn load_secret(
+    config: &KeyserverConfig,
+    data_dir: &Path,
+) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    use secrecy::ExposeSecret as _;
+    let configured = config.secret.as_ref().map(|s| s.expose_secret());
+    if configured.is_none() {
+        store_support::private::create_private_dir(data_dir)?;
+    }
+    Ok(store_support::sealed::server_secret(
+        configured,
+        "the key server secret",
+        &data_dir.join("keyserver.secret"),
+        &mut |b| RngCore::fill_bytes(&mut rand::rngs::OsRng, b),
+    )?)
+}
+
 /// The database URL of a configuration (default: SQLite under `data_dir`).
 pub fn database_url(config: &KeyserverConfig, data_dir: &Path) -> String {
     config
@@ -198,7 +218,8 @@ pub async fn build(
     let trust = Trust::new(issuers);
     trust.reload(&store, now).await?;
     let storage = ExportStorage::from_config(&config.storage, data_dir)?;
-    let signers = crate::signing::load_signers(&config.export, &store, now).await?;
+    let secret = load_secret(config, data_dir)?;
+    let signers = crate::signing::load_signers(&config.export, &store, now, &secret).await?;
     let exporter = Arc::new(Exporter::new(
         store.clone(),
         storage.clone(),

@@ -131,7 +131,9 @@ pub struct SigningKeyRow {
     pub key_id: String,
     /// `verification_key_version`.
     pub key_version: String,
-    /// PKCS#8 PEM (secret).
+    /// PKCS#8 PEM, sealed under the key server's secret (`sealed:v1:…`,
+    /// `store_support::sealed`); an older version's rows hold the PEM
+    /// itself until the next start seals them.
     pub private_pkcs8_pem: String,
 }
 
@@ -360,6 +362,28 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Replaces the stored private key of (`key_id`, `key_version`) when it
+    /// is still `old` (another process sealing it meanwhile wins).
+    pub async fn set_signing_key_private(
+        &self,
+        key_id: &str,
+        key_version: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE export_signing_keys SET private_pkcs8_pem = $1 \
+             WHERE key_id = $2 AND key_version = $3 AND private_pkcs8_pem = $4",
+        )
+        .bind(new)
+        .bind(key_id)
+        .bind(key_version)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Stores a generated signing key unless one exists already (another
