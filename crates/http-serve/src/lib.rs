@@ -37,7 +37,7 @@ use std::future::Future;
 use std::hash::{BuildHasher as _, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -47,7 +47,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::ServiceExt as _;
 
 /// The limits every listener applies.
@@ -89,29 +88,21 @@ pub enum Addresses {
     Forget,
 }
 
-/// The answer to a connection beyond a cap, in the API's error shape
-/// (`{"error", "errorCode"}`), written without reading the request.
-static REFUSAL: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let body = concat!(
-        r#"{"error":"接続が多すぎるため、いまは受け付けられません。10秒ほどしてからもう一度お試しください。"#,
-        r#" / Too many connections: not accepted now. Please try again in about 10 seconds.","#,
-        r#""errorCode":"too_many_connections"}"#
-    );
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n\
-         retry-after: 10\r\ncache-control: no-store\r\nconnection: close\r\n\
-         content-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-});
+/// The body of the answer to a connection beyond a cap, in the API's error
+/// shape (`{"error", "errorCode"}`).
+const REFUSAL_BODY: &str = concat!(
+    r#"{"error":"接続が多すぎるため、いまは受け付けられません。10秒ほどしてからもう一度お試しください。"#,
+    r#" / Too many connections: not accepted now. Please try again in about 10 seconds.","#,
+    r#""errorCode":"too_many_connections"}"#
+);
 
 /// Refusals being written at once; beyond it a refused connection is
 /// closed without an answer (a flood must not turn the refusals into the
 /// load).
 const REFUSALS_IN_FLIGHT: usize = 256;
 
-/// How long a refused connection may take to receive its answer.
+/// How long a refused connection may take to send its request (and again
+/// to receive the answer).
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves `router` on `listener` with `limits` until `shutdown`, then waits
@@ -173,10 +164,11 @@ pub async fn serve<L>(
     graceful.shutdown().await;
 }
 
-/// Answers a connection beyond a cap with [`REFUSAL`] and closes it, off
-/// the accept loop; reads a little of what the client sent so that closing
-/// does not reset the connection before the answer arrives.
-fn refuse<I>(mut io: I, refusing: &Arc<AtomicUsize>)
+/// Answers a connection beyond a cap and closes it, off the accept loop:
+/// its first request is read (within [`REFUSAL_TIMEOUT`]) and answered
+/// `503 too_many_connections` with `Connection: close`, so that an HTTP
+/// client reads the refusal as an answer to what it sent.
+fn refuse<I>(io: I, refusing: &Arc<AtomicUsize>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -186,14 +178,30 @@ where
     }
     let refusing = Arc::clone(refusing);
     tokio::spawn(async move {
-        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
-            io.write_all(&REFUSAL).await?;
-            io.flush().await?;
-            let mut sink = [0u8; 1024];
-            let _ = tokio::time::timeout(Duration::from_millis(200), io.read(&mut sink)).await;
-            io.shutdown().await
-        })
-        .await;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(REFUSAL_TIMEOUT)
+            .keep_alive(false);
+        let answer = hyper::service::service_fn(|_req: hyper::Request<Incoming>| async {
+            let mut resp = hyper::Response::new(http_body_util::Full::new(
+                hyper::body::Bytes::from_static(REFUSAL_BODY.as_bytes()),
+            ));
+            *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+            let h = resp.headers_mut();
+            use hyper::header::{
+                CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+            };
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            h.insert(RETRY_AFTER, HeaderValue::from_static("10"));
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
+            Ok::<_, std::convert::Infallible>(resp)
+        });
+        let conn = http.serve_connection(TokioIo::new(io), answer);
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT * 2, conn).await;
         refusing.fetch_sub(1, Ordering::AcqRel);
     });
 }
@@ -338,13 +346,9 @@ mod tests {
     }
 
     #[test]
-    fn the_refusal_is_a_complete_http_answer_with_a_stable_code() {
-        let text = String::from_utf8(REFUSAL.clone()).expect("UTF-8");
-        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-        assert!(head.starts_with("HTTP/1.1 503 "));
-        assert!(head.contains(&format!("content-length: {}", body.len())));
-        assert!(head.contains("retry-after: 10"));
+    fn the_refusal_has_a_stable_code_and_both_languages() {
+        let body: &str = REFUSAL_BODY;
         assert!(body.contains(r#""errorCode":"too_many_connections""#));
-        assert!(body.contains("接続が多すぎる"));
+        assert!(body.contains("接続が多すぎる") && body.contains("Too many connections"));
     }
 }

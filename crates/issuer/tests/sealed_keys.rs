@@ -117,3 +117,72 @@ async fn a_plain_key_of_an_older_version_is_sealed_at_start_and_kept() {
         assert!(!stored[0].contains(&plain[20..60]), "{}", db.label);
     }
 }
+
+/// Staff TOTP secrets (and enrolments in progress) are stored sealed too:
+/// the column holds no base32 secret, the account reads it back, a store
+/// under another secret cannot, and a plain secret of an older version is
+/// sealed at the next start and keeps working.
+#[tokio::test]
+async fn totp_secrets_are_sealed_and_plain_ones_are_sealed_at_start() {
+    const TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    for db in common::backends().await {
+        let i = issuer(&db.url, SECRET).await.unwrap();
+        let store = i.store().clone();
+        let centre = store.create_centre("みなと保健所", "13", 0).await.unwrap();
+        let id = store
+            .create_staff(
+                centre,
+                "sato",
+                "$argon2id$x",
+                issuer::domain::model::Role::Staff,
+                0,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store.set_totp_secret(id, Some(TOTP)).await.unwrap();
+        let raw: String = sqlx::query("SELECT totp_secret FROM staff WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert!(
+            raw.starts_with("sealed:v1:") && !raw.contains(TOTP),
+            "{}",
+            db.label
+        );
+        let row = store.staff(id).await.unwrap().unwrap();
+        assert_eq!(row.totp_secret.as_deref(), Some(TOTP), "{}", db.label);
+
+        // Another server secret opens nothing.
+        let thief = Store::connect(&db.url, 1).await.unwrap();
+        thief.seal_totp_secrets_with(b"a-thief-s-own-secret-0123456789abcdef");
+        assert!(thief.staff(id).await.is_err(), "{}", db.label);
+
+        // A plain secret as an older version stored it: sealed at start.
+        sqlx::query("UPDATE staff SET totp_secret = $1 WHERE id = $2")
+            .bind(TOTP)
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        drop(i);
+        let again = issuer(&db.url, SECRET).await.unwrap();
+        let raw: String = sqlx::query("SELECT totp_secret FROM staff WHERE id = $1")
+            .bind(id)
+            .fetch_one(again.store().pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert!(
+            raw.starts_with("sealed:v1:"),
+            "{}: sealed at start",
+            db.label
+        );
+        let row = again.store().staff(id).await.unwrap().unwrap();
+        assert_eq!(row.totp_secret.as_deref(), Some(TOTP), "{}", db.label);
+    }
+}

@@ -40,12 +40,13 @@ fn seal(sealing: &SealingKey, pem: &str, key_id: &str, key_version: &str) -> Str
 pub type SharedSigner = Arc<dyn ExportSigner + Send + Sync>;
 
 /// The signers of a configuration: the configured keys, or the generated
-/// one, sealed in the database under `secret` (the key server's secret).
+/// one, sealed in the database under `secret` (the key server's secret;
+/// `None`: kept unsealed, see `keyserver::http::load_secret`).
 pub async fn load_signers(
     config: &ExportConfig,
     store: &Store,
     now: i64,
-    secret: &[u8],
+    secret: Option<&[u8]>,
 ) -> anyhow::Result<Vec<SoftwareSigner>> {
     if !config.signing_keys.is_empty() {
         let mut out = Vec::with_capacity(config.signing_keys.len());
@@ -66,18 +67,25 @@ pub async fn load_signers(
         }
         return Ok(out);
     }
-    let sealing = SealingKey::derive(secret, SEALING_PURPOSE);
+    let sealing = secret.map(|s| SealingKey::derive(s, SEALING_PURPOSE));
     let mut rows = store.signing_keys().await?;
     for r in &rows {
+        let Some(sealing) = &sealing else {
+            tracing::warn!(
+                key_id = %r.key_id,
+                "export signing key stored unsealed: configure keyserver.secret (COCOA_KEYSERVER_SECRET, the same on every replica) to seal it"
+            );
+            continue;
+        };
         if !is_sealed(&r.private_pkcs8_pem) {
-            let sealed = seal(&sealing, &r.private_pkcs8_pem, &r.key_id, &r.key_version);
+            let sealed = seal(sealing, &r.private_pkcs8_pem, &r.key_id, &r.key_version);
             store
                 .set_signing_key_private(&r.key_id, &r.key_version, &r.private_pkcs8_pem, &sealed)
                 .await?;
             tracing::info!(key_id = %r.key_id, "export signing key sealed under the key server's secret");
         }
     }
-    if rows.iter().any(|r| !is_sealed(&r.private_pkcs8_pem)) {
+    if sealing.is_some() && rows.iter().any(|r| !is_sealed(&r.private_pkcs8_pem)) {
         rows = store.signing_keys().await?;
     }
     if rows.is_empty() {
@@ -96,7 +104,10 @@ pub async fn load_signers(
                 &SigningKeyRow {
                     key_id: config.key_id.clone(),
                     key_version: config.key_version.clone(),
-                    private_pkcs8_pem: seal(&sealing, &pem, &config.key_id, &config.key_version),
+                    private_pkcs8_pem: match &sealing {
+                        Some(sealing) => seal(sealing, &pem, &config.key_id, &config.key_version),
+                        None => pem.to_string(),
+                    },
                 },
                 now,
             )
@@ -105,6 +116,12 @@ pub async fn load_signers(
     rows.iter()
         .map(|r| {
             let pem = if is_sealed(&r.private_pkcs8_pem) {
+                let Some(sealing) = &sealing else {
+                    anyhow::bail!(
+                        "export signing key {} is sealed: configure keyserver.secret (COCOA_KEYSERVER_SECRET), the secret it was sealed under",
+                        r.key_id
+                    );
+                };
                 sealing
                     .open(&r.private_pkcs8_pem, &row_id(&r.key_id, &r.key_version))
                     .map_err(|e| anyhow::anyhow!("export signing key {}: {e}", r.key_id))?

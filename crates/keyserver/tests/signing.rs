@@ -35,20 +35,35 @@ async fn a_copied_database_without_its_secret_cannot_sign() {
     for db in common::backends().await {
         let store = Store::connect(&db.url, 2).await.unwrap();
         let config = ExportConfig::default();
-        let signers = load_signers(&config, &store, 0, SECRET).await.unwrap();
+        let signers = load_signers(&config, &store, 0, Some(SECRET))
+            .await
+            .unwrap();
         let stored = stored_privates(&store).await;
         assert_eq!(stored.len(), 1);
         assert!(stored[0].starts_with("sealed:v1:"), "{}", db.label);
         assert!(!stored[0].contains("PRIVATE KEY"), "{}", db.label);
-        let e = load_signers(&config, &store, 1, b"another-secret-0123456789abcdefghij")
-            .await
-            .expect_err("another secret must not open the key");
+        let e = load_signers(
+            &config,
+            &store,
+            1,
+            Some(b"another-secret-0123456789abcdefghij"),
+        )
+        .await
+        .expect_err("another secret must not open the key");
         assert!(
             format!("{e:#}").contains("does not open with this server's secret"),
             "{e:#}"
         );
+        // Without a secret (a shared database, none configured) it is not
+        // usable either, and the message says what to configure.
+        let e = load_signers(&config, &store, 1, None)
+            .await
+            .expect_err("a sealed key needs its secret");
+        assert!(format!("{e:#}").contains("keyserver.secret"), "{e:#}");
         // Nothing was replaced: the right secret still gives the same key.
-        let again = load_signers(&config, &store, 2, SECRET).await.unwrap();
+        let again = load_signers(&config, &store, 2, Some(SECRET))
+            .await
+            .unwrap();
         assert_eq!(public_keys(&signers).unwrap(), public_keys(&again).unwrap());
     }
 }
@@ -73,7 +88,7 @@ async fn a_plain_key_of_an_older_version_is_sealed_and_kept() {
             )
             .await
             .unwrap();
-        let signers = load_signers(&ExportConfig::default(), &store, 1, SECRET)
+        let signers = load_signers(&ExportConfig::default(), &store, 1, Some(SECRET))
             .await
             .unwrap();
         assert_eq!(
@@ -93,8 +108,12 @@ async fn a_generated_key_is_kept_and_reused() {
     for db in common::backends().await {
         let store = Store::connect(&db.url, 2).await.unwrap();
         let config = ExportConfig::default();
-        let first = load_signers(&config, &store, 0, SECRET).await.unwrap();
-        let again = load_signers(&config, &store, 1, SECRET).await.unwrap();
+        let first = load_signers(&config, &store, 0, Some(SECRET))
+            .await
+            .unwrap();
+        let again = load_signers(&config, &store, 1, Some(SECRET))
+            .await
+            .unwrap();
         assert_eq!(first.len(), 1, "{}", db.label);
         assert_eq!(
             public_keys(&first).unwrap(),
@@ -140,7 +159,9 @@ async fn configured_keys_all_sign_every_file() {
     };
     let db = common::backends().await.remove(0);
     let store = Store::connect(&db.url, 2).await.unwrap();
-    let signers = load_signers(&config, &store, 0, SECRET).await.unwrap();
+    let signers = load_signers(&config, &store, 0, Some(SECRET))
+        .await
+        .unwrap();
     assert!(
         store.signing_keys().await.unwrap().is_empty(),
         "none generated"
@@ -185,5 +206,5 @@ async fn configured_keys_all_sign_every_file() {
         }],
         ..ExportConfig::default()
     };
-    assert!(load_signers(&bad, &store, 0, SECRET).await.is_err());
+    assert!(load_signers(&bad, &store, 0, Some(SECRET)).await.is_err());
 }

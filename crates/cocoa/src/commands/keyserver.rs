@@ -163,8 +163,13 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                 .await?;
                 let secret = keyserver::http::load_secret(&c.keyserver, &c.data)?;
                 let signers =
-                    keyserver::signing::load_signers(&c.keyserver.export, &store, now, &secret)
-                        .await?;
+                    keyserver::signing::load_signers(
+                        &c.keyserver.export,
+                        &store,
+                        now,
+                        secret.as_deref().map(|s| s.as_slice()),
+                    )
+                    .await?;
                 for (_, pem) in keyserver::signing::public_keys(&signers)? {
                     print!("{pem}");
                 }

@@ -120,6 +120,14 @@ impl Issuer {
     ) -> Result<Self> {
         let now = clock.now().timestamp();
         let keyring = Keyring::load_or_create(&store, secret, rng.as_mut(), now).await?;
+        store.seal_totp_secrets_with(secret);
+        let sealed = store.seal_plain_totp_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(
+                accounts = sealed,
+                "staff TOTP secrets sealed under the server secret"
+            );
+        }
         Ok(Self {
             store,
             hasher: CodeHasher::new(secret),

@@ -49,6 +49,13 @@ pub enum StoreError {
     /// A stored value could not be read back (corrupt row).
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
+    /// A TOTP secret did not open (another server secret), or there is no
+    /// sealing key (the store was opened without the server secret).
+    #[error("staff TOTP secret: {0}")]
+    Sealed(#[from] store_support::sealed::SealError),
+    /// A TOTP secret was to be written or read without the sealing key.
+    #[error("staff TOTP secrets need the server secret: open the store through the issuer")]
+    NoSealingKey,
 }
 
 impl From<store_support::SetupError> for StoreError {
@@ -69,7 +76,14 @@ pub struct Store {
     /// here instead of in SQLite's busy handler, whose sleeps (1 ms, 2 ms,
     /// 5 ms, … growing) would show up as latency spikes under load.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Seals staff TOTP secrets at rest: "TOTP secrets encrypted at rest
+    /// under the server secret" (issue 12, finding 1). Set once, by the
+    /// issuer, from the server secret ([`Store::seal_totp_secrets_with`]).
+    totp_sealing: std::sync::Arc<std::sync::OnceLock<store_support::sealed::SealingKey>>,
 }
+
+/// The purpose the TOTP sealing key is derived for.
+const TOTP_SEALING_PURPOSE: &str = "issuer staff TOTP secret";
 
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`), sets
@@ -83,7 +97,72 @@ impl Store {
             pool,
             backend,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            totp_sealing: std::sync::Arc::default(),
         })
+    }
+
+    /// Seals staff TOTP secrets under `secret` (the server secret) from now
+    /// on, in this store and its clones; a second call changes nothing.
+    pub fn seal_totp_secrets_with(&self, secret: &[u8]) {
+        let _ = self
+            .totp_sealing
+            .set(store_support::sealed::SealingKey::derive(
+                secret,
+                TOTP_SEALING_PURPOSE,
+            ));
+    }
+
+    /// `plain` sealed for `row` (`staff:<id>`, `session:<hash>`).
+    fn seal_totp(&self, plain: &str, row: &str) -> Result<String, StoreError> {
+        let key = self.totp_sealing.get().ok_or(StoreError::NoSealingKey)?;
+        let mut nonce = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        Ok(key.seal(plain.as_bytes(), row, nonce))
+    }
+
+    /// A stored TOTP secret opened; a plain one (an older version's row,
+    /// sealed at the next start) as it is.
+    fn open_totp(&self, stored: Option<String>, row: &str) -> Result<Option<String>, StoreError> {
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        if !store_support::sealed::is_sealed(&stored) {
+            return Ok(Some(stored));
+        }
+        let key = self.totp_sealing.get().ok_or(StoreError::NoSealingKey)?;
+        let plain = key.open(&stored, row)?;
+        String::from_utf8(plain.to_vec())
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("staff.totp_secret"))
+    }
+
+    /// Seals the TOTP secrets an older version stored in plain text, and
+    /// drops plain enrolments in progress (the user starts the QR step
+    /// again). Returns how many accounts were sealed.
+    pub async fn seal_plain_totp_secrets(&self) -> Result<usize, StoreError> {
+        use sqlx::Row as _;
+        let plain = sqlx::query(
+            "SELECT id, totp_secret FROM staff WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE 'sealed:v1:%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &plain {
+            let id: i64 = r.try_get("id")?;
+            let old: String = r.try_get("totp_secret")?;
+            let new = self.seal_totp(&old, &format!("staff:{id}"))?;
+            sqlx::query("UPDATE staff SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+                .bind(&new)
+                .bind(id)
+                .bind(&old)
+                .execute(&self.pool)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE staff_sessions SET totp_pending = NULL WHERE totp_pending IS NOT NULL AND totp_pending NOT LIKE 'sealed:v1:%'",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(plain.len())
     }
 
     /// Takes the in-process write turn on SQLite (nothing on PostgreSQL).

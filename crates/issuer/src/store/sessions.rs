@@ -70,7 +70,8 @@ impl Store {
                 staff_id: r.try_get("staff_id")?,
                 stage: r.try_get("stage")?,
                 csrf_token: r.try_get("csrf_token")?,
-                totp_pending: r.try_get("totp_pending")?,
+                totp_pending: self
+                    .open_totp(r.try_get("totp_pending")?, &format!("session:{id_hash}"))?,
                 created_at: r.try_get("created_at")?,
                 last_seen_at: r.try_get("last_seen_at")?,
             })
@@ -88,14 +89,18 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps (or clears) a TOTP secret being enrolled in the session.
+    /// Keeps (or clears) a TOTP secret being enrolled in the session,
+    /// sealed under the server secret.
     pub async fn set_session_totp_pending(
         &self,
         id_hash: &str,
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
+        let sealed = secret
+            .map(|s| self.seal_totp(s, &format!("session:{id_hash}")))
+            .transpose()?;
         sqlx::query("UPDATE staff_sessions SET totp_pending = $1 WHERE id_hash = $2")
-            .bind(secret)
+            .bind(sealed)
             .bind(id_hash)
             .execute(&self.pool)
             .await?;

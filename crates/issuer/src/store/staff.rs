@@ -42,7 +42,14 @@ impl Store {
         .bind(login)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| rows::staff(&r)).transpose()
+        row.map(|r| self.staff_row(&r)).transpose()
+    }
+
+    /// A staff row with its TOTP secret opened.
+    fn staff_row(&self, r: &sqlx::any::AnyRow) -> Result<StaffRow, StoreError> {
+        let mut s = rows::staff(r)?;
+        s.totp_secret = self.open_totp(s.totp_secret.take(), &format!("staff:{}", s.id))?;
+        Ok(s)
     }
 
     /// Stores an API key (its HMAC only); returns its id.
@@ -84,17 +91,21 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| rows::staff(&r)).transpose()
+        row.map(|r| self.staff_row(&r)).transpose()
     }
 
-    /// Enables (or, with `None`, disables) TOTP for an account.
+    /// Enables (or, with `None`, disables) TOTP for an account; the secret
+    /// is stored sealed under the server secret.
     pub async fn set_totp_secret(
         &self,
         staff_id: i64,
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
+        let sealed = secret
+            .map(|s| self.seal_totp(s, &format!("staff:{staff_id}")))
+            .transpose()?;
         sqlx::query("UPDATE staff SET totp_secret = $1, totp_last_step = 0 WHERE id = $2")
-            .bind(secret)
+            .bind(sealed)
             .bind(staff_id)
             .execute(&self.pool)
             .await?;

@@ -118,11 +118,24 @@ pub async fn start_with(db: &TestDb, o: Options) -> Harness {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = issuer::http::router(app.clone(), 64 * 1024);
     tokio::spawn(async move {
-        issuer::http::serve_router(router, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+        // The production listener, with the connection caps lifted: these
+        // tests burst 1,000 requests from one address at the application
+        // (the caps have their own tests, in crates/http-serve).
+        let limits = http_serve::Limits {
+            per_address: 100_000,
+            total: 100_000,
+            ..http_serve::Limits::default()
+        };
+        http_serve::serve(
+            listener,
+            router,
+            limits,
+            http_serve::Addresses::Keep,
+            async {
+                let _ = rx.await;
+            },
+        )
+        .await;
     });
     Harness {
         app,

@@ -162,24 +162,32 @@ fn error_page(e: &crate::Error) -> Response {
         .into_response()
 }
 
-/// The key server's secret: configured, or kept in
-/// `<data>/keyserver.secret` (generated on first start, mode 0600). It seals
-/// the generated export signing key at rest.
+/// The key server's secret, which seals the generated export signing key
+/// at rest: the configured one; else, for the default SQLite database in
+/// `data_dir`, the one kept beside it in `<data>/keyserver.secret`
+/// (generated on first start, mode 0600). `None` for another database
+/// without a configured secret: replicas sharing a PostgreSQL database each
+/// have their own data folder, and a secret generated in one would lock the
+/// others out of the key, so there the key stays unsealed (with a warning)
+/// until `keyserver.secret` is configured.
 pub fn load_secret(
     config: &KeyserverConfig,
     data_dir: &Path,
-) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
     use secrecy::ExposeSecret as _;
     let configured = config.secret.as_ref().map(|s| s.expose_secret());
     if configured.is_none() {
+        if config.database_url.is_some() {
+            return Ok(None);
+        }
         store_support::private::create_private_dir(data_dir)?;
     }
-    Ok(store_support::sealed::server_secret(
+    Ok(Some(store_support::sealed::server_secret(
         configured,
         "the key server secret",
         &data_dir.join("keyserver.secret"),
         &mut |b| RngCore::fill_bytes(&mut rand::rngs::OsRng, b),
-    )?)
+    )?))
 }
 
 /// The database URL of a configuration (default: SQLite under `data_dir`).
@@ -219,7 +227,13 @@ pub async fn build(
     trust.reload(&store, now).await?;
     let storage = ExportStorage::from_config(&config.storage, data_dir)?;
     let secret = load_secret(config, data_dir)?;
-    let signers = crate::signing::load_signers(&config.export, &store, now, &secret).await?;
+    let signers = crate::signing::load_signers(
+        &config.export,
+        &store,
+        now,
+        secret.as_deref().map(|s| s.as_slice()),
+    )
+    .await?;
     let exporter = Arc::new(Exporter::new(
         store.clone(),
         storage.clone(),
