@@ -84,12 +84,12 @@ pub struct LoginThrottle {
 }
 
 /// The window of `key` at `now` (a new one when it ended).
-fn window<'a, K: std::hash::Hash + Eq>(
-    map: &'a mut HashMap<K, Window>,
+fn window<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Window>,
     key: K,
     window: i64,
     now: i64,
-) -> &'a mut Window {
+) -> &mut Window {
     if map.len() > 100_000 {
         map.retain(|_, w| w.live(window, now));
     }
