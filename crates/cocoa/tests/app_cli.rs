@@ -384,7 +384,7 @@ fn check_prints_a_short_summary_and_json_only_when_asked() {
         "{en}"
     );
     assert!(en.contains("1 file could not be processed"), "{en}");
-    assert!(en.chars().all(|c| c.is_ascii()), "all English: {en}");
+    assert!(en.is_ascii(), "all English: {en}");
 
     let v = ok_json(&[&home], NOW, &["check"]);
     assert_eq!(v["contacts"], 0);
@@ -458,7 +458,7 @@ fn status_speaks_japanese_words_japan_time_and_the_prefecture_by_name() {
     assert!(en.contains("now: 2020-12-16 12:00 JST"), "{en}");
     assert!(en.contains("registration: in progress"), "{en}");
     assert!(en.contains("contacts: 0 contacts"), "{en}");
-    assert!(en.chars().all(|c| c.is_ascii()), "all English: {en}");
+    assert!(en.is_ascii(), "all English: {en}");
     // The JSON keeps its machine words.
     assert_eq!(
         ok_json(&[&home], NOW, &["status"])["registration"]["stage"],
