@@ -39,7 +39,7 @@ pub use check::{CheckFailure, CheckRecord, CheckReport, FailedFile, Notification
 pub use error::{Error, Result};
 pub use keys::{Beacon, BeaconJson, DailyKey};
 pub use meet::{MeetReport, meet};
-pub use number::{Code, normalise_number, parse_app_link};
+pub use number::{Code, normalise_number, parse_app_link, parse_link_code};
 pub use phone::{Phone, Rng, SightingInput, Status};
 pub use register::{RegistrationInput, RegistrationOutcome, Stage};
 pub use settings::Settings;

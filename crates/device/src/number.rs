@@ -100,10 +100,20 @@ pub fn parse_app_link(link: &str) -> Result<Code> {
     if codes.next().is_some() {
         return Err(malformed("pn given twice"));
     }
-    if let Ok(number) = normalise_number(&code) {
+    parse_link_code(&code)
+}
+
+/// Reads the `pn` value of an app link alone (what a screen opened at
+/// `/cocoa/a/?pn=<code>` receives): the 8-digit number (as
+/// [`normalise_number`] reads it) or the 20-symbol long code. Anything else
+/// is [`Error::LinkMalformed`].
+pub fn parse_link_code(pn: &str) -> Result<Code> {
+    if let Ok(number) = normalise_number(pn) {
         return Ok(number);
     }
-    normalise_link_code(&code).ok_or(malformed("pn is neither 8 digits nor a 20-symbol code"))
+    normalise_link_code(pn).ok_or(Error::LinkMalformed {
+        reason: "pn is neither 8 digits nor a 20-symbol code",
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +206,13 @@ mod tests {
                 Err(Error::LinkMalformed { reason }) => assert_eq!(reason, why, "{link}"),
                 other => panic!("{link}: {other:?}"),
             }
+        }
+        assert_eq!(
+            parse_link_code("１２３４５６７８").unwrap(),
+            Code::Number("12345678".into())
+        );
+        for bad in ["", "abc", "1234567", "<script>"] {
+            assert_eq!(parse_link_code(bad).unwrap_err().code(), "link_malformed");
         }
         let e = parse_app_link("nonsense").unwrap_err();
         assert!(e.text().ja.contains("リンク") && e.is_input());

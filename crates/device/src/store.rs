@@ -20,6 +20,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::keys::DailyKey;
 
+mod erase;
+
 /// File name of the database inside the phone's home folder.
 pub const DB_FILE: &str = "phone.sqlite3";
 

@@ -27,11 +27,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Form, Path as UrlPath, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Form, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use device::{Lang, Phone, RegistrationInput, Text};
+use device::{Code, Lang, Phone, RegistrationInput, Text};
 use en_protocol::time::Clock;
 use serde::Deserialize;
 
@@ -75,6 +76,11 @@ pub enum FormError {
     DateMissing,
     /// The page's form token does not match (a page of another server, or forged).
     FormExpired,
+    /// The number of an opened app link is no longer held (15 minutes, or
+    /// the server restarted): open the SMS's link again or type the number.
+    LinkExpired,
+    /// The settings' language is neither Japanese nor English.
+    LangInvalid,
 }
 
 impl FormError {
@@ -84,6 +90,8 @@ impl FormError {
             Self::SymptomsMissing => "symptoms_missing",
             Self::DateMissing => "date_missing",
             Self::FormExpired => "form_expired",
+            Self::LinkExpired => "link_expired",
+            Self::LangInvalid => "lang_invalid",
         }
     }
 
@@ -101,6 +109,14 @@ impl FormError {
             Self::FormExpired => Text::new(
                 "この画面は古くなっています。もう一度最初から入力してください。処理番号は使われていません。",
                 "This page has expired. Please fill it in again from the start. The processing number was not used.",
+            ),
+            Self::LinkExpired => Text::new(
+                "SMSのリンクから開いた処理番号の有効時間（15分）が過ぎました。もう一度SMSまたはメールのリンクを開くか、処理番号を入力してください。処理番号は使われていません。",
+                "The number from the SMS link is no longer held (15 minutes). Open the link in the SMS or e-mail again, or type the number. The number was not used.",
+            ),
+            Self::LangInvalid => Text::new(
+                "言語は「日本語」か「English」を選んでください。",
+                "Choose Japanese or English as the language.",
             ),
         }
     }
@@ -137,6 +153,14 @@ struct Pending {
     created: Instant,
 }
 
+/// The code of an opened app link, waiting for the registration form.
+struct LinkCode {
+    /// The phone it was opened on (`None`: `/cocoa/a/` with several phones).
+    phone: Option<usize>,
+    code: Code,
+    created: Instant,
+}
+
 struct Slot {
     home: PathBuf,
     /// One request at a time per phone (the CLI is one process too).
@@ -149,6 +173,8 @@ pub(crate) struct App {
     /// Sent with every form and checked on every post.
     form_token: String,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Codes of opened app links, under a random token (never in a page).
+    links: Mutex<HashMap<String, LinkCode>>,
 }
 
 impl std::fmt::Debug for App {
@@ -164,6 +190,28 @@ fn random_hex() -> String {
 }
 
 impl App {
+    /// The code of an opened app link for phone `i`, when still held.
+    fn link_code(&self, token: &str, i: usize) -> Option<Code> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.retain(|_, l| l.created.elapsed() < PENDING_TTL);
+        links
+            .get(token)
+            .filter(|l| l.phone.is_none_or(|p| p == i))
+            .map(|l| l.code.clone())
+    }
+
+    /// Forgets every number held for phone `i` (its data was deleted).
+    fn forget_numbers_of(&self, i: usize) {
+        self.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, l| l.phone.is_some_and(|p| p != i));
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, p| p.phone != i);
+    }
+
     fn open(&self, i: usize) -> device::Result<Phone> {
         Phone::open(
             &self.phones[i].home,
@@ -193,6 +241,7 @@ pub fn router(config: Config) -> Result<Router, Error> {
         clock: config.clock,
         form_token: random_hex(),
         pending: Mutex::new(HashMap::new()),
+        links: Mutex::new(HashMap::new()),
     });
     Ok(Router::new()
         .route("/", get(index))
@@ -202,6 +251,15 @@ pub fn router(config: Config) -> Result<Router, Error> {
         .route("/p/{i}/register/confirm", post(register_confirm))
         .route("/p/{i}/register/resume", post(register_resume))
         .route("/p/{i}/lang/{to}", get(set_lang))
+        .route("/cocoa/a/", get(app_link_any))
+        .route("/cocoa/a", get(app_link_any))
+        .route("/p/{i}/cocoa/a/", get(app_link_phone))
+        .route("/p/{i}/cocoa/a", get(app_link_phone))
+        .route("/p/{i}/notification", get(notification))
+        .route("/p/{i}/info", get(info))
+        .route("/p/{i}/settings", post(save_settings))
+        .route("/p/{i}/erase", post(erase_ask))
+        .route("/p/{i}/erase/confirm", post(erase_confirm))
         .route("/static/phone.css", get(css))
         .with_state(app))
 }
@@ -256,7 +314,7 @@ fn page(status: StatusCode, body: Result<String, askama::Error>) -> Response {
 }
 
 fn message_page(status: StatusCode, lang: Lang, phone: Option<usize>, m: Shown) -> Response {
-    page(status, views::message(lang, phone, m))
+    page(status, views::message(lang, phone, m, false, None))
 }
 
 fn not_found(lang: Lang) -> Response {
@@ -388,6 +446,9 @@ struct RegisterForm {
     date: String,
     #[serde(default)]
     number: String,
+    /// The token of an opened app link (the number itself stays on the server).
+    #[serde(default)]
+    link: String,
 }
 
 /// What the registration form shows again after a refused post (never
@@ -397,12 +458,21 @@ pub(crate) struct Filled {
     pub symptoms: Option<bool>,
     pub date: String,
     pub number: String,
+    /// The token of an opened app link: ③ says the number is filled in.
+    pub link: Option<String>,
+}
+
+/// `?link=<token>`: the registration opened from an app link.
+#[derive(Debug, Default, Deserialize)]
+struct RegisterQuery {
+    link: Option<String>,
 }
 
 async fn register_form(
     State(app): AppState,
     UrlPath(i): UrlPath<usize>,
     headers: HeaderMap,
+    query: Result<Query<RegisterQuery>, QueryRejection>,
 ) -> Response {
     if i >= app.phones.len() {
         return not_found(lang_of(&headers, None));
@@ -413,9 +483,24 @@ async fn register_form(
         Err(r) => return *r,
     };
     let lang = lang_of(&headers, Some(&phone));
+    let link = query.ok().and_then(|q| q.0.link);
+    let (filled, error) = match link {
+        Some(t) if app.link_code(&t, i).is_some() => (
+            Filled {
+                link: Some(t),
+                ..Filled::default()
+            },
+            None,
+        ),
+        Some(_) => (
+            Filled::default(),
+            Some(Shown::form(FormError::LinkExpired, lang)),
+        ),
+        None => (Filled::default(), None),
+    };
     page(
         StatusCode::OK,
-        views::register(lang, i, &app.form_token, &phone, &Filled::default(), None),
+        views::register(lang, i, &app.form_token, &phone, &filled, error),
     )
 }
 
@@ -426,6 +511,7 @@ async fn register_form(
 fn read_input(
     f: &RegisterForm,
     now: chrono::DateTime<chrono::Utc>,
+    link: Option<Option<Code>>,
 ) -> Result<RegistrationInput, Result<FormError, device::Error>> {
     let symptoms = match f.symptoms.as_deref() {
         Some("yes") => true,
@@ -437,7 +523,11 @@ fn read_input(
     }
     let date = device::window::parse_date(&f.date).map_err(Err)?;
     device::window::check_registration_date(date, now).map_err(Err)?;
-    let code = device::normalise_number(&f.number).map_err(Err)?;
+    let code = match link {
+        Some(Some(code)) => code,
+        Some(None) => return Err(Ok(FormError::LinkExpired)),
+        None => device::normalise_number(&f.number).map_err(Err)?,
+    };
     Ok(RegistrationInput {
         symptoms,
         date,
@@ -466,8 +556,15 @@ async fn register_submit(
         Err(r) => return *r,
     };
     let lang = lang_of(&headers, Some(&phone));
-    match read_input(&f, phone.now()) {
+    let link = (!f.link.is_empty()).then(|| app.link_code(&f.link, i));
+    match read_input(&f, phone.now(), link) {
         Ok(input) => {
+            if !f.link.is_empty() {
+                app.links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&f.link);
+            }
             let token = random_hex();
             let shown = views::Confirm::of(lang, i, &app.form_token, &token, &input);
             let mut pending = app.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -484,16 +581,21 @@ async fn register_submit(
             page(StatusCode::OK, shown)
         }
         Err(e) => {
-            let shown = match e {
-                Ok(fe) => Shown::form(fe, lang),
-                Err(de) => Shown::device(&de, lang),
+            let shown = match &e {
+                Ok(fe) => Shown::form(*fe, lang),
+                Err(de) => Shown::device(de, lang),
             };
             metrics::counter!("phone_ui_form_refused_total", "code" => shown.code.clone())
                 .increment(1);
+            let link = match &e {
+                Ok(FormError::LinkExpired) => None,
+                _ => (!f.link.is_empty()).then(|| f.link.clone()),
+            };
             let filled = Filled {
                 symptoms: f.symptoms.as_deref().map(|s| s == "yes"),
                 date: f.date.clone(),
                 number: String::new(),
+                link,
             };
             page(
                 StatusCode::BAD_REQUEST,
@@ -580,6 +682,336 @@ async fn registered(
         Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     page(status, views::result(lang, i, &app.form_token, &result))
+}
+
+/// The app link of the SMS, `/cocoa/a/?pn=<code>`: with one phone it opens
+/// that phone's registration with the number filled in; with several it
+/// asks which phone opens it.
+async fn app_link_any(
+    State(app): AppState,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let target = (app.phones.len() == 1).then_some(0);
+    app_link(&app, target, &headers, query).await
+}
+
+/// `/p/<n>/cocoa/a/?pn=<code>`: the app link opened on phone `n`.
+async fn app_link_phone(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    app_link(&app, Some(i), &headers, query).await
+}
+
+/// Reads `pn` ([`device::parse_link_code`]: the 8-digit number, full-width
+/// digits, spaces and hyphens accepted, or the 20-symbol code), keeps it in
+/// memory under a random token and redirects to the form with the token,
+/// so that the number leaves the address bar and appears on no page. A
+/// garbage `pn` gets the device's message (`link_malformed`); nothing is kept.
+async fn app_link(
+    app: &App,
+    target: Option<usize>,
+    headers: &HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let lang = match target {
+        Some(i) => {
+            let _guard = app.phones[i].lock.lock().await;
+            lang_of(headers, app.open(i).ok().as_ref())
+        }
+        None => lang_of(headers, None),
+    };
+    let pairs = query.map(|q| q.0).unwrap_or_default();
+    let pns: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "pn")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let code = match pns.as_slice() {
+        [one] => device::parse_link_code(one),
+        [] => Err(device::Error::LinkMalformed {
+            reason: "no pn parameter",
+        }),
+        _ => Err(device::Error::LinkMalformed {
+            reason: "pn given twice",
+        }),
+    };
+    let code = match code {
+        Ok(c) => c,
+        Err(e) => {
+            metrics::counter!("phone_ui_app_links_total", "result" => e.code()).increment(1);
+            let next = target.map(|i| {
+                (
+                    format!("/p/{i}/register"),
+                    Text::new(
+                        "処理番号を入力して登録する",
+                        "Enter the number and register",
+                    )
+                    .get(lang)
+                    .to_owned(),
+                )
+            });
+            return page(
+                StatusCode::BAD_REQUEST,
+                views::message(lang, target, Shown::device(&e, lang), false, next),
+            );
+        }
+    };
+    metrics::counter!("phone_ui_app_links_total", "result" => "opened").increment(1);
+    let token = random_hex();
+    {
+        let mut links = app.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.retain(|_, l| l.created.elapsed() < PENDING_TTL);
+        links.insert(
+            token.clone(),
+            LinkCode {
+                phone: target,
+                code,
+                created: Instant::now(),
+            },
+        );
+    }
+    match target {
+        Some(i) => Redirect::to(&format!("/p/{i}/register?link={token}")).into_response(),
+        None => {
+            let homes: Vec<String> = app
+                .phones
+                .iter()
+                .map(|s| s.home.display().to_string())
+                .collect();
+            page(StatusCode::OK, views::choose_phone(lang, &homes, &token))
+        }
+    }
+}
+
+/// The notification (the seed's FAQ 問2).
+async fn notification(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    match phone.notification() {
+        Ok(n) => page(StatusCode::OK, views::notification(lang, i, &n)),
+        Err(e) => message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang,
+            Some(i),
+            Shown::device(&e, lang),
+        ),
+    }
+}
+
+/// `?saved=1` after the settings were saved.
+#[derive(Debug, Default, Deserialize)]
+struct InfoQuery {
+    saved: Option<String>,
+}
+
+/// Information: FAQ 問1–問4, privacy, settings, deleting all data.
+async fn info(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    query: Result<Query<InfoQuery>, QueryRejection>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    let saved = query.is_ok_and(|q| q.0.saved.is_some());
+    page(
+        StatusCode::OK,
+        views::info(lang, i, &app.form_token, phone.settings(), None, saved),
+    )
+}
+
+/// The settings form.
+#[derive(Debug, Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    form: String,
+    /// A prefecture code, or empty for none.
+    #[serde(default)]
+    prefecture: String,
+    #[serde(default)]
+    lang: String,
+}
+
+/// Saves the prefecture and the language through
+/// [`device::Phone::update_settings`] (as `cocoa app configure`); a refused
+/// value changes nothing.
+async fn save_settings(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<SettingsForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let mut phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    let chosen = match f.lang.as_str() {
+        "ja" => Ok(Lang::Ja),
+        "en" => Ok(Lang::En),
+        _ => Err(Shown::form(FormError::LangInvalid, lang)),
+    };
+    let prefecture = if f.prefecture.trim().is_empty() {
+        Ok(None)
+    } else {
+        device::prefecture::Prefecture::parse(&f.prefecture)
+            .map(|p| Some(p.code.to_owned()))
+            .map_err(|e| Shown::device(&e, lang))
+    };
+    let result = match (chosen, prefecture) {
+        (Ok(l), Ok(p)) => {
+            let mut s = phone.settings().clone();
+            s.lang = l;
+            s.prefecture = p;
+            phone
+                .update_settings(s)
+                .map(|()| l)
+                .map_err(|e| Shown::device(&e, lang))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match result {
+        Ok(l) => {
+            let value = if l == Lang::En { "en" } else { "ja" };
+            (
+                [(
+                    header::SET_COOKIE,
+                    format!("lang={value}; Path=/; SameSite=Lax; Max-Age=31536000"),
+                )],
+                Redirect::to(&format!("/p/{i}/info?saved=1")),
+            )
+                .into_response()
+        }
+        Err(shown) => {
+            metrics::counter!("phone_ui_form_refused_total", "code" => shown.code.clone())
+                .increment(1);
+            page(
+                StatusCode::BAD_REQUEST,
+                views::info(
+                    lang,
+                    i,
+                    &app.form_token,
+                    phone.settings(),
+                    Some(shown),
+                    false,
+                ),
+            )
+        }
+    }
+}
+
+/// 「すべてのデータを削除」: first the confirmation (nothing is deleted yet).
+async fn erase_ask(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    page(
+        StatusCode::OK,
+        views::erase_confirm(lang, i, &app.form_token),
+    )
+}
+
+/// The confirmation's 「削除する」: [`device::Phone::erase_all_data`]; the
+/// numbers this UI held for the phone are forgotten too.
+async fn erase_confirm(
+    State(app): AppState,
+    UrlPath(i): UrlPath<usize>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if i >= app.phones.len() {
+        return not_found(lang_of(&headers, None));
+    }
+    if !token_ok(&app, &f.form) {
+        return expired_form(lang_of(&headers, None), i);
+    }
+    let _guard = app.phones[i].lock.lock().await;
+    let mut phone = match open_or_page(&app, i, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let lang = lang_of(&headers, Some(&phone));
+    let result = phone.erase_all_data();
+    metrics::counter!("phone_ui_erasures_total", "result" => match &result {
+        Ok(()) => "erased",
+        Err(e) => e.code(),
+    })
+    .increment(1);
+    match result {
+        Ok(()) => {
+            app.forget_numbers_of(i);
+            page(
+                StatusCode::OK,
+                views::message(
+                    lang,
+                    Some(i),
+                    Shown {
+                        code: "erased".into(),
+                        text: Text::new(
+                            "このスマートフォンのデータ（接触の記録、鍵、接触確認の結果、陽性登録の記録）をすべて削除しました。設定は残っています。",
+                            "All data of this phone (contact records, keys, check results, registrations) was deleted. The settings remain.",
+                        )
+                        .get(lang)
+                        .into(),
+                    },
+                    true,
+                    None,
+                ),
+            )
+        }
+        Err(e) => message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang,
+            Some(i),
+            Shown::device(&e, lang),
+        ),
+    }
 }
 
 async fn set_lang(UrlPath((i, to)): UrlPath<(usize, String)>) -> Response {

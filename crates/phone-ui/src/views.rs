@@ -5,9 +5,10 @@
 
 use askama::Template;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use device::prefecture::{ConsultationCentre, PREFECTURES, Prefecture};
 use device::register::{RegistrationSummary, Stage};
 use device::text::{ja_date, screen};
-use device::{Lang, Phone, RegistrationInput, RegistrationOutcome};
+use device::{Lang, Notification, Phone, RegistrationInput, RegistrationOutcome, Settings};
 use en_protocol::time::{japan_date, jst};
 
 use crate::{Filled, Shown, phone_path};
@@ -85,13 +86,25 @@ fn tr(lang: Lang, ja: &str, en: &str) -> String {
 pub struct MessagePage {
     pub l: Layout,
     pub m: Shown,
+    /// A success (else a refusal or an error).
+    pub ok: bool,
+    /// A link to what to do next: (href, text).
+    pub next: Option<(String, String)>,
 }
 
-pub fn message(lang: Lang, phone: Option<usize>, m: Shown) -> askama::Result<String> {
+pub fn message(
+    lang: Lang,
+    phone: Option<usize>,
+    m: Shown,
+    ok: bool,
+    next: Option<(String, String)>,
+) -> askama::Result<String> {
     let title = tr(lang, "お知らせ", "Notice");
     MessagePage {
         l: Layout::new(lang, &title, phone),
         m,
+        ok,
+        next,
     }
     .render()
 }
@@ -101,7 +114,15 @@ pub fn message(lang: Lang, phone: Option<usize>, m: Shown) -> askama::Result<Str
 #[template(path = "index.html")]
 pub struct IndexPage {
     pub l: Layout,
-    pub phones: Vec<(String, String)>,
+    /// (href, label, folder).
+    pub phones: Vec<(String, String, String)>,
+}
+
+fn phone_label(lang: Lang, i: usize) -> String {
+    match lang {
+        Lang::Ja => format!("スマートフォン {}", i),
+        Lang::En => format!("Phone {}", i),
+    }
 }
 
 pub fn index(lang: Lang, homes: &[String]) -> askama::Result<String> {
@@ -110,7 +131,34 @@ pub fn index(lang: Lang, homes: &[String]) -> askama::Result<String> {
         phones: homes
             .iter()
             .enumerate()
-            .map(|(i, h)| (phone_path(i), h.clone()))
+            .map(|(i, h)| (phone_path(i), phone_label(lang, i), h.clone()))
+            .collect(),
+    }
+    .render()
+}
+
+/// `/cocoa/a/` with several phones: which one opens the link.
+pub fn choose_phone(lang: Lang, homes: &[String], token: &str) -> askama::Result<String> {
+    IndexPage {
+        l: Layout::new(
+            lang,
+            &tr(
+                lang,
+                "どのスマートフォンで登録しますか？",
+                "Which phone registers?",
+            ),
+            None,
+        ),
+        phones: homes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                (
+                    format!("/p/{i}/register?link={token}"),
+                    phone_label(lang, i),
+                    h.clone(),
+                )
+            })
             .collect(),
     }
     .render()
@@ -134,6 +182,8 @@ pub struct HomePage {
     pub registration: String,
     /// A registration waits to be resumed.
     pub resumable: bool,
+    /// Whom to call, when there were contacts.
+    pub centre: Option<Centre>,
 }
 
 fn registration_line(r: Option<&RegistrationSummary>, lang: Lang) -> String {
@@ -217,17 +267,20 @@ pub fn home(
         })
         .collect();
     let prefecture = status.prefecture.as_deref().and_then(|p| {
-        device::prefecture::Prefecture::parse(p)
-            .ok()
-            .map(|p| match lang {
-                Lang::Ja => p.name_ja.to_string(),
-                Lang::En => p.name_en.to_string(),
-            })
+        Prefecture::parse(p).ok().map(|p| match lang {
+            Lang::Ja => p.name_ja.to_string(),
+            Lang::En => p.name_en.to_string(),
+        })
     });
     let resumable = status
         .registration
         .as_ref()
         .is_some_and(|r| r.stage.in_progress());
+    let centre = if status.contacts > 0 {
+        Some(Centre::of(&phone.notification()?.consultation_centre, lang))
+    } else {
+        None
+    };
     Ok(HomePage {
         l: Layout::new(lang, "COCOA", Some(i)),
         i,
@@ -239,6 +292,7 @@ pub fn home(
         prefecture,
         registration: registration_line(status.registration.as_ref(), lang),
         resumable,
+        centre,
     }
     .render())
 }
@@ -255,6 +309,8 @@ pub struct RegisterPage {
     pub symptoms: Option<bool>,
     pub date: String,
     pub number: String,
+    /// The token of an opened app link (the number is filled in, not shown).
+    pub link: Option<String>,
     /// `<input type="date">` bounds: 14 days back to today (Japan).
     pub min: String,
     pub max: String,
@@ -291,6 +347,7 @@ pub fn register(
         symptoms: filled.symptoms,
         date: filled.date.clone(),
         number: filled.number.clone(),
+        link: filled.link.clone(),
         min: (today - Duration::days(device::window::LOOKBACK_DAYS)).to_string(),
         max: today.to_string(),
         symptoms_question: lines(&pick(
@@ -417,6 +474,262 @@ pub fn result(
         text,
         resumable,
         ask_health_centre: ask,
+    }
+    .render()
+}
+
+/// A `tel:` address: the digits (and a leading `+`) of a number as written.
+pub fn tel_href(phone: &str) -> String {
+    let digits: String = phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    format!("tel:{digits}")
+}
+
+/// A consultation centre as a page shows it.
+#[derive(Debug, Clone)]
+pub struct Centre {
+    /// The prefecture's name, when one is set.
+    pub prefecture: Option<String>,
+    /// The centre's name.
+    pub name: String,
+    /// Its telephone: (`tel:` address, as written).
+    pub phone: Option<(String, String)>,
+    /// Its web page (only `http(s)://`).
+    pub url: Option<String>,
+    /// Its hours.
+    pub hours: Option<String>,
+    /// The national line.
+    pub national_name: String,
+    /// The national line's `tel:` address.
+    pub national_tel: String,
+    /// The national line as written.
+    pub national_phone: String,
+    /// Its hours.
+    pub national_hours: String,
+    /// The centre is the national line itself (no prefecture set).
+    pub national_only: bool,
+}
+
+impl Centre {
+    /// From the device's entry, in `lang` (the built-in names in English
+    /// are the prefecture's English name).
+    pub fn of(c: &ConsultationCentre, lang: Lang) -> Self {
+        let pref = Prefecture::parse(&c.prefecture).ok();
+        let national_only = pref.is_none();
+        let name = match (lang, pref, c.source.as_str()) {
+            (Lang::En, Some(p), "built-in") => format!("Consultation centre of {}", p.name_en),
+            (Lang::En, None, _) => "MHLW COVID-19 telephone helpline".to_owned(),
+            _ => c.name.clone(),
+        };
+        Self {
+            prefecture: pref.map(|p| match lang {
+                Lang::Ja => p.name_ja.to_owned(),
+                Lang::En => p.name_en.to_owned(),
+            }),
+            name,
+            phone: c.phone.as_ref().map(|p| (tel_href(p), p.clone())),
+            url: c
+                .url
+                .clone()
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            hours: c.hours.clone(),
+            national_name: match lang {
+                Lang::Ja => c.national_line.name.clone(),
+                Lang::En => "MHLW COVID-19 telephone helpline (free dial)".to_owned(),
+            },
+            national_tel: tel_href(&c.national_line.phone),
+            national_phone: c.national_line.phone.clone(),
+            national_hours: c.national_line.hours.clone(),
+            national_only,
+        }
+    }
+}
+
+/// The notification screen (the seed's FAQ 問2): 「接触の件数及び接触の日付を
+/// 通知するとともに、各地域の受診・相談センターなどの連絡先を表示」; never the time,
+/// the place or the person.
+#[derive(Debug, Template)]
+#[template(path = "notification.html")]
+pub struct NotificationPage {
+    pub l: Layout,
+    pub i: usize,
+    pub contacts: usize,
+    pub dates: Vec<String>,
+    pub last_checked: Option<String>,
+    pub centre: Centre,
+}
+
+pub fn notification(lang: Lang, i: usize, n: &Notification) -> askama::Result<String> {
+    NotificationPage {
+        l: Layout::new(
+            lang,
+            &tr(lang, "接触の通知", "Exposure notification"),
+            Some(i),
+        ),
+        i,
+        contacts: n.contacts,
+        dates: n
+            .contact_dates
+            .iter()
+            .map(|d| date_text(*d, lang))
+            .collect(),
+        last_checked: n.last_checked.map(|t| jst_time(t, lang)),
+        centre: Centre::of(&n.consultation_centre, lang),
+    }
+    .render()
+}
+
+/// One question of the seed's FAQ.
+#[derive(Debug, Clone)]
+pub struct Faq {
+    pub id: String,
+    pub q: String,
+    pub a: String,
+}
+
+/// The seed's FAQ 問1–問4 (【別添2】「接触確認アプリへの陽性登録に関するよくある質問」),
+/// in its words; the English is ours.
+pub fn faq(lang: Lang) -> Vec<Faq> {
+    const JA: [(&str, &str); 4] = [
+        (
+            "問1 新型コロナウイルス感染症の陽性者と診断されましたが、アプリに登録することでどのようなメリットがありますか。",
+            "陽性と診断された場合に、あなた自身の同意に基づきアプリに登録いただくことで、あなたと接触した可能性がある方が通知を受け取り、検査の受診など保健所のサポートを早く受けることができます。",
+        ),
+        (
+            "問2 アプリに陽性である旨の登録をした場合、過去に私と接触した方はどのような通知を受け取りますか。私が感染したことが、相手に伝わってしまう可能性はありますか。",
+            "陽性者との接触の可能性があるアプリ利用者には、アプリで接触の件数及び接触の日付を通知するとともに、各地域の受診・相談センターなどの連絡先を表示し、検査の受診などをご案内します。あなた個人を特定しうる情報や、接触の時刻が相手に知られることはありません。",
+        ),
+        (
+            "問3 新型コロナウイルス感染症陽性と判明した場合、どのようにアプリでの陽性の登録をしたらいいですか。",
+            "アプリへの陽性者の登録を希望する旨を保健所にお伝えください。保健所において、「処理番号」の発行手続を行った後、患者ご本人の携帯電話等に、SMS 又はメールで「処理番号」が届きます。届いた「処理番号」と症状の有無、発症日又は検査日を速やかにアプリ上で入力すると、登録完了します。",
+        ),
+        (
+            "問4 接触確認アプリをまだ利用していません。新型コロナウイルス感染症の陽性者と診断されましたが、これから接触確認アプリをインストールして陽性登録しても良いですか。",
+            "新型コロナウイルス感染症の陽性者と診断されてからアプリをインストールいただいても、陽性となった旨の登録や過去に接触した可能性のある方への通知を行うことはできません。",
+        ),
+    ];
+    const EN: [(&str, &str); 4] = [
+        (
+            "Q1. I was diagnosed with COVID-19. What good does registering in the app do?",
+            "If you register, with your consent, people who may have been in contact with you are notified and can get support from the health centre, such as a test, sooner.",
+        ),
+        (
+            "Q2. If I register a positive result, what are the people I met told? Can they learn that I am infected?",
+            "App users who may have been in contact with a person who tested positive are told the number and the dates of the contacts, shown the contacts of their region's consultation centre, and advised about getting tested. Nothing that could identify you, and not the time of the contact, is disclosed to them.",
+        ),
+        (
+            "Q3. I tested positive. How do I register in the app?",
+            "Tell the health centre that you wish to register in the app. After the health centre issues a processing number, it reaches your phone by SMS or e-mail. Enter that number, whether you have symptoms, and the first day of symptoms or the day of the test in the app promptly, and the registration is complete.",
+        ),
+        (
+            "Q4. I do not use the app yet. I was diagnosed positive: may I install the app now and register?",
+            "If you install the app after you were diagnosed, you cannot register the positive result or notify people you may have been in contact with before.",
+        ),
+    ];
+    let list = if lang == Lang::Ja { JA } else { EN };
+    list.iter()
+        .enumerate()
+        .map(|(n, (q, a))| Faq {
+            id: format!("faq-{}", n + 1),
+            q: (*q).to_owned(),
+            a: (*a).to_owned(),
+        })
+        .collect()
+}
+
+/// One `<option>` of the prefecture setting.
+#[derive(Debug, Clone)]
+pub struct PrefOption {
+    pub code: String,
+    pub name: String,
+    pub selected: bool,
+}
+
+/// The information screen.
+#[derive(Debug, Template)]
+#[template(path = "info.html")]
+pub struct InfoPage {
+    pub l: Layout,
+    pub i: usize,
+    pub form: String,
+    pub faq: Vec<Faq>,
+    pub privacy: Vec<String>,
+    pub prefectures: Vec<PrefOption>,
+    pub no_prefecture: bool,
+    pub error: Option<Shown>,
+    pub saved: bool,
+}
+
+pub fn info(
+    lang: Lang,
+    i: usize,
+    form: &str,
+    settings: &Settings,
+    error: Option<Shown>,
+    saved: bool,
+) -> askama::Result<String> {
+    let current = settings.prefecture.as_deref();
+    let mut privacy = match lang {
+        Lang::Ja => lines(screen::ANONYMITY),
+        Lang::En => lines(screen::en::ANONYMITY),
+    };
+    privacy.extend(match lang {
+        Lang::Ja => lines(screen::PERIOD_NOTE),
+        Lang::En => lines(screen::en::PERIOD_NOTE),
+    });
+    privacy.push(tr(
+        lang,
+        "※接触の記録とこのスマートフォンの鍵は、このスマートフォンの中にだけ保存され、14日を過ぎたものは自動で削除されます。",
+        "Contact records and this phone's keys are kept only on this phone and are deleted automatically after 14 days.",
+    ));
+    InfoPage {
+        l: Layout::new(
+            lang,
+            &tr(lang, "情報・設定", "Information and settings"),
+            Some(i),
+        ),
+        i,
+        form: form.into(),
+        faq: faq(lang),
+        privacy,
+        prefectures: PREFECTURES
+            .iter()
+            .map(|p| PrefOption {
+                code: p.code.to_owned(),
+                name: match lang {
+                    Lang::Ja => p.name_ja.to_owned(),
+                    Lang::En => p.name_en.to_owned(),
+                },
+                selected: current == Some(p.code),
+            })
+            .collect(),
+        no_prefecture: current.is_none(),
+        error,
+        saved,
+    }
+    .render()
+}
+
+/// 「すべてのデータを削除」's confirmation.
+#[derive(Debug, Template)]
+#[template(path = "erase.html")]
+pub struct ErasePage {
+    pub l: Layout,
+    pub i: usize,
+    pub form: String,
+}
+
+pub fn erase_confirm(lang: Lang, i: usize, form: &str) -> askama::Result<String> {
+    ErasePage {
+        l: Layout::new(
+            lang,
+            &tr(lang, "すべてのデータを削除しますか？", "Delete all data?"),
+            Some(i),
+        ),
+        i,
+        form: form.into(),
     }
     .render()
 }

@@ -1,30 +1,71 @@
-//! Login throttling: failed logins (wrong password or wrong TOTP code) are
-//! counted per login id and per client address in a fixed window; past the
-//! limit, that login id or address is refused until the window ends, even
-//! with the right password. A success clears the login id's count.
+//! Login throttling. Every login attempt (a password or a TOTP code) is
+//! counted *before* the password is hashed: [`LoginThrottle::reserve`]
+//! checks and takes the slot under one lock, so a burst of simultaneous
+//! attempts cannot all pass the check before the first failure is written
+//! (issue 12, finding 4: "Count the attempt before hashing").
+//!
+//! The limits (issue 12, finding 5: "Throttle per (login, address) and slow
+//! down — do not lock out — the login as a whole"):
+//! - per login id *and* address: past `per_login_address` attempts in the
+//!   window, that address may not try that login id until the window ends;
+//! - per address: past `per_address` attempts, that address may not log in;
+//! - per login id from every address: past `slow_login_after` attempts,
+//!   each further attempt waits (`slow_step_ms` more each time, at most
+//!   `slow_max_ms`) before it is checked — slower, never refused, so
+//!   guesses from elsewhere cannot lock the real user out.
+//!
+//! A successful login gives its slots back.
+//!
+//! The argon2id hashes themselves are capped by [`HashGate`]: a semaphore
+//! sized to the cores, a short bounded queue, and a refusal beyond it
+//! ("cap concurrent hashes (a semaphore sized to the cores) and queue or
+//! refuse beyond it").
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Limits of [`LoginThrottle`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
-    /// Failed attempts per login id within the window.
-    pub per_login: u32,
-    /// Failed attempts per client address within the window.
+    /// Attempts per login id from one client address within the window;
+    /// then that address is refused for that login id until the window ends.
+    pub per_login_address: u32,
+    /// Attempts per client address within the window (any login id).
     pub per_address: u32,
     /// Window length, seconds.
     pub window_seconds: i64,
+    /// Attempts of a login id (from every address) in the window after
+    /// which each further attempt is slowed down.
+    pub slow_login_after: u32,
+    /// Extra wait per attempt past `slow_login_after`, milliseconds.
+    pub slow_step_ms: u64,
+    /// Longest wait of a slowed-down attempt, milliseconds.
+    pub slow_max_ms: u64,
+    /// Password checks that may wait for a free core (beyond the ones
+    /// hashing); more are refused with 503.
+    pub hash_queue: usize,
+    /// How long a password check waits for a free core before it is
+    /// refused with 503, milliseconds.
+    pub hash_wait_ms: u64,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            per_login: 5,
+            per_login_address: 5,
             per_address: 20,
             window_seconds: 15 * 60,
+            slow_login_after: 5,
+            slow_step_ms: 500,
+            slow_max_ms: 5_000,
+            hash_queue: 16,
+            hash_wait_ms: 3_000,
         }
     }
 }
@@ -32,82 +73,262 @@ impl Default for ThrottleConfig {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     start: i64,
-    failures: u32,
+    attempts: u32,
 }
 
-/// Failed-login counters, in memory (one process).
+impl Window {
+    fn live(&self, window: i64, now: i64) -> bool {
+        now - self.start < window
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    pairs: HashMap<(String, IpAddr), Window>,
+    addresses: HashMap<IpAddr, Window>,
+    logins: HashMap<String, Window>,
+}
+
+/// What reached its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// This login id from this address.
+    LoginFromAddress,
+    /// This address, whatever the login id.
+    Address,
+}
+
+/// Why an attempt is refused, and until when (unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// What reached its limit.
+    pub limit: Limit,
+    /// The attempt may be made again from this time on.
+    pub until: i64,
+}
+
+/// An attempt taken: check it after `delay` (the login is being slowed
+/// down when other attempts of the window failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Wait this long before checking.
+    pub delay: Duration,
+}
+
+/// Login attempt counters, in memory (one process), and the hash gate.
 #[derive(Debug)]
 pub struct LoginThrottle {
     config: ThrottleConfig,
-    logins: Mutex<HashMap<String, Window>>,
-    addresses: Mutex<HashMap<IpAddr, Window>>,
+    counters: Mutex<Counters>,
+    hashes: HashGate,
 }
 
-fn over<K: std::hash::Hash + Eq>(
-    map: &Mutex<HashMap<K, Window>>,
-    key: &K,
-    limit: u32,
+/// The window of `key` at `now` (a new one when it ended).
+fn window<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Window>,
+    key: K,
     window: i64,
     now: i64,
-) -> bool {
-    let map = map.lock().unwrap_or_else(|e| e.into_inner());
-    map.get(key)
-        .is_some_and(|w| now - w.start < window && w.failures >= limit)
-}
-
-fn bump<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Window>>, key: K, window: i64, now: i64) {
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+) -> &mut Window {
     if map.len() > 100_000 {
-        map.retain(|_, w| now - w.start < window);
+        map.retain(|_, w| w.live(window, now));
     }
     let w = map.entry(key).or_insert(Window {
         start: now,
-        failures: 0,
+        attempts: 0,
     });
-    if now - w.start >= window {
+    if !w.live(window, now) {
         *w = Window {
             start: now,
-            failures: 0,
+            attempts: 0,
         };
     }
-    w.failures += 1;
+    w
+}
+
+fn give_back<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Window>, key: &K) {
+    if let Some(w) = map.get_mut(key) {
+        w.attempts = w.attempts.saturating_sub(1);
+    }
 }
 
 impl LoginThrottle {
     /// Counters with these limits.
     pub fn new(config: ThrottleConfig) -> Self {
         Self {
+            hashes: HashGate::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                config.hash_queue,
+                Duration::from_millis(config.hash_wait_ms),
+            ),
             config,
-            logins: Mutex::new(HashMap::new()),
-            addresses: Mutex::new(HashMap::new()),
+            counters: Mutex::new(Counters::default()),
         }
     }
 
-    /// Whether a login attempt for `login` from `ip` is refused now.
-    pub fn blocked(&self, login: &str, ip: IpAddr, now: i64) -> bool {
-        let w = self.config.window_seconds;
-        over(
-            &self.logins,
-            &login.to_owned(),
-            self.config.per_login,
-            w,
-            now,
-        ) || over(&self.addresses, &ip, self.config.per_address, w, now)
+    /// The argon2 gate.
+    pub fn hashes(&self) -> &HashGate {
+        &self.hashes
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, login: &str, ip: IpAddr, now: i64) {
-        let w = self.config.window_seconds;
-        bump(&self.logins, login.to_owned(), w, now);
-        bump(&self.addresses, ip, w, now);
+    /// Takes one attempt for `login` from `ip` — checked and counted under
+    /// one lock, before any password is hashed — or refuses it while this
+    /// login id from this address, or this address, has used its attempts
+    /// of the window. The login id as a whole is only slowed down.
+    pub fn reserve(&self, login: &str, ip: IpAddr, now: i64) -> Result<Admission, Refusal> {
+        let cfg = &self.config;
+        let win = cfg.window_seconds;
+        let pair = (login.to_owned(), ip);
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let p = *window(&mut c.pairs, pair.clone(), win, now);
+        let a = *window(&mut c.addresses, ip, win, now);
+        if p.attempts >= cfg.per_login_address {
+            return Err(Refusal {
+                limit: Limit::LoginFromAddress,
+                until: p.start + win,
+            });
+        }
+        if a.attempts >= cfg.per_address {
+            return Err(Refusal {
+                limit: Limit::Address,
+                until: a.start + win,
+            });
+        }
+        window(&mut c.pairs, pair, win, now).attempts += 1;
+        window(&mut c.addresses, ip, win, now).attempts += 1;
+        let l = window(&mut c.logins, login.to_owned(), win, now);
+        let before = l.attempts;
+        l.attempts += 1;
+        let over = u64::from(before.saturating_sub(cfg.slow_login_after.saturating_sub(1)));
+        let delay = (cfg.slow_step_ms.saturating_mul(over)).min(cfg.slow_max_ms);
+        Ok(Admission {
+            delay: Duration::from_millis(delay),
+        })
     }
 
-    /// Clears the count of a login id after a success.
-    pub fn succeeded(&self, login: &str) {
-        self.logins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(login);
+    /// Gives back an attempt that was reserved but not checked (the server
+    /// was too busy to hash it).
+    pub fn release(&self, login: &str, ip: IpAddr) {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        give_back(&mut c.pairs, &(login.to_owned(), ip));
+        give_back(&mut c.addresses, &ip);
+        give_back(&mut c.logins, &login.to_owned());
+    }
+
+    /// After a successful login: clears this login id's counts from this
+    /// address and as a whole, and gives the address its attempt back.
+    pub fn succeeded(&self, login: &str, ip: IpAddr) {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.pairs.remove(&(login.to_owned(), ip));
+        c.logins.remove(login);
+        give_back(&mut c.addresses, &ip);
+    }
+}
+
+/// Caps the argon2id hashes of logins running at once (each takes ~19 MiB
+/// and a core): `permits` run, `queue` more wait up to `wait`, the rest
+/// are refused at once. The gauge `issuer_login_hashes_in_flight` and the
+/// counter `issuer_login_hash_refused_total` show it.
+#[derive(Debug)]
+pub struct HashGate {
+    semaphore: Arc<Semaphore>,
+    permits: usize,
+    queue: usize,
+    wait: Duration,
+    waiting: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    refused: AtomicU64,
+}
+
+/// The server is too busy to check a password now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// Seconds to wait before trying again (`Retry-After`).
+    pub retry_after: u64,
+}
+
+/// A running hash; the slot is free again when this is dropped (move it
+/// into the blocking task that hashes, so an abandoned request does not
+/// free the slot of a hash still running).
+#[derive(Debug)]
+pub struct HashPermit {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        let n = self.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!("issuer_login_hashes_in_flight").set(n as f64);
+    }
+}
+
+impl HashGate {
+    /// A gate of `permits` concurrent hashes and `queue` waiting ones.
+    pub fn new(permits: usize, queue: usize, wait: Duration) -> Self {
+        let permits = permits.max(1);
+        Self {
+            semaphore: Arc::new(Semaphore::new(permits)),
+            permits,
+            queue,
+            wait,
+            waiting: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Hashes that may run at once (the cores).
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// The most hashes that ran at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// Password checks refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    fn admitted(&self, permit: OwnedSemaphorePermit) -> HashPermit {
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        metrics::gauge!("issuer_login_hashes_in_flight").set(n as f64);
+        HashPermit {
+            _permit: permit,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    fn refuse(&self) -> Busy {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        metrics::counter!("issuer_login_hash_refused_total").increment(1);
+        Busy {
+            retry_after: self.wait.as_secs().clamp(1, 30),
+        }
+    }
+
+    /// A slot to hash a password: at once when a core is free, after a
+    /// short wait in the bounded queue, or [`Busy`].
+    pub async fn enter(&self) -> Result<HashPermit, Busy> {
+        if let Ok(p) = self.semaphore.clone().try_acquire_owned() {
+            return Ok(self.admitted(p));
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(self.refuse());
+        }
+        let got = tokio::time::timeout(self.wait, self.semaphore.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        match got {
+            Ok(Ok(p)) => Ok(self.admitted(p)),
+            _ => Err(self.refuse()),
+        }
     }
 }
 
@@ -116,28 +337,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_and_address_limits_apply_separately() {
+    fn login_from_address_and_address_limits_apply_separately() {
         let t = LoginThrottle::new(ThrottleConfig {
-            per_login: 2,
+            per_login_address: 2,
             per_address: 3,
             window_seconds: 100,
+            slow_login_after: 2,
+            slow_step_ms: 100,
+            slow_max_ms: 250,
+            ..ThrottleConfig::default()
         });
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        t.failed("yamada", a, 0);
-        assert!(!t.blocked("yamada", a, 1));
-        t.failed("yamada", b, 1);
-        assert!(
-            t.blocked("yamada", a, 2),
-            "per login id, whatever the address"
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let ms = |r: Result<Admission, Refusal>| r.unwrap().delay.as_millis();
+        assert_eq!(ms(t.reserve("yamada", a, 0)), 0);
+        assert_eq!(ms(t.reserve("yamada", a, 1)), 0);
+        assert_eq!(
+            t.reserve("yamada", a, 2),
+            Err(Refusal {
+                limit: Limit::LoginFromAddress,
+                until: 100
+            })
         );
-        assert!(!t.blocked("suzuki", a, 2));
-        t.failed("suzuki", a, 2);
-        t.failed("tanaka", a, 3);
-        assert!(t.blocked("kato", a, 4), "per address, whatever the login");
-        assert!(!t.blocked("kato", b, 4));
-        assert!(!t.blocked("yamada", b, 101), "the window ends");
-        t.succeeded("suzuki");
-        assert!(!t.blocked("suzuki", b, 5));
+        // Another address may still try that login id, slowed down.
+        assert_eq!(ms(t.reserve("yamada", b, 2)), 100);
+        assert_eq!(ms(t.reserve("yamada", b, 2)), 200);
+        assert_eq!(ms(t.reserve("yamada", c, 2)), 250, "at most slow_max_ms");
+        assert!(t.reserve("suzuki", a, 2).is_ok());
+        assert_eq!(
+            t.reserve("kato", a, 4),
+            Err(Refusal {
+                limit: Limit::Address,
+                until: 100
+            }),
+            "per address, whatever the login"
+        );
+        assert!(t.reserve("kato", c, 4).is_ok());
+        assert_eq!(ms(t.reserve("yamada", a, 101)), 0, "the window ends");
+        t.release("kato", c);
+        t.succeeded("suzuki", a);
+        assert!(t.reserve("tanaka", b, 5).is_ok());
+        assert!(t.reserve("sato", b, 5).is_err(), "b used its 3");
+        t.succeeded("yamada", c);
+        assert_eq!(ms(t.reserve("yamada", c, 5)), 0, "a success clears");
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gate_runs_permits_queues_some_and_refuses_the_rest() {
+        let g = Arc::new(HashGate::new(1, 1, Duration::from_millis(50)));
+        let first = g.enter().await.unwrap();
+        let g2 = g.clone();
+        let queued = tokio::spawn(async move { g2.enter().await.map(drop) });
+        tokio::task::yield_now().await;
+        while g.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(g.enter().await.is_err(), "the queue is full");
+        assert_eq!(queued.await.unwrap().unwrap_err().retry_after, 1);
+        assert_eq!(g.refused(), 2);
+        drop(first);
+        assert!(g.enter().await.is_ok());
+        assert_eq!(g.peak(), 1);
     }
 }
