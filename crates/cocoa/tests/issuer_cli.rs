@@ -238,5 +238,9 @@ fn bad_management_input_exits_with_status_2() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unsupported database URL scheme"),
+        "{stderr}"
+    );
 }

@@ -94,6 +94,10 @@ pub struct Issuer {
 /// (so a revocation takes effect within this many seconds).
 pub const API_KEY_CACHE_SECONDS: i64 = 30;
 
+/// Age after which an issuance whose delivery is still `pending` at start
+/// was interrupted (SMTP and SMS gateway calls time out far sooner).
+pub const INTERRUPTED_DELIVERY_SECONDS: i64 = 10 * 60;
+
 /// How often certificate signing re-reads the keys, so a rotation made by
 /// another process (`cocoa issuer rotate-key`) takes over within a minute.
 pub const KEYRING_REFRESH_SECONDS: i64 = 60;

@@ -23,8 +23,15 @@ pub enum IdempotencyBegin {
     Mismatch,
 }
 
+/// How long a request may stay in progress before its key is taken over
+/// by a retry. The work runs detached from the connection and finishes in
+/// seconds; a row older than this was left by a process that stopped
+/// mid-way (a crash, a kill), and would otherwise answer 409 for ever.
+pub const IN_PROGRESS_EXPIRY_SECONDS: i64 = 120;
+
 impl Store {
-    /// Starts an idempotent request.
+    /// Starts an idempotent request; takes over a key left in progress for
+    /// longer than [`IN_PROGRESS_EXPIRY_SECONDS`].
     pub async fn begin_idempotent(
         &self,
         api_key_id: i64,
@@ -47,7 +54,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         let row = sqlx::query(
-            "SELECT request_hash, status, body FROM idempotency WHERE api_key_id = $1 AND idem_key = $2",
+            "SELECT request_hash, status, body, created_at FROM idempotency WHERE api_key_id = $1 AND idem_key = $2",
         )
         .bind(api_key_id)
         .bind(key)
@@ -56,12 +63,32 @@ impl Store {
         let hash: String = row.try_get("request_hash")?;
         let status: Option<i64> = row.try_get("status")?;
         let body: Option<String> = row.try_get("body")?;
+        let created_at: i64 = row.try_get("created_at")?;
         Ok(match (hash == request_hash, status, body) {
             (false, _, _) => IdempotencyBegin::Mismatch,
             (true, Some(s), Some(b)) => IdempotencyBegin::Done {
                 status: u16::try_from(s).map_err(|_| StoreError::Corrupt("idempotency.status"))?,
                 body: b,
             },
+            _ if now - created_at > IN_PROGRESS_EXPIRY_SECONDS => {
+                // Left by a stopped process: one retry takes it over (the
+                // `created_at` guard lets only one of several win).
+                let took = sqlx::query(
+                    "UPDATE idempotency SET created_at = $1 WHERE api_key_id = $2 AND idem_key = $3 \
+                     AND status IS NULL AND created_at = $4",
+                )
+                .bind(now)
+                .bind(api_key_id)
+                .bind(key)
+                .bind(created_at)
+                .execute(&self.pool)
+                .await?;
+                if took.rows_affected() == 1 {
+                    IdempotencyBegin::New
+                } else {
+                    IdempotencyBegin::InProgress
+                }
+            }
             _ => IdempotencyBegin::InProgress,
         })
     }

@@ -165,6 +165,31 @@ impl Store {
         Ok(())
     }
 
+    /// Withdraws the numbers whose delivery was left `pending` since before
+    /// `issued_before` (a process stopped between issuing and sending): "no
+    /// delivery stays pending forever" (issue 12, finding 7). Nobody can be
+    /// known to have received them, so they must not stay usable; the
+    /// centre sees `failed` with the reason and issues again. Returns how
+    /// many.
+    pub async fn fail_interrupted_deliveries(
+        &self,
+        issued_before: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE issuances SET delivery_status = 'failed', \
+             delivery_error = 'interrupted: the server stopped before the message was sent', \
+             state = CASE WHEN state = 'issued' THEN 'expired' ELSE state END, \
+             expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END \
+             WHERE delivery_status = 'pending' AND issued_at < $2",
+        )
+        .bind(now)
+        .bind(issued_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Counts of issuances by state and delivery, for a centre or nationally,
     /// and the median seconds from issue to registration.
     pub async fn stats(
