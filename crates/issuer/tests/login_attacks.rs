@@ -111,7 +111,6 @@ impl Browser {
         .await
     }
 
-    #[allow(dead_code)] // for the TOTP tests of finding 6
     async fn code(&mut self, code: &str) -> Page {
         let t = self.token("/portal/login/totp").await;
         self.post("/portal/login/totp", &[("code", code), ("csrf", &t)])
@@ -330,3 +329,70 @@ async fn wrong_passwords_from_other_addresses_do_not_lock_the_user_out() {
         );
     }
 }
+
+const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+fn code_at(unix: i64) -> String {
+    let bytes = totp_rs::Secret::Encoded(SECRET.into()).to_bytes().unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .unwrap()
+        .generate(unix as u64)
+}
+
+/// A code that is none of the three accepted at `unix` (one step of drift).
+fn wrong_code_at(unix: i64) -> String {
+    let right: Vec<String> = [-30, 0, 30].iter().map(|d| code_at(unix + d)).collect();
+    (0..1000)
+        .map(|i| format!("{:06}", 123_457 + i))
+        .find(|c| !right.contains(c))
+        .unwrap()
+}
+
+/// Finding 6: a correct password cleared the per-login counter, so
+/// "password, then 4 wrong codes" could be repeated for ever. Now TOTP
+/// codes are limited per account across addresses, and only a whole login
+/// clears a counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_then_four_wrong_codes_repeated_is_stopped() {
+    for db in backends().await {
+        let h = start_with(&db, through_proxy()).await;
+        staff(&h, "yamada").await;
+        let store = h.app.issuer.store();
+        let id = store.staff_by_login("yamada").await.unwrap().unwrap().id;
+        store.set_totp_secret(id, Some(SECRET)).await.unwrap();
+        let now = t0().timestamp();
+        let wrong = wrong_code_at(now);
+        let mut codes = Vec::new();
+        for round in 0..4 {
+            let mut b = Browser::from(&h, &format!("198.51.100.{}", round + 1));
+            let p = b.login("yamada", PASSWORD).await;
+            assert_eq!(p.status, 303, "{}: round {round}", h.label);
+            assert_eq!(p.location, "/portal/login/totp");
+            for _ in 0..4 {
+                codes.push(b.code(&wrong).await.status);
+            }
+        }
+        assert!(
+            count(&codes, 401) <= 5,
+            "{}: {} wrong codes checked: {codes:?}",
+            h.label,
+            count(&codes, 401)
+        );
+        assert_eq!(count(&codes, 401) + count(&codes, 429), 16, "{codes:?}");
+        // Even the right code from yet another address is refused now.
+        let mut c = Browser::from(&h, "203.0.113.7");
+        assert_eq!(c.login("yamada", PASSWORD).await.status, 303);
+        let p = c.code(&code_at(now)).await;
+        assert_eq!(p.status, 429, "{}", h.label);
+        assert!(p.retry_after.is_some());
+        // The window ends: the whole login succeeds.
+        h.clock.advance(chrono::Duration::minutes(16));
+        let later = now + 16 * 60;
+        let mut d = Browser::from(&h, "203.0.113.8");
+        assert_eq!(d.login("yamada", PASSWORD).await.status, 303);
+        let p = d.code(&code_at(later)).await;
+        assert_eq!(p.status, 303, "{}: {}", h.label, p.body);
+        assert_eq!(p.location, "/portal/cases");
+    }
+}
+
