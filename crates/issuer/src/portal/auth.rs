@@ -124,16 +124,31 @@ fn login_page(lang: super::i18n::Lang, s: &Session, login: &str, error: &str) ->
 }
 
 async fn audit_login(app: &App, staff: &StaffRow, outcome: &str) {
-    app.issuer
-        .audit(
-            &Actor::staff(staff),
-            Some(staff.centre_id),
-            None,
-            "login",
-            outcome,
-            String::new(),
-        )
-        .await;
+    let actor = Actor::staff(staff);
+    if outcome == "ok" {
+        app.issuer
+            .audit(
+                &actor,
+                Some(staff.centre_id),
+                None,
+                "login",
+                outcome,
+                String::new(),
+            )
+            .await;
+    } else {
+        // A refusal costs the attacker nothing: one row per account,
+        // outcome and window, with a count (issue 12, finding 8).
+        app.issuer
+            .audit_counted(
+                &actor,
+                Some(staff.centre_id),
+                "login",
+                outcome,
+                app.portal.config.throttle.window_seconds,
+            )
+            .await;
+    }
 }
 
 /// Replaces the session by a new one (new id) of `stage`.
