@@ -190,7 +190,7 @@ texts! {
     a_times: "回数", "Times";
     a_kind: "種類", "Kind";
     a_all: "すべて", "All";
-    a_account: "実行者（例: staff:yamada）", "Who (e.g. staff:yamada)";
+    a_account: "実行者（例: staff:ログインID）", "Who (e.g. staff:login-id)";
     a_from: "開始日", "From";
     a_to: "終了日", "To";
     a_filter: "絞り込む", "Filter";
