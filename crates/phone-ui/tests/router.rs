@@ -47,8 +47,8 @@ impl Ui {
         let clock = Arc::new(FixedClock::new(now()));
         new_phone(home.path(), clock.clone());
         let router = phone_ui::router(Config {
-            homes: vec![home.path().to_owned()],
-            clock: clock.clone(),
+            check_every: None,
+            ..Config::new(vec![home.path().to_owned()], clock.clone())
         })
         .unwrap();
         Self {
@@ -370,18 +370,8 @@ async fn installed_after_the_date_is_explained_with_faq_4_and_the_number_is_not_
 async fn no_phone_folder_is_refused_at_start() {
     let empty = tempfile::tempdir().unwrap();
     let clock = Arc::new(FixedClock::new(now()));
-    assert!(
-        phone_ui::router(Config {
-            homes: vec![],
-            clock: clock.clone(),
-        })
-        .is_err()
-    );
-    let err = phone_ui::router(Config {
-        homes: vec![empty.path().to_owned()],
-        clock,
-    })
-    .unwrap_err();
+    assert!(phone_ui::router(Config::new(vec![], clock.clone())).is_err());
+    let err = phone_ui::router(Config::new(vec![empty.path().to_owned()], clock)).unwrap_err();
     assert!(matches!(err, phone_ui::Error::Phone(_)), "{err}");
 }
 
