@@ -322,3 +322,146 @@ fn a_phone_without_a_server_is_told_to_run_configure_not_init() {
         "{en}"
     );
 }
+
+/// A phone whose exports are a local index listing one file that is not
+/// there, with an export public key (a fresh P-256 key).
+fn phone_with_local_exports(dir: &Path) -> std::path::PathBuf {
+    let home = dir.join("p");
+    let exports = dir.join("exports");
+    std::fs::create_dir_all(&exports).unwrap();
+    std::fs::write(exports.join("index.txt"), "1.zip\n").unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pem = dir.join("export-key.pem");
+    std::fs::write(&pem, key.public_key_pem()).unwrap();
+    let index = format!("file://{}", exports.join("index.txt").display());
+    ok_json(
+        &[&home],
+        DAY1,
+        &[
+            "init",
+            "--prefecture",
+            "13",
+            "--server",
+            "http://127.0.0.1:9",
+            "--exports",
+            &index,
+            "--export-public-key",
+            pem.to_str().unwrap(),
+        ],
+    );
+    home
+}
+
+#[test]
+fn check_prints_a_short_summary_and_json_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = phone_with_local_exports(dir.path());
+    let out = app(&[&home], NOW, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "no JSON: {text}"
+    );
+    assert!(text.lines().count() <= 6, "short: {text}");
+    assert!(text.len() < 800, "short: {} bytes: {text}", text.len());
+    assert!(
+        text.contains("陽性者との接触は確認されませんでした"),
+        "{text}"
+    );
+    assert!(text.contains("2020年12月16日 12:00"), "{text}");
+    assert!(text.contains("処理できなかったファイル 1件"), "{text}");
+    assert!(text.contains("1.zip: 見つかりません（HTTP 404）"), "{text}");
+
+    let en = app(&[&home], NOW, &["--lang", "en", "check"]);
+    let en = String::from_utf8(en.stdout).unwrap();
+    assert!(
+        en.contains("No contact with a person who tested positive"),
+        "{en}"
+    );
+    assert!(en.contains("1 file could not be processed"), "{en}");
+    assert!(en.is_ascii(), "all English: {en}");
+
+    let v = ok_json(&[&home], NOW, &["check"]);
+    assert_eq!(v["contacts"], 0);
+    assert_eq!(v["check"]["failed"][0]["reason"], "not found (HTTP 404)");
+    assert_eq!(
+        v["consultation_centre"]["name_en"],
+        "the Tokyo consultation centre"
+    );
+}
+
+#[test]
+fn status_speaks_japanese_words_japan_time_and_the_prefecture_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = phone_with_local_exports(dir.path());
+    let text = |args: &[&str]| {
+        let out = app(&[&home], NOW, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let s = text(&["status"]);
+    assert!(s.contains("都道府県: 東京都"), "{s}");
+    assert!(s.contains("現在: 2020年12月16日 12:00\n"), "{s}");
+    assert!(s.contains("陽性登録: 未登録"), "{s}");
+    assert!(s.contains("最終確認: まだ確認していません"), "{s}");
+    assert!(s.contains("陽性者との接触: 0件"), "{s}");
+    assert!(
+        !s.contains("+00:00") && !s.contains("T03:00"),
+        "no UTC: {s}"
+    );
+
+    // A registration the server never answered: 登録の途中, not `entered`.
+    ok_json(
+        &[&home],
+        NOW,
+        &["beacon", "--at", "2020-12-15T10:00:00+09:00"],
+    );
+    let out = app(
+        &[&home],
+        "2020-12-16T12:34:56+09:00",
+        &[
+            "register",
+            "--symptoms",
+            "yes",
+            "--date",
+            "2020-12-15",
+            "--number",
+            "12345678",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    app(&[&home], NOW, &["check"]);
+    let s = text(&["status"]);
+    assert!(
+        s.contains("陽性登録: 登録の途中（処理番号の確認待ち）、2020年12月16日 12:34"),
+        "{s}"
+    );
+    assert!(
+        s.contains("register」をもう一度実行すると続きから再開します"),
+        "{s}"
+    );
+    assert!(s.contains("最終確認: 2020年12月16日 12:00"), "{s}");
+    for word in ["entered", "failed", "published"] {
+        assert!(!s.contains(word), "{word}: {s}");
+    }
+    let en = text(&["--lang", "en", "status"]);
+    assert!(en.contains("prefecture: Tokyo"), "{en}");
+    assert!(en.contains("now: 2020-12-16 12:00 JST"), "{en}");
+    assert!(en.contains("registration: in progress"), "{en}");
+    assert!(en.contains("contacts: 0 contacts"), "{en}");
+    assert!(en.is_ascii(), "all English: {en}");
+    // The JSON keeps its machine words.
+    assert_eq!(
+        ok_json(&[&home], NOW, &["status"])["registration"]["stage"],
+        "entered"
+    );
+}

@@ -27,7 +27,7 @@ use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
 use crate::phone::{Phone, RETENTION_DAYS};
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
 use crate::store::{FailedFileRow, StoredExposure};
-use crate::text::{Text, ja_date};
+use crate::text::{Lang, Text, ja_date};
 
 /// Keys handed to the matcher at a time.
 const CHUNK: usize = 16_384;
@@ -73,6 +73,25 @@ pub struct FailedFile {
 }
 
 impl FailedFile {
+    /// Why it failed, in words for people (the `reason` is English, for logs).
+    pub fn reason_text(&self) -> Text {
+        let r = self.reason.as_str();
+        let ja = if r.starts_with("not found") {
+            "見つかりません（HTTP 404）"
+        } else if r.starts_with("download failed") {
+            "ダウンロードできませんでした"
+        } else if r == "unsigned" {
+            "署名がありません"
+        } else if r.starts_with("signature does not verify") {
+            "署名を確認できません（設定の公開鍵と合いません）"
+        } else if r.starts_with("region ") {
+            "別の地域のファイルです"
+        } else {
+            "接触確認のファイルとして読めません"
+        };
+        Text::new(ja, r)
+    }
+
     fn of(row: &FailedFileRow, tried: bool) -> Self {
         Self {
             url: row.url.clone(),
@@ -648,6 +667,28 @@ pub fn notification_text(
         );
     }
     let ja_dates: Vec<String> = dates.iter().map(|d| ja_date(*d)).collect();
+    // English output is all English: the centre's and the line's English
+    // names (stored data from before they had one: a plain description).
+    let centre_en = if centre.name_en.is_empty() {
+        "your prefecture's consultation centre"
+    } else {
+        &centre.name_en
+    };
+    let contact_en = match (&centre.phone, &centre.url) {
+        (Some(p), _) => format!(" ({p})"),
+        (None, Some(u)) => format!(" ({u})"),
+        (None, None) => String::new(),
+    };
+    let national_en = if centre.national_line.name_en.is_empty() {
+        crate::prefecture::NATIONAL_LINE_NAME_EN
+    } else {
+        &centre.national_line.name_en
+    };
+    let national_hours_en = if centre.national_line.hours_en.is_empty() {
+        crate::prefecture::NATIONAL_LINE_HOURS_EN
+    } else {
+        &centre.national_line.hours_en
+    };
     let en_dates: Vec<String> = dates.iter().map(NaiveDate::to_string).collect();
     let contact_ja = match (&centre.phone, &centre.url) {
         (Some(p), _) => format!("{}（{}）", centre.name, p),
@@ -665,12 +706,14 @@ pub fn notification_text(
             centre.national_line.hours
         ),
         format!(
-            "You had {} contact(s) with a person who tested positive{checked_en}, on {}. Whether or not you have symptoms, please contact {} about getting tested; if you cannot reach it, call {} ({}). The time, the place and the person are never disclosed.",
-            dates.len(),
+            "You had {} with a person who tested positive{checked_en}, on {}. Whether or not you have symptoms, please contact {}{} about getting tested; if you cannot reach it, call {} ({}, {}). The time, the place and the person are never disclosed.",
+            crate::text::contacts_count(Lang::En, dates.len()),
             en_dates.join(", "),
-            centre.name,
+            centre_en,
+            contact_en,
+            national_en,
             centre.national_line.phone,
-            centre.national_line.hours
+            national_hours_en
         ),
     )
 }
@@ -910,6 +953,13 @@ mod tests {
         assert!(t.ja.contains("0120-565653"));
         assert!(t.ja.contains("時刻や場所、相手の情報が通知されることはありません"));
         assert!(t.en.contains("2020-12-14"));
+        // English is all English: "1 contact", the centre's English name.
+        assert!(t.en.contains("You had 1 contact with"), "{}", t.en);
+        assert!(t.en.contains("the Tokyo consultation centre"), "{}", t.en);
+        assert!(!t.en.contains("(s)"), "{}", t.en);
+        assert!(t.en.is_ascii(), "no Japanese in English: {}", t.en);
+        let two = notification_text(&[d, d.succ_opt().unwrap()], &centre, None);
+        assert!(two.en.contains("You had 2 contacts with"), "{}", two.en);
         let none = notification_text(&[], &centre, None);
         assert!(none.ja.contains("確認されませんでした"));
     }

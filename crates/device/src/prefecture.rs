@@ -109,6 +109,11 @@ pub const NATIONAL_LINE_NAME: &str = "厚生労働省新型コロナウイルス
 pub const NATIONAL_LINE_PHONE: &str = "0120-565653";
 /// Its hours.
 pub const NATIONAL_LINE_HOURS: &str = "9:00～21:00";
+/// The national line's name in English.
+pub const NATIONAL_LINE_NAME_EN: &str =
+    "the Ministry of Health, Labour and Welfare's COVID-19 telephone line";
+/// Its hours in English.
+pub const NATIONAL_LINE_HOURS_EN: &str = "9:00-21:00";
 
 /// Where a notified user should call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +124,9 @@ pub struct ConsultationCentre {
     pub prefecture_name: String,
     /// Name of the centre.
     pub name: String,
+    /// Its name in English (English output says no Japanese name).
+    #[serde(default)]
+    pub name_en: String,
     /// Its telephone number, when known.
     pub phone: Option<String>,
     /// Its web page, when known.
@@ -140,6 +148,12 @@ pub struct NationalLine {
     pub phone: String,
     /// Hours.
     pub hours: String,
+    /// Name in English.
+    #[serde(default)]
+    pub name_en: String,
+    /// Hours in English.
+    #[serde(default)]
+    pub hours_en: String,
 }
 
 impl Default for NationalLine {
@@ -148,6 +162,8 @@ impl Default for NationalLine {
             name: NATIONAL_LINE_NAME.into(),
             phone: NATIONAL_LINE_PHONE.into(),
             hours: NATIONAL_LINE_HOURS.into(),
+            name_en: NATIONAL_LINE_NAME_EN.into(),
+            hours_en: NATIONAL_LINE_HOURS_EN.into(),
         }
     }
 }
@@ -159,6 +175,9 @@ pub struct CentreOverride {
     pub prefecture: String,
     /// Centre name.
     pub name: String,
+    /// Centre name in English; "<prefecture> consultation centre" when absent.
+    #[serde(default)]
+    pub name_en: Option<String>,
     /// Telephone.
     #[serde(default)]
     pub phone: Option<String>,
@@ -168,6 +187,11 @@ pub struct CentreOverride {
     /// Hours.
     #[serde(default)]
     pub hours: Option<String>,
+}
+
+/// The English name of a prefecture's consultation centre (受診・相談センター).
+fn centre_name_en(pref: &Prefecture) -> String {
+    format!("the {} consultation centre", pref.name_en)
 }
 
 /// The centre for `prefecture` (a code), from `overrides` when one names
@@ -183,6 +207,7 @@ pub fn consultation_centre(
             prefecture: String::new(),
             prefecture_name: String::new(),
             name: NATIONAL_LINE_NAME.into(),
+            name_en: NATIONAL_LINE_NAME_EN.into(),
             phone: Some(NATIONAL_LINE_PHONE.into()),
             url: None,
             hours: Some(NATIONAL_LINE_HOURS.into()),
@@ -198,6 +223,7 @@ pub fn consultation_centre(
             prefecture: pref.code.into(),
             prefecture_name: pref.name_ja.into(),
             name: o.name.clone(),
+            name_en: o.name_en.clone().unwrap_or_else(|| centre_name_en(pref)),
             phone: o.phone.clone(),
             url: o.url.clone(),
             hours: o.hours.clone(),
@@ -208,6 +234,7 @@ pub fn consultation_centre(
             prefecture: pref.code.into(),
             prefecture_name: pref.name_ja.into(),
             name: format!("{}の受診・相談センター", pref.name_ja),
+            name_en: centre_name_en(pref),
             phone: None,
             url: None,
             hours: None,
@@ -249,6 +276,7 @@ mod tests {
         let overrides = vec![CentreOverride {
             prefecture: "13".into(),
             name: "東京都発熱相談センター".into(),
+            name_en: None,
             phone: Some("03-0000-0000".into()),
             url: None,
             hours: Some("24時間".into()),
@@ -260,6 +288,7 @@ mod tests {
         );
         let c = consultation_centre(Some("27"), &overrides);
         assert_eq!(c.name, "大阪府の受診・相談センター");
+        assert_eq!(c.name_en, "the Osaka consultation centre");
         assert_eq!(c.phone, None);
         assert_eq!(c.national_line.phone, "0120-565653");
         let c = consultation_centre(None, &overrides);

@@ -90,6 +90,30 @@ impl Stage {
         }
     }
 
+    /// The stage in words people read (`status`, the phone's screens), never
+    /// the internal `entered` / `failed`.
+    pub fn text(self) -> Text {
+        match self {
+            Self::Entered => Text::new(
+                "登録の途中（処理番号の確認待ち）",
+                "in progress (waiting for the number to be checked)",
+            ),
+            Self::Verified => Text::new(
+                "登録の途中（処理番号は確認済み、証明の取得待ち）",
+                "in progress (number accepted, certificate not received yet)",
+            ),
+            Self::Certified => Text::new(
+                "登録の途中（鍵の送信待ち）",
+                "in progress (keys not sent yet)",
+            ),
+            Self::Published => Text::new("登録済み", "registered"),
+            Self::Failed => Text::new(
+                "登録できませんでした（新しい処理番号が必要です）",
+                "not registered (a new processing number is needed)",
+            ),
+        }
+    }
+
     /// Whether the registration can still go on.
     pub fn in_progress(self) -> bool {
         matches!(self, Self::Entered | Self::Verified | Self::Certified)
@@ -108,8 +132,12 @@ pub(crate) struct Registration {
     code: Option<String>,
     /// Random, the same on every retry of a step.
     idempotency_key: String,
-    /// Whether `/api/verify` was sent at least once.
-    verify_sent: bool,
+    /// Whether a `/api/verify` was sent whose answer never reached the
+    /// phone (network lost, timeout, 5xx): the issuer may have used the
+    /// number. An answer that did arrive and says nothing was done (429
+    /// 「混み合っています」, 401) clears it: the number was not used then.
+    #[serde(rename = "verify_sent")]
+    verify_answer_pending: bool,
     token: Option<String>,
     test_type: Option<String>,
     keys: Vec<PublishKey>,
@@ -240,7 +268,7 @@ impl Phone {
             contacts_from: selection.window.contacts_from,
             code: Some(input.code.as_str().to_owned()),
             idempotency_key,
-            verify_sent: false,
+            verify_answer_pending: false,
             token: None,
             test_type: None,
             keys,
@@ -352,8 +380,8 @@ impl Phone {
 
     async fn step_verify(&mut self, id: i64, reg: &mut Registration) -> Result<()> {
         let url = join(&self.settings.server_url()?, "api/verify");
-        let lost_before = reg.verify_sent;
-        reg.verify_sent = true;
+        let lost_before = reg.verify_answer_pending;
+        reg.verify_answer_pending = true;
         self.save(id, reg)?;
         let body = VerifyRequest {
             code: reg.code.clone().unwrap_or_default(),
@@ -362,7 +390,18 @@ impl Phone {
         };
         let headers = self.api_headers(&format!("{}-verify", reg.idempotency_key))?;
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        match post_json::<_, VerifyResponse>(&self.http, url, &headers, &body).await? {
+        let answer = match post_json::<_, VerifyResponse>(&self.http, url, &headers, &body).await {
+            // The issuer answered that it did nothing (busy, or the app's API
+            // key refused): this attempt did not use the number, so a later
+            // 「使用済み」 is not blamed on it — but one lost before still may be.
+            Err(e @ (Error::RateLimited { .. } | Error::Unauthorized)) => {
+                reg.verify_answer_pending = lost_before;
+                self.save(id, reg)?;
+                return Err(e);
+            }
+            other => other?,
+        };
+        match answer {
             Answer::Ok(v) => {
                 reg.token = Some(v.token);
                 reg.test_type = Some(v.testtype);
@@ -378,8 +417,14 @@ impl Phone {
                     },
                     codes::CODE_EXPIRED => Error::CodeExpired,
                     codes::INVALID_TEST_TYPE => Error::InvalidTestType,
-                    codes::UNAUTHORIZED => return Err(Error::Unauthorized),
+                    codes::UNAUTHORIZED => {
+                        reg.verify_answer_pending = lost_before;
+                        self.save(id, reg)?;
+                        return Err(Error::Unauthorized);
+                    }
                     codes::QUOTA_EXCEEDED | codes::MAINTENANCE_MODE => {
+                        reg.verify_answer_pending = lost_before;
+                        self.save(id, reg)?;
                         return Err(Error::RateLimited { retry_after: None });
                     }
                     _ => {

@@ -147,6 +147,27 @@ pub fn ja_date(d: chrono::NaiveDate) -> String {
     format!("{}年{}月{}日", d.year(), d.month(), d.day())
 }
 
+/// A moment as people in Japan read it, to the minute: `2020年12月16日 12:00`
+/// in Japanese, `2020-12-16 12:00 JST` in English (「日付は日本の暦日」: the
+/// date and time are Japan's, never UTC).
+pub fn jst_minute(lang: Lang, t: chrono::DateTime<chrono::Utc>) -> String {
+    let local = t.with_timezone(&en_protocol::time::jst());
+    match lang {
+        Lang::Ja => local.format("%Y年%-m月%-d日 %H:%M").to_string(),
+        Lang::En => local.format("%Y-%m-%d %H:%M JST").to_string(),
+    }
+}
+
+/// A count of contacts in `lang`: 「1件」, and in English "1 contact",
+/// "2 contacts" (never "contact(s)").
+pub fn contacts_count(lang: Lang, n: usize) -> String {
+    match (lang, n) {
+        (Lang::Ja, n) => format!("{n}件"),
+        (Lang::En, 1) => "1 contact".to_owned(),
+        (Lang::En, n) => format!("{n} contacts"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +198,20 @@ mod tests {
             ja_date(chrono::NaiveDate::from_ymd_opt(2020, 12, 4).unwrap()),
             "2020年12月4日"
         );
+    }
+
+    #[test]
+    fn times_are_japan_time_to_the_minute_and_counts_read_naturally() {
+        use chrono::TimeZone;
+        // 16:53:27 UTC on 11月30日 is 01:53 JST on 12月1日.
+        let t = chrono::Utc
+            .with_ymd_and_hms(2020, 11, 30, 16, 53, 27)
+            .unwrap();
+        assert_eq!(jst_minute(Lang::Ja, t), "2020年12月1日 01:53");
+        assert_eq!(jst_minute(Lang::En, t), "2020-12-01 01:53 JST");
+        assert_eq!(contacts_count(Lang::En, 1), "1 contact");
+        assert_eq!(contacts_count(Lang::En, 2), "2 contacts");
+        assert_eq!(contacts_count(Lang::En, 0), "0 contacts");
+        assert_eq!(contacts_count(Lang::Ja, 2), "2件");
     }
 }

@@ -85,10 +85,23 @@ fn validity(start: EnIntervalNumber, period: u32) -> (i64, i64) {
 ///    before `date`** up to **now**, and
 /// 2. it started **no earlier than UTC midnight 14 days before `now`**.
 ///
+/// Rule 1 is the seed's screen word for word: 「症状が始まった日または検査を受けた日の
+/// 2日前以降にあなたと接触した人に通知が行きます」. A key is sent when it was valid
+/// at some moment at or after 00:00 JST on D−2; a key whose validity *ends*
+/// exactly at 00:00 JST on D−2 holds only contacts before the window and is
+/// not sent.
+///
 /// Keys start at UTC midnight (09:00 JST), so for a date D this sends the
-/// keys of the UTC days D−3 to today: the key of D−3 runs until 09:00 JST on
-/// D−2, the first morning of the window — as COCOA itself did (it kept keys
-/// starting at or after local midnight of D−3).
+/// keys of the UTC days D−3 to today: the key of UTC day D−3 runs from
+/// 09:00 JST on D−3 until 09:00 JST on D−2, the first morning of the window.
+/// For such keys this is what COCOA's code did (it kept keys starting at or
+/// after local midnight of D−3, PROTOCOLS.md). It differs from COCOA at one
+/// edge only: a key starting **exactly at 00:00 JST on D−3** with a full
+/// day's validity (a phone that starts its keys at local midnight) ends
+/// exactly where the window starts, 00:00 JST on D−2 — COCOA would have
+/// sent it, this rule does not (the seed promises 「2日前以降」, and every
+/// contact that key could match was on D−3). One interval longer, or
+/// starting one interval later, and it is sent.
 ///
 /// A date after today in Japan is refused ([`Error::DateInFuture`]); a date
 /// more than 14 days back is not refused here, the 14-day limit cuts the
@@ -235,6 +248,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sel.keys, vec![ends_one_interval_later]);
+    }
+
+    #[test]
+    fn a_key_starting_exactly_at_midnight_jst_three_days_before_is_not_sent() {
+        // D = 12-14: the window starts 00:00 JST on 12-12 (15:00 UTC 12-11);
+        // 00:00 JST on D−3 = 12-11 is 15:00 UTC on 12-10.
+        let now = jst_at(2020, 12, 16, 12, 0);
+        let d_minus_3_midnight_jst =
+            EnIntervalNumber::from_datetime(jst_at(2020, 12, 11, 0, 0)).unwrap();
+        let key = |byte: u8, start: EnIntervalNumber, period: u32| DailyKey {
+            tek: Tek::from_bytes([byte; 16]),
+            rolling_start: start,
+            rolling_period: period,
+        };
+        // Valid [00:00 JST 12-11, 00:00 JST 12-12): ends where the window starts.
+        let ends_at_window = key(1, d_minus_3_midnight_jst, TEK_ROLLING_PERIOD);
+        // One interval longer: valid at 00:00 JST on 12-12.
+        let one_longer = key(2, d_minus_3_midnight_jst, TEK_ROLLING_PERIOD + 1);
+        // One interval later: valid until 00:10 JST on 12-12.
+        let one_later = key(
+            3,
+            EnIntervalNumber::new(d_minus_3_midnight_jst.get() + 1),
+            TEK_ROLLING_PERIOD,
+        );
+        // The UTC keys around it: UTC day D−3 (09:00 JST 12-11 to 09:00 JST
+        // 12-12) is sent, UTC day D−4 (ends 09:00 JST on 12-11) is not — as
+        // COCOA's start-time rule.
+        let utc_d_minus_3 = key(4, utc_day_start(d(2020, 12, 11)), TEK_ROLLING_PERIOD);
+        let utc_d_minus_4 = key(5, utc_day_start(d(2020, 12, 10)), TEK_ROLLING_PERIOD);
+        let sel = registration_keys(
+            &[
+                ends_at_window.clone(),
+                one_longer.clone(),
+                one_later.clone(),
+                utc_d_minus_3.clone(),
+                utc_d_minus_4.clone(),
+            ],
+            d(2020, 12, 14),
+            now,
+        )
+        .unwrap();
+        assert_eq!(sel.window.contacts_from, jst_at(2020, 12, 12, 0, 0));
+        assert!(!sel.keys.contains(&ends_at_window), "ends at 00:00 JST D−2");
+        assert!(!sel.keys.contains(&utc_d_minus_4));
+        assert!(sel.keys.contains(&one_longer));
+        assert!(sel.keys.contains(&one_later));
+        assert!(sel.keys.contains(&utc_d_minus_3));
+        assert_eq!(sel.keys.len(), 3);
     }
 
     #[test]

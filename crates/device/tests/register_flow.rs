@@ -294,6 +294,73 @@ async fn a_lost_verify_answer_is_explained_when_the_number_turns_out_used() {
 }
 
 #[tokio::test]
+async fn a_429_is_an_answer_so_a_used_number_is_not_blamed_on_a_lost_attempt() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, clock) = phone(dir.path(), fake.settings(), jst(2020, 12, 10, 12, 0), 7);
+    run_days(
+        &mut p,
+        &clock,
+        jst(2020, 12, 10, 12, 0),
+        jst(2020, 12, 15, 12, 0),
+    );
+    // The issuer answers 429 (it did nothing), then: the number is not a live one.
+    fake.fail_next("/api/verify", Fault::Busy);
+    let inp = input(true, d(2020, 12, 13), "12121212");
+    let busy = p.register(Some(&inp)).await.unwrap_err();
+    assert!(
+        matches!(
+            busy,
+            Error::RateLimited {
+                retry_after: Some(120)
+            }
+        ),
+        "{busy:?}"
+    );
+    assert!(busy.text().ja.contains("2分ほど"), "{}", busy.text().ja);
+    let e = p.register(None).await.unwrap_err();
+    match &e {
+        Error::CodeInvalid {
+            maybe_used_by_lost_attempt,
+        } => assert!(
+            !*maybe_used_by_lost_attempt,
+            "the 429 arrived: nothing was lost"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let t = e.text();
+    assert!(!t.ja.contains("前回の送信"), "{}", t.ja);
+    assert!(!t.ja.contains("可能性"), "{}", t.ja);
+    assert!(!t.en.contains("lost"), "{}", t.en);
+    assert_eq!(fake.count("/api/verify"), 2);
+
+    // A lost answer, then a 429, then 「使用済み」: the lost one may have used it.
+    fake.add_code("34343434");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, clock) = phone(dir.path(), fake.settings(), jst(2020, 12, 10, 12, 0), 8);
+    run_days(
+        &mut p,
+        &clock,
+        jst(2020, 12, 10, 12, 0),
+        jst(2020, 12, 15, 12, 0),
+    );
+    fake.fail_next("/api/verify", Fault::LoseAnswer);
+    fake.fail_next("/api/verify", Fault::Busy);
+    let inp = input(true, d(2020, 12, 13), "34343434");
+    assert!(p.register(Some(&inp)).await.unwrap_err().is_retryable());
+    assert!(matches!(
+        p.register(None).await.unwrap_err(),
+        Error::RateLimited { .. }
+    ));
+    match p.register(None).await.unwrap_err() {
+        Error::CodeInvalid {
+            maybe_used_by_lost_attempt,
+        } => assert!(maybe_used_by_lost_attempt),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn wrong_expired_and_used_numbers_ask_for_a_new_one() {
     let fake = Fake::start().await;
     fake.add_code("77778888");

@@ -1,9 +1,9 @@
 //! `cocoa app …`: the phone app (the `device` crate) on the command line, one
 //! folder per phone. The contract other tools rely on is in docs/device.md.
 //!
-//! `beacon` and `check` always print their JSON object on stdout (the
-//! contract); every other command prints text, or one JSON object with
-//! `--json`. Errors go to stderr in the chosen language; with `--json` an
+//! `beacon` always prints its JSON object on stdout (the contract); every
+//! other command prints text for people (Japanese words, Japan time to the
+//! minute, the prefecture by name), or one JSON object with `--json`. Errors go to stderr in the chosen language; with `--json` an
 //! `{"error": {"code", "ja", "en", "retryable"}}` object is also printed on
 //! stdout. Bad input exits with status 2, anything else with 1.
 
@@ -167,7 +167,8 @@ pub enum AppCommand {
         #[arg(long, value_name = "URL")]
         link: Option<String>,
     },
-    /// Checks for exposure; prints {"last_checked", "contacts", "dates", "consultation_centre", …}.
+    /// Checks for exposure; prints a short summary, or with --json
+    /// {"last_checked", "contacts", "dates", "consultation_centre", …}.
     Check,
     /// Shows the phone's state.
     Status,
@@ -500,11 +501,12 @@ fn check(ctx: &Ctx, home: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let report = rt.block_on(phone.check()).map_err(|e| ctx.fail(lang, e))?;
-    print_json(&report)?;
-    if !ctx.json {
-        eprintln!("{}", render::checked(lang, &report));
+    if ctx.json {
+        print_json(&report)
+    } else {
+        println!("{}", render::checked(lang, &report));
+        Ok(())
     }
-    Ok(())
 }
 
 fn status(ctx: &Ctx, home: &Path) -> anyhow::Result<()> {

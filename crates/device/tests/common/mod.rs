@@ -40,6 +40,8 @@ pub enum Fault {
     Down,
     /// Does the work, then answers 503 (the answer is lost).
     LoseAnswer,
+    /// Answers 429 without doing anything (an answer that arrives).
+    Busy,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +167,14 @@ fn handle(
         .and_then(|f| (!f.is_empty()).then(|| f.remove(0)));
     if fault == Some(Fault::Down) {
         return down();
+    }
+    if fault == Some(Fault::Busy) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "120")],
+            axum::Json(json!({"error": "fake busy", "errorCode": "rate_limited"})),
+        )
+            .into_response();
     }
     let lose = fault == Some(Fault::LoseAnswer);
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

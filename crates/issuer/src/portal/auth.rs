@@ -1,7 +1,8 @@
 //! Login (argon2id, then TOTP when the account has it), logout, and TOTP
-//! enrolment. Each step of a login gets a new session id, failed attempts
-//! are throttled per login id and per client address, and every outcome is
-//! in the audit log.
+//! enrolment. Each step of a login gets a new session id, attempts are
+//! counted before they are checked (per login id and per client address,
+//! [`crate::state::throttle`]), at most as many passwords are hashed at
+//! once as there are cores, and every outcome is in the audit log.
 
 use std::sync::Arc;
 
@@ -46,6 +47,13 @@ fn with_cookie(mut resp: Response, cookie: Option<axum::http::HeaderValue>) -> R
     if let Some(c) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
+    resp
+}
+
+/// `resp` with `Retry-After: seconds`.
+fn retry_after(mut resp: Response, seconds: u64) -> Response {
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
     resp
 }
 
@@ -133,22 +141,41 @@ pub async fn login(
 ) -> Response {
     let t = lang.texts();
     let now = app.issuer.now();
-    let login = f.login.trim();
-    if app.portal.throttle.blocked(login, ip.0, now) {
+    let login: String = f.login.trim().chars().take(64).collect();
+    let login = login.as_str();
+    // Counted before the hash (issue 12, finding 4): a burst cannot pass
+    // the check before the first failure is written.
+    if let Err(r) = app.portal.throttle.reserve(login, ip.0, now) {
         if let Ok(Some(staff)) = app.issuer.store().staff_by_login(login).await {
             audit_login(&app, &staff, "throttled").await;
         }
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &login_page(lang, &s, login, t.login_throttled),
+        return retry_after(
+            page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &login_page(lang, &s, login, t.login_throttled),
+            ),
+            (r.until - now).max(1) as u64,
         );
     }
-    let staff = match app.issuer.check_password(login, &f.password).await {
+    let slot = match app.portal.throttle.hashes().enter().await {
+        Ok(slot) => slot,
+        Err(busy) => {
+            // Not checked: the attempt is given back.
+            app.portal.throttle.release(login, ip.0);
+            return retry_after(
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &login_page(lang, &s, login, t.login_busy),
+                ),
+                busy.retry_after,
+            );
+        }
+    };
+    let staff = match app.issuer.check_password(login, &f.password, slot).await {
         Ok(s) => s,
         Err(e) => return server_error(lang, &e),
     };
     let Some(staff) = staff else {
-        app.portal.throttle.failed(login, ip.0, now);
         // Only an existing account is named in the log: a password typed
         // into the login field must not be stored.
         if let Ok(Some(known)) = app.issuer.store().staff_by_login(login).await {
@@ -160,7 +187,7 @@ pub async fn login(
             &login_page(lang, &s, login, t.login_failed),
         );
     };
-    app.portal.throttle.succeeded(login);
+    app.portal.throttle.succeeded(login, ip.0);
     let next_stage = if staff.totp_secret.is_some() {
         stage::TOTP
     } else {
@@ -253,9 +280,12 @@ pub async fn totp(
         };
         page(status, &p)
     };
-    if app.portal.throttle.blocked(&staff.login, ip.0, now) {
+    if let Err(r) = app.portal.throttle.reserve(&staff.login, ip.0, now) {
         audit_login(&app, &staff, "throttled").await;
-        return refuse(StatusCode::TOO_MANY_REQUESTS, t.login_throttled);
+        return retry_after(
+            refuse(StatusCode::TOO_MANY_REQUESTS, t.login_throttled),
+            (r.until - now).max(1) as u64,
+        );
     }
     let secret = staff.totp_secret.clone().unwrap_or_default();
     let step = matching_step(&secret, &f.code, now);
@@ -267,11 +297,10 @@ pub async fn totp(
         None => false,
     };
     if !fresh {
-        app.portal.throttle.failed(&staff.login, ip.0, now);
         audit_login(&app, &staff, "wrong_totp").await;
         return refuse(StatusCode::UNAUTHORIZED, t.totp_failed);
     }
-    app.portal.throttle.succeeded(&staff.login);
+    app.portal.throttle.succeeded(&staff.login, ip.0);
     let id = match rotate(&app, &s, &staff, stage::FULL).await {
         Ok(id) => id,
         Err(e) => return server_error(lang, &e),

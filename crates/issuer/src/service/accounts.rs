@@ -119,7 +119,15 @@ impl Issuer {
     /// account is not disabled. An unknown login spends the same argon2id
     /// work against a dummy hash, so the answer time does not tell whether
     /// a login id exists.
-    pub async fn check_password(&self, login: &str, password: &str) -> Result<Option<StaffRow>> {
+    ///
+    /// `slot` (the hash gate's permit) is moved into the blocking task and
+    /// dropped when the hash is done, even if the request is abandoned.
+    pub async fn check_password(
+        &self,
+        login: &str,
+        password: &str,
+        slot: impl Send + 'static,
+    ) -> Result<Option<StaffRow>> {
         static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             crate::domain::password::hash("cocoa dummy password for timing", &mut rand::rngs::OsRng)
                 .unwrap_or_default()
@@ -134,10 +142,13 @@ impl Issuer {
             .as_ref()
             .map_or_else(|| DUMMY.clone(), |r| r.password_hash.clone());
         let password: String = password.chars().take(1024).collect();
-        let ok =
-            tokio::task::spawn_blocking(move || crate::domain::password::verify(&password, &phc))
-                .await
-                .map_err(anyhow::Error::from)?;
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = crate::domain::password::verify(&password, &phc);
+            drop(slot);
+            ok
+        })
+        .await
+        .map_err(anyhow::Error::from)?;
         Ok(row.filter(|r| ok && r.disabled_at.is_none()))
     }
 }

@@ -39,19 +39,14 @@ pub fn settings_text(s: &Settings) -> String {
 }
 
 pub fn initialised(lang: Lang, s: &Status) -> String {
+    let pref = prefecture_name(lang, s.prefecture.as_deref());
+    let at = device::text::jst_minute(lang, s.installed_at);
     match lang {
         Lang::Ja => format!(
-            "{} にアプリを設定しました（都道府県: {}、{}）。",
-            s.home,
-            or_dash(s.prefecture.as_deref()),
-            s.installed_at.to_rfc3339()
+            "{} にアプリを設定しました（都道府県: {pref}、{at}）。",
+            s.home
         ),
-        Lang::En => format!(
-            "Set up a phone in {} (prefecture {}, {}).",
-            s.home,
-            or_dash(s.prefecture.as_deref()),
-            s.installed_at.to_rfc3339()
-        ),
+        Lang::En => format!("Set up a phone in {} (prefecture: {pref}, {at}).", s.home),
     }
 }
 
@@ -94,65 +89,168 @@ pub fn registered(lang: Lang, o: &RegistrationOutcome) -> String {
     format!("{head}\n{}", o.message.get(lang))
 }
 
+/// A prefecture code as people read it: 東京都 / Tokyo (the code when unknown).
+fn prefecture_name(lang: Lang, code: Option<&str>) -> String {
+    match code {
+        None => match lang {
+            Lang::Ja => "未設定".into(),
+            Lang::En => "not set".into(),
+        },
+        Some(c) => match device::prefecture::Prefecture::parse(c) {
+            Ok(p) => match lang {
+                Lang::Ja => p.name_ja.into(),
+                Lang::En => p.name_en.into(),
+            },
+            Err(_) => c.into(),
+        },
+    }
+}
+
+/// The short summary `check` prints without `--json`: what was found, whom
+/// to call, and what this check did.
 pub fn checked(lang: Lang, r: &CheckReport) -> String {
     let c = &r.check;
     let mut out = String::from(r.notification.message.get(lang));
     match lang {
         Lang::Ja => out.push_str(&format!(
-            "\n（新しいファイル {} 件、鍵 {} 個、処理できなかったファイル {} 件）",
-            c.files_new,
-            c.keys,
-            c.failed.len()
+            "\n今回の確認: 新しいファイル {}件、鍵 {}個（{:.1}秒）",
+            c.files_new, c.keys, c.seconds
         )),
         Lang::En => out.push_str(&format!(
-            "\n({} new files, {} keys, {} files failed)",
+            "\nThis check: {} new {}, {} {} ({:.1} s)",
             c.files_new,
+            if c.files_new == 1 { "file" } else { "files" },
             c.keys,
-            c.failed.len()
+            if c.keys == 1 { "key" } else { "keys" },
+            c.seconds
         )),
     }
-    for f in &c.failed {
-        out.push_str(&format!("\n  failed {}: {}", f.url, f.reason));
+    if !c.failed.is_empty() {
+        out.push_str(&match lang {
+            Lang::Ja => format!(
+                "\n処理できなかったファイル {}件（次回以降の確認で再度取得します）:",
+                c.failed.len()
+            ),
+            Lang::En => format!(
+                "\n{} {} could not be processed (tried again at later checks):",
+                c.failed.len(),
+                if c.failed.len() == 1 { "file" } else { "files" }
+            ),
+        });
+        for f in &c.failed {
+            out.push_str(&format!("\n  {}: {}", f.url, f.reason_text().get(lang)));
+        }
     }
     out
 }
 
+/// `status` without `--json`: Japanese (or English) words, Japan time to
+/// the minute, the prefecture by name.
 pub fn status(lang: Lang, s: &Status) -> String {
-    let reg = s
-        .registration
-        .as_ref()
-        .map(|r| format!("{:?}", r.stage).to_lowercase())
-        .unwrap_or_else(|| "-".into());
-    let last = s
-        .last_checked
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| "-".into());
-    match lang {
+    let time = |t| device::text::jst_minute(lang, t);
+    let reg = match (&s.registration, lang) {
+        (None, Lang::Ja) => "未登録".to_owned(),
+        (None, Lang::En) => "not registered".to_owned(),
+        (Some(r), Lang::Ja) => {
+            let mut t = format!("{}、{}", r.stage.text().ja, time(r.updated_at));
+            if r.stage.in_progress() {
+                t.push_str(&format!(
+                    "\n  「cocoa app --home {} register」をもう一度実行すると続きから再開します",
+                    s.home
+                ));
+            }
+            t
+        }
+        (Some(r), Lang::En) => {
+            let mut t = format!("{}, {}", r.stage.text().en, time(r.updated_at));
+            if r.stage.in_progress() {
+                t.push_str(&format!(
+                    "\n  run `cocoa app --home {} register` again to resume",
+                    s.home
+                ));
+            }
+            t
+        }
+    };
+    let last = match (s.last_checked, lang) {
+        (Some(t), _) => time(t),
+        (None, Lang::Ja) => "まだ確認していません".into(),
+        (None, Lang::En) => "not checked yet".into(),
+    };
+    let failure = s.last_check_failure.as_ref().map(|f| match lang {
         Lang::Ja => format!(
-            "フォルダ: {}\n現在: {}\n都道府県: {}\n鍵: {}個（最古 {}）\n記録した接触: {}件\n陽性登録: {}\n最終確認: {}\n陽性者との接触: {}件 {}",
+            "\n最後の確認は失敗しました（{}）: {}",
+            time(f.at),
+            f.message.ja
+        ),
+        Lang::En => format!("\nThe last check failed ({}): {}", time(f.at), f.message.en),
+    });
+    let dates: Vec<String> = s
+        .contact_dates
+        .iter()
+        .map(|d| match lang {
+            Lang::Ja => device::text::ja_date(*d),
+            Lang::En => d.to_string(),
+        })
+        .collect();
+    let contacts = device::text::contacts_count(lang, s.contacts);
+    let oldest = s
+        .oldest_key_day
+        .as_deref()
+        .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+        .map(|d| time(d.and_time(chrono::NaiveTime::MIN).and_utc()));
+    let pref = prefecture_name(lang, s.prefecture.as_deref());
+    let mut out = match lang {
+        Lang::Ja => format!(
+            "フォルダ: {}\n現在: {}\n都道府県: {}\n接触確認の鍵: {}個{}\n記録した接触: {}件\n陽性登録: {}\n最終確認: {}\n陽性者との接触: {}{}",
             s.home,
-            s.now.to_rfc3339(),
-            or_dash(s.prefecture.as_deref()),
+            time(s.now),
+            pref,
             s.keys,
-            or_dash(s.oldest_key_day.as_deref()),
+            oldest
+                .map(|t| format!("（最も古い鍵: {t}から）"))
+                .unwrap_or_default(),
             s.sightings,
             reg,
             last,
-            s.contacts,
-            s.dates.join(", ")
+            contacts,
+            if dates.is_empty() {
+                String::new()
+            } else {
+                format!("（{}）", dates.join("、"))
+            }
         ),
         Lang::En => format!(
-            "home: {}\nnow: {}\nprefecture: {}\nkeys: {} (oldest {})\nsightings: {}\nregistration: {}\nlast checked: {}\ncontacts: {} {}",
+            "home: {}\nnow: {}\nprefecture: {}\nkeys: {}{}\nsightings: {}\nregistration: {}\nlast checked: {}\ncontacts: {}{}",
             s.home,
-            s.now.to_rfc3339(),
-            or_dash(s.prefecture.as_deref()),
+            time(s.now),
+            pref,
             s.keys,
-            or_dash(s.oldest_key_day.as_deref()),
+            oldest
+                .map(|t| format!(" (oldest from {t})"))
+                .unwrap_or_default(),
             s.sightings,
             reg,
             last,
-            s.contacts,
-            s.dates.join(", ")
+            contacts,
+            if dates.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", dates.join(", "))
+            }
         ),
+    };
+    if let Some(f) = failure {
+        out.push_str(&f);
     }
+    if !s.failed_files.is_empty() {
+        out.push_str(&match lang {
+            Lang::Ja => format!("\n再取得を待っているファイル: {}件", s.failed_files.len()),
+            Lang::En => format!(
+                "\nfiles waiting to be tried again: {}",
+                s.failed_files.len()
+            ),
+        });
+    }
+    out
 }
