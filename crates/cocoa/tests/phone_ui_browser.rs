@@ -738,7 +738,7 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
     d.wait_for("Check now").await;
     seen.look(&d, "home-en").await;
     d.goto(&format!("{ui_base}/p/1/notification")).await;
-    d.wait_for("Consultation centre of Tokyo").await;
+    d.wait_for("The Tokyo consultation centre").await;
     seen.look(&d, "notification-en").await;
     drop(d);
     drop(chromedriver);

@@ -570,6 +570,15 @@ pub fn tel_href(phone: &str) -> String {
     format!("tel:{digits}")
 }
 
+/// `s` with its first letter in upper case (the device's English names
+/// start with "the", for use inside a sentence).
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// A consultation centre as a page shows it.
 #[derive(Debug, Clone)]
 pub struct Centre {
@@ -601,10 +610,13 @@ impl Centre {
     pub fn of(c: &ConsultationCentre, lang: Lang) -> Self {
         let pref = Prefecture::parse(&c.prefecture).ok();
         let national_only = pref.is_none();
-        let name = match (lang, pref, c.source.as_str()) {
-            (Lang::En, Some(p), "built-in") => format!("Consultation centre of {}", p.name_en),
-            (Lang::En, None, _) => "MHLW COVID-19 telephone helpline".to_owned(),
-            _ => c.name.clone(),
+        let name = match lang {
+            Lang::En if !c.name_en.is_empty() => capitalised(&c.name_en),
+            Lang::En => match pref {
+                Some(p) => format!("The {} consultation centre", p.name_en),
+                None => capitalised(&c.national_line.name_en),
+            },
+            Lang::Ja => c.name.clone(),
         };
         Self {
             prefecture: pref.map(|p| match lang {
@@ -619,12 +631,19 @@ impl Centre {
                 .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
             hours: c.hours.clone(),
             national_name: match lang {
-                Lang::Ja => c.national_line.name.clone(),
-                Lang::En => "MHLW COVID-19 telephone helpline (free dial)".to_owned(),
+                Lang::En if !c.national_line.name_en.is_empty() => {
+                    format!("{} (free dial)", capitalised(&c.national_line.name_en))
+                }
+                _ => c.national_line.name.clone(),
             },
             national_tel: tel_href(&c.national_line.phone),
             national_phone: c.national_line.phone.clone(),
-            national_hours: c.national_line.hours.clone(),
+            national_hours: match lang {
+                Lang::En if !c.national_line.hours_en.is_empty() => {
+                    c.national_line.hours_en.clone()
+                }
+                _ => c.national_line.hours.clone(),
+            },
             national_only,
         }
     }

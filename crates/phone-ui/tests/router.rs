@@ -567,6 +567,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
         .set_consultation_centres(&[device::prefecture::CentreOverride {
             prefecture: "13".into(),
             name: "東京都発熱相談センター".into(),
+            name_en: None,
             phone: Some("03-5320-4592".into()),
             url: Some("https://www.fukushihoken.metro.tokyo.lg.jp/".into()),
             hours: Some("24時間（土日祝含む）".into()),
@@ -582,6 +583,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
         .set_consultation_centres(&[device::prefecture::CentreOverride {
             prefecture: "13".into(),
             name: "X".into(),
+            name_en: None,
             phone: None,
             url: Some("javascript:alert(1)".into()),
             hours: None,
@@ -599,7 +601,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
                 .unwrap(),
         )
         .await;
-    assert!(page.contains("Consultation centre of Tokyo"), "{page}");
+    assert!(page.contains("The Tokyo consultation centre"), "{page}");
     assert!(page.contains("2026-12-02"));
     assert!(!page.contains("受診・相談センター"));
 }
@@ -698,7 +700,7 @@ async fn settings_change_through_the_device_and_bad_values_change_nothing() {
     assert!(page.contains("The settings were saved."), "{page}");
     assert!(page.contains("<option value=\"27\" selected>Osaka</option>"));
     let (_, page) = ui.get("/p/0/notification").await;
-    assert!(page.contains("Consultation centre of Osaka"));
+    assert!(page.contains("The Osaka consultation centre"));
 }
 
 #[tokio::test]
