@@ -270,6 +270,7 @@ fn the_loop(be: &Backend) {
         "--data",
         data_s,
         "create-centre",
+        "--create-data",
         "--name",
         "みなと保健所",
         "--prefecture",

@@ -100,6 +100,7 @@ fn the_canary_goes_from_issuance_to_notification_in_its_own_region() {
         "--data",
         data_s,
         "create-centre",
+        "--create-data",
         "--name",
         "みなと保健所",
         "--prefecture",

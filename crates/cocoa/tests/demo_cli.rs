@@ -48,6 +48,11 @@ fn the_demo_tells_the_whole_story_and_exits_0() {
         "0 contacts (after checking the same files)",
         "✓ 全ての手順が期待どおりに進みました。",
         "✓ Every step happened as it should.",
+        // its files are in a temporary folder, and it says so
+        "一時フォルダ",
+        "デモの終了時に削除されます。残すには --data DIR を指定してください。",
+        "deleted when the demo exits; keep them with --data DIR",
+        "(a temporary folder, deleted at exit)",
     ] {
         assert!(text.contains(key), "missing {key:?} in:\n{text}");
     }
@@ -263,4 +268,199 @@ fn serve_demo_prints_the_banner_seeds_once_and_the_login_works() {
     for name in ["横口 健太", "港 花子", "芝 一郎"] {
         assert_eq!(list.matches(name).count(), 1, "{name}: {list}");
     }
+}
+
+/// The commands of the banner's "Next commands" part, as a person would
+/// paste them: comments and blank lines dropped, `\` continuations joined.
+fn banner_commands(banner: &str) -> Vec<String> {
+    let start = banner
+        .find("Next commands to try (paste them in order, in this folder):")
+        .expect("the banner lists the next commands");
+    let end = banner
+        .find("物語全体を1コマンドで")
+        .expect("end of the commands");
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for line in banner[start..end].lines().skip(1) {
+        let t = line.trim();
+        if pending.is_empty() && (t.is_empty() || t.starts_with('#')) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(head) => {
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(t);
+                out.push(std::mem::take(&mut pending));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_command_the_banner_prints_works_when_pasted_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, banner) = serve_demo(dir.path());
+    // The banner says where the binary is and how to put it on the PATH.
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_cocoa"));
+    assert!(
+        banner.contains(&exe.display().to_string()),
+        "the binary's path: {banner}"
+    );
+    assert!(
+        banner.contains("cargo install --path crates/cocoa"),
+        "{banner}"
+    );
+    assert!(banner.contains("target/release/cocoa"), "{banner}");
+    // The outbox the banner lists exists before the first SMS.
+    let outbox = dir.path().join("data").join("outbox");
+    assert!(outbox.is_dir(), "./data/outbox exists at start");
+
+    let commands = banner_commands(&banner);
+    let starts: Vec<&str> = commands
+        .iter()
+        .map(|c| c.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "for", "cocoa", "cocoa", "curl", "ls", "cocoa", "cocoa", "cocoa", "cocoa"
+        ],
+        "{commands:#?}"
+    );
+    let path = format!(
+        "{}:{}",
+        exe.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut outputs = Vec::new();
+    for command in &commands {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env_remove("COCOA_CONFIG")
+            .env_remove("COCOA_ISSUER_DATABASE_URL")
+            .env_remove("COCOA_KEYSERVER_DATABASE_URL")
+            .env("COCOA_LOG", "warn")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "pasted {command:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(stdout);
+    }
+    // The curl issued a number (not missing_idempotency_key), the SMS is in
+    // the outbox, A registered with its link, B has 1 contact and C none.
+    assert!(outputs[3].contains(r#""status":"sent""#), "{}", outputs[3]);
+    assert!(
+        outputs[4].contains("-sms-"),
+        "ls shows the SMS: {}",
+        outputs[4]
+    );
+    assert!(
+        outputs[5].contains("陽性情報の登録が完了しました"),
+        "{}",
+        outputs[5]
+    );
+    assert!(
+        outputs[7].contains("陽性者との接触が1件ありました"),
+        "{}",
+        outputs[7]
+    );
+    assert!(
+        outputs[8].contains("陽性者との接触は確認されませんでした"),
+        "{}",
+        outputs[8]
+    );
+}
+
+#[test]
+fn a_second_serve_on_a_busy_port_says_another_server_runs_and_how_to_choose_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, banner) = serve_demo(dir.path());
+    let portal = field(&banner, "ポータル / Staff portal:");
+    let addr = portal
+        .trim_start_matches("http://")
+        .trim_end_matches("/portal/")
+        .to_owned();
+    let other = tempfile::tempdir().unwrap();
+    let out = cocoa()
+        .current_dir(other.path())
+        .args(["serve", "--demo", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains(&format!("{addr} はすでに別のサーバーが使っています")),
+        "{e}"
+    );
+    assert!(e.contains("--listen"), "{e}");
+    assert!(
+        e.contains(&format!("Another server is already listening on {addr}")),
+        "{e}"
+    );
+    assert!(!e.contains("Address already in use"), "{e}");
+}
+
+#[test]
+fn management_commands_refuse_a_missing_data_folder_unless_asked_to_create_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["keyserver", "export-now", "--min-age", "0s"][..],
+        &["keyserver", "export-public-key"][..],
+        &["issuer", "create-api-key", "--kind", "device"][..],
+        &["issuer", "public-key"][..],
+    ] {
+        let out = cocoa().current_dir(dir.path()).args(args).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert!(
+            e.contains("データフォルダ ./data がありません"),
+            "{args:?}: {e}"
+        );
+        assert!(e.contains("--create-data"), "{e}");
+        assert!(e.contains("The data folder ./data does not exist"), "{e}");
+        assert!(out.stdout.is_empty(), "no success reported: {args:?}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing created: {args:?}"
+        );
+    }
+    let out = cocoa()
+        .current_dir(dir.path())
+        .args([
+            "keyserver",
+            "export-now",
+            "--min-age",
+            "0s",
+            "--create-data",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("data").is_dir());
+    // Once it exists, no flag is needed.
+    let out = cocoa()
+        .current_dir(dir.path())
+        .args(["keyserver", "export-public-key"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -341,6 +341,7 @@ async fn staff_issue_a_number_in_headless_chromium() {
         &[
             "issuer",
             "create-centre",
+            "--create-data",
             "--name",
             "みなと保健所",
             "--prefecture",

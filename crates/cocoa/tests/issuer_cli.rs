@@ -71,6 +71,7 @@ fn management_commands_and_serve_work_together() {
         &[
             "issuer",
             "create-centre",
+            "--create-data",
             "--name",
             "みなと保健所",
             "--prefecture",

@@ -90,6 +90,7 @@ fn trust_serve_publish_export_and_inspect() {
     let added = json_of(&run(&[
         "keyserver",
         "add-issuer",
+        "--create-data",
         "--data",
         d,
         "--iss",

@@ -196,6 +196,7 @@ fn json_logs_hold_no_client_address_and_no_processing_number() {
         &[
             "issuer",
             "create-centre",
+            "--create-data",
             "--name",
             "ログ保健所",
             "--prefecture",

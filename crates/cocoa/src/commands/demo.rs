@@ -103,6 +103,8 @@ struct Story {
     json: bool,
     clock: Arc<FixedClock>,
     steps: Vec<Step>,
+    /// Whether the files live in a temporary folder deleted at exit (no `--data`).
+    temporary: bool,
 }
 
 impl Story {
@@ -314,11 +316,37 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         json: args.json,
         clock: clock.clone(),
         steps: Vec::new(),
+        temporary: args.data.is_none(),
     };
     story.say(
         "cocoa-rs デモ: 処理番号の発行から接触の通知まで（時計は注入、日付は一瞬で進みます）",
         "cocoa-rs demo: from the processing number to the exposure notification (injected clock: the days pass at once)",
     );
+    // The narration shows paths under `root` (the outbox, the phones): say
+    // where they are and that a temporary folder does not outlive the demo.
+    if story.temporary {
+        story.say(
+            &format!(
+                "※ サーバーのデータ・送信箱・スマートフォンは一時フォルダ {} にあり、デモの終了時に削除されます。残すには --data DIR を指定してください。",
+                root.display()
+            ),
+            &format!(
+                "Note: the server data, the outbox and the phones are in the temporary folder {}, deleted when the demo exits; keep them with --data DIR.",
+                root.display()
+            ),
+        );
+    } else {
+        story.say(
+            &format!(
+                "※ サーバーのデータ・送信箱・スマートフォンは {} に残ります。",
+                root.display()
+            ),
+            &format!(
+                "Note: the server data, the outbox and the phones are kept in {}.",
+                root.display()
+            ),
+        );
+    }
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(tell(&mut story, &root, clock));
     if let Err(e) = &result {
@@ -348,6 +376,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             story.say(
                 &format!("ファイルは {} に残しました。", d.display()),
                 &format!("The files are kept in {}.", d.display()),
+            );
+        } else {
+            story.say(
+                &format!(
+                    "一時フォルダ {} は削除します（残すには --data DIR）。",
+                    root.display()
+                ),
+                &format!(
+                    "The temporary folder {} is deleted now (keep it with --data DIR).",
+                    root.display()
+                ),
             );
         }
     }
@@ -578,10 +617,24 @@ async fn tell(story: &mut Story, root: &Path, clock: Arc<FixedClock>) -> anyhow:
         .find_map(|l| l.strip_prefix("処理番号: "))
         .map(|n| n.trim().to_owned())
         .unwrap_or_default();
+    let (where_ja, where_en) = if story.temporary {
+        (
+            "（一時フォルダ、終了時に削除）",
+            " (a temporary folder, deleted at exit)",
+        )
+    } else {
+        ("", "")
+    };
     story.check(
         to.chars().filter(char::is_ascii_digit).collect::<String>() == "09012345678",
-        format!("送信箱 {} に {file}（宛先 {to}）", info.outbox.display()),
-        format!("{file} in the outbox {} (to {to})", info.outbox.display()),
+        format!(
+            "送信箱 {}{where_ja} に {file}（宛先 {to}）",
+            info.outbox.display()
+        ),
+        format!(
+            "{file} in the outbox {}{where_en} (to {to})",
+            info.outbox.display()
+        ),
     );
     story.check(
         number.len() == 8 && number.bytes().all(|b| b.is_ascii_digit()),

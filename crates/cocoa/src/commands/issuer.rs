@@ -28,6 +28,10 @@ pub struct StateArgs {
     /// TOML configuration file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Create the data folder when it does not exist (otherwise refused:
+    /// a command run in the wrong folder would make an empty database).
+    #[arg(long, global = true)]
+    pub create_data: bool,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +112,12 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<()> {
     let (c, warnings) = config::load(args.state.config.as_deref(), &config::process_env(), &flags)?;
     for w in warnings {
         eprintln!("warning: {w}");
+    }
+    // A test message needs no database; every other command does.
+    if c.issuer.database_url.is_none()
+        && !matches!(args.command, IssuerCommand::SendTestMessage { .. })
+    {
+        super::require_data_folder(&c.data, args.state.create_data)?;
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

@@ -25,6 +25,10 @@ pub struct KeyserverArgs {
     /// TOML configuration file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Create the data folder when it does not exist (otherwise refused:
+    /// a command run in the wrong folder would make an empty database).
+    #[arg(long, global = true)]
+    pub create_data: bool,
     #[command(subcommand)]
     pub command: KeyserverCommand,
 }
@@ -83,6 +87,9 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = args.database_url {
         c.keyserver.database_url = Some(url);
+    }
+    if c.keyserver.database_url.is_none() {
+        super::require_data_folder(&c.data, args.create_data)?;
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

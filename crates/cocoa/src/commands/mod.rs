@@ -71,6 +71,20 @@ pub fn bad_input<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::Error::new(InputError(e.to_string()))
 }
 
+/// Refuses a management command (`cocoa keyserver …`, `cocoa issuer …`) on
+/// a data folder that does not exist, unless `create` (`--create-data`):
+/// run in the wrong folder, it would otherwise make an empty database there
+/// and report success (issue 15, "the first hour of a new user"). Exit 2.
+pub fn require_data_folder(data: &std::path::Path, create: bool) -> anyhow::Result<()> {
+    if create || data.is_dir() {
+        return Ok(());
+    }
+    let d = data.display();
+    Err(bad_input(format!(
+        "データフォルダ {d} がありません（空のデータベースを作らずに止めました）。cocoa serve を動かしているフォルダで実行するか、--data でデータフォルダを指定してください。新しいデータフォルダを作る場合は --create-data を付けてください。 / The data folder {d} does not exist (stopped instead of creating an empty database): run this where cocoa serve runs, or give the folder with --data; add --create-data to create a new one."
+    )))
+}
+
 /// Prints one JSON value on stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(v)?);

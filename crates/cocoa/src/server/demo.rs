@@ -91,6 +91,22 @@ fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Creates a folder (and its parents) readable by its owner only; an
+/// existing one is left as it is.
+#[cfg(unix)]
+fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
 #[cfg(not(unix))]
 fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
     std::fs::write(path, s)
@@ -152,6 +168,15 @@ pub async fn seed(c: &CocoaConfig, roles: &Roles) -> anyhow::Result<DemoInfo> {
         write_private(&cred_path, &serde_json::to_string_pretty(&creds)?)
             .with_context(|| format!("writing {}", cred_path.display()))?;
     }
+    // The banner's `ls <outbox>` works before the first SMS (issue 15: "create
+    // `./data/outbox` at start so the banner's `ls` works"); it holds names
+    // and phone numbers, so it is made like the data folder, owner only.
+    let outbox = c
+        .issuer
+        .outbox
+        .clone()
+        .unwrap_or_else(|| c.data.join("outbox"));
+    create_owner_only_dir(&outbox).with_context(|| format!("creating {}", outbox.display()))?;
     let export_key = c.data.join(EXPORT_KEY_FILE);
     let pems: String = keyserver::signing::public_keys(exporter.signers())?
         .into_iter()
@@ -164,11 +189,7 @@ pub async fn seed(c: &CocoaConfig, roles: &Roles) -> anyhow::Result<DemoInfo> {
         seed,
         credentials: creds,
         data: c.data.clone(),
-        outbox: c
-            .issuer
-            .outbox
-            .clone()
-            .unwrap_or_else(|| c.data.join("outbox")),
+        outbox,
         export_key,
     })
 }
@@ -190,16 +211,27 @@ fn sh(p: &Path) -> String {
 }
 
 /// The banner: what runs, the login, the keys and the next commands, in
-/// Japanese and English.
+/// Japanese and English. Every command it prints works when pasted in order
+/// into a POSIX shell in the folder the server was started in (a test,
+/// `demo_cli::every_command_the_banner_prints_works_when_pasted_in_order`,
+/// runs them): the curl carries an `Idempotency-Key`, the registration
+/// takes the SMS's app link from the outbox, and `cocoa` is the binary this
+/// server runs from (its path is printed, with how to put it on the PATH).
 pub fn banner(info: &DemoInfo, url: &str, now: DateTime<Utc>) -> String {
+    let exe = std::env::current_exe()
+        .map(|p| sh(&p))
+        .unwrap_or_else(|_| "target/release/cocoa".into());
     let c = &info.credentials;
     let jst = issuer::service::jst();
     let today = now.with_timezone(&jst).date_naive();
     let setup = now - chrono::Duration::days(3);
-    // Two days ago, ending before UTC midnight (a meeting split across two
-    // UTC days counts as two shorter contacts).
+    // Two days ago, ending before midnight in Japan (contacts are dated by
+    // Japan's calendar: a meeting split across 00:00 JST counts as two
+    // shorter contacts, on two days).
     let mut met = now - chrono::Duration::days(2);
-    if met.time() >= chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default() {
+    if met.with_timezone(&jst).time()
+        >= chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default()
+    {
         met -= chrono::Duration::hours(1);
     }
     let data = sh(&info.data);
@@ -243,7 +275,11 @@ pub fn banner(info: &DemoInfo, url: &str, now: DateTime<Utc>) -> String {
         creds = sh(&info.data.join(CREDENTIALS_FILE)),
     ));
     out.push_str(&format!(
-        "\n次に試すコマンド / Next commands to try:\n\n\
+        "\nコマンドの cocoa はこのサーバーのプログラム {exe} です。PATH に無ければ cargo install --path crates/cocoa で入れるか、\n\
+         cocoa の代わりに target/release/cocoa（cargo build --release -p cocoa の後）と入力してください。\n\
+         The cocoa below is this server's binary, {exe}; if it is not on your PATH, install it with\n\
+         cargo install --path crates/cocoa, or type target/release/cocoa instead (after cargo build --release -p cocoa).\n\
+         \n次に試すコマンド（このフォルダで順に貼り付け） / Next commands to try (paste them in order, in this folder):\n\n\
          # 1. スマートフォン3台を3日前に設定 / three phones, set up three days ago\n\
          for p in a b c; do cocoa app --home ./phones/$p --now {setup} init --prefecture 13 \\\n\
          \x20   --server {url} --api-key {device} --export-public-key {key}; done\n\n\
@@ -251,10 +287,11 @@ pub fn banner(info: &DemoInfo, url: &str, now: DateTime<Utc>) -> String {
          cocoa app meet --home {a} --home {b} --at {met} --minutes 20 --distance 1\n\
          cocoa app meet --home {a} --home {cc} --at {met} --minutes 20 --distance 4\n\n\
          # 3. ポータルで患者を開き「処理番号発行」を押す（または機械API） / in the portal open a case and press 処理番号発行 (or the machine API)\n\
-         curl -X POST -H 'X-API-Key: {admin}' {url}/api/v1/cases/{case}/processing-number\n\
+         #    （Idempotency-Key: 同じ値なら同じ答え、SMS は1通だけ / the same key gets the same answer and one SMS）\n\
+         curl -sS -X POST -H 'X-API-Key: {admin}' -H \"Idempotency-Key: demo-$(date +%s)\" {url}/api/v1/cases/{case}/processing-number; echo\n\
          ls {outbox}    # 届いたSMS / the SMS that was sent\n\n\
-         # 4. A が陽性登録（SMSの8桁の処理番号） / A registers with the 8-digit number from the SMS\n\
-         cocoa app --home {a} register --symptoms yes --date {today} --number <処理番号 / number>\n\n\
+         # 4. A が陽性登録: SMSのリンクを開く（または --number にSMSの8桁の処理番号） / A registers with the SMS's link (or --number and its 8 digits)\n\
+         cocoa app --home {a} register --symptoms yes --date {today} --link \"$(grep -ho 'https://[^ \"]*pn=[0-9A-Za-z]*' {outbox}/*.json | tail -n 1)\"\n\n\
          # 5. すぐに書き出す / export now\n\
          cocoa keyserver --data {data} export-now --min-age 0s\n\n\
          # 6. 接触確認: B は1件、C は0件 / check: B has 1 contact, C none\n\

@@ -115,12 +115,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async {
         let shutdown = Shutdown::on_signals().context("installing the signal handlers")?;
-        let listener = tokio::net::TcpListener::bind(&c.listen)
-            .await
-            .with_context(|| format!("listening on {}", c.listen))?;
+        let listener = match tokio::net::TcpListener::bind(&c.listen).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(anyhow::anyhow!(address_in_use(&c.listen)));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("listening on {}", c.listen)));
+            }
+        };
         server::serve(c, clock, tls, args.demo, listener, shutdown).await
     });
     // Connections still open after the grace period end here.
     rt.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// What a second `cocoa serve` on a busy address says (issue 15: "say in
+/// Japanese and English that another server is running and how to choose
+/// `--listen`"), instead of the system's English-only "Address already in use".
+pub fn address_in_use(listen: &str) -> String {
+    let other = other_port(listen);
+    format!(
+        "{listen} はすでに別のサーバーが使っています（cocoa serve がもう動いていませんか？）。そのサーバーを止めるか、--listen {other} のように別のアドレスを指定してください。 / Another server is already listening on {listen} (is a cocoa serve already running?): stop it, or choose another address with --listen {other}."
+    )
+}
+
+/// `listen` with the next port (`127.0.0.1:8080` -> `127.0.0.1:8081`).
+fn other_port(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) => format!("{host}:{}", p.checked_add(1).unwrap_or(8081)),
+            Err(_) => "127.0.0.1:8081".to_owned(),
+        },
+        None => "127.0.0.1:8081".to_owned(),
+    }
 }
