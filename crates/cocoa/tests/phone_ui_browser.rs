@@ -91,10 +91,11 @@ fn start(mut cmd: Command, log: &Path) -> (Killed, String) {
         .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
         .spawn()
         .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
+    // Keep reading: a closed pipe would end the process at its next line.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let killed = Killed(child);
     let base = line
         .trim()
@@ -490,6 +491,7 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
         "--data",
         data_s,
         "create-centre",
+        "--create-data",
         "--name",
         "みなと保健所",
         "--prefecture",
