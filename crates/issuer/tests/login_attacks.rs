@@ -212,6 +212,12 @@ async fn a_burst_of_100_logins_checks_at_most_the_limit() {
         .await;
         let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
         let checked = count(&statuses, 401) + count(&statuses, 303);
+        eprintln!(
+            "{}: 100 simultaneous logins: {checked} passwords checked, {} answered 429, {} 503",
+            h.label,
+            count(&statuses, 429),
+            count(&statuses, 503)
+        );
         assert!(
             checked <= limit,
             "{}: {checked} passwords checked (limit {limit}): {statuses:?}",
@@ -253,6 +259,13 @@ async fn a_burst_beyond_the_hash_queue_is_refused_with_503() {
         let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
         let gate = h.app.portal.throttle.hashes();
         let admitted = count(&statuses, 401);
+        eprintln!(
+            "{}: {n} simultaneous logins: {admitted} checked, {} refused 503; peak {} hashes at once ({} cores)",
+            h.label,
+            count(&statuses, 503),
+            gate.peak(),
+            gate.permits()
+        );
         assert_eq!(admitted + count(&statuses, 503), n, "{statuses:?}");
         assert!(
             count(&statuses, 503) > 0,
@@ -296,7 +309,14 @@ async fn wrong_passwords_from_other_addresses_do_not_lock_the_user_out() {
         assert!(count(&statuses, 401) >= 6, "{}: {statuses:?}", h.label);
         // The real user, at their own address, logs in.
         let mut user = Browser::from(&h, "203.0.113.7");
+        let started = std::time::Instant::now();
         let p = user.login("yamada", PASSWORD).await;
+        eprintln!(
+            "{}: after {} wrong passwords from 2 addresses, the real user logged in in {:?} (slowed down)",
+            h.label,
+            count(&statuses, 401),
+            started.elapsed()
+        );
         assert_eq!(p.status, 303, "{}: {}", h.label, p.body);
         assert_eq!(p.location, "/portal/cases");
         // The guessing address: refused for this login, with the time.
@@ -372,6 +392,12 @@ async fn password_then_four_wrong_codes_repeated_is_stopped() {
                 codes.push(b.code(&wrong).await.status);
             }
         }
+        eprintln!(
+            "{}: 4 rounds of password + 4 wrong codes: {} codes checked, {} refused",
+            h.label,
+            count(&codes, 401),
+            count(&codes, 429)
+        );
         assert!(
             count(&codes, 401) <= 5,
             "{}: {} wrong codes checked: {codes:?}",
@@ -413,6 +439,7 @@ async fn refused_logins_are_one_audit_row_per_login_and_window() {
         let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
         assert_eq!(count(&statuses, 401) + count(&statuses, 429), 40);
         let rows = h.count("audit_log").await - before;
+        eprintln!("{}: 40 refused logins wrote {rows} audit rows", h.label);
         assert!(
             (1..=2).contains(&rows),
             "{}: {rows} rows for 40 refusals",
