@@ -25,7 +25,6 @@ struct Browser {
 #[derive(Debug)]
 struct Page {
     status: u16,
-    #[allow(dead_code)] // for the tests of findings 5 and 6
     location: String,
     retry_after: Option<String>,
     body: String,
@@ -197,7 +196,7 @@ async fn a_burst_of_100_logins_checks_at_most_the_limit() {
     for db in backends().await {
         let h = start_with(&db, through_proxy()).await;
         staff(&h, "yamada").await;
-        let limit = h.app.portal.config.throttle.per_login as usize;
+        let limit = h.app.portal.config.throttle.per_login_address as usize;
         let browsers = (0..100).map(|_| Browser::new(&h)).collect();
         let pages = burst(
             browsers,
@@ -277,5 +276,57 @@ async fn a_burst_beyond_the_hash_queue_is_refused_with_503() {
         // Once the burst is over, a login is checked again.
         let mut b = Browser::from(&h, "203.0.113.9");
         assert_eq!(b.login("nobody", "wrong password!!").await.status, 401);
+    }
+}
+
+/// Finding 5: five wrong passwords from anywhere locked the real user out
+/// for 15 minutes from every address. Now a burst of wrong passwords from
+/// other addresses slows the login down but does not stop the real user
+/// at their own address; the guessing address itself is refused, and the
+/// page says what happened and until when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_passwords_from_other_addresses_do_not_lock_the_user_out() {
+    for db in backends().await {
+        let h = start_with(&db, through_proxy()).await;
+        staff(&h, "yamada").await;
+        let browsers = (0..12)
+            .map(|i| Browser::from(&h, &format!("198.51.100.{}", i % 2 + 1)))
+            .collect();
+        let pages = burst(browsers, |_| "yamada".into(), |_| "wrong password!!", |_| 0).await;
+        let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
+        assert!(count(&statuses, 401) >= 6, "{}: {statuses:?}", h.label);
+        // The real user, at their own address, logs in.
+        let mut user = Browser::from(&h, "203.0.113.7");
+        let p = user.login("yamada", PASSWORD).await;
+        assert_eq!(p.status, 303, "{}: {}", h.label, p.body);
+        assert_eq!(p.location, "/portal/cases");
+        // The guessing address: refused for this login, with the time.
+        let mut a = Browser::from(&h, "198.51.100.1");
+        for _ in 0..5 {
+            a.login("yamada", "wrong password!!").await;
+        }
+        let p = a.login("yamada", PASSWORD).await;
+        assert_eq!(p.status, 429, "{}", h.label);
+        assert_eq!(p.retry_after.as_deref(), Some("900"), "{}", h.label);
+        assert!(
+            p.body.contains("しばらくログインできません")
+                && p.body.contains("2020年12月16日 10:15"),
+            "{}: {}",
+            h.label,
+            p.body
+        );
+        let t = a.token("/portal/login?lang=en").await;
+        let p = a
+            .post(
+                "/portal/login",
+                &[("login", "yamada"), ("password", PASSWORD), ("csrf", &t)],
+            )
+            .await;
+        assert!(
+            p.body.contains("until 2020-12-16 10:15 JST"),
+            "{}: {}",
+            h.label,
+            p.body
+        );
     }
 }

@@ -17,6 +17,7 @@ use super::session::{self, PageLang, Session, Viewer, stage};
 use super::views::{Layout, LoginPage, TotpPage, TotpSetupPage};
 use super::{forbidden, page, redirect, server_error};
 use crate::service::Actor;
+use crate::state::throttle::{Limit, Refusal};
 use crate::state::{App, ClientIp};
 use crate::store::StaffRow;
 
@@ -48,6 +49,16 @@ fn with_cookie(mut resp: Response, cookie: Option<axum::http::HeaderValue>) -> R
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+/// What was refused and until when (Japan time), in the page's language.
+fn refusal_text(lang: super::i18n::Lang, r: Refusal) -> String {
+    let t = lang.texts();
+    let text = match r.limit {
+        Limit::LoginFromAddress => t.login_throttled,
+        Limit::Address => t.address_throttled,
+    };
+    text.replace("{until}", &super::views::when(lang, r.until))
 }
 
 /// `resp` with `Retry-After: seconds`.
@@ -95,18 +106,18 @@ pub async fn login_form(
     let p = LoginPage {
         l: Layout::anon(lang, t.login_title, &s.row.csrf_token, "/portal/login"),
         login: String::new(),
-        error: "",
+        error: String::new(),
         info,
     };
     with_cookie(page(StatusCode::OK, &p), cookie)
 }
 
-fn login_page(lang: super::i18n::Lang, s: &Session, login: &str, error: &'static str) -> LoginPage {
+fn login_page(lang: super::i18n::Lang, s: &Session, login: &str, error: &str) -> LoginPage {
     let t = lang.texts();
     LoginPage {
         l: Layout::anon(lang, t.login_title, &s.row.csrf_token, "/portal/login"),
         login: login.chars().take(64).collect(),
-        error,
+        error: error.to_owned(),
         info: "",
     }
 }
@@ -145,18 +156,23 @@ pub async fn login(
     let login = login.as_str();
     // Counted before the hash (issue 12, finding 4): a burst cannot pass
     // the check before the first failure is written.
-    if let Err(r) = app.portal.throttle.reserve(login, ip.0, now) {
-        if let Ok(Some(staff)) = app.issuer.store().staff_by_login(login).await {
-            audit_login(&app, &staff, "throttled").await;
+    let admission = match app.portal.throttle.reserve(login, ip.0, now) {
+        Ok(a) => a,
+        Err(r) => {
+            if let Ok(Some(staff)) = app.issuer.store().staff_by_login(login).await {
+                audit_login(&app, &staff, "throttled").await;
+            }
+            return retry_after(
+                page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &login_page(lang, &s, login, &refusal_text(lang, r)),
+                ),
+                (r.until - now).max(1) as u64,
+            );
         }
-        return retry_after(
-            page(
-                StatusCode::TOO_MANY_REQUESTS,
-                &login_page(lang, &s, login, t.login_throttled),
-            ),
-            (r.until - now).max(1) as u64,
-        );
-    }
+    };
+    // Slowed down, never refused, while the login id fails elsewhere.
+    tokio::time::sleep(admission.delay).await;
     let slot = match app.portal.throttle.hashes().enter().await {
         Ok(slot) => slot,
         Err(busy) => {
@@ -224,7 +240,7 @@ pub async fn totp_form(
                     &s.row.csrf_token,
                     "/portal/login/totp",
                 ),
-                error: "",
+                error: String::new(),
             };
             page(StatusCode::OK, &p)
         }
@@ -273,19 +289,22 @@ pub async fn totp(
         Err(e) => return server_error(lang, &e.into()),
     };
     let now = app.issuer.now();
-    let refuse = |status, error| {
+    let refuse = |status, error: String| {
         let p = TotpPage {
             l: Layout::anon(lang, t.totp_title, &s.row.csrf_token, "/portal/login/totp"),
             error,
         };
         page(status, &p)
     };
-    if let Err(r) = app.portal.throttle.reserve(&staff.login, ip.0, now) {
-        audit_login(&app, &staff, "throttled").await;
-        return retry_after(
-            refuse(StatusCode::TOO_MANY_REQUESTS, t.login_throttled),
-            (r.until - now).max(1) as u64,
-        );
+    match app.portal.throttle.reserve(&staff.login, ip.0, now) {
+        Ok(a) => tokio::time::sleep(a.delay).await,
+        Err(r) => {
+            audit_login(&app, &staff, "throttled").await;
+            return retry_after(
+                refuse(StatusCode::TOO_MANY_REQUESTS, refusal_text(lang, r)),
+                (r.until - now).max(1) as u64,
+            );
+        }
     }
     let secret = staff.totp_secret.clone().unwrap_or_default();
     let step = matching_step(&secret, &f.code, now);
@@ -298,7 +317,7 @@ pub async fn totp(
     };
     if !fresh {
         audit_login(&app, &staff, "wrong_totp").await;
-        return refuse(StatusCode::UNAUTHORIZED, t.totp_failed);
+        return refuse(StatusCode::UNAUTHORIZED, t.totp_failed.to_owned());
     }
     app.portal.throttle.succeeded(&staff.login, ip.0);
     let id = match rotate(&app, &s, &staff, stage::FULL).await {

@@ -77,7 +77,8 @@ texts! {
     password: "パスワード", "Password";
     login_button: "ログイン", "Log in";
     login_failed: "ログインIDまたはパスワードが正しくありません。", "Wrong login ID or password.";
-    login_throttled: "ログインの失敗が続いたため、しばらくログインできません。時間をおいて再度お試しください。", "Too many failed attempts. Please wait and try again later.";
+    login_throttled: "このログインIDは、この接続元からのログインの失敗が続いたため、しばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Too many failed logins for this login ID from your network: logging in is refused until {until}. Please try again after that.";
+    address_throttled: "この接続元からのログインの失敗が続いたため、しばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Too many failed logins from your network: logging in is refused until {until}. Please try again after that.";
     login_busy: "ただいまログインが混み合っています。数秒おいて再度お試しください。", "The login is busy right now. Please try again in a few seconds.";
     session_expired: "セッションの有効期限が切れました。再度ログインしてください。", "Your session has expired. Please log in again.";
     logged_out: "ログアウトしました。", "You have logged out.";

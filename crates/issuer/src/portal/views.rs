@@ -107,7 +107,7 @@ pub fn message(lang: Lang, v: Option<&Viewer>, m: Msg) -> MessagePage {
 pub struct LoginPage {
     pub l: Layout,
     pub login: String,
-    pub error: &'static str,
+    pub error: String,
     pub info: &'static str,
 }
 
@@ -116,7 +116,7 @@ pub struct LoginPage {
 #[template(path = "totp.html")]
 pub struct TotpPage {
     pub l: Layout,
-    pub error: &'static str,
+    pub error: String,
 }
 
 /// TOTP enrolment.

@@ -1,11 +1,20 @@
 //! Login throttling. Every login attempt (a password or a TOTP code) is
-//! counted per login id and per client address in a fixed window, and it is
 //! counted *before* the password is hashed: [`LoginThrottle::reserve`]
 //! checks and takes the slot under one lock, so a burst of simultaneous
 //! attempts cannot all pass the check before the first failure is written
-//! (issue 12, finding 4: "Count the attempt before hashing"). Past the
-//! limit, that login id or address is refused until the window ends, even
-//! with the right password. A success gives the slot back.
+//! (issue 12, finding 4: "Count the attempt before hashing").
+//!
+//! The limits (issue 12, finding 5: "Throttle per (login, address) and slow
+//! down — do not lock out — the login as a whole"):
+//! - per login id *and* address: past `per_login_address` attempts in the
+//!   window, that address may not try that login id until the window ends;
+//! - per address: past `per_address` attempts, that address may not log in;
+//! - per login id from every address: past `slow_login_after` attempts,
+//!   each further attempt waits (`slow_step_ms` more each time, at most
+//!   `slow_max_ms`) before it is checked — slower, never refused, so
+//!   guesses from elsewhere cannot lock the real user out.
+//!
+//! A successful login gives its slots back.
 //!
 //! The argon2id hashes themselves are capped by [`HashGate`]: a semaphore
 //! sized to the cores, a short bounded queue, and a refusal beyond it
@@ -24,12 +33,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
-    /// Attempts per login id within the window.
-    pub per_login: u32,
-    /// Attempts per client address within the window.
+    /// Attempts per login id from one client address within the window;
+    /// then that address is refused for that login id until the window ends.
+    pub per_login_address: u32,
+    /// Attempts per client address within the window (any login id).
     pub per_address: u32,
     /// Window length, seconds.
     pub window_seconds: i64,
+    /// Attempts of a login id (from every address) in the window after
+    /// which each further attempt is slowed down.
+    pub slow_login_after: u32,
+    /// Extra wait per attempt past `slow_login_after`, milliseconds.
+    pub slow_step_ms: u64,
+    /// Longest wait of a slowed-down attempt, milliseconds.
+    pub slow_max_ms: u64,
     /// Password checks that may wait for a free core (beyond the ones
     /// hashing); more are refused with 503.
     pub hash_queue: usize,
@@ -41,9 +58,12 @@ pub struct ThrottleConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            per_login: 5,
+            per_login_address: 5,
             per_address: 20,
             window_seconds: 15 * 60,
+            slow_login_after: 5,
+            slow_step_ms: 500,
+            slow_max_ms: 5_000,
             hash_queue: 16,
             hash_wait_ms: 3_000,
         }
@@ -64,15 +84,35 @@ impl Window {
 
 #[derive(Debug, Default)]
 struct Counters {
-    logins: HashMap<String, Window>,
+    pairs: HashMap<(String, IpAddr), Window>,
     addresses: HashMap<IpAddr, Window>,
+    logins: HashMap<String, Window>,
+}
+
+/// What reached its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// This login id from this address.
+    LoginFromAddress,
+    /// This address, whatever the login id.
+    Address,
 }
 
 /// Why an attempt is refused, and until when (unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
+    /// What reached its limit.
+    pub limit: Limit,
     /// The attempt may be made again from this time on.
     pub until: i64,
+}
+
+/// An attempt taken: check it after `delay` (the login is being slowed
+/// down when other attempts of the window failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Wait this long before checking.
+    pub delay: Duration,
 }
 
 /// Login attempt counters, in memory (one process), and the hash gate.
@@ -132,40 +172,54 @@ impl LoginThrottle {
     }
 
     /// Takes one attempt for `login` from `ip` — checked and counted under
-    /// one lock, before any password is hashed — or refuses it while the
-    /// login id or the address has used its attempts of the window.
-    pub fn reserve(&self, login: &str, ip: IpAddr, now: i64) -> Result<(), Refusal> {
-        let win = self.config.window_seconds;
+    /// one lock, before any password is hashed — or refuses it while this
+    /// login id from this address, or this address, has used its attempts
+    /// of the window. The login id as a whole is only slowed down.
+    pub fn reserve(&self, login: &str, ip: IpAddr, now: i64) -> Result<Admission, Refusal> {
+        let cfg = &self.config;
+        let win = cfg.window_seconds;
+        let pair = (login.to_owned(), ip);
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let l = *window(&mut c.logins, login.to_owned(), win, now);
+        let p = *window(&mut c.pairs, pair.clone(), win, now);
         let a = *window(&mut c.addresses, ip, win, now);
-        let mut until = None;
-        if l.attempts >= self.config.per_login {
-            until = Some(l.start + win);
+        if p.attempts >= cfg.per_login_address {
+            return Err(Refusal {
+                limit: Limit::LoginFromAddress,
+                until: p.start + win,
+            });
         }
-        if a.attempts >= self.config.per_address {
-            until = until.max(Some(a.start + win));
+        if a.attempts >= cfg.per_address {
+            return Err(Refusal {
+                limit: Limit::Address,
+                until: a.start + win,
+            });
         }
-        if let Some(until) = until {
-            return Err(Refusal { until });
-        }
-        window(&mut c.logins, login.to_owned(), win, now).attempts += 1;
+        window(&mut c.pairs, pair, win, now).attempts += 1;
         window(&mut c.addresses, ip, win, now).attempts += 1;
-        Ok(())
+        let l = window(&mut c.logins, login.to_owned(), win, now);
+        let before = l.attempts;
+        l.attempts += 1;
+        let over = u64::from(before.saturating_sub(cfg.slow_login_after.saturating_sub(1)));
+        let delay = (cfg.slow_step_ms.saturating_mul(over)).min(cfg.slow_max_ms);
+        Ok(Admission {
+            delay: Duration::from_millis(delay),
+        })
     }
 
     /// Gives back an attempt that was reserved but not checked (the server
     /// was too busy to hash it).
     pub fn release(&self, login: &str, ip: IpAddr) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        give_back(&mut c.logins, &login.to_owned());
+        give_back(&mut c.pairs, &(login.to_owned(), ip));
         give_back(&mut c.addresses, &ip);
+        give_back(&mut c.logins, &login.to_owned());
     }
 
-    /// After a success: clears the login id's count and gives the address
-    /// its attempt back (only failures count against an address).
+    /// After a successful login: clears this login id's counts from this
+    /// address and as a whole, and gives the address its attempt back.
     pub fn succeeded(&self, login: &str, ip: IpAddr) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.pairs.remove(&(login.to_owned(), ip));
         c.logins.remove(login);
         give_back(&mut c.addresses, &ip);
     }
@@ -283,35 +337,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_and_address_limits_apply_separately() {
+    fn login_from_address_and_address_limits_apply_separately() {
         let t = LoginThrottle::new(ThrottleConfig {
-            per_login: 2,
+            per_login_address: 2,
             per_address: 3,
             window_seconds: 100,
+            slow_login_after: 2,
+            slow_step_ms: 100,
+            slow_max_ms: 250,
             ..ThrottleConfig::default()
         });
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(t.reserve("yamada", a, 0).is_ok());
-        assert!(t.reserve("yamada", b, 1).is_ok());
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let ms = |r: Result<Admission, Refusal>| r.unwrap().delay.as_millis();
+        assert_eq!(ms(t.reserve("yamada", a, 0)), 0);
+        assert_eq!(ms(t.reserve("yamada", a, 1)), 0);
         assert_eq!(
             t.reserve("yamada", a, 2),
-            Err(Refusal { until: 100 }),
-            "per login id, whatever the address"
+            Err(Refusal {
+                limit: Limit::LoginFromAddress,
+                until: 100
+            })
         );
+        // Another address may still try that login id, slowed down.
+        assert_eq!(ms(t.reserve("yamada", b, 2)), 100);
+        assert_eq!(ms(t.reserve("yamada", b, 2)), 200);
+        assert_eq!(ms(t.reserve("yamada", c, 2)), 250, "at most slow_max_ms");
         assert!(t.reserve("suzuki", a, 2).is_ok());
-        assert!(t.reserve("tanaka", a, 3).is_ok());
         assert_eq!(
             t.reserve("kato", a, 4),
-            Err(Refusal { until: 100 }),
+            Err(Refusal {
+                limit: Limit::Address,
+                until: 100
+            }),
             "per address, whatever the login"
         );
-        assert!(t.reserve("kato", b, 4).is_ok());
-        assert!(t.reserve("yamada", b, 101).is_ok(), "the window ends");
-        t.release("kato", b);
+        assert!(t.reserve("kato", c, 4).is_ok());
+        assert_eq!(ms(t.reserve("yamada", a, 101)), 0, "the window ends");
+        t.release("kato", c);
         t.succeeded("suzuki", a);
-        assert!(t.reserve("suzuki", b, 5).is_ok());
-        assert!(t.reserve("tanaka", a, 5).is_ok(), "a success gives back");
+        assert!(t.reserve("tanaka", b, 5).is_ok());
+        assert!(t.reserve("sato", b, 5).is_err(), "b used its 3");
+        t.succeeded("yamada", c);
+        assert_eq!(ms(t.reserve("yamada", c, 5)), 0, "a success clears");
     }
 }
 
