@@ -175,6 +175,9 @@ pub struct CentreOverride {
     pub prefecture: String,
     /// Centre name.
     pub name: String,
+    /// Centre name in English; "<prefecture> consultation centre" when absent.
+    #[serde(default)]
+    pub name_en: Option<String>,
     /// Telephone.
     #[serde(default)]
     pub phone: Option<String>,
@@ -220,9 +223,7 @@ pub fn consultation_centre(
             prefecture: pref.code.into(),
             prefecture_name: pref.name_ja.into(),
             name: o.name.clone(),
-            // A server list names its centres in Japanese; English output
-            // says what it is, in English.
-            name_en: centre_name_en(pref),
+            name_en: o.name_en.clone().unwrap_or_else(|| centre_name_en(pref)),
             phone: o.phone.clone(),
             url: o.url.clone(),
             hours: o.hours.clone(),
@@ -275,6 +276,7 @@ mod tests {
         let overrides = vec![CentreOverride {
             prefecture: "13".into(),
             name: "東京都発熱相談センター".into(),
+            name_en: None,
             phone: Some("03-0000-0000".into()),
             url: None,
             hours: Some("24時間".into()),
@@ -284,7 +286,6 @@ mod tests {
             (c.name.as_str(), c.source.as_str()),
             ("東京都発熱相談センター", "server")
         );
-        assert_eq!(c.name_en, "the Tokyo consultation centre");
         let c = consultation_centre(Some("27"), &overrides);
         assert_eq!(c.name, "大阪府の受診・相談センター");
         assert_eq!(c.name_en, "the Osaka consultation centre");
