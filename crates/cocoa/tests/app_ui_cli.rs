@@ -104,3 +104,82 @@ fn app_ui_refuses_a_folder_that_is_no_phone() {
         "a Japanese message: {err}"
     );
 }
+
+#[test]
+fn app_ui_checks_in_the_background_and_shows_the_outbox_of_each_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for home in [&a, &b] {
+        let out = support::cocoa()
+            .args(["app", "--home"])
+            .arg(home)
+            .args(["init", "--prefecture", "13"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    // --contact needs --outbox; a bad interval is refused.
+    for extra in [
+        &["--contact", "090-1234-5001"][..],
+        &["--check-every", "soon"][..],
+    ] {
+        let out = support::cocoa()
+            .args(["app", "--home"])
+            .arg(&a)
+            .args(["ui", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+    }
+    let outbox = dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(
+        outbox.join("1-sms-x.json"),
+        r#"{"channel":"sms","to":"09012345001","body":"処理番号: 12345678\nhttps://cocoa.example.jp/cocoa/a/?pn=12345678","sent_at":"2026-12-03T02:30:00+00:00"}"#,
+    )
+    .unwrap();
+    let mut child = Killed(
+        support::cocoa()
+            .args(["app", "--home"])
+            .arg(&a)
+            .arg("--home")
+            .arg(&b)
+            .args(["ui", "--listen", "127.0.0.1:0", "--check-every", "1h"])
+            .arg("--outbox")
+            .arg(&outbox)
+            .args(["--contact", "090-1234-5001"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Keep reading stdout (a closed pipe would end the server at its next line).
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    // The check at start ran (no server: it failed, and the home says so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let html = loop {
+        let (_, html) = get(&format!("{base}/p/0/"));
+        if html.contains("id=\"check-warning\"") && html.contains("失敗しました") {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline, "{html}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(html.contains("1時間ごとに自動で接触確認をします"), "{html}");
+    let (status, html) = get(&format!("{base}/p/0/messages"));
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("href=\"/p/0/cocoa/a/?pn=12345678\""),
+        "{html}"
+    );
+    assert_eq!(get(&format!("{base}/p/1/messages")).0, 404);
+}

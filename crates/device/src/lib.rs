@@ -8,7 +8,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`phone`] | [`Phone`]: set-up, keys, beacons, sightings, retention, status |
+//! | [`phone`] | [`Phone`]: set-up, keys, beacons, sightings, retention (the core: uses no other module below) |
 //! | [`keys`] | one TEK per UTC day and what it broadcasts |
 //! | [`number`] | the processing number as typed, and the app link |
 //! | [`window`] | the key window of a registration ([`window::registration_keys`]) |
@@ -16,6 +16,7 @@
 //! | [`check`] | index, download, signature, match, score, notification |
 //! | [`meet`] | two phones near each other (path-loss model) |
 //! | [`prefecture`] | prefectures and consultation centres |
+//! | [`status`] | [`Status`]: the phone at a glance (keys, registration, checks) |
 //! | [`settings`] | server URLs, keys, thresholds |
 //! | [`store`] | the SQLite file |
 //! | [`text`] | the screen's wording and the messages, Japanese and English |
@@ -31,6 +32,7 @@ pub mod phone;
 pub mod prefecture;
 pub mod register;
 pub mod settings;
+pub mod status;
 pub mod store;
 pub mod text;
 pub mod window;
@@ -40,8 +42,9 @@ pub use error::{Error, Result};
 pub use keys::{Beacon, BeaconJson, DailyKey};
 pub use meet::{MeetReport, meet};
 pub use number::{Code, normalise_number, parse_app_link, parse_link_code};
-pub use phone::{Phone, Rng, SightingInput, Status};
+pub use phone::{Phone, Rng, SightingInput};
 pub use register::{RegistrationInput, RegistrationOutcome, Stage};
 pub use settings::Settings;
+pub use status::Status;
 pub use text::{Lang, Text};
 pub use window::{KeySelection, KeyWindow, registration_keys};

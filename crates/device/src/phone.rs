@@ -8,13 +8,17 @@ use en_protocol::matcher::Sighting;
 use en_protocol::time::{Clock, EnIntervalNumber, TEK_ROLLING_PERIOD};
 use en_protocol::{Aem, Rpi, Tek};
 use rand_core::CryptoRngCore;
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::keys::{Beacon, DailyKey};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::window::LOOKBACK_DAYS;
+
+/// [`Status`] lives in [`crate::status`] (it gathers the registration and
+/// the check, which build on this module); the path `device::phone::Status`
+/// stays for callers that used it. Nothing in this module uses it.
+pub use crate::status::Status;
 
 /// Days the phone keeps its keys, its sightings and what checks found.
 pub const RETENTION_DAYS: i64 = LOOKBACK_DAYS;
@@ -105,46 +109,6 @@ pub struct SightingInput {
     pub at: DateTime<Utc>,
     /// Seconds it stands for.
     pub seconds: i64,
-}
-
-/// What `status` shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// The phone's folder.
-    pub home: String,
-    /// The phone's clock.
-    pub now: DateTime<Utc>,
-    /// When the app was set up.
-    pub installed_at: DateTime<Utc>,
-    /// Prefecture code.
-    pub prefecture: Option<String>,
-    /// TX power, dBm.
-    pub tx_power: i8,
-    /// Keys held (at most 15: today and 14 days back).
-    pub keys: usize,
-    /// First day of the oldest key held (UTC).
-    pub oldest_key_day: Option<String>,
-    /// Sightings held.
-    pub sightings: usize,
-    /// Export files processed.
-    pub files_processed: usize,
-    /// The last registration.
-    pub registration: Option<crate::register::RegistrationSummary>,
-    /// When the last successful exposure check ran.
-    pub last_checked: Option<DateTime<Utc>>,
-    /// The last check, when it failed (exposure checking does not work).
-    pub last_check_failure: Option<crate::check::CheckFailure>,
-    /// Export files that failed and are tried again at later checks.
-    pub failed_files: Vec<crate::check::FailedFile>,
-    /// Contact days found (within 14 days).
-    pub contacts: usize,
-    /// Their dates, `YYYY-MM-DD` (Japan's calendar dates).
-    pub dates: Vec<String>,
-    /// The same dates as dates: Japan's calendar dates of the sightings
-    /// (what a person is shown; a contact at 01:53 JST on 12月1日 is 12月1日);
-    /// not serialized (`dates` holds them).
-    #[serde(skip)]
-    pub contact_dates: Vec<chrono::NaiveDate>,
 }
 
 impl Phone {
@@ -324,32 +288,6 @@ impl Phone {
             .map(|s| self.check_sighting(s))
             .collect::<Result<Vec<_>>>()?;
         self.store.insert_sightings(&checked)
-    }
-
-    /// The phone at a glance.
-    pub fn status(&self) -> Result<Status> {
-        let keys = self.store.keys()?;
-        let notification = self.notification()?;
-        Ok(Status {
-            home: self.home.display().to_string(),
-            now: self.now(),
-            installed_at: DateTime::from_timestamp(self.installed_at, 0).unwrap_or_default(),
-            prefecture: self.settings.prefecture.clone(),
-            tx_power: self.settings.tx_power,
-            keys: keys.len(),
-            oldest_key_day: keys
-                .first()
-                .map(|k| k.rolling_start.to_datetime().date_naive().to_string()),
-            sightings: self.store.sighting_count()?,
-            files_processed: self.store.file_count()?,
-            registration: self.registration_summary()?,
-            last_checked: notification.last_checked,
-            last_check_failure: self.last_check_failure()?,
-            failed_files: self.failed_files()?,
-            contacts: notification.contacts,
-            dates: notification.dates,
-            contact_dates: notification.contact_dates,
-        })
     }
 }
 

@@ -111,7 +111,6 @@ impl Browser {
         .await
     }
 
-    #[allow(dead_code)] // for the TOTP tests of finding 6
     async fn code(&mut self, code: &str) -> Page {
         let t = self.token("/portal/login/totp").await;
         self.post("/portal/login/totp", &[("code", code), ("csrf", &t)])
@@ -213,6 +212,12 @@ async fn a_burst_of_100_logins_checks_at_most_the_limit() {
         .await;
         let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
         let checked = count(&statuses, 401) + count(&statuses, 303);
+        eprintln!(
+            "{}: 100 simultaneous logins: {checked} passwords checked, {} answered 429, {} 503",
+            h.label,
+            count(&statuses, 429),
+            count(&statuses, 503)
+        );
         assert!(
             checked <= limit,
             "{}: {checked} passwords checked (limit {limit}): {statuses:?}",
@@ -254,6 +259,13 @@ async fn a_burst_beyond_the_hash_queue_is_refused_with_503() {
         let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
         let gate = h.app.portal.throttle.hashes();
         let admitted = count(&statuses, 401);
+        eprintln!(
+            "{}: {n} simultaneous logins: {admitted} checked, {} refused 503; peak {} hashes at once ({} cores)",
+            h.label,
+            count(&statuses, 503),
+            gate.peak(),
+            gate.permits()
+        );
         assert_eq!(admitted + count(&statuses, 503), n, "{statuses:?}");
         assert!(
             count(&statuses, 503) > 0,
@@ -297,7 +309,14 @@ async fn wrong_passwords_from_other_addresses_do_not_lock_the_user_out() {
         assert!(count(&statuses, 401) >= 6, "{}: {statuses:?}", h.label);
         // The real user, at their own address, logs in.
         let mut user = Browser::from(&h, "203.0.113.7");
+        let started = std::time::Instant::now();
         let p = user.login("yamada", PASSWORD).await;
+        eprintln!(
+            "{}: after {} wrong passwords from 2 addresses, the real user logged in in {:?} (slowed down)",
+            h.label,
+            count(&statuses, 401),
+            started.elapsed()
+        );
         assert_eq!(p.status, 303, "{}: {}", h.label, p.body);
         assert_eq!(p.location, "/portal/cases");
         // The guessing address: refused for this login, with the time.
@@ -327,6 +346,198 @@ async fn wrong_passwords_from_other_addresses_do_not_lock_the_user_out() {
             "{}: {}",
             h.label,
             p.body
+        );
+    }
+}
+
+const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+fn code_at(unix: i64) -> String {
+    let bytes = totp_rs::Secret::Encoded(SECRET.into()).to_bytes().unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .unwrap()
+        .generate(unix as u64)
+}
+
+/// A code that is none of the three accepted at `unix` (one step of drift).
+fn wrong_code_at(unix: i64) -> String {
+    let right: Vec<String> = [-30, 0, 30].iter().map(|d| code_at(unix + d)).collect();
+    (0..1000)
+        .map(|i| format!("{:06}", 123_457 + i))
+        .find(|c| !right.contains(c))
+        .unwrap()
+}
+
+/// Finding 6: a correct password cleared the per-login counter, so
+/// "password, then 4 wrong codes" could be repeated for ever. Now TOTP
+/// codes are limited per account across addresses, and only a whole login
+/// clears a counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_then_four_wrong_codes_repeated_is_stopped() {
+    for db in backends().await {
+        let h = start_with(&db, through_proxy()).await;
+        staff(&h, "yamada").await;
+        let store = h.app.issuer.store();
+        let id = store.staff_by_login("yamada").await.unwrap().unwrap().id;
+        store.set_totp_secret(id, Some(SECRET)).await.unwrap();
+        let now = t0().timestamp();
+        let wrong = wrong_code_at(now);
+        let mut codes = Vec::new();
+        for round in 0..4 {
+            let mut b = Browser::from(&h, &format!("198.51.100.{}", round + 1));
+            let p = b.login("yamada", PASSWORD).await;
+            assert_eq!(p.status, 303, "{}: round {round}", h.label);
+            assert_eq!(p.location, "/portal/login/totp");
+            for _ in 0..4 {
+                codes.push(b.code(&wrong).await.status);
+            }
+        }
+        eprintln!(
+            "{}: 4 rounds of password + 4 wrong codes: {} codes checked, {} refused",
+            h.label,
+            count(&codes, 401),
+            count(&codes, 429)
+        );
+        assert!(
+            count(&codes, 401) <= 5,
+            "{}: {} wrong codes checked: {codes:?}",
+            h.label,
+            count(&codes, 401)
+        );
+        assert_eq!(count(&codes, 401) + count(&codes, 429), 16, "{codes:?}");
+        // Even the right code from yet another address is refused now.
+        let mut c = Browser::from(&h, "203.0.113.7");
+        assert_eq!(c.login("yamada", PASSWORD).await.status, 303);
+        let p = c.code(&code_at(now)).await;
+        assert_eq!(p.status, 429, "{}", h.label);
+        assert!(p.retry_after.is_some());
+        // The window ends: the whole login succeeds.
+        h.clock.advance(chrono::Duration::minutes(16));
+        let later = now + 16 * 60;
+        let mut d = Browser::from(&h, "203.0.113.8");
+        assert_eq!(d.login("yamada", PASSWORD).await.status, 303);
+        let p = d.code(&code_at(later)).await;
+        assert_eq!(p.status, 303, "{}: {}", h.label, p.body);
+        assert_eq!(p.location, "/portal/cases");
+    }
+}
+
+/// Finding 8: each refused login of an existing account wrote a row, so
+/// 320 requests pushed 299 of the 300 rows off the audit page. Refusals are
+/// now one row per login, outcome and window, with a count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_logins_are_one_audit_row_per_login_and_window() {
+    for db in backends().await {
+        let h = start_with(&db, through_proxy()).await;
+        staff(&h, "yamada").await;
+        staff(&h, "root").await;
+        let before = h.count("audit_log").await;
+        let browsers = (0..40)
+            .map(|i| Browser::from(&h, &format!("198.51.100.{}", i % 4 + 1)))
+            .collect();
+        let pages = burst(browsers, |_| "yamada".into(), |_| "wrong password!!", |_| 0).await;
+        let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
+        assert_eq!(count(&statuses, 401) + count(&statuses, 429), 40);
+        let rows = h.count("audit_log").await - before;
+        eprintln!("{}: 40 refused logins wrote {rows} audit rows", h.label);
+        assert!(
+            (1..=2).contains(&rows),
+            "{}: {rows} rows for 40 refusals",
+            h.label
+        );
+        let mut root = Browser::from(&h, "203.0.113.7");
+        assert_eq!(root.login("root", PASSWORD).await.status, 303);
+        let page = root.get("/portal/audit?account=staff:yamada").await.body;
+        let shown: usize = page
+            .split("class=\"count\">×")
+            .skip(1)
+            .map(|s| s[..s.find('<').unwrap()].parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(shown, 40, "{}: {page}", h.label);
+    }
+}
+
+fn audit_rows(html: &str) -> usize {
+    html.matches("<tr class=\"entry\"").count()
+}
+
+/// Finding 8: the audit page is paged and filtered (kind, account, date),
+/// and entries older than the retention are pruned.
+#[tokio::test]
+async fn the_audit_page_is_paged_filtered_and_pruned() {
+    for db in backends().await {
+        let h = start_with(&db, through_proxy()).await;
+        staff(&h, "root").await;
+        let store = h.app.issuer.store();
+        let now = t0().timestamp();
+        let entry = |at: i64, actor: &str, action: &str| issuer::store::AuditEntry {
+            at,
+            actor: actor.into(),
+            centre_id: Some(h.centre_id),
+            case_id: None,
+            action: action.into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+        };
+        // 2020-12-15 JST: 120 case edits by sato; 2020-12-14: 5 logouts.
+        for i in 0..120 {
+            store
+                .audit(&entry(now - 86_400 + i, "staff:sato", "update_case"))
+                .await
+                .unwrap();
+        }
+        for i in 0..5 {
+            store
+                .audit(&entry(now - 2 * 86_400 + i, "staff:suzuki", "logout"))
+                .await
+                .unwrap();
+        }
+        // Past the retention (and one just inside it).
+        let retention = issuer::service::AUDIT_RETENTION_DAYS * 86_400;
+        store
+            .audit(&entry(now - retention - 60, "staff:old", "logout"))
+            .await
+            .unwrap();
+        store
+            .audit(&entry(now - retention + 3_600, "staff:kept", "logout"))
+            .await
+            .unwrap();
+        let mut root = Browser::new(&h);
+        assert_eq!(root.login("root", PASSWORD).await.status, 303);
+        let p = root.get("/portal/audit").await.body;
+        assert_eq!(audit_rows(&p), 50, "{}: 50 per page", h.label);
+        assert!(p.contains("page=2"), "{}", h.label);
+        assert!(!p.contains("staff:old"), "{}: pruned", h.label);
+        let p3 = root.get("/portal/audit?page=3").await.body;
+        // 120 + 5 + 1 kept + the login of root = 127 rows: 27 on page 3.
+        assert_eq!(audit_rows(&p3), 27, "{}", h.label);
+        let p = root.get("/portal/audit?kind=logout").await.body;
+        assert_eq!(audit_rows(&p), 6, "{}", h.label);
+        let p = root.get("/portal/audit?account=staff:suzuki").await.body;
+        assert_eq!(audit_rows(&p), 5, "{}", h.label);
+        let p = root
+            .get("/portal/audit?from=2020-12-14&to=2020-12-14")
+            .await
+            .body;
+        assert_eq!(audit_rows(&p), 5, "{}", h.label);
+        let p = root
+            .get("/portal/audit?kind=update_case&from=2020-12-15&to=2020-12-15&page=3")
+            .await
+            .body;
+        assert_eq!(audit_rows(&p), 20, "{}", h.label);
+        // A bad filter: a message, not a 500.
+        let p = root.get("/portal/audit?from=2020-13-40").await;
+        assert_eq!(p.status, 400, "{}", h.label);
+        assert!(p.body.contains("日付"), "{}: {}", h.label, p.body);
+        assert_eq!(
+            store
+                .audit_log(None, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.actor == "staff:old")
+                .count(),
+            0
         );
     }
 }

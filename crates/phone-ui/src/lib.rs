@@ -16,8 +16,18 @@
 //! - Bad input on every form: a stable error code and a Japanese message
 //!   (English available); nothing is stored.
 //! - Loopback by default: it is the phone, not a server for others.
+//! - 「The UI checks for exposure in the background while it runs, at the
+//!   cadence phones use (every 4 h by default, configurable, immediately on
+//!   start)」: [`serve`] runs the checks of [`background_checks`]; a check runs
+//!   in its own task, so pages never wait for it, and the home screen shows
+//!   its progress.
+//! - Emulator mode (demos and training): the messages the issuer's
+//!   development outbox holds for each phone ([`Config::outbox`],
+//!   [`Config::contacts`]) and 「接触させる」 (two phones together for N
+//!   minutes at d metres, [`device::meet`]).
 #![forbid(unsafe_code)]
 
+mod emulator;
 mod views;
 
 use std::collections::HashMap;
@@ -41,6 +51,10 @@ pub use views::jst_time;
 /// How long a filled-in registration waits for its confirmation.
 pub const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// How often phones check for exposure (every 4 hours, as COCOA's
+/// background task did).
+pub const DEFAULT_CHECK_EVERY: Duration = Duration::from_secs(4 * 3600);
+
 /// What `serve` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -48,6 +62,28 @@ pub struct Config {
     pub homes: Vec<PathBuf>,
     /// The phones' clock.
     pub clock: Arc<dyn Clock>,
+    /// Background exposure checks every this long, the first at start
+    /// (`None`: only 「今すぐ確認」).
+    pub check_every: Option<Duration>,
+    /// Emulator: the issuer's development outbox (`cocoa serve --outbox`).
+    pub outbox: Option<PathBuf>,
+    /// Emulator: each phone's phone number or e-mail address, in the order
+    /// of `homes` (fewer than `homes`: the others have none).
+    pub contacts: Vec<String>,
+}
+
+impl Config {
+    /// The phones in `homes` on `clock`: checks every
+    /// [`DEFAULT_CHECK_EVERY`], no emulator.
+    pub fn new(homes: Vec<PathBuf>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            homes,
+            clock,
+            check_every: Some(DEFAULT_CHECK_EVERY),
+            outbox: None,
+            contacts: Vec::new(),
+        }
+    }
 }
 
 /// Why the UI could not start.
@@ -64,6 +100,21 @@ pub enum Error {
     /// Serving failed.
     #[error("サーバーを動かせませんでした: {0} / Serving failed: {0}")]
     Io(#[from] std::io::Error),
+    /// More `--contact` than `--home`.
+    #[error(
+        "連絡先（--contact）が{contacts}件ありますが、スマートフォン（--home）は{homes}台です。1台に1件まで、--home と同じ順に指定してください。 / {contacts} contacts (--contact) for {homes} phones (--home): give at most one per phone, in the order of --home."
+    )]
+    TooManyContacts {
+        /// `--contact` given.
+        contacts: usize,
+        /// `--home` given.
+        homes: usize,
+    },
+    /// A check interval of zero.
+    #[error(
+        "確認の間隔（--check-every）は0より長くしてください。 / The check interval (--check-every) must be longer than zero."
+    )]
+    CheckEveryZero,
 }
 
 /// A form error of the UI itself (the device's errors carry their own
@@ -81,6 +132,12 @@ pub enum FormError {
     LinkExpired,
     /// The settings' language is neither Japanese nor English.
     LangInvalid,
+    /// 「接触させる」: a phone that is not one of these.
+    PhoneInvalid,
+    /// 「接触させる」: minutes that are not a whole number.
+    MinutesInvalid,
+    /// 「接触させる」: a distance that is not a number.
+    DistanceInvalid,
 }
 
 impl FormError {
@@ -92,6 +149,9 @@ impl FormError {
             Self::FormExpired => "form_expired",
             Self::LinkExpired => "link_expired",
             Self::LangInvalid => "lang_invalid",
+            Self::PhoneInvalid => "phone_invalid",
+            Self::MinutesInvalid => "minutes_invalid",
+            Self::DistanceInvalid => "distance_invalid",
         }
     }
 
@@ -118,6 +178,18 @@ impl FormError {
                 "言語は「日本語」か「English」を選んでください。",
                 "Choose Japanese or English as the language.",
             ),
+            Self::PhoneInvalid => Text::new(
+                "接触させるスマートフォンを2台、一覧から選んでください。",
+                "Choose two phones of the list to put together.",
+            ),
+            Self::MinutesInvalid => Text::new(
+                "接触した時間は、分の整数（例: 20）で入力してください。",
+                "Enter the time together in whole minutes (e.g. 20).",
+            ),
+            Self::DistanceInvalid => Text::new(
+                "距離はメートルの数（例: 1 や 1.5）で入力してください。",
+                "Enter the distance in metres (e.g. 1 or 1.5).",
+            ),
         }
     }
 }
@@ -132,14 +204,14 @@ pub struct Shown {
 }
 
 impl Shown {
-    fn device(e: &device::Error, lang: Lang) -> Self {
+    pub(crate) fn device(e: &device::Error, lang: Lang) -> Self {
         Self {
             code: e.code().into(),
             text: e.text().get(lang).into(),
         }
     }
 
-    fn form(e: FormError, lang: Lang) -> Self {
+    pub(crate) fn form(e: FormError, lang: Lang) -> Self {
         Self {
             code: e.code().into(),
             text: e.text().get(lang).into(),
@@ -161,15 +233,31 @@ struct LinkCode {
     created: Instant,
 }
 
+/// A check that is running.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Running {
+    /// When it started (the phone's clock).
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// Export files processed before it started (progress: the ones since).
+    pub files_before: Option<usize>,
+}
+
 struct Slot {
     home: PathBuf,
-    /// One request at a time per phone (the CLI is one process too).
+    /// One change at a time per phone (the CLI is one process too); pages
+    /// only read and do not wait for it.
     lock: tokio::sync::Mutex<()>,
+    /// The check running now, if any.
+    checking: Mutex<Option<Running>>,
+    /// Emulator: the phone's number or e-mail address.
+    contact: Option<String>,
 }
 
 pub(crate) struct App {
     phones: Vec<Slot>,
     clock: Arc<dyn Clock>,
+    check_every: Option<Duration>,
+    outbox: Option<PathBuf>,
     /// Sent with every form and checked on every post.
     form_token: String,
     pending: Mutex<HashMap<String, Pending>>,
@@ -212,7 +300,7 @@ impl App {
             .retain(|_, p| p.phone != i);
     }
 
-    fn open(&self, i: usize) -> device::Result<Phone> {
+    pub(crate) fn open(&self, i: usize) -> device::Result<Phone> {
         Phone::open(
             &self.phones[i].home,
             self.clock.clone(),
@@ -221,10 +309,49 @@ impl App {
     }
 }
 
-/// The router over `config`'s phones. Every folder must hold a phone.
+/// The router over `config`'s phones, without background checks (see
+/// [`background_checks`]). Every folder must hold a phone.
 pub fn router(config: Config) -> Result<Router, Error> {
+    build(config).map(|(r, _)| r)
+}
+
+/// The router and the background checks of `config`: a future that, every
+/// [`Config::check_every`] from now (the first at once), starts a check of
+/// every phone that is not checking already; it never ends (drop or abort
+/// it). Without `check_every` it only waits.
+pub fn background_checks(
+    config: Config,
+) -> Result<(Router, impl Future<Output = ()> + Send + 'static), Error> {
+    let every = config.check_every;
+    let (router, app) = build(config)?;
+    let checks = async move {
+        let Some(every) = every else {
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for i in 0..app.phones.len() {
+                start_check(&app, i, "schedule");
+            }
+        }
+    };
+    Ok((router, checks))
+}
+
+fn build(config: Config) -> Result<(Router, Arc<App>), Error> {
     if config.homes.is_empty() {
         return Err(Error::NoPhones);
+    }
+    if config.contacts.len() > config.homes.len() {
+        return Err(Error::TooManyContacts {
+            contacts: config.contacts.len(),
+            homes: config.homes.len(),
+        });
+    }
+    if config.check_every.is_some_and(|d| d.is_zero()) {
+        return Err(Error::CheckEveryZero);
     }
     for home in &config.homes {
         Phone::open(home, config.clock.clone(), Box::new(rand::rngs::OsRng))?;
@@ -233,17 +360,26 @@ pub fn router(config: Config) -> Result<Router, Error> {
         phones: config
             .homes
             .iter()
-            .map(|h| Slot {
+            .enumerate()
+            .map(|(i, h)| Slot {
                 home: h.clone(),
                 lock: tokio::sync::Mutex::new(()),
+                checking: Mutex::new(None),
+                contact: config
+                    .contacts
+                    .get(i)
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
             })
             .collect(),
         clock: config.clock,
+        check_every: config.check_every,
+        outbox: config.outbox,
         form_token: random_hex(),
         pending: Mutex::new(HashMap::new()),
         links: Mutex::new(HashMap::new()),
     });
-    Ok(Router::new()
+    let router = Router::new()
         .route("/", get(index))
         .route("/p/{i}/", get(home))
         .route("/p/{i}/check", post(check_now))
@@ -260,21 +396,102 @@ pub fn router(config: Config) -> Result<Router, Error> {
         .route("/p/{i}/settings", post(save_settings))
         .route("/p/{i}/erase", post(erase_ask))
         .route("/p/{i}/erase/confirm", post(erase_confirm))
+        .route("/p/{i}/messages", get(emulator::messages))
+        .route(
+            "/meet",
+            get(emulator::meet_form).post(emulator::meet_submit),
+        )
         .route("/static/phone.css", get(css))
-        .with_state(app))
+        .with_state(app.clone());
+    Ok((router, app))
 }
 
-/// Serves `config`'s phones on `listener` until `shutdown` completes.
+/// Serves `config`'s phones on `listener` until `shutdown` completes, with
+/// the background checks ([`background_checks`]).
 pub async fn serve(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let app = router(config)?;
-    axum::serve(listener, app)
+    let (app, checks) = background_checks(config)?;
+    let checks = tokio::spawn(checks);
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    checks.abort();
+    served?;
     Ok(())
+}
+
+/// Clears a phone's running check when the check's task ends (or panics).
+struct CheckDone(Arc<App>, usize);
+
+impl Drop for CheckDone {
+    fn drop(&mut self) {
+        *self.0.phones[self.1]
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// Starts an exposure check of phone `i` in its own task ([`Phone::check`],
+/// as `cocoa app check`), unless one is running; whether it started. Pages
+/// do not wait for it: the home screen shows its progress.
+pub(crate) fn start_check(app: &Arc<App>, i: usize, trigger: &'static str) -> bool {
+    {
+        let mut checking = app.phones[i]
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if checking.is_some() {
+            return false;
+        }
+        *checking = Some(Running {
+            started: app.clock.now(),
+            files_before: None,
+        });
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        let done = CheckDone(app.clone(), i);
+        let _guard = app.phones[i].lock.lock().await;
+        let result = match app.open(i) {
+            Ok(mut phone) => {
+                let before = phone.status().ok().map(|s| s.files_processed);
+                if let Some(r) = app.phones[i]
+                    .checking
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                {
+                    r.files_before = before;
+                }
+                phone.check().await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        metrics::counter!("phone_ui_checks_total", "trigger" => trigger, "result" => match &result {
+            Ok(()) => "ok",
+            Err(e) => e.code(),
+        })
+        .increment(1);
+        if let Err(e) = &result {
+            tracing::info!(phone = i, code = e.code(), "exposure check failed");
+        }
+        drop(done);
+    });
+    true
+}
+
+impl App {
+    /// The check running on phone `i`.
+    pub(crate) fn running(&self, i: usize) -> Option<Running> {
+        *self.phones[i]
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The path of phone `i`'s home.
@@ -282,9 +499,9 @@ pub fn phone_path(i: usize) -> String {
     format!("/p/{i}/")
 }
 
-type AppState = State<Arc<App>>;
+pub(crate) type AppState = State<Arc<App>>;
 
-fn lang_of(headers: &HeaderMap, phone: Option<&Phone>) -> Lang {
+pub(crate) fn lang_of(headers: &HeaderMap, phone: Option<&Phone>) -> Lang {
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -298,7 +515,7 @@ fn lang_of(headers: &HeaderMap, phone: Option<&Phone>) -> Lang {
     }
 }
 
-fn page(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+pub(crate) fn page(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     match body {
         Ok(html) => (
             status,
@@ -313,11 +530,16 @@ fn page(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     }
 }
 
-fn message_page(status: StatusCode, lang: Lang, phone: Option<usize>, m: Shown) -> Response {
+pub(crate) fn message_page(
+    status: StatusCode,
+    lang: Lang,
+    phone: Option<usize>,
+    m: Shown,
+) -> Response {
     page(status, views::message(lang, phone, m, false, None))
 }
 
-fn not_found(lang: Lang) -> Response {
+pub(crate) fn not_found(lang: Lang) -> Response {
     message_page(
         StatusCode::NOT_FOUND,
         lang,
@@ -332,7 +554,11 @@ fn not_found(lang: Lang) -> Response {
 }
 
 /// Opens phone `i`, or the page saying why not.
-fn open_or_page(app: &App, i: usize, headers: &HeaderMap) -> Result<Phone, Box<Response>> {
+pub(crate) fn open_or_page(
+    app: &App,
+    i: usize,
+    headers: &HeaderMap,
+) -> Result<Phone, Box<Response>> {
     if i >= app.phones.len() {
         return Err(Box::new(not_found(lang_of(headers, None))));
     }
@@ -364,13 +590,18 @@ async fn home(State(app): AppState, UrlPath(i): UrlPath<usize>, headers: HeaderM
     if i >= app.phones.len() {
         return not_found(lang_of(&headers, None));
     }
-    let _guard = app.phones[i].lock.lock().await;
     let phone = match open_or_page(&app, i, &headers) {
         Ok(p) => p,
         Err(r) => return *r,
     };
     let lang = lang_of(&headers, Some(&phone));
-    match views::home(lang, i, &app.form_token, &phone) {
+    let shown = views::HomeExtras {
+        running: app.running(i),
+        check_every: app.check_every,
+        messages: app.phones[i].contact.is_some() && app.outbox.is_some(),
+        several: app.phones.len() > 1,
+    };
+    match views::home(lang, i, &app.form_token, &phone, &shown) {
         Ok(body) => page(StatusCode::OK, body),
         Err(e) => message_page(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -388,7 +619,7 @@ struct TokenForm {
     form: String,
 }
 
-fn token_ok(app: &App, given: &str) -> bool {
+pub(crate) fn token_ok(app: &App, given: &str) -> bool {
     // Not secret against timing on loopback, but constant-length compare anyway.
     given.len() == app.form_token.len()
         && given
@@ -398,7 +629,7 @@ fn token_ok(app: &App, given: &str) -> bool {
             == 0
 }
 
-fn expired_form(lang: Lang, i: usize) -> Response {
+pub(crate) fn expired_form(lang: Lang, i: usize) -> Response {
     message_page(
         StatusCode::FORBIDDEN,
         lang,
@@ -407,8 +638,9 @@ fn expired_form(lang: Lang, i: usize) -> Response {
     )
 }
 
-/// 「今すぐ確認」: one exposure check now, then back to the home screen,
-/// which shows its result (the last check, or why it failed).
+/// 「今すぐ確認」: starts an exposure check (unless one runs) and goes back
+/// to the home screen at once, which shows its progress and then its result
+/// (the last check, or why it failed).
 async fn check_now(
     State(app): AppState,
     UrlPath(i): UrlPath<usize>,
@@ -421,17 +653,7 @@ async fn check_now(
     if !token_ok(&app, &f.form) {
         return expired_form(lang_of(&headers, None), i);
     }
-    let _guard = app.phones[i].lock.lock().await;
-    let mut phone = match open_or_page(&app, i, &headers) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let result = phone.check().await;
-    metrics::counter!("phone_ui_checks_total", "result" => match &result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    })
-    .increment(1);
+    start_check(&app, i, "button");
     Redirect::to(&phone_path(i)).into_response()
 }
 
@@ -477,7 +699,6 @@ async fn register_form(
     if i >= app.phones.len() {
         return not_found(lang_of(&headers, None));
     }
-    let _guard = app.phones[i].lock.lock().await;
     let phone = match open_or_page(&app, i, &headers) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -550,7 +771,6 @@ async fn register_submit(
     if !token_ok(&app, &f.form) {
         return expired_form(lang_of(&headers, None), i);
     }
-    let _guard = app.phones[i].lock.lock().await;
     let phone = match open_or_page(&app, i, &headers) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -721,10 +941,7 @@ async fn app_link(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let lang = match target {
-        Some(i) => {
-            let _guard = app.phones[i].lock.lock().await;
-            lang_of(headers, app.open(i).ok().as_ref())
-        }
+        Some(i) => lang_of(headers, app.open(i).ok().as_ref()),
         None => lang_of(headers, None),
     };
     let pairs = query.map(|q| q.0).unwrap_or_default();
@@ -799,7 +1016,6 @@ async fn notification(
     if i >= app.phones.len() {
         return not_found(lang_of(&headers, None));
     }
-    let _guard = app.phones[i].lock.lock().await;
     let phone = match open_or_page(&app, i, &headers) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -832,7 +1048,6 @@ async fn info(
     if i >= app.phones.len() {
         return not_found(lang_of(&headers, None));
     }
-    let _guard = app.phones[i].lock.lock().await;
     let phone = match open_or_page(&app, i, &headers) {
         Ok(p) => p,
         Err(r) => return *r,

@@ -11,7 +11,8 @@ use device::text::{ja_date, screen};
 use device::{Lang, Notification, Phone, RegistrationInput, RegistrationOutcome, Settings};
 use en_protocol::time::{japan_date, jst};
 
-use crate::{Filled, Shown, phone_path};
+use crate::emulator::Message;
+use crate::{Filled, Running, Shown, phone_path};
 
 /// A check older than this is a warning on the home screen (the issue:
 /// 「a clear warning when it is older than 24 h or when the last check failed」).
@@ -48,6 +49,8 @@ pub struct Layout {
     pub href_ja: String,
     /// English.
     pub href_en: String,
+    /// Reload every few seconds (a check is running).
+    pub refresh: bool,
 }
 
 impl Layout {
@@ -59,6 +62,7 @@ impl Layout {
             home: phone.map(phone_path),
             href_ja: format!("/p/{i}/lang/ja"),
             href_en: format!("/p/{i}/lang/en"),
+            refresh: false,
         }
     }
 
@@ -184,6 +188,75 @@ pub struct HomePage {
     pub resumable: bool,
     /// Whom to call, when there were contacts.
     pub centre: Option<Centre>,
+    /// The check running now: its progress line.
+    pub checking: Option<String>,
+    /// The background checks' cadence line.
+    pub cadence: Option<String>,
+    /// Emulator: the phone has a messages screen.
+    pub messages: bool,
+    /// Several phones: 「接触させる」.
+    pub several: bool,
+}
+
+/// What the home screen shows besides the phone's own state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HomeExtras {
+    /// The check running now.
+    pub running: Option<Running>,
+    /// Background checks every…
+    pub check_every: Option<std::time::Duration>,
+    /// Emulator: messages.
+    pub messages: bool,
+    /// Several phones.
+    pub several: bool,
+}
+
+fn checking_line(r: &Running, files_now: usize, now: DateTime<Utc>, lang: Lang) -> String {
+    let done = r.files_before.map(|b| files_now.saturating_sub(b));
+    let secs = (now - r.started).num_seconds().max(0);
+    match (lang, done) {
+        (Lang::Ja, Some(n)) => format!(
+            "接触確認をしています…（{}開始、{secs}秒経過、処理したファイル {n}件）。この画面はそのまま使えます。",
+            jst_time(r.started, lang)
+        ),
+        (Lang::Ja, None) => format!(
+            "接触確認を始めています…（{}開始）。この画面はそのまま使えます。",
+            jst_time(r.started, lang)
+        ),
+        (Lang::En, Some(n)) => format!(
+            "Checking for exposure… (started {}, {secs} s, {n} files processed). You can go on using the app.",
+            jst_time(r.started, lang)
+        ),
+        (Lang::En, None) => format!(
+            "Starting the exposure check… (started {}). You can go on using the app.",
+            jst_time(r.started, lang)
+        ),
+    }
+}
+
+fn cadence_line(every: std::time::Duration, lang: Lang) -> String {
+    let mins = every.as_secs() / 60;
+    let (h, m) = (mins / 60, mins % 60);
+    match lang {
+        Lang::Ja => {
+            let span = match (h, m) {
+                (0, 0) => format!("{}秒", every.as_secs()),
+                (0, m) => format!("{m}分"),
+                (h, 0) => format!("{h}時間"),
+                (h, m) => format!("{h}時間{m}分"),
+            };
+            format!("このアプリが動いている間、{span}ごとに自動で接触確認をします。")
+        }
+        Lang::En => {
+            let span = match (h, m) {
+                (0, 0) => format!("{} s", every.as_secs()),
+                (0, m) => format!("{m} min"),
+                (h, 0) => format!("{h} h"),
+                (h, m) => format!("{h} h {m} min"),
+            };
+            format!("While the app runs, it checks for exposure every {span}.")
+        }
+    }
 }
 
 fn registration_line(r: Option<&RegistrationSummary>, lang: Lang) -> String {
@@ -226,6 +299,7 @@ pub fn home(
     i: usize,
     form: &str,
     phone: &Phone,
+    extras: &HomeExtras,
 ) -> device::Result<askama::Result<String>> {
     let status = phone.status()?;
     let now = phone.now();
@@ -281,8 +355,13 @@ pub fn home(
     } else {
         None
     };
+    let checking = extras
+        .running
+        .map(|r| checking_line(&r, status.files_processed, now, lang));
+    let mut l = Layout::new(lang, "COCOA", Some(i));
+    l.refresh = checking.is_some();
     Ok(HomePage {
-        l: Layout::new(lang, "COCOA", Some(i)),
+        l,
         i,
         form: form.into(),
         last_checked,
@@ -293,6 +372,10 @@ pub fn home(
         registration: registration_line(status.registration.as_ref(), lang),
         resumable,
         centre,
+        checking,
+        cadence: extras.check_every.map(|e| cadence_line(e, lang)),
+        messages: extras.messages,
+        several: extras.several,
     }
     .render())
 }
@@ -487,6 +570,15 @@ pub fn tel_href(phone: &str) -> String {
     format!("tel:{digits}")
 }
 
+/// `s` with its first letter in upper case (the device's English names
+/// start with "the", for use inside a sentence).
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// A consultation centre as a page shows it.
 #[derive(Debug, Clone)]
 pub struct Centre {
@@ -518,10 +610,13 @@ impl Centre {
     pub fn of(c: &ConsultationCentre, lang: Lang) -> Self {
         let pref = Prefecture::parse(&c.prefecture).ok();
         let national_only = pref.is_none();
-        let name = match (lang, pref, c.source.as_str()) {
-            (Lang::En, Some(p), "built-in") => format!("Consultation centre of {}", p.name_en),
-            (Lang::En, None, _) => "MHLW COVID-19 telephone helpline".to_owned(),
-            _ => c.name.clone(),
+        let name = match lang {
+            Lang::En if !c.name_en.is_empty() => capitalised(&c.name_en),
+            Lang::En => match pref {
+                Some(p) => format!("The {} consultation centre", p.name_en),
+                None => capitalised(&c.national_line.name_en),
+            },
+            Lang::Ja => c.name.clone(),
         };
         Self {
             prefecture: pref.map(|p| match lang {
@@ -536,12 +631,19 @@ impl Centre {
                 .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
             hours: c.hours.clone(),
             national_name: match lang {
-                Lang::Ja => c.national_line.name.clone(),
-                Lang::En => "MHLW COVID-19 telephone helpline (free dial)".to_owned(),
+                Lang::En if !c.national_line.name_en.is_empty() => {
+                    format!("{} (free dial)", capitalised(&c.national_line.name_en))
+                }
+                _ => c.national_line.name.clone(),
             },
             national_tel: tel_href(&c.national_line.phone),
             national_phone: c.national_line.phone.clone(),
-            national_hours: c.national_line.hours.clone(),
+            national_hours: match lang {
+                Lang::En if !c.national_line.hours_en.is_empty() => {
+                    c.national_line.hours_en.clone()
+                }
+                _ => c.national_line.hours.clone(),
+            },
             national_only,
         }
     }
@@ -730,6 +832,69 @@ pub fn erase_confirm(lang: Lang, i: usize, form: &str) -> askama::Result<String>
         ),
         i,
         form: form.into(),
+    }
+    .render()
+}
+
+/// Emulator: the phone's messages.
+#[derive(Debug, Template)]
+#[template(path = "messages.html")]
+pub struct MessagesPage {
+    pub l: Layout,
+    pub i: usize,
+    pub contact: String,
+    pub list: Vec<Message>,
+}
+
+pub fn messages(lang: Lang, i: usize, contact: &str, list: &[Message]) -> askama::Result<String> {
+    MessagesPage {
+        l: Layout::new(
+            lang,
+            &tr(lang, "メッセージ（SMS・メール）", "Messages (SMS, e-mail)"),
+            Some(i),
+        ),
+        i,
+        contact: contact.into(),
+        list: list.to_vec(),
+    }
+    .render()
+}
+
+/// Emulator: 「接触させる」.
+#[derive(Debug, Template)]
+#[template(path = "meet.html")]
+pub struct MeetPage {
+    pub l: Layout,
+    pub form: String,
+    /// (value, label).
+    pub phones: Vec<(String, String)>,
+    pub error: Option<Shown>,
+    pub done: Option<String>,
+}
+
+pub fn meet(
+    lang: Lang,
+    n: usize,
+    form: &str,
+    error: Option<Shown>,
+    done: Option<String>,
+) -> askama::Result<String> {
+    MeetPage {
+        l: Layout::new(
+            lang,
+            &tr(
+                lang,
+                "接触させる（エミュレーター）",
+                "Put phones together (emulator)",
+            ),
+            None,
+        ),
+        form: form.into(),
+        phones: (0..n)
+            .map(|i| (i.to_string(), phone_label(lang, i)))
+            .collect(),
+        error,
+        done,
     }
     .render()
 }

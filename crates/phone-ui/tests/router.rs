@@ -47,8 +47,8 @@ impl Ui {
         let clock = Arc::new(FixedClock::new(now()));
         new_phone(home.path(), clock.clone());
         let router = phone_ui::router(Config {
-            homes: vec![home.path().to_owned()],
-            clock: clock.clone(),
+            check_every: None,
+            ..Config::new(vec![home.path().to_owned()], clock.clone())
         })
         .unwrap();
         Self {
@@ -370,18 +370,8 @@ async fn installed_after_the_date_is_explained_with_faq_4_and_the_number_is_not_
 async fn no_phone_folder_is_refused_at_start() {
     let empty = tempfile::tempdir().unwrap();
     let clock = Arc::new(FixedClock::new(now()));
-    assert!(
-        phone_ui::router(Config {
-            homes: vec![],
-            clock: clock.clone(),
-        })
-        .is_err()
-    );
-    let err = phone_ui::router(Config {
-        homes: vec![empty.path().to_owned()],
-        clock,
-    })
-    .unwrap_err();
+    assert!(phone_ui::router(Config::new(vec![], clock.clone())).is_err());
+    let err = phone_ui::router(Config::new(vec![empty.path().to_owned()], clock)).unwrap_err();
     assert!(matches!(err, phone_ui::Error::Phone(_)), "{err}");
 }
 
@@ -577,6 +567,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
         .set_consultation_centres(&[device::prefecture::CentreOverride {
             prefecture: "13".into(),
             name: "東京都発熱相談センター".into(),
+            name_en: None,
             phone: Some("03-5320-4592".into()),
             url: Some("https://www.fukushihoken.metro.tokyo.lg.jp/".into()),
             hours: Some("24時間（土日祝含む）".into()),
@@ -592,6 +583,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
         .set_consultation_centres(&[device::prefecture::CentreOverride {
             prefecture: "13".into(),
             name: "X".into(),
+            name_en: None,
             phone: None,
             url: Some("javascript:alert(1)".into()),
             hours: None,
@@ -609,7 +601,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
                 .unwrap(),
         )
         .await;
-    assert!(page.contains("Consultation centre of Tokyo"), "{page}");
+    assert!(page.contains("The Tokyo consultation centre"), "{page}");
     assert!(page.contains("2026-12-02"));
     assert!(!page.contains("受診・相談センター"));
 }
@@ -708,7 +700,7 @@ async fn settings_change_through_the_device_and_bad_values_change_nothing() {
     assert!(page.contains("The settings were saved."), "{page}");
     assert!(page.contains("<option value=\"27\" selected>Osaka</option>"));
     let (_, page) = ui.get("/p/0/notification").await;
-    assert!(page.contains("Consultation centre of Osaka"));
+    assert!(page.contains("The Osaka consultation centre"));
 }
 
 #[tokio::test]

@@ -100,6 +100,16 @@ pub fn register_metrics() {
     );
     metrics::counter!("issuer_verify_failed_total").increment(0);
     metrics::gauge!("issuer_verify_failed_last_hour").set(0.0);
+    metrics::describe_gauge!(
+        "issuer_login_hashes_in_flight",
+        "Staff-login argon2id hashes running now (at most the cores)."
+    );
+    metrics::describe_counter!(
+        "issuer_login_hash_refused_total",
+        "Staff logins refused with 503 because every core was hashing and the queue was full."
+    );
+    metrics::gauge!("issuer_login_hashes_in_flight").set(0.0);
+    metrics::counter!("issuer_login_hash_refused_total").increment(0);
 }
 
 /// The process's registry. The last-hour gauge depends on the time of the

@@ -57,6 +57,7 @@ fn refusal_text(lang: super::i18n::Lang, r: Refusal) -> String {
     let text = match r.limit {
         Limit::LoginFromAddress => t.login_throttled,
         Limit::Address => t.address_throttled,
+        Limit::Codes => t.totp_throttled,
     };
     text.replace("{until}", &super::views::when(lang, r.until))
 }
@@ -123,16 +124,31 @@ fn login_page(lang: super::i18n::Lang, s: &Session, login: &str, error: &str) ->
 }
 
 async fn audit_login(app: &App, staff: &StaffRow, outcome: &str) {
-    app.issuer
-        .audit(
-            &Actor::staff(staff),
-            Some(staff.centre_id),
-            None,
-            "login",
-            outcome,
-            String::new(),
-        )
-        .await;
+    let actor = Actor::staff(staff);
+    if outcome == "ok" {
+        app.issuer
+            .audit(
+                &actor,
+                Some(staff.centre_id),
+                None,
+                "login",
+                outcome,
+                String::new(),
+            )
+            .await;
+    } else {
+        // A refusal costs the attacker nothing: one row per account,
+        // outcome and window, with a count (issue 12, finding 8).
+        app.issuer
+            .audit_counted(
+                &actor,
+                Some(staff.centre_id),
+                "login",
+                outcome,
+                app.portal.config.throttle.window_seconds,
+            )
+            .await;
+    }
 }
 
 /// Replaces the session by a new one (new id) of `stage`.
@@ -203,10 +219,12 @@ pub async fn login(
             &login_page(lang, &s, login, t.login_failed),
         );
     };
-    app.portal.throttle.succeeded(login, ip.0);
     let next_stage = if staff.totp_secret.is_some() {
         stage::TOTP
     } else {
+        // The whole login succeeded: only now are the counters cleared
+        // (issue 12, finding 6).
+        app.portal.throttle.succeeded(login, ip.0);
         stage::FULL
     };
     let id = match rotate(&app, &s, &staff, next_stage).await {
@@ -296,8 +314,9 @@ pub async fn totp(
         };
         page(status, &p)
     };
-    match app.portal.throttle.reserve(&staff.login, ip.0, now) {
-        Ok(a) => tokio::time::sleep(a.delay).await,
+    // Codes are limited per account across addresses (finding 6).
+    match app.portal.throttle.reserve_code(&staff.login, ip.0, now) {
+        Ok(()) => {}
         Err(r) => {
             audit_login(&app, &staff, "throttled").await;
             return retry_after(

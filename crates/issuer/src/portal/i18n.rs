@@ -78,6 +78,7 @@ texts! {
     login_button: "ログイン", "Log in";
     login_failed: "ログインIDまたはパスワードが正しくありません。", "Wrong login ID or password.";
     login_throttled: "このログインIDは、この接続元からのログインの失敗が続いたため、しばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Too many failed logins for this login ID from your network: logging in is refused until {until}. Please try again after that.";
+    totp_throttled: "確認コードの誤りが続いたため、このアカウントはしばらく2段階認証ができません（{until}まで）。{until}以降に再度お試しください。", "Too many wrong verification codes for this account: the second step is refused until {until}. Please try again after that.";
     address_throttled: "この接続元からのログインの失敗が続いたため、しばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Too many failed logins from your network: logging in is refused until {until}. Please try again after that.";
     login_busy: "ただいまログインが混み合っています。数秒おいて再度お試しください。", "The login is busy right now. Please try again in a few seconds.";
     session_expired: "セッションの有効期限が切れました。再度ログインしてください。", "Your session has expired. Please log in again.";
@@ -186,6 +187,19 @@ texts! {
     a_case: "患者ID", "Case";
     a_action: "操作", "Action";
     a_outcome: "結果", "Outcome";
+    a_times: "回数", "Times";
+    a_kind: "種類", "Kind";
+    a_all: "すべて", "All";
+    a_account: "実行者（例: staff:ログインID）", "Who (e.g. staff:login-id)";
+    a_from: "開始日", "From";
+    a_to: "終了日", "To";
+    a_filter: "絞り込む", "Filter";
+    a_prev: "新しい記録", "Newer";
+    a_next: "古い記録", "Older";
+    a_none: "該当する記録はありません。", "No entries.";
+    a_bad_date: "日付はYYYY-MM-DDの形式で入力してください（開始日は終了日以前）。", "Dates must be YYYY-MM-DD (from no later than to).";
+    a_bad_kind: "種類は一覧から選んでください。", "Choose a kind from the list.";
+    a_retention: "記録は365日間保存され、それより古いものは削除されます。ログインの拒否は、アカウント・結果・15分ごとに1行にまとめて回数を表示します。", "Entries are kept for 365 days, then deleted. Refused logins are one line per account, outcome and 15 minutes, with a count.";
     stats_title: "統計", "Statistics";
     stats_centre: "自保健所", "This centre";
     stats_national: "全国", "National";

@@ -1,19 +1,24 @@
-//! The audit log page and the statistics page (centre and national, with a
+//! The audit log page (paged and filtered; refused logins aggregated, see
+//! [`crate::store::AuditLine`]) and the statistics page (centre and national, with a
 //! bar chart drawn as inline SVG on the server).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::NaiveDate;
+use serde::Deserialize;
 
 use super::i18n::Lang;
 use super::session::Viewer;
-use super::views::{AuditPage, AuditRow, Layout, StatsColumn, StatsPage, duration, when};
+use super::views::{
+    AuditKind, AuditPage, AuditRow, Layout, StatsColumn, StatsPage, duration, when,
+};
 use super::{Failure, OrPage, page};
 use crate::state::App;
-use crate::store::IssuanceStats;
+use crate::store::{AuditFilter, IssuanceStats};
 
 fn action_label(lang: Lang, action: &str) -> String {
     let (ja, en) = match action {
@@ -45,31 +50,164 @@ fn outcome_label(lang: Lang, outcome: &str) -> String {
     lang.pick(ja, en).to_owned()
 }
 
-/// `GET /portal/audit`: the newest 300 entries of the viewer's centre
-/// (all for a system administrator). Entries never hold a number.
-pub async fn audit(State(app): State<Arc<App>>, v: Viewer) -> Result<Response, Failure> {
-    let entries = app
-        .issuer
-        .store()
-        .audit_log(v.actor.centre_id, 300)
-        .await
-        .or_page(v.lang)?;
-    let rows = entries
+/// Entries per audit page.
+pub const AUDIT_PAGE_SIZE: i64 = 50;
+
+/// The actions the kind filter offers.
+const AUDIT_KINDS: [&str; 6] = [
+    "login",
+    "logout",
+    "enable_totp",
+    "create_case",
+    "update_case",
+    "issue_number",
+];
+
+/// Query of the audit page: `kind` (an action), `account` (an actor),
+/// `from` / `to` (Japan calendar dates, inclusive), `page` (from 1).
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// The start of Japan calendar day `d` (unix seconds).
+fn japan_midnight(d: NaiveDate) -> i64 {
+    let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+    midnight.and_utc().timestamp() - 9 * 3600
+}
+
+fn parse_day(s: &str) -> Result<Option<NaiveDate>, ()> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| ())
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._:@".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `GET /portal/audit`: the entries of the viewer's centre (all for a
+/// system administrator), newest first, [`AUDIT_PAGE_SIZE`] per page,
+/// filtered by kind, account and Japan dates. Entries never hold a number.
+pub async fn audit(
+    State(app): State<Arc<App>>,
+    v: Viewer,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Failure> {
+    let kind = AUDIT_KINDS
         .iter()
-        .map(|e| AuditRow {
-            at: when(v.lang, e.at),
-            actor: e.actor.clone(),
-            case_id: e.case_id.map(|c| c.to_string()).unwrap_or_default(),
-            action: action_label(v.lang, &e.action),
-            outcome: outcome_label(v.lang, &e.outcome),
-            ok: e.outcome == "ok",
+        .find(|k| **k == q.kind.trim())
+        .map(|k| (*k).to_owned());
+    let bad_kind = kind.is_none() && !q.kind.trim().is_empty();
+    let account: String = q.account.trim().chars().take(80).collect();
+    let page_no: i64 = q.page.trim().parse().unwrap_or(1).clamp(1, 100_000);
+    let days = (parse_day(&q.from), parse_day(&q.to));
+    let (from, to, error) = match days {
+        _ if bad_kind => (None, None, v.lang.texts().a_bad_kind),
+        (Ok(f), Ok(t)) if f.zip(t).is_none_or(|(f, t)| f <= t) => (f, t, ""),
+        _ => (None, None, v.lang.texts().a_bad_date),
+    };
+    let filter = AuditFilter {
+        centre_id: v.actor.centre_id,
+        action: kind.clone(),
+        actor: Some(account.clone()).filter(|a| !a.is_empty()),
+        from: from.map(japan_midnight),
+        until: to.and_then(|d| d.succ_opt()).map(japan_midnight),
+    };
+    let mut lines = if error.is_empty() {
+        app.issuer
+            .store()
+            .audit_page(
+                &filter,
+                AUDIT_PAGE_SIZE + 1,
+                (page_no - 1) * AUDIT_PAGE_SIZE,
+            )
+            .await
+            .or_page(v.lang)?
+    } else {
+        Vec::new()
+    };
+    let more = lines.len() as i64 > AUDIT_PAGE_SIZE;
+    lines.truncate(AUDIT_PAGE_SIZE as usize);
+    let rows = lines
+        .iter()
+        .map(|l| AuditRow {
+            at: when(v.lang, l.entry.at),
+            actor: l.entry.actor.clone(),
+            case_id: l.entry.case_id.map(|c| c.to_string()).unwrap_or_default(),
+            action: action_label(v.lang, &l.entry.action),
+            outcome: outcome_label(v.lang, &l.entry.outcome),
+            ok: l.entry.outcome == "ok",
+            times: l.times,
         })
         .collect();
+    let link = |n: i64| {
+        let mut href = format!("/portal/audit?page={n}");
+        for (k, val) in [
+            ("kind", kind.clone().unwrap_or_default()),
+            ("account", account.clone()),
+            ("from", from.map(|d| d.to_string()).unwrap_or_default()),
+            ("to", to.map(|d| d.to_string()).unwrap_or_default()),
+        ] {
+            if !val.is_empty() {
+                href.push_str(&format!("&{k}={}", percent(&val)));
+            }
+        }
+        href
+    };
     let p = AuditPage {
         l: Layout::of(&v, v.lang.texts().audit_title, "/portal/audit"),
         rows,
+        kinds: AUDIT_KINDS
+            .iter()
+            .map(|k| AuditKind {
+                value: k,
+                label: action_label(v.lang, k),
+                selected: kind.as_deref() == Some(*k),
+            })
+            .collect(),
+        account: account.clone(),
+        from: from.map(|d| d.to_string()).unwrap_or_default(),
+        to: to.map(|d| d.to_string()).unwrap_or_default(),
+        error,
+        prev: if page_no > 1 {
+            link(page_no - 1)
+        } else {
+            String::new()
+        },
+        next: if more {
+            link(page_no + 1)
+        } else {
+            String::new()
+        },
     };
-    Ok(page(StatusCode::OK, &p))
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok(page(status, &p))
 }
 
 fn column(lang: Lang, label: &'static str, s: &IssuanceStats) -> StatsColumn {

@@ -287,14 +287,32 @@ pub struct AuditRow {
     pub action: String,
     pub outcome: String,
     pub ok: bool,
+    /// How many times (aggregated refusals).
+    pub times: i64,
 }
 
-/// The audit log.
+/// One choice of the kind filter: value, label, selected.
+#[derive(Debug, Clone)]
+pub struct AuditKind {
+    pub value: &'static str,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The audit log: one page of it, with its filters.
 #[derive(Debug, Template)]
 #[template(path = "audit.html")]
 pub struct AuditPage {
     pub l: Layout,
     pub rows: Vec<AuditRow>,
+    pub kinds: Vec<AuditKind>,
+    pub account: String,
+    pub from: String,
+    pub to: String,
+    pub error: &'static str,
+    /// Links to the newer and older pages (empty: none).
+    pub prev: String,
+    pub next: String,
 }
 
 /// One column of the statistics table.

@@ -88,7 +88,13 @@ pub struct Issuer {
     api_keys: Mutex<std::collections::HashMap<String, (ApiKeyRow, i64)>>,
     /// `iss` of certificates for canary cases (set with [`Issuer::with_canary`]).
     canary_certificate_issuer: Option<String>,
+    /// When the audit log was last pruned (unix seconds; `i64::MIN`: not yet).
+    audit_pruned_at: std::sync::atomic::AtomicI64,
 }
+
+/// How long audit-log entries are kept: entries older than this many days
+/// are deleted at the first audit write after start and then once a day.
+pub const AUDIT_RETENTION_DAYS: i64 = 365;
 
 /// How long a checked API key is trusted without reading the store again
 /// (so a revocation takes effect within this many seconds).
@@ -143,6 +149,7 @@ impl Issuer {
             keys_loaded_at: std::sync::atomic::AtomicI64::new(now),
             api_keys: Mutex::new(std::collections::HashMap::new()),
             canary_certificate_issuer: None,
+            audit_pruned_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -210,6 +217,62 @@ impl Issuer {
         };
         if let Err(err) = self.store.audit(&e).await {
             warn!(error = %err, action, "audit log write failed");
+        }
+        self.prune_audit_if_due().await;
+    }
+
+    /// Counts a refused login into the one row of `actor`, `outcome` and
+    /// the current window of `window_seconds` (issue 12, finding 8: "one
+    /// row per login and window with a count").
+    pub async fn audit_counted(
+        &self,
+        actor: &Actor,
+        centre_id: Option<i64>,
+        action: &str,
+        outcome: &str,
+        window_seconds: i64,
+    ) {
+        let now = self.now();
+        let e = AuditEntry {
+            at: now,
+            actor: actor.name.clone(),
+            centre_id,
+            case_id: None,
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+            detail: String::new(),
+        };
+        let start = now - now.rem_euclid(window_seconds.max(1));
+        if let Err(err) = self.store.audit_counted(&e, start).await {
+            warn!(error = %err, action, "audit log write failed");
+        }
+        self.prune_audit_if_due().await;
+    }
+
+    /// Deletes audit entries older than [`AUDIT_RETENTION_DAYS`] at the first
+    /// write after start, then at most once a day.
+    async fn prune_audit_if_due(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.now();
+        let last = self.audit_pruned_at.load(Ordering::SeqCst);
+        if last != i64::MIN && now - last < 86_400 {
+            return;
+        }
+        if self
+            .audit_pruned_at
+            .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        match self
+            .store
+            .prune_audit(now - AUDIT_RETENTION_DAYS * 86_400)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "audit log pruned"),
+            Ok(_) => {}
+            Err(err) => warn!(error = %err, "audit log prune failed"),
         }
     }
 

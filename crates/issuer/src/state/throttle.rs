@@ -14,7 +14,11 @@
 //!   `slow_max_ms`) before it is checked — slower, never refused, so
 //!   guesses from elsewhere cannot lock the real user out.
 //!
-//! A successful login gives its slots back.
+//! TOTP codes are limited per account across addresses (`totp_per_login`
+//! wrong codes per window), and counters are cleared only when the whole
+//! login (password and code) succeeds, never by the password step alone
+//! (issue 12, finding 6: "Clear counters only after the whole login
+//! succeeds; limit TOTP attempts per account across addresses").
 //!
 //! The argon2id hashes themselves are capped by [`HashGate`]: a semaphore
 //! sized to the cores, a short bounded queue, and a refusal beyond it
@@ -47,6 +51,9 @@ pub struct ThrottleConfig {
     pub slow_step_ms: u64,
     /// Longest wait of a slowed-down attempt, milliseconds.
     pub slow_max_ms: u64,
+    /// TOTP codes per account (from every address) within the window;
+    /// then the second step is refused until the window ends.
+    pub totp_per_login: u32,
     /// Password checks that may wait for a free core (beyond the ones
     /// hashing); more are refused with 503.
     pub hash_queue: usize,
@@ -64,6 +71,7 @@ impl Default for ThrottleConfig {
             slow_login_after: 5,
             slow_step_ms: 500,
             slow_max_ms: 5_000,
+            totp_per_login: 5,
             hash_queue: 16,
             hash_wait_ms: 3_000,
         }
@@ -87,6 +95,7 @@ struct Counters {
     pairs: HashMap<(String, IpAddr), Window>,
     addresses: HashMap<IpAddr, Window>,
     logins: HashMap<String, Window>,
+    codes: HashMap<String, Window>,
 }
 
 /// What reached its limit.
@@ -96,6 +105,8 @@ pub enum Limit {
     LoginFromAddress,
     /// This address, whatever the login id.
     Address,
+    /// TOTP codes of this account, from every address.
+    Codes,
 }
 
 /// Why an attempt is refused, and until when (unix seconds).
@@ -206,6 +217,32 @@ impl LoginThrottle {
         })
     }
 
+    /// Takes one TOTP code attempt for the account `login` from `ip`, or
+    /// refuses it while the account has used its codes of the window (from
+    /// any address) or the address its attempts.
+    pub fn reserve_code(&self, login: &str, ip: IpAddr, now: i64) -> Result<(), Refusal> {
+        let cfg = &self.config;
+        let win = cfg.window_seconds;
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let k = *window(&mut c.codes, login.to_owned(), win, now);
+        let a = *window(&mut c.addresses, ip, win, now);
+        if k.attempts >= cfg.totp_per_login {
+            return Err(Refusal {
+                limit: Limit::Codes,
+                until: k.start + win,
+            });
+        }
+        if a.attempts >= cfg.per_address {
+            return Err(Refusal {
+                limit: Limit::Address,
+                until: a.start + win,
+            });
+        }
+        window(&mut c.codes, login.to_owned(), win, now).attempts += 1;
+        window(&mut c.addresses, ip, win, now).attempts += 1;
+        Ok(())
+    }
+
     /// Gives back an attempt that was reserved but not checked (the server
     /// was too busy to hash it).
     pub fn release(&self, login: &str, ip: IpAddr) {
@@ -215,12 +252,15 @@ impl LoginThrottle {
         give_back(&mut c.logins, &login.to_owned());
     }
 
-    /// After a successful login: clears this login id's counts from this
-    /// address and as a whole, and gives the address its attempt back.
+    /// After a whole login succeeded (password, and the code when the
+    /// account has TOTP; never after the password step alone): clears this
+    /// login id's counts from this address, as a whole and of codes, and
+    /// gives the address its attempt back.
     pub fn succeeded(&self, login: &str, ip: IpAddr) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         c.pairs.remove(&(login.to_owned(), ip));
         c.logins.remove(login);
+        c.codes.remove(login);
         give_back(&mut c.addresses, &ip);
     }
 }
@@ -381,6 +421,40 @@ mod tests {
         assert!(t.reserve("sato", b, 5).is_err(), "b used its 3");
         t.succeeded("yamada", c);
         assert_eq!(ms(t.reserve("yamada", c, 5)), 0, "a success clears");
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_limited_per_account_across_addresses() {
+        let t = LoginThrottle::new(ThrottleConfig {
+            totp_per_login: 3,
+            window_seconds: 100,
+            ..ThrottleConfig::default()
+        });
+        let ips: Vec<IpAddr> = (1..=4)
+            .map(|i| format!("192.0.2.{i}").parse().unwrap())
+            .collect();
+        for ip in &ips[..3] {
+            assert!(t.reserve("yamada", *ip, 0).is_ok(), "the password step");
+            assert!(t.reserve_code("yamada", *ip, 1).is_ok());
+        }
+        assert_eq!(
+            t.reserve_code("yamada", ips[3], 2),
+            Err(Refusal {
+                limit: Limit::Codes,
+                until: 101
+            })
+        );
+        assert!(t.reserve_code("suzuki", ips[3], 2).is_ok());
+        assert!(t.reserve_code("yamada", ips[3], 101).is_ok(), "window ends");
+        t.succeeded("yamada", ips[3]);
+        for _ in 0..3 {
+            assert!(t.reserve_code("yamada", ips[0], 102).is_ok());
+        }
     }
 }
 

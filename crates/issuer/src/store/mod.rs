@@ -16,6 +16,7 @@ mod staff;
 
 use sqlx::AnyPool;
 
+pub use audit::{AuditFilter, AuditLine};
 pub use cases::CaseExtra;
 pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;

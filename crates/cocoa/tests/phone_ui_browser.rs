@@ -1,0 +1,778 @@
+//! The phone's screens (`cocoa app ui`) in real headless Chromium (Debian's
+//! `chromium` and `chromium-driver` over WebDriver, as `issuer_browser.rs`)
+//! against the real `cocoa serve` (issuer and key server) and the real
+//! `cocoa` binary for everything else:
+//!
+//! - phones A and B met (`cocoa app meet`, 20 min at 1 m, two days ago); a
+//!   number is issued through the machine API; A registers through the page
+//!   with the number typed in full-width digits, sees the success, and
+//!   `cocoa app status --json` says `published`;
+//! - after an export, B presses 「今すぐ確認」 and its home shows the contact
+//!   with its Japan date and 東京都の受診・相談センター; the notification names
+//!   the centre and the national line as `tel:` links;
+//! - phone C opens the SMS's link (`/cocoa/a/?pn=…`, choosing the phone) and
+//!   registers without typing the number;
+//! - a wrong number on B shows the health-centre advice;
+//! - every page is looked at 390 px and 1280 px wide with no sideways
+//!   scrolling (scrollWidth <= innerWidth), screenshots in the test's temp
+//!   dir (and `$COCOA_BROWSER_ARTIFACTS` when set);
+//! - neither number nor link code is on any page or in either log.
+//!
+//! Without Chromium the test is skipped with a note, except under CI.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// WebDriver's key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn cocoa() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
+    c.env_remove("COCOA_CONFIG")
+        .env_remove("COCOA_ISSUER_DATABASE_URL")
+        .env_remove("COCOA_KEYSERVER_DATABASE_URL")
+        .env("COCOA_LOG", "warn");
+    c
+}
+
+/// Runs `cocoa args…`, which must succeed; its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = cocoa().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[allow(clippy::disallowed_methods)] // the servers run on the system clock
+fn system_now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn full_width(digits: &str) -> String {
+    digits
+        .chars()
+        .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap())
+        .collect()
+}
+
+/// Starts `cmd` (whose first stdout line is `listening on http://…`) with
+/// stderr into `log`; the process and its base URL.
+fn start(mut cmd: Command, log: &Path) -> (Killed, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // Keep reading: a closed pipe would end the process at its next line.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let killed = Killed(child);
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected first line {line:?}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        })
+        .trim_end_matches('/')
+        .to_owned();
+    (killed, base)
+}
+
+async fn api(base: &str, key: &str, path: &str, extra: &[(&str, &str)], body: Value) -> Value {
+    let mut r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("x-api-key", key);
+    for (k, v) in extra {
+        r = r.header(*k, *v);
+    }
+    let r = r.json(&body).send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+/// A confirmed case through the machine API; its id.
+async fn create_case(base: &str, admin: &str, n: u32, diagnosed: &str) -> i64 {
+    api(
+        base,
+        admin,
+        "/api/v1/cases",
+        &[],
+        json!({
+            "name_kanji": "横口 健太",
+            "name_kana": "ヨコグチ ケンタ",
+            "birth_date": "1998-09-09",
+            "sex": "male",
+            "mobile": format!("090-1234-{:04}", 5000 + n),
+            "outpatient_facility": "港区帰国者・接触者外来",
+            "test_positive": true,
+            "classification": "confirmed",
+            "diagnosis_date": diagnosed,
+            "reported": true,
+            "uses_app": true
+        }),
+    )
+    .await["case_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// 「処理番号発行」 through the machine API; (number, link) from the outbox.
+async fn issue(base: &str, admin: &str, outbox: &Path, case: i64) -> (String, String) {
+    let before = std::fs::read_dir(outbox).map_or(0, |d| d.count());
+    api(
+        base,
+        admin,
+        &format!("/api/v1/cases/{case}/processing-number"),
+        &[("Idempotency-Key", &format!("ui-{case}"))],
+        json!({}),
+    )
+    .await;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), before + 1);
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let msg: Value =
+        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap();
+    let text = msg["body"].as_str().unwrap();
+    let number = text
+        .lines()
+        .find_map(|l| l.strip_prefix("処理番号: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let link = text
+        .lines()
+        .find(|l| l.starts_with("https://"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (number, link)
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A WebDriver session.
+struct Driver {
+    http: reqwest::Client,
+    session: String,
+    /// `host:port` of chromedriver, for the cleanup in `Drop`.
+    driver_addr: String,
+}
+
+impl Drop for Driver {
+    /// Ends the session (and so the browser) even when the test failed:
+    /// killing chromedriver alone would leave Chromium running.
+    fn drop(&mut self) {
+        let Some(path) = self.session.split_once("/session/").map(|(_, id)| id) else {
+            return;
+        };
+        if let Ok(mut s) = std::net::TcpStream::connect(&self.driver_addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /session/{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.driver_addr
+            );
+            let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+        }
+    }
+}
+
+impl Driver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.session);
+        let mut r = self.http.request(method, &url);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "WebDriver {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self
+                .http
+                .post(format!("{}/element", self.session))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap();
+            if r.status().is_success() {
+                let v: Value = r.json().await.unwrap();
+                return v["value"][ELEMENT].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    async fn set_value(&self, id: &str, value: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({
+                "script": "document.getElementById(arguments[0]).value = arguments[1];",
+                "args": [id, value]
+            })),
+        )
+        .await;
+    }
+
+    async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Waits until the page holds `text`; returns the page.
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.source().await;
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "page never showed {text:?}:\n{s}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, to: &Path) {
+        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        std::fs::write(to, &png).unwrap();
+        if let Some(dir) = std::env::var_os("COCOA_BROWSER_ARTIFACTS") {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(PathBuf::from(dir).join(to.file_name().unwrap()), &png).unwrap();
+        }
+    }
+}
+
+async fn start_chromedriver(profile: &Path) -> (Killed, Driver) {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Killed(child);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/status")).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && v["value"]["ready"] == true
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--lang=ja-JP",
+        &format!("--user-data-dir={}", profile.display()),
+    ];
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+    }}});
+    let r: Value = http
+        .post(format!("{base}/session"))
+        .json(&caps)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+        .to_owned();
+    (
+        guard,
+        Driver {
+            http,
+            session: format!("{base}/session/{id}"),
+            driver_addr: format!("127.0.0.1:{port}"),
+        },
+    )
+}
+
+impl Driver {
+    async fn script(&self, js: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": js, "args": [] })),
+        )
+        .await
+    }
+
+    /// The viewport of a phone (mobile) or a desktop, through the DevTools
+    /// protocol (a headless window cannot be made as narrow as a phone).
+    async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {
+                    "width": width,
+                    "height": height,
+                    "deviceScaleFactor": 1,
+                    "mobile": width < 600
+                }
+            })),
+        )
+        .await;
+    }
+}
+
+/// The pages seen, and every one looked at at both widths.
+struct Seen {
+    dir: PathBuf,
+    pages: Vec<String>,
+    shots: usize,
+}
+
+impl Seen {
+    /// Keeps the page, and at 390 px and 1280 px checks that nothing
+    /// scrolls sideways, with a screenshot of each.
+    async fn look(&mut self, d: &Driver, name: &str) {
+        self.pages.push(d.source().await);
+        for (w, h) in [(390, 844), (1280, 900)] {
+            d.resize(w, h).await;
+            let dims = d
+                .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+                .await;
+            let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+            if w == 390 {
+                assert!(
+                    inner <= 400,
+                    "{name}: the window is {inner} px wide, not a phone's"
+                );
+            }
+            assert!(
+                scroll <= inner,
+                "{name} at {w} px: scrollWidth {scroll} > innerWidth {inner}"
+            );
+            d.screenshot(&self.dir.join(format!("phone-{name}-{w}.png")))
+                .await;
+            self.shots += 1;
+        }
+        d.resize(390, 844).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMIUM} or {CHROMEDRIVER} is missing under CI: scripts/test installs them"
+        );
+        eprintln!("SKIP: Debian's chromium and chromium-driver are not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let outbox = dir.path().join("outbox");
+    ok(&[
+        "issuer",
+        "--data",
+        data_s,
+        "create-centre",
+        "--create-data",
+        "--name",
+        "みなと保健所",
+        "--prefecture",
+        "13",
+    ]);
+    let device_key = ok_json(&[
+        "issuer",
+        "--data",
+        data_s,
+        "create-api-key",
+        "--kind",
+        "device",
+    ])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = ok_json(&[
+        "issuer",
+        "--data",
+        data_s,
+        "create-api-key",
+        "--kind",
+        "admin",
+        "--centre",
+        "1",
+    ])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The servers, logging everything (debug) to a file.
+    let server_log = dir.path().join("server.log");
+    let mut serve = cocoa();
+    serve
+        .env("COCOA_LOG", "debug")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .arg("--outbox")
+        .arg(&outbox);
+    let (server, base) = start(serve, &server_log);
+
+    // Three phones set up six days ago: A (positive), B (met A), C (the SMS
+    // link).
+    let now = system_now();
+    let setup = rfc(now - chrono::Duration::days(6));
+    let homes: Vec<PathBuf> = ["a", "b", "c"].iter().map(|h| dir.path().join(h)).collect();
+    let home = |i: usize| homes[i].to_str().unwrap().to_owned();
+    for i in 0..homes.len() {
+        ok_json(&[
+            "app",
+            "--home",
+            &home(i),
+            "--now",
+            &setup,
+            "--json",
+            "init",
+            "--prefecture",
+            "13",
+            "--server",
+            &base,
+            "--api-key",
+            &device_key,
+        ]);
+    }
+    // Two days ago, ending before UTC midnight.
+    let mut met = now - chrono::Duration::days(2);
+    if met.time() >= chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap() {
+        met -= chrono::Duration::hours(1);
+    }
+    ok_json(&[
+        "app",
+        "--home",
+        &home(0),
+        "--home",
+        &home(1),
+        "--json",
+        "meet",
+        "--at",
+        &rfc(met),
+        "--minutes",
+        "20",
+        "--distance",
+        "1",
+    ]);
+    let met_jst = (met + chrono::Duration::hours(9)).date_naive();
+    let met_ja = format!(
+        "{}年{}月{}日",
+        met_jst.year(),
+        met_jst.month(),
+        met_jst.day()
+    );
+    let today_jst = (now + chrono::Duration::hours(9)).date_naive().to_string();
+
+    // The phone UI of the three phones.
+    let ui_log = dir.path().join("ui.log");
+    let mut ui = cocoa();
+    ui.env("COCOA_LOG", "debug")
+        .args([
+            "app",
+            "--home",
+            &home(0),
+            "--home",
+            &home(1),
+            "--home",
+            &home(2),
+        ])
+        .args(["ui", "--listen", "127.0.0.1:0"]);
+    let (ui_server, ui_base) = start(ui, &ui_log);
+
+    let diagnosed = (now - chrono::Duration::days(1)).date_naive().to_string();
+    let case_a = create_case(&base, &admin, 1, &diagnosed).await;
+    let (number_a, link_a) = issue(&base, &admin, &outbox, case_a).await;
+
+    let (chromedriver, d) = start_chromedriver(&dir.path().join("profile")).await;
+    d.resize(390, 844).await;
+    let mut seen = Seen {
+        dir: dir.path().to_owned(),
+        pages: Vec::new(),
+        shots: 0,
+    };
+
+    // A registers through the page with the full-width number.
+    d.goto(&format!("{ui_base}/p/0/")).await;
+    d.wait_for("今すぐ確認").await;
+    seen.look(&d, "home").await;
+    d.click("#to-register").await;
+    d.wait_for("8桁の処理番号を入力してください").await;
+    d.click("#symptoms-no").await;
+    let label = d.find("#date-label").await;
+    let text = d
+        .call(
+            reqwest::Method::GET,
+            &format!("/element/{label}/text"),
+            None,
+        )
+        .await;
+    assert!(
+        text.as_str().unwrap().contains("検査を受けた日"),
+        "the date's label follows ない: {text}"
+    );
+    d.set_value("date", &today_jst).await;
+    d.type_into("#number", &full_width(&number_a)).await;
+    seen.look(&d, "register").await;
+    d.click("#register-submit").await;
+    d.wait_for("次の内容で登録します").await;
+    seen.look(&d, "confirm").await;
+    d.click("#confirm-submit").await;
+    let page = d.wait_for("data-code=\"published\"").await;
+    assert!(
+        page.contains("以降にあなたと接触した人に通知が行きます"),
+        "{page}"
+    );
+    seen.look(&d, "registered").await;
+    let status = ok_json(&["app", "--home", &home(0), "--json", "status"]);
+    assert_eq!(status["registration"]["stage"], "published", "{status}");
+
+    // The export, then B checks from its home screen.
+    ok(&[
+        "keyserver",
+        "--data",
+        data_s,
+        "export-now",
+        "--min-age",
+        "0s",
+    ]);
+    let pem = ok(&["keyserver", "--data", data_s, "export-public-key"]);
+    let pem_file = dir.path().join("export.pem");
+    std::fs::write(&pem_file, pem).unwrap();
+    for i in [1, 2] {
+        ok_json(&[
+            "app",
+            "--home",
+            &home(i),
+            "--json",
+            "configure",
+            "--export-public-key",
+            pem_file.to_str().unwrap(),
+        ]);
+    }
+    d.goto(&format!("{ui_base}/p/1/")).await;
+    d.wait_for("今すぐ確認").await;
+    d.click("#check-now").await;
+    let page = d.wait_for("id=\"contact-dates\"").await;
+    assert!(
+        page.contains(&format!("<li>{met_ja}</li>")),
+        "B's home shows the Japan date {met_ja}: {page}"
+    );
+    assert!(page.contains("東京都の受診・相談センター"), "{page}");
+    assert!(!page.contains("id=\"check-warning\""), "{page}");
+    seen.look(&d, "home-contact").await;
+    d.click("#to-notification").await;
+    let page = d.wait_for("これからすること").await;
+    assert!(page.contains(&format!("<li>{met_ja}</li>")));
+    assert!(page.contains("href=\"tel:0120565653\""));
+    assert!(page.contains("東京都の受診・相談センター"));
+    seen.look(&d, "notification").await;
+
+    // A wrong number on B: the health-centre advice.
+    let mut wrong: Vec<u8> = number_a.bytes().collect();
+    wrong[7] = b'0' + (wrong[7] - b'0' + 1) % 10;
+    let wrong = String::from_utf8(wrong).unwrap();
+    d.goto(&format!("{ui_base}/p/1/register")).await;
+    d.wait_for("8桁の処理番号を入力してください").await;
+    d.click("#symptoms-yes").await;
+    d.set_value("date", &today_jst).await;
+    d.type_into("#number", &wrong).await;
+    d.click("#register-submit").await;
+    d.wait_for("次の内容で登録します").await;
+    d.click("#confirm-submit").await;
+    let page = d.wait_for("id=\"advice\"").await;
+    assert!(page.contains("data-code=\"code_invalid\""), "{page}");
+    assert!(page.contains("保健所"), "{page}");
+    seen.look(&d, "wrong-number").await;
+
+    // C opens the SMS's link: which phone, then the form with the number
+    // filled in; registering needs no typing.
+    let case_c = create_case(&base, &admin, 2, &diagnosed).await;
+    let (number_c, link_c) = issue(&base, &admin, &outbox, case_c).await;
+    let path = &link_c[link_c.find("/cocoa/a/").unwrap()..];
+    let code_c = path.split("pn=").nth(1).unwrap().to_owned();
+    d.goto(&format!("{ui_base}{path}")).await;
+    d.wait_for("どのスマートフォンで登録しますか").await;
+    seen.look(&d, "choose-phone").await;
+    d.click("a[href^='/p/2/register?link=']").await;
+    d.wait_for("id=\"number-from-link\"").await;
+    assert!(
+        !d.url().await.contains(&code_c),
+        "the code left the address bar"
+    );
+    d.click("#symptoms-no").await;
+    d.set_value("date", &today_jst).await;
+    seen.look(&d, "register-from-link").await;
+    d.click("#register-submit").await;
+    d.wait_for("次の内容で登録します").await;
+    d.click("#confirm-submit").await;
+    d.wait_for("data-code=\"published\"").await;
+    seen.look(&d, "registered-from-link").await;
+    let status = ok_json(&["app", "--home", &home(2), "--json", "status"]);
+    assert_eq!(status["registration"]["stage"], "published", "{status}");
+
+    // The information screen, in English too.
+    d.goto(&format!("{ui_base}/p/1/info")).await;
+    d.wait_for("問4").await;
+    seen.look(&d, "info").await;
+    d.click("#lang-en").await;
+    d.wait_for("Check now").await;
+    seen.look(&d, "home-en").await;
+    d.goto(&format!("{ui_base}/p/1/notification")).await;
+    d.wait_for("The Tokyo consultation centre").await;
+    seen.look(&d, "notification-en").await;
+    drop(d);
+    drop(chromedriver);
+    drop(ui_server);
+    drop(server);
+    assert_eq!(seen.shots, 2 * seen.pages.len());
+
+    // Neither number nor code is on any page or in either log.
+    let server_logs = std::fs::read_to_string(&server_log).unwrap();
+    let ui_logs = std::fs::read_to_string(&ui_log).unwrap();
+    assert!(
+        server_logs.contains("processing number sent"),
+        "the server's logs were captured"
+    );
+    let code_a = link_a.split("pn=").nth(1).unwrap().to_owned();
+    for secret in [
+        &number_a,
+        &full_width(&number_a),
+        &code_a,
+        &number_c,
+        &code_c,
+    ] {
+        for (i, p) in seen.pages.iter().enumerate() {
+            assert!(!p.contains(secret.as_str()), "a number is on page {i}");
+        }
+        assert!(
+            !server_logs.contains(secret.as_str()),
+            "a number is in the server's log"
+        );
+        assert!(
+            !ui_logs.contains(secret.as_str()),
+            "a number is in the UI's log"
+        );
+    }
+}
