@@ -233,7 +233,9 @@ fn bad_management_input_exits_with_status_2() {
             "127.0.0.1:0",
             "--data",
         ])
-        .arg(dir.path())
+        // A folder `serve` creates (0700): the temporary folder itself is
+        // 0755, which `serve` refuses (issue 12, finding 1).
+        .arg(dir.path().join("data"))
         .env("COCOA_ISSUER_DATABASE_URL", "mysql://localhost/x")
         .output()
         .unwrap();

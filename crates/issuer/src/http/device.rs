@@ -53,19 +53,34 @@ pub(super) async fn verify(
     let JsonBody(req) = body?;
     let retry = retry_key(&headers)?;
     let now = app.issuer.now();
-    // Reserved before the code is looked at, so a burst released at once
-    // gets no more evaluations than the budget (issue 12, finding 2).
-    let reservation = app
-        .limits
-        .reserve_failure(ip.0, now)
-        .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    // The app link's code (20 symbols, 100 bits) cannot be guessed, so it
+    // needs no guessing budget, only the request bucket: phones behind one
+    // carrier-NAT address whose budget others' typos used up still register
+    // with the link in their SMS (issue 12, finding 3). A typed 8-digit
+    // number is reserved before it is looked at, so a burst released at
+    // once gets no more evaluations than the budget (finding 2).
+    let link = matches!(
+        crate::domain::codes::normalise_code(&req.code),
+        Some(crate::domain::codes::TypedCode::Link(_))
+    );
+    let reservation = if link {
+        None
+    } else {
+        Some(
+            app.limits
+                .reserve_failure(ip.0, now)
+                .map_err(|retry_after| Error::RateLimited { retry_after })?,
+        )
+    };
     let r = app
         .issuer
         .verify_or_replay(&req.code, req.accept.as_deref(), retry)
         .await;
     match r {
         Ok((report_type, token)) => {
-            reservation.refund();
+            if let Some(r) = reservation {
+                r.refund();
+            }
             Ok(Json(VerifyResponse {
                 testtype: report_type.as_str().to_owned(),
                 symptom_date: None,
@@ -76,7 +91,9 @@ pub(super) async fn verify(
         }
         // Nothing was asked about a number: a malformed `accept`, an outage.
         Err(e @ (Error::Unparsable(_) | Error::Internal(_))) => {
-            reservation.refund();
+            if let Some(r) = reservation {
+                r.refund();
+            }
             Err(e)
         }
         // "Every request about a number that does not yield a token costs
@@ -84,7 +101,9 @@ pub(super) async fn verify(
         // type the phone did not accept (a 412 would otherwise tell, for
         // free, that a guessed number is live).
         Err(e) => {
-            reservation.charge();
+            if let Some(r) = reservation {
+                r.charge();
+            }
             Err(e)
         }
     }

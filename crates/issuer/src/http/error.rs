@@ -109,8 +109,8 @@ impl Error {
                 StatusCode::TOO_MANY_REQUESTS,
                 vc::QUOTA_EXCEEDED,
                 m(
-                    "リクエストが多すぎます。しばらくしてから再度お試しください",
-                    "too many requests; retry later",
+                    "この接続元からの試行が多すぎます。しばらくしてから再度お試しいただくか、SMS・メールのリンクから登録してください",
+                    "too many attempts from this address; retry later, or register with the link in the SMS or e-mail",
                 ),
             ),
             Self::DeliveryFailed(reason) => (
