@@ -143,6 +143,18 @@ pub fn write_private_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Writes `bytes` to `path`, mode 0600, replacing it atomically (a new
+/// file beside it, synced, then renamed over it: a crash leaves the old
+/// content or the new, never half of it).
+pub fn write_private_replace(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    write_private_new(&tmp, bytes.as_ref())?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The file of a SQLite URL (`sqlite://path?…`, `sqlite:path`), `None` for
 /// an in-memory database or another backend.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {

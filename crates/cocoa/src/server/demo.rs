@@ -75,43 +75,6 @@ fn random_password() -> String {
         .collect()
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(s.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Creates a folder (and its parents) readable by its owner only; an
-/// existing one is left as it is.
-#[cfg(unix)]
-fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, s: &str) -> std::io::Result<()> {
-    std::fs::write(path, s)
-}
-
 /// Makes sure the demo centre, staff login, cases and API keys exist
 /// (nothing is made twice) and writes the export public key file.
 pub async fn seed(c: &CocoaConfig, roles: &Roles) -> anyhow::Result<DemoInfo> {
@@ -165,8 +128,11 @@ pub async fn seed(c: &CocoaConfig, roles: &Roles) -> anyhow::Result<DemoInfo> {
         changed = true;
     }
     if changed {
-        write_private(&cred_path, &serde_json::to_string_pretty(&creds)?)
-            .with_context(|| format!("writing {}", cred_path.display()))?;
+        store_support::private::write_private_replace(
+            &cred_path,
+            &serde_json::to_string_pretty(&creds)?,
+        )
+        .with_context(|| format!("writing {}", cred_path.display()))?;
     }
     // The banner's `ls <outbox>` works before the first SMS (issue 15: "create
     // `./data/outbox` at start so the banner's `ls` works"); it holds names
@@ -176,7 +142,7 @@ pub async fn seed(c: &CocoaConfig, roles: &Roles) -> anyhow::Result<DemoInfo> {
         .outbox
         .clone()
         .unwrap_or_else(|| c.data.join("outbox"));
-    create_owner_only_dir(&outbox).with_context(|| format!("creating {}", outbox.display()))?;
+    store_support::private::create_private_dir(&outbox)?;
     let export_key = c.data.join(EXPORT_KEY_FILE);
     let pems: String = keyserver::signing::public_keys(exporter.signers())?
         .into_iter()
