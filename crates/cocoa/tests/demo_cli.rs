@@ -42,7 +42,9 @@ fn the_demo_tells_the_whole_story_and_exits_0() {
         "通知対象は 2020-12-12 00:00 JST 以降の接触",
         // B is notified with the date and whom to call; C is not
         "陽性者との接触 1 件",
-        "date(s) [\"2020-12-12\"]",
+        "date [\"2020-12-12\"]",
+        "1 contact with a positive case",
+        "whom to call: the Tokyo consultation centre",
         "東京都の受診・相談センター",
         "C's app checks for exposure",
         "0 contacts (after checking the same files)",
@@ -379,6 +381,68 @@ fn every_command_the_banner_prints_works_when_pasted_in_order() {
         outputs[8].contains("陽性者との接触は確認されませんでした"),
         "{}",
         outputs[8]
+    );
+
+    // The phones' screens, as the banner says to open them (on a free port
+    // instead of 8091): A shows the SMS it received, B its contact.
+    let ui = banner
+        .lines()
+        .find(|l| l.starts_with("cocoa app ui "))
+        .expect("the banner says how to open the phones' screens")
+        .replace(
+            "--listen 127.0.0.1:8091",
+            "--listen 127.0.0.1:0 --check-every 0s",
+        );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {ui}"))
+        .current_dir(dir.path())
+        .env("PATH", &path)
+        .env("COCOA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Keep reading its stdout (it prints a line per phone after the URL): a
+    // closed pipe would end it.
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let _ui = Server(child);
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("cocoa app ui prints its URL");
+    let base = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let get = |path: &str| {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(&base).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nhost: {base}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let messages = get("/p/0/messages");
+    assert!(
+        messages.contains("cocoa/a/?pn="),
+        "A's SMS with its link: {messages}"
+    );
+    let home_b = get("/p/1/");
+    assert!(home_b.contains("1"), "{home_b}");
+    assert!(
+        home_b.contains("受診・相談センター"),
+        "B was notified: {home_b}"
     );
 }
 

@@ -369,7 +369,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         } else {
             story.say(
                 &format!("✗ {failures} 個の手順が期待どおりではありませんでした。"),
-                &format!("✗ {failures} step(s) did not happen as they should."),
+                &format!(
+                    "✗ {} did not happen as they should.",
+                    en_count(failures as u64, "step")
+                ),
             );
         }
         if let Some(d) = &args.data {
@@ -394,7 +397,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         Ok(())
     } else {
         Err(anyhow::anyhow!(
-            "デモの {failures} 個の手順が失敗しました / {failures} demo step(s) failed"
+            "デモの {failures} 個の手順が失敗しました / {}",
+            en_count(failures as u64, "demo step") + " failed"
         ))
     }
 }
@@ -713,7 +717,10 @@ async fn tell(story: &mut Story, root: &Path, clock: Arc<FixedClock>) -> anyhow:
     story.check(
         !r.files.is_empty() && r.files.iter().all(|f| index.contains(f.as_str())),
         format!("{} 個のファイルを書き出し、index.txt に掲載", r.files.len()),
-        format!("{} file(s) written and listed in index.txt", r.files.len()),
+        format!(
+            "{} written and listed in index.txt",
+            en_count(r.files.len() as u64, "file")
+        ),
     );
 
     // 10. B is notified.
@@ -733,12 +740,19 @@ async fn tell(story: &mut Story, root: &Path, clock: Arc<FixedClock>) -> anyhow:
     story.check(
         n.contacts == 1,
         format!("陽性者との接触 {} 件", n.contacts),
-        format!("{} contact(s) with a positive case", n.contacts),
+        format!(
+            "{} with a positive case",
+            en_count(n.contacts as u64, "contact")
+        ),
     );
     story.check(
         n.dates == ["2020-12-12"],
         format!("接触日 {:?}（時刻・場所・相手は伝えない）", n.dates),
-        format!("date(s) {:?} (never the time, place or person)", n.dates),
+        format!(
+            "{} {:?} (never the time, place or person)",
+            if n.dates.len() == 1 { "date" } else { "dates" },
+            n.dates
+        ),
     );
     let centre = &n.consultation_centre;
     story.check(
@@ -751,19 +765,16 @@ async fn tell(story: &mut Story, root: &Path, clock: Arc<FixedClock>) -> anyhow:
             centre.national_line.phone
         ),
         format!(
-            "whom to call: {} ({}), {} {}",
-            centre.name,
-            centre.prefecture_name,
-            centre.national_line.name,
-            centre.national_line.phone
+            "whom to call: {}, {} {}",
+            centre.name_en, centre.national_line.name_en, centre.national_line.phone
         ),
     );
     story.check(
         rb.check.failed.is_empty() && rb.check.files_new > 0,
         format!("署名を確認したファイル {} 個、拒否 0", rb.check.files_new),
         format!(
-            "{} file(s) with verified signatures, none refused",
-            rb.check.files_new
+            "{} with verified signatures, none refused",
+            en_count(rb.check.files_new as u64, "file")
         ),
     );
 
@@ -844,4 +855,13 @@ async fn tell(story: &mut Story, root: &Path, clock: Arc<FixedClock>) -> anyhow:
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// `1 contact`, `2 contacts`: English counts read naturally.
+fn en_count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

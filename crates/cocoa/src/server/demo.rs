@@ -176,6 +176,17 @@ fn sh(p: &Path) -> String {
     }
 }
 
+/// The mobile number of demo case `case`: the seed created its cases in
+/// the order of `DEMO_PATIENTS`, so their ids rise in that order.
+fn demo_mobile(case_ids: &[i64], case: i64) -> &'static str {
+    let mut ids = case_ids.to_vec();
+    ids.sort_unstable();
+    ids.iter()
+        .position(|&id| id == case)
+        .and_then(|i| issuer::demo::DEMO_PATIENTS.get(i))
+        .map_or("090-0000-0001", |p| p.4)
+}
+
 /// The banner: what runs, the login, the keys and the next commands, in
 /// Japanese and English. Every command it prints works when pasted in order
 /// into a POSIX shell in the folder the server was started in (a test,
@@ -263,8 +274,12 @@ pub fn banner(info: &DemoInfo, url: &str, now: DateTime<Utc>) -> String {
          # 6. 接触確認: B は1件、C は0件 / check: B has 1 contact, C none\n\
          cocoa app --home {b} check\n\
          cocoa app --home {cc} check\n\n\
-         物語全体を1コマンドで / the whole story in one command: cocoa demo\n\
+         物語全体を1コマンドで / the whole story in one command: cocoa demo\n\n\
+         スマートフォンの画面で見る（別の端末で。Ctrl-C で終了） / See it on the phones' screens (in another terminal; Ctrl-C to stop):\n\
+         cocoa app ui --home {a} --home {b} --home {cc} --outbox {outbox} --contact {mobile} --listen 127.0.0.1:8091\n\
+         → http://127.0.0.1:8091/p/0/ (A: SMS と陽性登録 / the SMS and registering), /p/1/ (B), /p/2/ (C)\n\
          ======================================\n",
+        mobile = demo_mobile(&info.seed.case_ids, case),
         setup = rfc(setup),
         device = c.device_api_key,
         admin = c.admin_api_key,
