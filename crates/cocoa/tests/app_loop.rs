@@ -317,9 +317,18 @@ fn the_loop(be: &Backend) {
     let url = format!("http://{addr}");
 
     let setup = rfc(now - Duration::days(6));
-    // Two days ago, ending before UTC midnight (a meeting split across two
-    // UTC days is two short contacts).
+    // Two days ago, well clear of midnight in Japan (contacts are dated by
+    // Japan's calendar: a meeting split across 00:00 JST is two short
+    // contacts on two days).
     let mut met = now - Duration::days(2);
+    let jst_time = (met + Duration::hours(9)).time();
+    if jst_time >= chrono::NaiveTime::from_hms_opt(22, 30, 0).unwrap()
+        || jst_time < chrono::NaiveTime::from_hms_opt(1, 0, 0).unwrap()
+    {
+        met -= Duration::hours(3);
+    }
+    // And clear of UTC midnight, as before: the `dates` assertion below
+    // compares with met's UTC date.
     if met.time() >= chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap() {
         met -= Duration::hours(1);
     }

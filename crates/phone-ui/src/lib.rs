@@ -249,6 +249,9 @@ struct Slot {
     lock: tokio::sync::Mutex<()>,
     /// The check running now, if any.
     checking: Mutex<Option<Running>>,
+    /// 「今すぐ確認」 was pressed while a check ran: run one more after it
+    /// (the running one may have listed the files before the newest).
+    again: std::sync::atomic::AtomicBool,
     /// Emulator: the phone's number or e-mail address.
     contact: Option<String>,
 }
@@ -365,6 +368,7 @@ fn build(config: Config) -> Result<(Router, Arc<App>), Error> {
                 home: h.clone(),
                 lock: tokio::sync::Mutex::new(()),
                 checking: Mutex::new(None),
+                again: std::sync::atomic::AtomicBool::new(false),
                 contact: config
                     .contacts
                     .get(i)
@@ -436,7 +440,8 @@ impl Drop for CheckDone {
 }
 
 /// Starts an exposure check of phone `i` in its own task ([`Phone::check`],
-/// as `cocoa app check`), unless one is running; whether it started. Pages
+/// as `cocoa app check`), unless one is running (then a press of
+/// 「今すぐ確認」 runs one more after it); whether it started. Pages
 /// do not wait for it: the home screen shows its progress.
 pub(crate) fn start_check(app: &Arc<App>, i: usize, trigger: &'static str) -> bool {
     {
@@ -445,6 +450,11 @@ pub(crate) fn start_check(app: &Arc<App>, i: usize, trigger: &'static str) -> bo
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if checking.is_some() {
+            if trigger == "button" {
+                app.phones[i]
+                    .again
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             return false;
         }
         *checking = Some(Running {
@@ -456,28 +466,36 @@ pub(crate) fn start_check(app: &Arc<App>, i: usize, trigger: &'static str) -> bo
     tokio::spawn(async move {
         let done = CheckDone(app.clone(), i);
         let _guard = app.phones[i].lock.lock().await;
-        let result = match app.open(i) {
-            Ok(mut phone) => {
-                let before = phone.status().ok().map(|s| s.files_processed);
-                if let Some(r) = app.phones[i]
-                    .checking
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_mut()
-                {
-                    r.files_before = before;
+        loop {
+            let result = match app.open(i) {
+                Ok(mut phone) => {
+                    let before = phone.status().ok().map(|s| s.files_processed);
+                    if let Some(r) = app.phones[i]
+                        .checking
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_mut()
+                    {
+                        r.files_before = before;
+                    }
+                    phone.check().await.map(|_| ())
                 }
-                phone.check().await.map(|_| ())
-            }
-            Err(e) => Err(e),
-        };
-        metrics::counter!("phone_ui_checks_total", "trigger" => trigger, "result" => match &result {
+                Err(e) => Err(e),
+            };
+            metrics::counter!("phone_ui_checks_total", "trigger" => trigger, "result" => match &result {
             Ok(()) => "ok",
             Err(e) => e.code(),
         })
         .increment(1);
-        if let Err(e) = &result {
-            tracing::info!(phone = i, code = e.code(), "exposure check failed");
+            if let Err(e) = &result {
+                tracing::info!(phone = i, code = e.code(), "exposure check failed");
+            }
+            if !app.phones[i]
+                .again
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                break;
+            }
         }
         drop(done);
     });

@@ -191,6 +191,69 @@ async fn pages_answer_while_a_check_hangs_and_show_its_progress() {
     drop(silent);
 }
 
+/// 「今すぐ確認」 pressed while a check runs (one that may have listed the
+/// files before the newest) runs one more check after it, once.
+#[tokio::test]
+async fn a_press_during_a_running_check_runs_one_more_after_it() {
+    // A key server whose first connection is held 1.5 s, then closed; later
+    // ones are closed at once. It counts the connections (one a check).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                }
+                drop(s);
+            });
+        }
+    });
+    let signer = en_protocol::export::SoftwareSigner::generate(
+        &mut ChaCha20Rng::seed_from_u64(1),
+        en_protocol::export::SignatureInfo::new("440", "v1"),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(now()));
+    new_phone(
+        home.path(),
+        clock.clone(),
+        Settings {
+            prefecture: Some("13".into()),
+            server: Some(format!("http://{addr}/")),
+            export_public_keys: vec![signer.public_key_pem().unwrap()],
+            ..Settings::default()
+        },
+    );
+    let mut config = Config::new(vec![home.path().to_owned()], clock.clone());
+    config.check_every = Some(Duration::from_secs(3600));
+    let (router, checks) = phone_ui::background_checks(config).unwrap();
+    let checks = tokio::spawn(checks);
+    home_until(&router, "id=\"checking\"").await;
+    let form = hidden(&get(&router, "/p/0/").await.1, "form");
+    let (s, _) = post(&router, "/p/0/check", format!("form={form}")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the press during the running check was forgotten"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once: the start's check and the one asked for, no loop.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    checks.abort();
+    server.abort();
+}
+
 fn write_message(dir: &Path, name: &str, to: &str, body: &str, sent_at: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
