@@ -21,19 +21,16 @@
 //! Without Chromium the test is skipped with a note, except under CI.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use base64::Engine as _;
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// WebDriver's key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+#[path = "support/browser.rs"]
+mod browser;
+use browser::{CHROMEDRIVER, CHROMIUM, Driver, Killed, start_chromedriver};
 
 fn cocoa() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
@@ -57,14 +54,6 @@ fn ok(args: &[&str]) -> String {
 
 fn ok_json(args: &[&str]) -> Value {
     serde_json::from_str(&ok(args)).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[allow(clippy::disallowed_methods)] // the servers run on the system clock
@@ -184,256 +173,6 @@ async fn issue(base: &str, admin: &str, outbox: &Path, case: i64) -> (String, St
         .trim()
         .to_owned();
     (number, link)
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A WebDriver session.
-struct Driver {
-    http: reqwest::Client,
-    session: String,
-    /// `host:port` of chromedriver, for the cleanup in `Drop`.
-    driver_addr: String,
-}
-
-impl Drop for Driver {
-    /// Ends the session (and so the browser) even when the test failed:
-    /// killing chromedriver alone would leave Chromium running.
-    fn drop(&mut self) {
-        let Some(path) = self.session.split_once("/session/").map(|(_, id)| id) else {
-            return;
-        };
-        if let Ok(mut s) = std::net::TcpStream::connect(&self.driver_addr) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let _ = write!(
-                s,
-                "DELETE /session/{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                self.driver_addr
-            );
-            let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
-        }
-    }
-}
-
-impl Driver {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.session);
-        let mut r = self.http.request(method, &url);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "WebDriver {path}: {status} {v}");
-        v["value"].clone()
-    }
-
-    async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
-    }
-
-    async fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self
-                .http
-                .post(format!("{}/element", self.session))
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap();
-            if r.status().is_success() {
-                let v: Value = r.json().await.unwrap();
-                return v["value"][ELEMENT].as_str().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "no element {css}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn click(&self, css: &str) {
-        let e = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{e}/click"),
-            Some(json!({})),
-        )
-        .await;
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{e}/clear"),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{e}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
-    }
-
-    async fn set_value(&self, id: &str, value: &str) {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({
-                "script": "document.getElementById(arguments[0]).value = arguments[1];",
-                "args": [id, value]
-            })),
-        )
-        .await;
-    }
-
-    async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Waits until the page holds `text`; returns the page.
-    async fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.source().await;
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "page never showed {text:?}:\n{s}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn screenshot(&self, to: &Path) {
-        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap())
-            .unwrap();
-        std::fs::write(to, &png).unwrap();
-        if let Some(dir) = std::env::var_os("COCOA_BROWSER_ARTIFACTS") {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(PathBuf::from(dir).join(to.file_name().unwrap()), &png).unwrap();
-        }
-    }
-}
-
-async fn start_chromedriver(profile: &Path) -> (Killed, Driver) {
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = Killed(child);
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/status")).send().await
-            && let Ok(v) = r.json::<Value>().await
-            && v["value"]["ready"] == true
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        "--lang=ja-JP",
-        &format!("--user-data-dir={}", profile.display()),
-    ];
-    let caps = json!({"capabilities": {"alwaysMatch": {
-        "browserName": "chrome",
-        "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
-    }}});
-    let r: Value = http
-        .post(format!("{base}/session"))
-        .json(&caps)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = r["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
-        .to_owned();
-    (
-        guard,
-        Driver {
-            http,
-            session: format!("{base}/session/{id}"),
-            driver_addr: format!("127.0.0.1:{port}"),
-        },
-    )
-}
-
-impl Driver {
-    async fn script(&self, js: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({ "script": js, "args": [] })),
-        )
-        .await
-    }
-
-    /// The viewport of a phone (mobile) or a desktop, through the DevTools
-    /// protocol (a headless window cannot be made as narrow as a phone).
-    async fn resize(&self, width: u32, height: u32) {
-        self.call(
-            reqwest::Method::POST,
-            "/goog/cdp/execute",
-            Some(json!({
-                "cmd": "Emulation.setDeviceMetricsOverride",
-                "params": {
-                    "width": width,
-                    "height": height,
-                    "deviceScaleFactor": 1,
-                    "mobile": width < 600
-                }
-            })),
-        )
-        .await;
-    }
 }
 
 /// The pages seen, and every one looked at at both widths.
