@@ -210,3 +210,42 @@ async fn a_delivery_left_pending_by_a_stop_is_withdrawn() {
         );
     }
 }
+
+/// Many retries of an expired in-progress key, all at once: exactly one
+/// takes it over (the conditional update on `created_at`), the rest are
+/// told it is in progress.
+#[tokio::test]
+async fn retries_released_together_take_an_expired_key_over_once() {
+    for db in backends().await {
+        let h = start_with(&db, Options::default()).await;
+        let store = h.app.issuer.store().clone();
+        assert_eq!(
+            store
+                .begin_idempotent(1, "burst", "hash", 1_000)
+                .await
+                .unwrap(),
+            IdempotencyBegin::New
+        );
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .begin_idempotent(1, "burst", "hash", 1_200)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                IdempotencyBegin::New => new += 1,
+                IdempotencyBegin::InProgress => {}
+                other => panic!("{}: {other:?}", h.label),
+            }
+        }
+        assert_eq!(new, 1, "{}: one retry takes the key over", h.label);
+    }
+}
