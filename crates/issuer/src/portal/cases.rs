@@ -592,9 +592,10 @@ pub async fn issue(
     // Another centre's case or an unknown id: 404 before anything else.
     let id = visible_case(&app, &v, &raw).await?.id;
     // Not a token of this server for this account and case (an old or
-    // forged page): nothing is done, the confirmation is shown again.
+    // forged page): nothing is done, the confirmation is shown again (or,
+    // when the number cannot be issued, the reason).
     let Some(key) = issue_token_key(&app, &v, id, f.form_token.trim()) else {
-        return Ok(redirect(&format!("/portal/cases/{id}/issue")));
+        return confirm_issue(State(app), v, Path(raw)).await;
     };
     let store = app.issuer.store();
     let claim = store
