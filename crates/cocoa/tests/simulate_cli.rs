@@ -153,7 +153,7 @@ fn write_cocoa_configs(dir: &Path, score_sum: f64) -> (std::path::PathBuf, std::
         "report_type_weights": {"ConfirmedClinicalDiagnosis": 1.0, "ConfirmedTest": 1.0,
         "SelfReport": 1.0, "Recursive": 1.0}}}"#,
     )
-    .unwrap();
+    .expect("write the document");
     std::fs::write(
         &risk,
         format!(
@@ -165,7 +165,7 @@ fn write_cocoa_configs(dir: &Path, score_sum: f64) -> (std::path::PathBuf, std::
         "ExposureWindow_ScanInstance_TypicalAttenuationDb_Min": {{"op": "NOP", "value": 0}}}}"#
         ),
     )
-    .unwrap();
+    .expect("write the document");
     (config, risk)
 }
 
@@ -177,14 +177,22 @@ fn the_phones_score_with_the_configuration_and_risk_files_given() {
     let cocoa = simulate(dir.path(), "cocoa", &["--config", c, "--risk", r]);
     let default = simulate(dir.path(), "default", &[]);
     assert_eq!(cocoa["notified"], default["notified"]);
-    assert!(cocoa["notified"].as_u64().unwrap() > 0, "{}", cocoa["notified"]);
+    assert!(
+        cocoa["notified"].as_u64().unwrap() > 0,
+        "{}",
+        cocoa["notified"]
+    );
     let strict_dir = dir.path().join("strict");
     std::fs::create_dir(&strict_dir).unwrap();
     let (_, strict) = write_cocoa_configs(&strict_dir, 1.0e9);
     let none = simulate(dir.path(), "strict", &["--risk", strict.to_str().unwrap()]);
     assert_eq!(none["notified"], 0);
     // A bad document: exit 2, its stable code, nothing run.
-    std::fs::write(&risk, br#"{"format_version": 1, "DailySummary_DaySummary_ScoreSum": {"op": "~", "value": 1}}"#).unwrap();
+    std::fs::write(
+        &risk,
+        br#"{"format_version": 1, "DailySummary_DaySummary_ScoreSum": {"op": "~", "value": 1}}"#,
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
         .args(["simulate", "--devices", "10", "--quiet", "--risk", r])
         .output()

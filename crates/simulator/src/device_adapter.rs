@@ -24,8 +24,8 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use device::phone::{RSSI_RANGE, SECONDS_RANGE};
 use en_protocol::export::{ExposureKey, VerificationKey, export_keys};
-use en_protocol::matcher::{KeyMatch, Sighting, SightingIndex};
 use en_protocol::exposure_configuration::ExposureWindow;
+use en_protocol::matcher::{KeyMatch, Sighting, SightingIndex};
 use en_protocol::time::EnIntervalNumber;
 use en_protocol::{Aem, Rpi, Tek};
 

@@ -42,8 +42,8 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use en_protocol::crypto::{AesBlock, RpiCipher};
 use en_protocol::export::{ExposureKey, VerificationKey};
-use en_protocol::matcher::SightingIndex;
 use en_protocol::exposure_configuration::ExposureWindow;
+use en_protocol::matcher::SightingIndex;
 use en_protocol::time::TEK_ROLLING_PERIOD;
 use serde::Serialize;
 
@@ -51,8 +51,8 @@ use crate::backend::PublishedFile;
 use crate::config::{Matching, SimConfig};
 use crate::device_adapter::{check_file, contact_days, daily_key, file_keys, windows_of};
 use crate::progress::Progress;
-use crate::scoring::Scoring;
 use crate::radio::{AttenuationBin, Broadcasts, DISTANCE_BINS_M, Ear, day_interval};
+use crate::scoring::Scoring;
 use crate::time::{DAY, SimTime};
 use crate::world::World;
 

@@ -308,8 +308,8 @@ pub fn day_interval(day: i64) -> EnIntervalNumber {
 
 #[cfg(test)]
 mod tests {
-    use en_protocol::matcher::SightingIndex;
     use crate::scoring::{Scoring, android_window};
+    use en_protocol::matcher::SightingIndex;
 
     use super::*;
     use crate::phones::default_models;

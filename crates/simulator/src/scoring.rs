@@ -92,14 +92,13 @@ impl Scoring {
                 })?;
         }
         if let Some(p) = risk {
-            s.risk =
-                RiskCalculationConfiguration::from_json(&read(p)?).map_err(|e| {
-                    ScoringFileError {
-                        code: e.code().into(),
-                        ja: format!("{}: {}", p.display(), e.message_ja()),
-                        en: format!("{}: {e}", p.display()),
-                    }
-                })?;
+            s.risk = RiskCalculationConfiguration::from_json(&read(p)?).map_err(|e| {
+                ScoringFileError {
+                    code: e.code().into(),
+                    ja: format!("{}: {}", p.display(), e.message_ja()),
+                    en: format!("{}: {e}", p.display()),
+                }
+            })?;
         }
         Ok(s)
     }
@@ -206,9 +205,8 @@ mod tests {
 
     fn window(day: u32, minutes: u32, att: u8) -> ExposureWindow {
         ExposureWindow {
-            date_millis_since_epoch: day_number(
-                NaiveDate::from_ymd_opt(2020, 12, day).unwrap(),
-            ) * MILLIS_PER_DAY,
+            date_millis_since_epoch: day_number(NaiveDate::from_ymd_opt(2020, 12, day).unwrap())
+                * MILLIS_PER_DAY,
             report_type: ReportType::ConfirmedTest,
             infectiousness: Infectiousness::Standard,
             calibration_confidence: 0,
@@ -266,11 +264,10 @@ mod tests {
         assert_eq!(e.code, "SIM_CONFIG_UNREADABLE");
         assert!(e.ja.contains("読めません"));
         let c = dir.path().join("configuration.json");
-        std::fs::write(
-            &c,
-            serde_json::to_vec(&Scoring::cocoa().exposure).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(Scoring::from_files(Some(&c), None).unwrap(), Scoring::cocoa());
+        std::fs::write(&c, serde_json::to_vec(&Scoring::cocoa().exposure).unwrap()).unwrap();
+        assert_eq!(
+            Scoring::from_files(Some(&c), None).unwrap(),
+            Scoring::cocoa()
+        );
     }
 }
