@@ -201,3 +201,42 @@ fn the_phones_score_with_the_configuration_and_risk_files_given() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RISK_CONFIG_PARSE"), "{err}");
 }
+
+#[test]
+fn a_radio_model_file_replaces_the_shipped_one_and_a_bad_one_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = include_str!("../../simulator/data/radio_model.toml");
+    // Every phone in a bag behind 40 dB more: nobody is heard, nobody notified.
+    let muffled = dir.path().join("muffled.toml");
+    std::fs::write(
+        &muffled,
+        shipped
+            .replace("bag_db = 8.0", "bag_db = 40.0")
+            .replace("face_share = 0.3", "face_share = 0.0")
+            .replace("desk_share = 0.3", "desk_share = 0.0"),
+    )
+    .unwrap();
+    let s = simulate(
+        dir.path(),
+        "muffled",
+        &["--radio-model", muffled.to_str().unwrap()],
+    );
+    assert_eq!(s["notified"], 0, "{}", s["notified"]);
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        shipped.replace("variance = 0.33", "variance = \"wide\""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+        .args(["simulate", "--devices", "10", "--quiet", "--radio-model"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RADIO_MODEL_PARSE") && err.contains("電波モデル"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::phones::{PhoneModel, default_models};
+pub use crate::radio_model::RadioParams;
 use crate::scoring::Scoring;
 
 /// A configuration that cannot run.
@@ -204,40 +205,6 @@ impl Default for HealthParams {
     }
 }
 
-/// The radio channel between two phones (see [`crate::radio`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RadioParams {
-    /// Standard deviation of the RSSI of one scan around the model, dB.
-    pub noise_sd_db: f64,
-    /// Probability that, for one 10-minute stretch of one direction of an
-    /// encounter, a body (one's own or another's) stands between the phones.
-    pub shadow_probability: f64,
-    /// Extra loss of a body in the way, at least...
-    pub shadow_min_db: f64,
-    /// ...and at most, dB.
-    pub shadow_max_db: f64,
-    /// Shortest time between two identifier rotations, seconds.
-    pub rotation_min_seconds: u32,
-    /// Longest, seconds.
-    pub rotation_max_seconds: u32,
-    /// Seconds between two scans of a phone.
-    pub scan_interval_seconds: u32,
-}
-
-impl Default for RadioParams {
-    fn default() -> Self {
-        Self {
-            noise_sd_db: 3.0,
-            shadow_probability: 0.3,
-            shadow_min_db: 4.0,
-            shadow_max_db: 14.0,
-            rotation_min_seconds: 600,
-            rotation_max_seconds: 1200,
-            scan_interval_seconds: device::meet::SCAN_INTERVAL_SECONDS as u32,
-        }
-    }
-}
-
 /// The key server and the phones' download rhythm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerParams {
@@ -392,25 +359,20 @@ impl SimConfig {
             self.epidemic.initial_infected_share,
         )?;
         share("symptomatic share", self.epidemic.symptomatic_share)?;
-        share("shadow probability", self.radio.shadow_probability)?;
         self.scoring
             .validate()
             .map_err(|e| ConfigError(format!("scoring: {e}")))?;
-        if self.phone_models.is_empty() || self.phone_models.iter().all(|m| m.share <= 0.0) {
-            return Err(ConfigError("at least one phone model with a share".into()));
+        crate::radio_model::RadioModelFile {
+            source: self.radio.source.clone(),
+            attenuation: self.radio.attenuation.clone(),
+            scan: self.radio.scan.clone(),
+            placement: self.radio.placement.clone(),
+            place: self.radio.place.clone(),
+            identifier: self.radio.identifier.clone(),
+            models: self.phone_models.clone(),
         }
-        if self.phone_models.len() > 200 {
-            return Err(ConfigError("at most 200 phone models".into()));
-        }
-        let r = &self.radio;
-        if r.rotation_min_seconds == 0 || r.rotation_min_seconds > r.rotation_max_seconds {
-            return Err(ConfigError(
-                "rotation interval must be positive and ordered".into(),
-            ));
-        }
-        if !(1..=3600).contains(&r.scan_interval_seconds) {
-            return Err(ConfigError("scan interval must be 1 to 3600 s".into()));
-        }
+        .validate()
+        .map_err(|e| ConfigError(format!("{}: {}", e.code, e.en)))?;
         let s = &self.server;
         if s.batch_period_seconds <= 0 || s.min_age_seconds < 0 {
             return Err(ConfigError("batch period must be positive".into()));
@@ -493,6 +455,6 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert_eq!(ServerParams::default().pad_to, 1000);
-        assert_eq!(RadioParams::default().scan_interval_seconds, 240);
+        assert_eq!(RadioParams::default().scan.interval_seconds, 240);
     }
 }

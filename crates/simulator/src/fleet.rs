@@ -399,6 +399,7 @@ fn hear_and_check(
     let ear = Ear {
         config: ctx.config,
         calendar: &world.calendar,
+        placement: None,
     };
     let mut broadcasts = Broadcasts::new(ctx.config);
     let mut log = Vec::new();

@@ -38,6 +38,7 @@ pub mod phones;
 pub mod population;
 pub mod progress;
 pub mod radio;
+pub mod radio_model;
 pub mod registration;
 pub mod report;
 pub mod rng;

@@ -212,7 +212,7 @@ impl Population {
             .iter()
             .map(|m| m.share.max(0.0))
             .collect();
-        let scan = u64::from(config.radio.scan_interval_seconds);
+        let scan = u64::from(config.radio.scan.interval_seconds);
         let (lo, hi) = (
             config.server.check_min_hours * 3600.0,
             config.server.check_max_hours * 3600.0,

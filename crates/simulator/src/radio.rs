@@ -12,37 +12,36 @@
 //!
 //! # Scanning
 //!
-//! A phone scans every 4 minutes (240 s, the device's
-//! `SCAN_INTERVAL_SECONDS`) at a phase of its own; each scan that hears a
-//! phone records one sighting standing for the 240 s since the last scan.
-//! A scan misses a phone in range with the model's `scan_miss` probability.
+//! A phone scans every `scan.interval_seconds` plus up to `scan.jitter_seconds`
+//! (4 to 5 minutes) at a phase of its own; each scan that hears a phone is one
+//! scan instance standing for the seconds since the previous scan
+//! (`secondsSinceLastScan`). A scan misses a phone in range with the model's
+//! `scan_miss` probability.
 //!
-//! # Signal
+//! # Signal: the log-normal fit of measured attenuation
 //!
 //! ```text
-//! path loss(d)  = 55 dB + 20·log10(d / 1 m)          (device::meet::attenuation_db)
-//!               + place offset                        (train −4 dB: the metal car reflects;
-//!                                                      home at night +6 dB: walls; shop +2 dB)
-//!               + body shadow                         (probability 0.3 per 10-minute stretch,
-//!                                                      4 to 14 dB)
-//! RSSI          = advertised TX + tx_error(sender) − path loss + rx_error(receiver)
-//!               + N(0, 3 dB) per scan
-//! heard when RSSI ≥ the receiver's sensitivity, and the scan did not miss
+//! one sample      ln A ~ N(μ(d), σ²),  μ(d) = 0.21·ln d + 3.92,  σ² = 0.33
+//!                 (Lovett et al., arXiv:2007.05057, MIT PACT data; A in dB, d in m)
+//! + placement     of each phone: face 0 / desk +3 / bag +8 dB (assumed)
+//! + place         train −4 / home at night +6 / shop +2 dB (assumed)
+//! RSSI            = advertised TX + tx_error(sender) − A + rx_error(receiver)
+//! heard           when RSSI ≥ the receiver's sensitivity, and the scan did not miss
+//! scan instance   samples_per_scan samples; typicalAttenuationDb = the mean of the
+//!                 heard samples' TX − RSSI, minAttenuationDb = their minimum
 //! ```
 //!
-//! The receiver's estimate of the attenuation is `advertised TX − RSSI` (the
-//! matcher computes it from the decrypted metadata). For a pair of the same
-//! model, no shadow and no noise this gives the device's table:
+//! The parameters are in `crates/simulator/data/radio_model.toml`
+//! ([`crate::radio_model`]), replaceable with an authority's own measurements.
+//! The phone records one sighting per scan instance, with the RSSI of the
+//! typical attenuation (the matcher computes `TX − RSSI` from the decrypted
+//! metadata); COCOA's scoring uses only the typical attenuation.
 //!
-//! | distance | 0.5 m | 1 m | 2 m | 4 m | 8 m |
-//! |---|---|---|---|---|---|
-//! | attenuation | 49 dB | 55 dB | 61 dB | 67 dB | 73 dB |
-//! | COCOA bucket (46 / 60 / 65) | near ×2.5 | near ×2.5 | medium ×1.3 | other ×0.01 | other ×0.01 |
-//! | 20 minutes (5 scans, 1,200 s) scores | 3,000 | 3,000 | 1,560 | 12 | 12 |
-//!
-//! so with COCOA's day rule (score ≥ 1,350 and ≥ 900 s seen) 20 minutes at
-//! 1 m is a contact and 20 minutes at 4 m is not (tested below, and with
-//! noise in the scenario tests).
+//! With σ² = 0, one model and no placement, 20 minutes at 1 m (50.4 dB: near,
+//! ×2.5; 5 scans, 1,200 s, score 3,000) is a contact under COCOA's rule and
+//! 20 minutes at 4 m (67.4 dB: other, ×0.01) is not; 20 minutes at 0.5 m
+//! (43.6 dB: immediate, weighted only 1.0 by COCOA) is not either, 30 are
+//! (tested below).
 
 use std::collections::HashMap;
 
@@ -55,31 +54,82 @@ use crate::config::{RadioParams, SimConfig};
 use crate::device_adapter::{daily_key, sighting};
 use crate::encounters::{Encounter, Place};
 use crate::phones::PhoneModel;
+use crate::radio_model::PlacementParams;
 use crate::rng::{Purpose, Rng};
 use crate::time::{Calendar, DAY};
 
-/// Radio offset of a place, dB added to the path loss.
-pub fn place_offset_db(place: Place) -> f64 {
+/// Where a phone is during a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// In the hand, at the face.
+    Face,
+    /// Flat on a desk or a table.
+    Desk,
+    /// In a bag or a pocket.
+    Bag,
+}
+
+impl Placement {
+    /// Its extra attenuation, dB.
+    pub fn offset_db(self, p: &PlacementParams) -> f64 {
+        match self {
+            Self::Face => p.face_db,
+            Self::Desk => p.desk_db,
+            Self::Bag => p.bag_db,
+        }
+    }
+
+    /// One drawn by the population's shares.
+    pub fn draw(p: &PlacementParams, rng: &mut Rng) -> Self {
+        let total = p.face_share + p.desk_share + p.bag_share;
+        let x = rng.uniform(0.0, total);
+        if x < p.face_share {
+            Self::Face
+        } else if x < p.face_share + p.desk_share {
+            Self::Desk
+        } else {
+            Self::Bag
+        }
+    }
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "face" => Ok(Self::Face),
+            "desk" => Ok(Self::Desk),
+            "bag" => Ok(Self::Bag),
+            other => Err(format!("placement {other:?}: expected face, desk or bag")),
+        }
+    }
+}
+
+/// Radio offset of a place, dB added to the attenuation.
+pub fn place_offset_db(place: Place, radio: &RadioParams) -> f64 {
     match place {
-        Place::Train => -4.0,
-        Place::HomeNight => 6.0,
-        Place::Shop => 2.0,
+        Place::Train => radio.place.train_db,
+        Place::HomeNight => radio.place.home_night_db,
+        Place::Shop => radio.place.shop_db,
         _ => 0.0,
     }
 }
 
-/// Path loss at `distance_m` for the reference pair: the device's
-/// log-distance model.
-pub fn path_loss_db(distance_m: f64) -> f64 {
-    device::meet::attenuation_db(distance_m) as f64
+/// One sample's attenuation at `distance_m`, before placement and place, dB:
+/// `exp(μ(d) + σ·z)` for a standard normal `z`.
+pub fn sample_attenuation_db(radio: &RadioParams, distance_m: f64, z: f64) -> f64 {
+    (radio.mu(distance_m) + radio.attenuation.variance.sqrt() * z).exp()
 }
 
-/// Mean RSSI a `receiver` measures from a `sender` at `distance_m` in
-/// `place`, before shadow and noise.
-pub fn mean_rssi(sender: &PhoneModel, receiver: &PhoneModel, distance_m: f64, place: Place) -> f64 {
-    f64::from(sender.advertised_tx_dbm) + sender.tx_error_db
-        - (path_loss_db(distance_m) + place_offset_db(place))
-        + receiver.rx_error_db
+/// One scan instance as the EN API reports it, dB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScanReading {
+    /// Mean of the heard samples' estimated attenuation.
+    pub typical_db: f64,
+    /// Their minimum.
+    pub min_db: f64,
 }
 
 /// When a phone changes identifier during UTC day `day` (Unix days): Unix
@@ -92,8 +142,8 @@ pub fn rotation_starts(seed: u64, phone: u32, day: i64, params: &RadioParams) ->
     while t < end {
         out.push(t);
         t += rng.between(
-            u64::from(params.rotation_min_seconds),
-            u64::from(params.rotation_max_seconds),
+            u64::from(params.identifier.rotation_min_seconds),
+            u64::from(params.identifier.rotation_max_seconds),
         ) as i64;
     }
     out
@@ -236,6 +286,9 @@ pub struct Ear<'a> {
     pub config: &'a SimConfig,
     /// Its calendar.
     pub calendar: &'a Calendar,
+    /// Both phones' placement (a trial); `None`: drawn per encounter and
+    /// phone by the model's shares.
+    pub placement: Option<Placement>,
 }
 
 impl Ear<'_> {
@@ -257,7 +310,8 @@ impl Ear<'_> {
         stats: Option<&mut [AttenuationBin]>,
     ) {
         let radio = &self.config.radio;
-        let interval = i64::from(radio.scan_interval_seconds);
+        let interval = i64::from(radio.scan.interval_seconds);
+        let jitter = u64::from(radio.scan.jitter_seconds);
         let direction = u64::from(receiver == e.b);
         let mut rng = Rng::new(
             self.config.seed,
@@ -269,34 +323,54 @@ impl Ear<'_> {
         let phase = i64::from(scan_phase) % interval;
         // First scan at or after the start: t ≡ phase (mod interval).
         let mut t = start + (phase - start).rem_euclid(interval);
-        let mean = mean_rssi(tx, rx, e.distance_m(), e.place);
-        let mut slot = i64::MIN;
-        let mut shadow = 0.0;
+        let (p_tx, p_rx) = match self.placement {
+            Some(p) => (p, p),
+            None => (
+                Placement::draw(&radio.placement, &mut rng),
+                Placement::draw(&radio.placement, &mut rng),
+            ),
+        };
+        let offset = p_tx.offset_db(&radio.placement)
+            + p_rx.offset_db(&radio.placement)
+            + place_offset_db(e.place, radio);
+        let advertised = f64::from(tx.advertised_tx_dbm);
+        let calibration = tx.tx_error_db + rx.rx_error_db;
         let thresholds = self.config.scoring.thresholds();
         let mut stats = stats;
         let bin = distance_bin(e.distance_m());
+        let mut previous = t - interval;
         while t < end {
-            let this_slot = (t - start) / EN_INTERVAL_SECONDS;
-            if this_slot != slot {
-                slot = this_slot;
-                shadow = if rng.chance(radio.shadow_probability) {
-                    rng.uniform(radio.shadow_min_db, radio.shadow_max_db)
-                } else {
-                    0.0
-                };
-            }
             let missed = rng.chance(rx.scan_miss);
-            let rssi = mean - shadow + radio.noise_sd_db * rng.normal();
-            if !missed && rssi >= rx.sensitivity_dbm {
+            let mut heard = 0u32;
+            let mut sum = 0.0;
+            let mut min = f64::INFINITY;
+            for _ in 0..radio.scan.samples_per_scan {
+                let a = sample_attenuation_db(radio, e.distance_m(), rng.normal()) + offset;
+                let rssi = advertised + calibration - a;
+                if rssi >= rx.sensitivity_dbm {
+                    // What the receiver estimates: advertised TX − RSSI.
+                    let estimated = advertised - rssi;
+                    heard += 1;
+                    sum += estimated;
+                    min = min.min(estimated);
+                }
+            }
+            if !missed && heard > 0 {
+                let reading = ScanReading {
+                    typical_db: sum / f64::from(heard),
+                    min_db: min,
+                };
                 let (rpi, aem) = broadcasts.at(sender, tx.advertised_tx_dbm, t);
-                let s = sighting(rpi, aem, rssi.round() as i64, t, interval);
+                let rssi = (advertised - reading.typical_db).round() as i64;
+                let s = sighting(rpi, aem, rssi, t, t - previous);
                 out.push(s);
                 if let Some(stats) = stats.as_deref_mut() {
                     let att = i64::from(tx.advertised_tx_dbm) - i64::from(s.rssi);
                     stats[bin].add(att, thresholds);
                 }
             }
-            t += interval;
+            previous = t;
+            t += interval + rng.below(jitter + 1) as i64;
         }
     }
 }
@@ -315,15 +389,26 @@ mod tests {
     use crate::phones::default_models;
 
     #[test]
-    fn the_documented_attenuations() {
-        let m = &default_models()[0];
-        let att = |d: f64| f64::from(m.advertised_tx_dbm) - mean_rssi(m, m, d, Place::Social);
-        let got: Vec<f64> = [0.5, 1.0, 2.0, 4.0, 8.0].iter().map(|&d| att(d)).collect();
-        assert_eq!(got, [49.0, 55.0, 61.0, 67.0, 73.0]);
-        assert_eq!(
-            att(1.0) - 4.0,
-            f64::from(m.advertised_tx_dbm) - mean_rssi(m, m, 1.0, Place::Train)
-        );
+    fn samples_follow_the_log_normal_fit() {
+        let r = RadioParams::default();
+        let mut rng = Rng::new(3, Purpose::Radio, &[1]);
+        for d in [0.5, 1.0, 4.0] {
+            let n = 20_000;
+            let logs: Vec<f64> = (0..n)
+                .map(|_| sample_attenuation_db(&r, d, rng.normal()).ln())
+                .collect();
+            let mean = logs.iter().sum::<f64>() / f64::from(n);
+            let var = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f64::from(n);
+            assert!(
+                (mean - (0.21 * f64::ln(d) + 3.92)).abs() < 0.02,
+                "{d}: {mean}"
+            );
+            assert!((var - 0.33).abs() < 0.02, "{d}: {var}");
+        }
+        assert_eq!(place_offset_db(Place::Train, &r), -4.0);
+        assert_eq!(Placement::Bag.offset_db(&r.placement), 8.0);
+        assert_eq!("desk".parse::<Placement>(), Ok(Placement::Desk));
+        assert!("pocket".parse::<Placement>().is_err());
     }
 
     #[test]
@@ -338,14 +423,12 @@ mod tests {
 
     /// The decision on one encounter between two phones of one model,
     /// through the real matcher and scoring.
-    fn decide(minutes: f64, distance_m: f64, noise: bool) -> bool {
+    fn decide(minutes: f64, distance_m: f64) -> bool {
         let mut config = SimConfig::default();
-        config.radio.shadow_probability = 0.0;
+        config.radio.attenuation.variance = 0.0;
+        config.radio.scan.jitter_seconds = 0;
         let mut model = default_models()[1].clone();
         model.scan_miss = 0.0;
-        if !noise {
-            config.radio.noise_sd_db = 0.0;
-        }
         let calendar = Calendar::new(config.start_date);
         let e = Encounter::new(
             0,
@@ -359,6 +442,7 @@ mod tests {
         let ear = Ear {
             config: &config,
             calendar: &calendar,
+            placement: Some(Placement::Face),
         };
         let mut b = Broadcasts::new(&config);
         let mut log = Vec::new();
@@ -382,14 +466,14 @@ mod tests {
 
     #[test]
     fn twenty_minutes_at_1_m_is_a_contact_at_4_m_is_not() {
-        assert!(decide(20.0, 1.0, false));
-        assert!(decide(20.0, 0.5, false));
-        assert!(!decide(20.0, 4.0, false));
-        assert!(!decide(10.0, 1.0, false), "3 scans, 720 s < 900 s");
-        assert!(!decide(120.0, 8.0, false));
-        // With the per-scan noise too.
-        assert!(decide(20.0, 1.0, true));
-        assert!(!decide(20.0, 4.0, true));
+        assert!(decide(20.0, 1.0));
+        // 0.5 m is 43.6 dB, COCOA's immediate bucket, weighted 1.0 (less than
+        // near's 2.5): 20 minutes score 1,200 < 1,350, 30 minutes 1,800.
+        assert!(!decide(20.0, 0.5));
+        assert!(decide(30.0, 0.5));
+        assert!(!decide(20.0, 4.0));
+        assert!(!decide(10.0, 1.0), "3 scans, 720 s < 900 s");
+        assert!(!decide(120.0, 8.0));
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Scenario {
             seat: 0,
             commute: None,
             phone,
-            scan_phase: rng.below(u64::from(self.config.radio.scan_interval_seconds)) as u16,
+            scan_phase: rng.below(u64::from(self.config.radio.scan.interval_seconds)) as u16,
             check_period: period as u32,
             check_phase: rng.uniform(0.0, period) as u32,
         });

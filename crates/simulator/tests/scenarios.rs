@@ -21,7 +21,12 @@ fn small(days: u32) -> SimConfig {
     for m in &mut config.phone_models {
         m.scan_miss = 0.0;
     }
-    config.radio.shadow_probability = 0.0;
+    // ...and the radio is the fit's median (no spread, no jitter, face to face).
+    config.radio.attenuation.variance = 0.0;
+    config.radio.scan.jitter_seconds = 0;
+    config.radio.placement.face_share = 1.0;
+    config.radio.placement.desk_share = 0.0;
+    config.radio.placement.bag_share = 0.0;
     config
 }
 

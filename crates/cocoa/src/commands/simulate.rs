@@ -68,6 +68,10 @@ pub struct SimulateArgs {
     /// The phones' `risk_calculation_configuration.json` (COCOA's format; default COCOA's).
     #[arg(long)]
     pub risk: Option<PathBuf>,
+    /// The radio model (TOML; default crates/simulator/data/radio_model.toml:
+    /// Lovett et al.'s log-normal fit, scan cadence, placements, phone models).
+    #[arg(long)]
+    pub radio_model: Option<PathBuf>,
     /// How phones find published keys.
     #[arg(long, value_enum, default_value_t = MatchingArg::Inverted)]
     pub matching: MatchingArg,
@@ -125,8 +129,21 @@ fn config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
         ..SimConfig::default()
     };
     c.health.auto_issue = a.auto_issue;
+    if let Some(path) = &a.radio_model {
+        let f = radio_model(path)?;
+        c.radio = f.radio();
+        c.phone_models = f.models;
+    }
     c.validate().map_err(bad_input)?;
     Ok(c)
+}
+
+/// A `--radio-model` file, or its stable code with the Japanese and English messages (exit 2).
+pub fn radio_model(
+    path: &std::path::Path,
+) -> anyhow::Result<simulator::radio_model::RadioModelFile> {
+    simulator::radio_model::RadioModelFile::from_path(path)
+        .map_err(|e| bad_input(format!("{}: {} / {}", e.code, e.ja, e.en)))
 }
 
 /// Peak resident memory of this process, bytes (Linux; `None` elsewhere).
