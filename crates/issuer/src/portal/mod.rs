@@ -57,6 +57,12 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
+        // Every other portal URL gets the portal's own 404 page.
+        .route("/portal/{*rest}", axum::routing::any(unknown))
+}
+
+async fn unknown(session::PageLang(lang): session::PageLang) -> Response {
+    not_found(lang)
 }
 
 /// Wraps the portal routes with the CSRF guard and the security headers.
