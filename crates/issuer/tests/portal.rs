@@ -94,8 +94,12 @@ impl Browser {
     async fn submit(&mut self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
         let page = self.get(from).await;
         let token = csrf(&page.body);
+        let once = hidden(&page.body, "form_token");
         let mut f = form.to_vec();
         f.push(("csrf", &token));
+        if let Some(once) = &once {
+            f.push(("form_token", once));
+        }
         self.post(path, &f).await
     }
 
@@ -111,6 +115,13 @@ impl Browser {
     fn sid(&self) -> Option<String> {
         self.cookies.get("cocoa_sid").cloned()
     }
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let field = format!("name=\"{name}\" value=\"");
+    let at = html.find(&field)? + field.len();
+    let rest = &html[at..];
+    Some(rest[..rest.find('"')?].to_owned())
 }
 
 fn csrf(html: &str) -> String {
@@ -216,6 +227,7 @@ async fn staff_issue_and_see_sent_but_never_the_number() {
         assert!(!p.body.contains(&number) && !p.body.contains(&link));
 
         // Reissue before use: the old number stops working.
+        let stale = b.get(&format!("/portal/cases/{id}/issue")).await.body;
         let p = issue(&mut b, id).await;
         assert_eq!(p.status, 303);
         assert_eq!(h.sent_count(), 2);
@@ -236,7 +248,10 @@ async fn staff_issue_and_see_sent_but_never_the_number() {
         let p = b
             .post(
                 &format!("/portal/cases/{id}/issue"),
-                &[("csrf", &csrf(&p.body))],
+                &[
+                    ("csrf", &csrf(&p.body)),
+                    ("form_token", &hidden(&stale, "form_token").unwrap()),
+                ],
             )
             .await;
         assert_eq!(p.status, 409);
@@ -579,8 +594,12 @@ async fn totp_login_with_fresh_session_ids_and_expiry() {
         staff(&h, h.centre_id, "yamada", Role::Staff).await;
         let mut b = Browser::new(&h);
         b.get("/portal/login").await;
-        let anon = b.sid().unwrap();
+        // No session before login (issue 12, finding 12): the login form's
+        // token is bound to its own cookie.
+        assert_eq!(b.sid(), None);
+        assert_eq!(h.count("staff_sessions").await, 0);
         let set = b.last_set_cookie.join("\n");
+        assert!(set.contains("cocoa_login="), "{set}");
         for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/portal"] {
             assert!(
                 set.contains(attr),
@@ -588,10 +607,16 @@ async fn totp_login_with_fresh_session_ids_and_expiry() {
                 h.label
             );
         }
+        // A session id planted before login is not the one signed in.
+        let anon = "planted-by-an-attacker-0123456789".to_owned();
+        b.cookies.insert("cocoa_sid".into(), anon.clone());
         b.login("yamada", PASSWORD).await;
         let full = b.sid().unwrap();
         assert_ne!(anon, full, "a new session id at login");
-        // The old id is dead.
+        assert!(
+            !b.cookies.contains_key("cocoa_login"),
+            "login cookie cleared"
+        );
         let mut fixated = Browser::new(&h);
         fixated.cookies.insert("cocoa_sid".into(), anon.clone());
         assert_eq!(fixated.get("/portal/cases").await.status, 303);
@@ -727,4 +752,148 @@ async fn pages_carry_security_headers() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(!b.get("/portal/login").await.body.contains("<script"));
     assert_eq!(b.get("/portal/nowhere").await.status, 404);
+}
+
+/// Issue 12, finding 12: "anonymous visitors create 270 session rows a
+/// second". The login form now writes nothing: its CSRF token is bound to
+/// a cookie of its own, and only a checked password makes a session row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_visitors_create_no_session_rows() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut signed_in = Browser::new(&h);
+        signed_in.login("yamada", PASSWORD).await;
+        let sessions = h.count("staff_sessions").await;
+        assert_eq!(sessions, 1, "{}", h.label);
+        let audit = h.count("audit_log").await;
+        // 300 anonymous GETs of the login form, 50 at a time.
+        for _ in 0..6 {
+            let gets = (0..50).map(|_| {
+                let (base, http) = (h.base.clone(), reqwest::Client::new());
+                tokio::spawn(async move {
+                    http.get(format!("{base}/portal/login"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            });
+            for g in gets.collect::<Vec<_>>() {
+                assert_eq!(g.await.unwrap(), 200);
+            }
+        }
+        assert_eq!(h.count("staff_sessions").await, sessions, "{}", h.label);
+        assert_eq!(h.count("audit_log").await, audit);
+
+        // The form's token works only with its own cookie, unaltered and
+        // fresh.
+        let mut a = Browser::new(&h);
+        let token = csrf(&a.get("/portal/login").await.body);
+        let cookie = a.cookies["cocoa_login"].clone();
+        let mut b = Browser::new(&h);
+        let theirs = csrf(&b.get("/portal/login").await.body);
+        fn form(t: &str) -> Vec<(&str, &str)> {
+            vec![("login", "yamada"), ("password", PASSWORD), ("csrf", t)]
+        }
+        let mut none = Browser::new(&h);
+        assert_eq!(none.post("/portal/login", &form(&token)).await.status, 403);
+        assert_eq!(a.post("/portal/login", &form(&theirs)).await.status, 403);
+        let (at, nonce) = cookie.split_once('.').unwrap();
+        let shifted = format!("{}.{nonce}", at.parse::<i64>().unwrap() + 1);
+        a.cookies.insert("cocoa_login".into(), shifted);
+        assert_eq!(a.post("/portal/login", &form(&token)).await.status, 403);
+        a.cookies.insert("cocoa_login".into(), cookie.clone());
+        h.clock.advance(chrono::Duration::seconds(31 * 60));
+        assert_eq!(a.post("/portal/login", &form(&token)).await.status, 403);
+        assert_eq!(h.count("staff_sessions").await, sessions, "{}", h.label);
+        // A fresh form signs in: the row is made at login (the first
+        // session, idle for 31 minutes, is swept on the way).
+        let p = a.login("yamada", PASSWORD).await;
+        assert_eq!((p.status, p.location.as_str()), (303, "/portal/cases"));
+        assert_eq!(h.count("staff_sessions").await, 1);
+        assert_eq!(signed_in.get("/portal/cases").await.status, 303);
+        assert_eq!(a.get("/portal/cases").await.status, 200);
+    }
+}
+
+/// Issue 12, finding 7: "A triple click on 「処理番号発行」 sent 3 SMS: the
+/// portal form is idempotent too." Three posts of one confirmation page,
+/// released together, send one SMS and all land on the same screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_triple_click_on_issue_sends_one_sms() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let other = create_case(&mut b).await;
+        let confirm = b.get(&format!("/portal/cases/{id}/issue")).await.body;
+        let (token, once) = (csrf(&confirm), hidden(&confirm, "form_token").unwrap());
+
+        // Forged, missing or another case's token: nothing is sent, the
+        // confirmation (with a new token) is shown again.
+        let theirs = hidden(
+            &b.get(&format!("/portal/cases/{other}/issue")).await.body,
+            "form_token",
+        )
+        .unwrap();
+        let (nonce, _) = once.split_once('.').unwrap();
+        let forged = format!("{nonce}.{}", "0".repeat(32));
+        for t in ["", forged.as_str(), theirs.as_str()] {
+            let p = b
+                .post(
+                    &format!("/portal/cases/{id}/issue"),
+                    &[("csrf", &token), ("form_token", t)],
+                )
+                .await;
+            assert_eq!(p.status, 200, "{}", h.label);
+            assert!(p.body.contains("処理番号発行の確認"));
+            assert_ne!(hidden(&p.body, "form_token").unwrap(), once);
+        }
+        assert_eq!(h.sent_count(), 0);
+        assert_eq!(h.count("issuances").await, 0);
+
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+        let clicks = (0..3).map(|_| {
+            let r = b
+                .http
+                .post(format!("{}/portal/cases/{id}/issue", h.base))
+                .header("cookie", b.cookie_header())
+                .form(&[("csrf", token.as_str()), ("form_token", once.as_str())]);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let resp = r.send().await.unwrap();
+                let location = resp.headers()["location"].to_str().unwrap().to_owned();
+                (resp.status().as_u16(), location)
+            })
+        });
+        let mut answers = Vec::new();
+        for c in clicks.collect::<Vec<_>>() {
+            answers.push(c.await.unwrap());
+        }
+        let sent = format!("/portal/cases/{id}?tab=id&msg=sent");
+        assert!(
+            answers.iter().all(|(s, l)| *s == 303 && *l == sent),
+            "{}: {answers:?}",
+            h.label
+        );
+        assert_eq!(h.sent_count(), 1, "{}: one SMS", h.label);
+        assert_eq!(h.count("issuances").await, 1);
+        // The same page posted again later: still nothing more.
+        let p = b
+            .post(
+                &format!("/portal/cases/{id}/issue"),
+                &[("csrf", &token), ("form_token", &once)],
+            )
+            .await;
+        assert_eq!((p.status, p.location.as_str()), (303, sent.as_str()));
+        assert_eq!(h.sent_count(), 1);
+        // A new confirmation page is a deliberate reissue.
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        assert_eq!(h.sent_count(), 2);
+    }
 }

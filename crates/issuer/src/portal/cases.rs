@@ -19,14 +19,14 @@ use super::views::{
     CaseFormPage, CaseFormValues, CasePage, CaseRow, CentreOption, ConfirmPage, Field, Header,
     HistoryRow, Layout, Panel, age, date, when,
 };
-use super::{Failure, OrPage, not_found, page, redirect};
+use super::{Failure, OrPage, page, redirect};
 use crate::domain::model::{Case, Channel, IssuanceState, Role};
 use crate::domain::rules::{self, Blocker};
 use crate::domain::validate;
 use crate::error::Error;
 use crate::service::jst;
 use crate::state::App;
-use crate::store::CaseExtra;
+use crate::store::{CaseExtra, FormClaim};
 
 /// `?q=` of the list.
 #[derive(Debug, Default, Deserialize)]
@@ -530,21 +530,98 @@ pub async fn confirm_issue(
         reissue: !history.is_empty(),
         channel: channel_label(v.lang, channel),
         to,
+        form_token: issue_form_token(&app, &v, case.id),
     };
     Ok(page(StatusCode::OK, &c))
 }
 
+/// The posted confirmation of 「処理番号発行」.
+#[derive(Debug, Default, Deserialize)]
+pub struct IssueForm {
+    #[serde(default)]
+    form_token: String,
+}
+
+fn issue_token_mac(app: &App, v: &Viewer, case_id: i64, nonce: &str) -> String {
+    app.issuer.hash_code(
+        crate::domain::codes::CodeKind::Form,
+        &format!("issue\0{}\0{case_id}\0{nonce}", v.staff.id),
+    )[..32]
+        .to_owned()
+}
+
+/// A fresh once-only token for one confirmation page of 「処理番号発行」:
+/// `<random>.<keyed hash of the account, the case and the random>`.
+fn issue_form_token(app: &App, v: &Viewer, case_id: i64) -> String {
+    let nonce = app.issuer.random_secret(18);
+    let mac = issue_token_mac(app, v, case_id, &nonce);
+    format!("{nonce}.{mac}")
+}
+
+/// The stored key of a posted token when this server made it for this
+/// account and case.
+fn issue_token_key(app: &App, v: &Viewer, case_id: i64, token: &str) -> Option<String> {
+    use subtle::ConstantTimeEq as _;
+    let (nonce, mac) = token.split_once('.').filter(|_| token.len() <= 100)?;
+    let expected = issue_token_mac(app, v, case_id, nonce);
+    bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| {
+        app.issuer.hash_code(
+            crate::domain::codes::CodeKind::Form,
+            &format!("claim\0{token}"),
+        )
+    })
+}
+
+/// How long a repeated post waits for the first one's answer.
+const REPEAT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// `POST /portal/cases/{id}/issue`: 「処理番号発行」 (or 「再発行」). The
 /// screen then shows "sent" — never the number — or why not.
+///
+/// Idempotent (issue 12, finding 7: "A triple click on 「処理番号発行」 sent 3
+/// SMS: the portal form is idempotent too"): the confirmation page's
+/// once-only token is claimed first; a repeat of it sends nothing and gets
+/// the first post's answer. The work runs detached from the connection, so
+/// a closed tab does not stop it half-way.
 pub async fn issue(
     State(app): State<Arc<App>>,
     v: Viewer,
     Path(raw): Path<String>,
+    Form(f): Form<IssueForm>,
 ) -> Result<Response, Failure> {
-    let Some(id) = case_id(&raw) else {
-        return Ok(not_found(v.lang));
+    // Another centre's case or an unknown id: 404 before anything else.
+    let id = visible_case(&app, &v, &raw).await?.id;
+    // Not a token of this server for this account and case (an old or
+    // forged page): nothing is done, the confirmation is shown again (or,
+    // when the number cannot be issued, the reason).
+    let Some(key) = issue_token_key(&app, &v, id, f.form_token.trim()) else {
+        return confirm_issue(State(app), v, Path(raw)).await;
     };
-    let r = app.issuer.issue(&v.actor, id).await;
+    let store = app.issuer.store();
+    let claim = store
+        .claim_form(&key, v.staff.id, id, app.issuer.now())
+        .await
+        .or_page(v.lang)?;
+    if claim != FormClaim::New {
+        return repeat(&app, &v, id, &key).await;
+    }
+    let task = {
+        let (app, actor, key) = (app.clone(), v.actor.clone(), key.clone());
+        tokio::spawn(async move {
+            let r = app.issuer.issue(&actor, id).await;
+            let location = match &r {
+                Ok(_) => format!("/portal/cases/{id}?tab=id&msg=sent"),
+                Err(_) => format!("/portal/cases/{id}?tab=id"),
+            };
+            if let Err(e) = app.issuer.store().finish_form(&key, &location).await {
+                tracing::error!(error = %e, "could not record the answer of an issue form");
+            }
+            r
+        })
+    };
+    let r = task
+        .await
+        .map_err(|e| Failure(v.lang, Error::from(anyhow::Error::from(e))))?;
     let (status, errors) = match r {
         Ok(_) => return Ok(redirect(&format!("/portal/cases/{id}?tab=id&msg=sent"))),
         Err(Error::Blocked(bs)) => {
@@ -573,4 +650,22 @@ pub async fn issue(
         .await
         .or_page(v.lang)?;
     Ok(page(status, &p))
+}
+
+/// A repeated post of an issue form: waits for the first post's answer
+/// and sends the browser where the first one did; nothing is sent again.
+async fn repeat(app: &App, v: &Viewer, id: i64, key: &str) -> Result<Response, Failure> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match app.issuer.store().form(key).await.or_page(v.lang)? {
+            Some(FormClaim::Taken {
+                location: Some(l), ..
+            }) => return Ok(redirect(&l)),
+            Some(_) if started.elapsed() < REPEAT_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            // Still running (or swept): the case screen shows its state.
+            _ => return Ok(redirect(&format!("/portal/cases/{id}?tab=id"))),
+        }
+    }
 }

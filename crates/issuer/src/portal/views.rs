@@ -276,6 +276,8 @@ pub struct ConfirmPage {
     pub reissue: bool,
     pub channel: &'static str,
     pub to: String,
+    /// The once-only token of this confirmation (a repeat sends nothing).
+    pub form_token: String,
 }
 
 /// One audit-log row.

@@ -22,7 +22,7 @@ pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
 pub use issuances::{IssueError, NewIssuance};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
-pub use sessions::SessionRow;
+pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
 
 pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
 
