@@ -5,6 +5,7 @@
 mod device;
 mod error;
 mod machine;
+mod receipts;
 
 use std::future::Future;
 use std::path::Path;
@@ -24,6 +25,7 @@ use crate::limits::Limits;
 use crate::service::{Issuer, Settings};
 use crate::store::Store;
 
+pub use receipts::TWILIO_STATUS_PATH;
 pub use crate::state::{ApiKeyHeader, App, ClientIp, JsonBody, TrustedProxies, client_key, proxy};
 
 /// The routes of the issuer role, with their state.
@@ -42,6 +44,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/api/v1/cases/{case_id}", patch(machine::update_case))
         .route("/api/v1/canary-cases", post(machine::create_canary_case))
         .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
+        .route(TWILIO_STATUS_PATH, post(receipts::twilio_status))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
