@@ -4,15 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod support;
+use support::cocoa;
 
 use serde_json::Value;
-
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
-    c
-}
 
 fn app(homes: &[&Path], now: &str, args: &[&str]) -> Output {
     let mut c = cocoa();

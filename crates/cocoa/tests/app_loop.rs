@@ -18,13 +18,14 @@
 //! one fresh database per role and test); under `CI` its absence fails.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
+
+mod support;
+use support::Server;
 
 /// Where the servers keep their state: environment for every `cocoa` run.
 struct Backend {
@@ -45,40 +46,15 @@ impl Backend {
     /// Two fresh PostgreSQL databases (issuer, key server: they share none),
     /// or `None` (a skip) outside CI when the test script gave no server.
     fn postgres() -> Option<Self> {
-        let admin = match std::env::var("COCOA_TEST_DATABASE_URL") {
-            Ok(a) => a,
-            Err(_) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
-                panic!(
-                    "COCOA_TEST_DATABASE_URL is not set under CI: run through scripts/with-postgres"
-                )
-            }
-            Err(_) => {
-                eprintln!(
-                    "SKIP postgres: COCOA_TEST_DATABASE_URL not set (run via scripts/with-postgres)"
-                );
-                return None;
-            }
-        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let urls = rt.block_on(async {
-            use sqlx::Connection as _;
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let (base, _) = admin.rsplit_once('/').unwrap();
-            let mut urls = Vec::new();
-            for role in ["issuer", "keyserver"] {
-                let name = format!("cocoa_loop_{role}_{:016x}", rand::random::<u64>());
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                urls.push(format!("{base}/{name}"));
-            }
-            c.close().await.unwrap();
-            urls
-        });
+            let issuer = support::fresh_postgres("cocoa_loop_issuer").await?;
+            let keyserver = support::fresh_postgres("cocoa_loop_keyserver").await?;
+            Some(vec![issuer, keyserver])
+        })?;
         Some(Self {
             label: "postgres",
             env: DB_VARS.iter().copied().zip(urls).collect(),
@@ -86,11 +62,8 @@ impl Backend {
     }
 
     fn cocoa(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-        c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
-        for v in DB_VARS {
-            c.env_remove(v);
-        }
+        let mut c = support::cocoa();
+        c.env("COCOA_LOG", "warn");
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -118,59 +91,21 @@ impl Backend {
 
     /// Starts `cocoa serve` (with `extra` flags); returns it and its address.
     fn serve(&self, data: &Path, outbox: &Path, extra: &[&str]) -> (Server, String) {
-        let mut child = self
-            .cocoa()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        let mut cmd = self.cocoa();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .arg("--outbox")
             .arg(outbox)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let server = Server(child);
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("{}: {line}", self.label))
-            .to_owned();
+            .args(extra);
+        let server = Server::listen(self.label, cmd);
+        let addr = server.addr.to_string();
         (server, addr)
     }
 }
 
 /// One HTTP/1.1 POST; returns (status, body).
 fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
-    let body = body.to_string();
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    support::http_json(addr, "POST", path, headers, body)
 }
 
 #[allow(clippy::disallowed_methods)] // the servers run on the system clock
@@ -466,7 +401,9 @@ fn the_loop(be: &Backend) {
     let check = |i: usize| be.ok_json(&["app", "--home", &home(i), "--json", "check"]);
     let b = check(1);
     assert_eq!(b["contacts"], 1, "{}: {b}", be.label);
-    assert_eq!(b["dates"], json!([met.date_naive().to_string()]));
+    // Japan's calendar date of the meeting (from 15:00 UTC it is not met's UTC date).
+    let met_jst = (met + Duration::hours(9)).date_naive();
+    assert_eq!(b["dates"], json!([met_jst.to_string()]));
     assert_eq!(b["consultation_centre"]["prefecture"], "13");
     assert!(b["last_checked"].is_string());
     assert!(b["check"]["failed"].as_array().unwrap().is_empty(), "{b}");

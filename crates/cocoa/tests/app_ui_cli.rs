@@ -6,30 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One GET: status and body.
-fn get(url: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::get(url).await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap())
-    })
-}
+use support::{Server, get};
 
 #[test]
 fn app_ui_serves_every_phone_folder_and_prints_their_urls() {
@@ -48,35 +25,20 @@ fn app_ui_serves_every_phone_folder_and_prints_their_urls() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut child = Killed(
-        support::cocoa()
-            .args(["app", "--home"])
-            .arg(&a)
-            .arg("--home")
-            .arg(&b)
-            .args(["ui", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    for _ in 0..3 {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        lines.push(line.trim().to_owned());
-    }
-    let base = lines[0]
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line {lines:?}"))
-        .trim_end_matches('/')
-        .to_owned();
+    let mut cmd = support::cocoa();
+    cmd.args(["app", "--home"])
+        .arg(&a)
+        .arg("--home")
+        .arg(&b)
+        .args(["ui", "--listen", "127.0.0.1:0"]);
+    let ui = Server::listen("app ui", cmd);
+    let base = ui.base.clone();
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let lines = ui.wait_stdout_lines(2, std::time::Duration::from_secs(10));
     for (i, home) in [&a, &b].into_iter().enumerate() {
         let url = format!("{base}/p/{i}/");
         assert!(
-            lines[i + 1].starts_with(&url) && lines[i + 1].contains(&*home.to_string_lossy()),
+            lines.get(i).is_some_and(|l| l.trim().starts_with(&url) && l.contains(&*home.to_string_lossy())),
             "{lines:?}"
         );
         let (status, html) = get(&url);
@@ -139,31 +101,17 @@ fn app_ui_checks_in_the_background_and_shows_the_outbox_of_each_phone() {
         r#"{"channel":"sms","to":"09012345001","body":"処理番号: 12345678\nhttps://cocoa.example.jp/cocoa/a/?pn=12345678","sent_at":"2026-12-03T02:30:00+00:00"}"#,
     )
     .unwrap();
-    let mut child = Killed(
-        support::cocoa()
-            .args(["app", "--home"])
-            .arg(&a)
-            .arg("--home")
-            .arg(&b)
-            .args(["ui", "--listen", "127.0.0.1:0", "--check-every", "1h"])
-            .arg("--outbox")
-            .arg(&outbox)
-            .args(["--contact", "090-1234-5001"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    // Keep reading stdout (a closed pipe would end the server at its next line).
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let mut cmd = support::cocoa();
+    cmd.args(["app", "--home"])
+        .arg(&a)
+        .arg("--home")
+        .arg(&b)
+        .args(["ui", "--listen", "127.0.0.1:0", "--check-every", "1h"])
+        .arg("--outbox")
+        .arg(&outbox)
+        .args(["--contact", "090-1234-5001"]);
+    let ui = Server::listen("app ui", cmd);
+    let base = ui.base.clone();
     // The check at start ran (no server: it failed, and the home says so).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let html = loop {

@@ -6,55 +6,13 @@
 //! exit.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
-    c
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = cocoa().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(url: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let r = reqwest::get(url).await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap_or_default())
-    })
-}
+mod support;
+use support::{Server, cocoa, free_port, get, ok_json};
 
 fn canary(url: &str, admin: &str, device: &str, pem: &Path, port: u16, token: &str) -> Output {
     cocoa()
@@ -140,7 +98,8 @@ min_age = "0s"
         ),
     )
     .unwrap();
-    let mut child = cocoa()
+    let mut serve = cocoa();
+    serve
         .args([
             "serve",
             "--listen",
@@ -149,22 +108,9 @@ min_age = "0s"
             data_s,
             "--config",
         ])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    let url = format!("http://{addr}");
+        .arg(&config);
+    let server = Server::listen("serve", serve);
+    let url = server.base.clone();
 
     let pem_out = cocoa()
         .args(["keyserver", "--data", data_s, "export-public-key"])

@@ -6,18 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG")
-        .env_remove("COCOA_ISSUER_DATABASE_URL")
-        .env_remove("COCOA_KEYSERVER_DATABASE_URL")
-        .env("COCOA_LOG", "warn");
-    c
-}
+mod support;
+use support::{Killed, Server, cocoa};
 
 #[test]
 fn the_demo_tells_the_whole_story_and_exits_0() {
@@ -119,17 +113,8 @@ fn the_demo_as_json_lists_every_step_and_keeps_its_files_with_data() {
     assert_eq!(again.status.code(), Some(2));
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `cocoa serve --demo` in `cwd`; returns the server and its banner.
-fn serve_demo(cwd: &Path) -> (Server, String) {
+fn serve_demo(cwd: &Path) -> (Killed, String) {
     let mut child = cocoa()
         .current_dir(cwd)
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
@@ -138,7 +123,7 @@ fn serve_demo(cwd: &Path) -> (Server, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let server = Server(child);
+    let server = Killed(child);
     let mut banner = String::new();
     let mut rules = 0;
     for line in lines.by_ref() {
@@ -393,34 +378,14 @@ fn every_command_the_banner_prints_works_when_pasted_in_order() {
             "--listen 127.0.0.1:8091",
             "--listen 127.0.0.1:0 --check-every 0s",
         );
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg(format!("exec {ui}"))
         .current_dir(dir.path())
         .env("PATH", &path)
-        .env("COCOA_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Keep reading its stdout (it prints a line per phone after the URL): a
-    // closed pipe would end it.
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let _ui = Server(child);
-    let first = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("cocoa app ui prints its URL");
-    let base = first
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{first}"))
-        .trim_end_matches('/')
-        .to_owned();
+        .env("COCOA_LOG", "warn");
+    let ui = Server::listen("app ui", cmd);
+    let base = ui.addr.to_string();
     let get = |path: &str| {
         use std::io::{Read as _, Write as _};
         let mut s = std::net::TcpStream::connect(&base).unwrap();

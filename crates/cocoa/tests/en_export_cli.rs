@@ -2,15 +2,14 @@
 //! contract, exit codes and file handling other tools rely on.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
+mod support;
+
 fn cocoa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cocoa"))
-        .args(args)
-        .output()
-        .expect("run cocoa")
+    support::cocoa().args(args).output().expect("run cocoa")
 }
 
 fn p(path: &Path) -> &str {

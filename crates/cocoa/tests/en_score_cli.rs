@@ -291,3 +291,120 @@ fn bad_input_is_refused_with_a_stable_code_and_exit_2() {
         "INPUT_UNREADABLE",
     );
 }
+
+/// A phone that met another for 20 minutes at 1 m and 10 minutes at 0.5 m on another day
+/// checks an export of the other's keys; its recorded windows replayed through
+/// `cocoa en daily-summaries` and `cocoa en score` give exactly its own decisions.
+#[tokio::test]
+async fn a_phones_recorded_days_replay_through_the_cli_to_its_own_decisions() {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use en_protocol::export::{
+        ExportMeta, ExposureKey, ReportType, SignatureInfo, SoftwareSigner, build_export,
+    };
+    use en_protocol::time::FixedClock;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jst = |d: u32, h: u32| {
+        chrono::FixedOffset::east_opt(9 * 3600)
+            .and_then(|o| o.with_ymd_and_hms(2026, 11, d, h, 0, 0).single())
+            .expect("time")
+            .to_utc()
+    };
+    let clock = Arc::new(FixedClock::new(jst(17, 9)));
+    let signer = SoftwareSigner::generate(
+        &mut ChaCha20Rng::seed_from_u64(5),
+        SignatureInfo::new("440", "v1"),
+    );
+    let exports = dir.path().join("exports");
+    let mut settings = device::Settings {
+        exports: Some(device::settings::file_url(&exports.join("index.txt")).expect("url")),
+        export_public_keys: vec![signer.public_key_pem().expect("pem")],
+        ..device::Settings::default()
+    };
+    settings.validate().expect("settings");
+    let new_phone = |name: &str, seed: u64| {
+        device::Phone::init(
+            &dir.path().join(name),
+            settings.clone(),
+            clock.clone(),
+            Box::new(ChaCha20Rng::seed_from_u64(seed)),
+        )
+        .expect("phone")
+    };
+    let mut a = new_phone("a", 1);
+    let mut b = new_phone("b", 2);
+    for (day, hour, minutes, metres) in [(18, 10, 20, 1.0), (19, 14, 10, 0.5)] {
+        clock.set(jst(day, hour + 1));
+        device::meet(&mut a, &mut b, jst(day, hour), minutes, metres).expect("meet");
+    }
+    clock.set(jst(20, 9));
+    let keys: Vec<ExposureKey> = b
+        .keys()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            let mut e = ExposureKey::new(k.tek.clone(), k.rolling_start);
+            e.report_type = Some(ReportType::CONFIRMED_TEST);
+            e
+        })
+        .collect();
+    let meta = ExportMeta {
+        start_timestamp: 0,
+        end_timestamp: 1,
+        region: "440".into(),
+    };
+    std::fs::create_dir_all(&exports).expect("mkdir");
+    std::fs::write(
+        exports.join("1.zip"),
+        build_export(&meta, keys, &[&signer]).expect("export"),
+    )
+    .expect("write");
+    std::fs::write(exports.join("index.txt"), "1.zip\n").expect("write");
+    let report = a.check().await.expect("check");
+    assert_eq!(report.notification.dates, ["2026-11-18"]);
+
+    let phone_days = a.scored_days().expect("days");
+    assert_eq!(phone_days.len(), 2, "two days recorded: {phone_days:?}");
+    let w = write(
+        dir.path(),
+        "w.json",
+        &serde_json::to_value(a.exposure_windows().expect("windows")).expect("json"),
+    );
+    let config = vector("configuration.json");
+    let summaries = ok_json(&run(&[
+        "en",
+        "daily-summaries",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--exposure-windows",
+        &w,
+    ]));
+    let phone_summaries: Vec<Value> = phone_days
+        .iter()
+        .map(|d| serde_json::to_value(&d.daily_summary).expect("json"))
+        .collect();
+    assert_eq!(summaries, Value::Array(phone_summaries));
+    let risk = vector("risk_calculation_configuration.json");
+    let mut levels = Vec::new();
+    for (i, day) in phone_days.iter().enumerate() {
+        let s = write(dir.path(), &format!("s{i}.json"), &summaries[i]);
+        let cli = ok_json(&run(&[
+            "en",
+            "score",
+            "--config",
+            risk.to_str().expect("utf-8"),
+            "--daily-summary",
+            &s,
+            "--exposure-windows",
+            &w,
+        ]));
+        assert_eq!(cli, serde_json::to_value(day.decision).expect("json"));
+        levels.push(cli["risk_level"].clone());
+    }
+    // 20 min at 1 m is a contact; 10 min at 0.5 m is not (720 s < 900 s).
+    assert_eq!(levels, [json!("High"), json!("Low")]);
+}

@@ -12,22 +12,16 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-#[path = "support/browser.rs"]
-mod browser;
-use browser::{CHROMEDRIVER, CHROMIUM, Killed, start_chromedriver};
+mod support;
+use support::browser::{CHROMEDRIVER, CHROMIUM, start_chromedriver};
+use support::{Killed, cocoa};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG");
-    c
-}
 
 fn json_out(args: &[&str], data: &Path, stdin: Option<&str>) -> Value {
     let mut cmd = cocoa();

@@ -3,15 +3,11 @@
 //! a number, find it in the outbox, and register with it.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
-    c
-}
+mod support;
+use support::{Server, cocoa};
 
 fn json_out(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> serde_json::Value {
     let mut cmd = cocoa();
@@ -33,35 +29,13 @@ fn json_out(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> serde_
 }
 
 /// One HTTP/1.1 request; returns (status, body).
+/// One POST with a JSON body; (status, the answer as JSON or `Null`).
 fn http(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").unwrap().1;
+    let (status, body) = support::http(addr, "POST", path, headers, body.as_bytes());
     (
         status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     )
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -129,7 +103,8 @@ fn management_commands_and_serve_work_together() {
     assert!(pem.contains("-----BEGIN PUBLIC KEY-----"), "{pem}");
 
     let outbox = dir.path().join("outbox");
-    let mut child = cocoa()
+    let mut serve = cocoa();
+    serve
         .args([
             "serve",
             "--role",
@@ -140,21 +115,9 @@ fn management_commands_and_serve_work_together() {
         ])
         .arg(dir.path().join("data"))
         .arg("--outbox")
-        .arg(&outbox)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_owned();
+        .arg(&outbox);
+    let server = Server::listen("issuer", serve);
+    let addr = server.addr.to_string();
 
     let case = serde_json::json!({
         "name_kanji": "横口 健太", "name_kana": "ヨコグチ ケンタ", "birth_date": "1998-09-09",

@@ -4,76 +4,31 @@
 //! `cocoa en inspect`.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use keyserver::testkit::{Minter, daily_keys, publish_request};
 use rand::SeedableRng;
 
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG").env("COCOA_LOG", "warn");
-    c
-}
+mod support;
+use support::{Server, cocoa, json_of};
 
 fn run(args: &[&str]) -> Output {
     cocoa().args(args).output().unwrap()
 }
 
-fn json_of(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// One HTTP/1.1 request; returns (status, body).
+/// One request with a JSON body: (status, body).
 fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let status = std::str::from_utf8(&resp[9..12]).unwrap().parse().unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    (status, resp[split..].to_vec())
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    support::http(addr, method, path, &[], body)
 }
 
 fn serve(data: &Path, role: &str) -> (Server, String) {
-    let mut child = cocoa()
-        .args(["serve", "--role", role, "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (Server(child), addr)
+    let mut cmd = cocoa();
+    cmd.args(["serve", "--role", role, "--listen", "127.0.0.1:0", "--data"])
+        .arg(data);
+    let server = Server::listen(role, cmd);
+    let addr = server.addr.to_string();
+    (server, addr)
 }
 
 #[test]

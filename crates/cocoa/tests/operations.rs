@@ -4,115 +4,25 @@
 //! Each test runs the real binary.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG")
-        .env_remove("COCOA_LOG_FORMAT")
-        .env_remove("RUST_LOG")
-        .env("COCOA_LOG", "warn");
-    c
-}
+mod support;
+use support::{Server, cocoa, get};
 
-/// A running `cocoa serve`, killed when dropped; its stderr is collected.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `cocoa serve` with `args` (plus `--listen 127.0.0.1:0 --data
-    /// <data>`), as `cmd` sets up, and waits for its `listening on` line.
-    fn start(data: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
-        let mut cmd = cocoa();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        setup(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = BufReader::new(child.stderr.take().unwrap());
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while pipe.read_line(&mut line).unwrap_or(0) > 0 {
-                sink.lock().unwrap().push_str(&line);
-                line.clear();
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .or_else(|| line.trim().strip_prefix("listening on https://"))
-            .unwrap_or_else(|| {
-                std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "unexpected first line {line:?}; stderr: {}",
-                    stderr.lock().unwrap()
-                )
-            })
-            .parse()
-            .unwrap();
-        Self {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    /// Waits up to `limit` for the process to end.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let t = Instant::now();
-        while t.elapsed() < limit {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// Everything written on stderr so far (waits a little for the pipe).
-    fn stderr(&self) -> String {
-        std::thread::sleep(Duration::from_millis(100));
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
+/// Starts `cocoa serve` with `args` (plus `--listen 127.0.0.1:0 --data
+/// <data>`), as `setup` sets up, and waits for its `listening on` line.
+fn serve(data: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> Server {
+    let mut cmd = cocoa();
+    cmd.env("COCOA_LOG", "warn")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(args);
+    setup(&mut cmd);
+    Server::listen("serve", cmd)
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -123,19 +33,11 @@ fn block_on<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// GET over plain HTTP: (status, body).
-fn get(url: &str) -> (u16, String) {
-    block_on(async {
-        let r = reqwest::get(url).await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    })
-}
-
 #[test]
 fn every_role_serves_healthz_readyz_and_metrics() {
     for role in ["issuer", "keyserver", "exporter", "all"] {
         let dir = tempfile::tempdir().unwrap();
-        let s = Server::start(&dir.path().join("data"), &["--role", role], |_| {});
+        let s = serve(&dir.path().join("data"), &["--role", role], |_| {});
         assert_eq!(get(&s.url("/healthz")), (200, "ok".into()), "{role}");
         assert_eq!(get(&s.url("/readyz")), (200, "ready".into()), "{role}");
         let (status, metrics) = get(&s.url("/metrics"));
@@ -226,7 +128,7 @@ fn json_logs_hold_no_client_address_and_no_processing_number() {
         .unwrap()
         .to_owned();
     let outbox = dir.path().join("outbox");
-    let mut s = Server::start(&data, &["--role", "all", "--outbox"], |c| {
+    let mut s = serve(&data, &["--role", "all", "--outbox"], |c| {
         c.arg(&outbox)
             .env("COCOA_LOG_FORMAT", "json")
             .env("COCOA_LOG", "debug");
@@ -370,7 +272,7 @@ fn refused_within(addr: SocketAddr, limit: Duration) -> bool {
 #[test]
 fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(&dir.path().join("data"), &["--role", "keyserver"], |_| {});
+    let mut s = serve(&dir.path().join("data"), &["--role", "keyserver"], |_| {});
     let (mut conn, rest) = start_slow_chaff(s.addr);
     // Let the server read the head and enter the handler.
     std::thread::sleep(Duration::from_millis(300));
@@ -396,7 +298,7 @@ fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
 #[test]
 fn the_grace_period_bounds_the_wait_for_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(
+    let mut s = serve(
         &dir.path().join("data"),
         &["--role", "keyserver", "--shutdown-grace", "1s"],
         |c| {
@@ -422,7 +324,7 @@ fn the_grace_period_bounds_the_wait_for_requests_in_flight() {
 #[test]
 fn readyz_turns_503_while_the_server_drains() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(
+    let mut s = serve(
         &dir.path().join("data"),
         &["--role", "keyserver", "--drain-delay", "2s"],
         |_| {},
@@ -456,7 +358,7 @@ fn readyz_turns_503_while_the_server_drains() {
 #[test]
 fn the_exporter_stops_between_cycles() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(
+    let mut s = serve(
         &dir.path().join("data"),
         &["--role", "exporter", "--log-format", "json"],
         |c| {
@@ -501,7 +403,7 @@ fn tls_serves_https_and_refuses_plain_http() {
     let (cert, key, pem) = self_signed(dir.path());
     for role in ["keyserver", "all"] {
         let data = dir.path().join(role);
-        let s = Server::start(&data, &["--role", role, "--tls-cert"], |c| {
+        let s = serve(&data, &["--role", role, "--tls-cert"], |c| {
             c.arg(&cert).env("COCOA_TLS_KEY", &key);
         });
         block_on(async {

@@ -21,25 +21,14 @@
 //! Without Chromium the test is skipped with a note, except under CI.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-#[path = "support/browser.rs"]
-mod browser;
-use browser::{CHROMEDRIVER, CHROMIUM, Driver, Killed, start_chromedriver};
-
-fn cocoa() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
-    c.env_remove("COCOA_CONFIG")
-        .env_remove("COCOA_ISSUER_DATABASE_URL")
-        .env_remove("COCOA_KEYSERVER_DATABASE_URL")
-        .env("COCOA_LOG", "warn");
-    c
-}
+mod support;
+use support::browser::{CHROMEDRIVER, CHROMIUM, Driver, start_chromedriver};
+use support::{Server, cocoa};
 
 /// Runs `cocoa args…`, which must succeed; its stdout.
 fn ok(args: &[&str]) -> String {
@@ -70,34 +59,6 @@ fn full_width(digits: &str) -> String {
         .chars()
         .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap())
         .collect()
-}
-
-/// Starts `cmd` (whose first stdout line is `listening on http://…`) with
-/// stderr into `log`; the process and its base URL.
-fn start(mut cmd: Command, log: &Path) -> (Killed, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    // Keep reading: a closed pipe would end the process at its next line.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let killed = Killed(child);
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| {
-            panic!(
-                "unexpected first line {line:?}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        })
-        .trim_end_matches('/')
-        .to_owned();
-    (killed, base)
 }
 
 async fn api(base: &str, key: &str, path: &str, extra: &[(&str, &str)], body: Value) -> Value {
@@ -262,7 +223,6 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
         .to_owned();
 
     // The servers, logging everything (debug) to a file.
-    let server_log = dir.path().join("server.log");
     let mut serve = cocoa();
     serve
         .env("COCOA_LOG", "debug")
@@ -270,7 +230,8 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
         .arg(&data)
         .arg("--outbox")
         .arg(&outbox);
-    let (server, base) = start(serve, &server_log);
+    let mut server = Server::listen("serve", serve);
+    let base = server.base.clone();
 
     // Three phones set up six days ago: A (positive), B (met A), C (the SMS
     // link).
@@ -330,7 +291,6 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
     let today_jst = (now + chrono::Duration::hours(9)).date_naive().to_string();
 
     // The phone UI of the three phones.
-    let ui_log = dir.path().join("ui.log");
     let mut ui = cocoa();
     ui.env("COCOA_LOG", "debug")
         .args([
@@ -343,7 +303,8 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
             &home(2),
         ])
         .args(["ui", "--listen", "127.0.0.1:0"]);
-    let (ui_server, ui_base) = start(ui, &ui_log);
+    let mut ui_server = Server::listen("app ui", ui);
+    let ui_base = ui_server.base.clone();
 
     let diagnosed = (now - chrono::Duration::days(1)).date_naive().to_string();
     let case_a = create_case(&base, &admin, 1, &diagnosed).await;
@@ -488,13 +449,14 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
     seen.look(&d, "notification-en").await;
     drop(d);
     drop(chromedriver);
-    drop(ui_server);
-    drop(server);
+    // Stopped gracefully: everything they logged is collected.
+    ui_server.terminate();
+    server.terminate();
     assert_eq!(seen.shots, 2 * seen.pages.len());
 
     // Neither number nor code is on any page or in either log.
-    let server_logs = std::fs::read_to_string(&server_log).unwrap();
-    let ui_logs = std::fs::read_to_string(&ui_log).unwrap();
+    let server_logs = server.stderr();
+    let ui_logs = ui_server.stderr();
     assert!(
         server_logs.contains("processing number sent"),
         "the server's logs were captured"

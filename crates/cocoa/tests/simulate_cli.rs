@@ -140,3 +140,64 @@ fn bad_settings_exit_with_status_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// COCOA's two documents as files.
+fn write_cocoa_configs(dir: &Path, score_sum: f64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let config = dir.join("configuration.json");
+    let risk = dir.join("risk_calculation_configuration.json");
+    std::fs::write(
+        &config,
+        r#"{"google_daily_summaries_config": {"attenuation_bucket_threshold_db": [46, 60, 65],
+        "attenuation_bucket_weights": [1.0, 2.5, 1.3, 0.01], "days_since_exposure_threshold": 0,
+        "infectiousness_weights": {"High": 1.0, "Standard": 1.0}, "minimum_window_score": 0,
+        "report_type_weights": {"ConfirmedClinicalDiagnosis": 1.0, "ConfirmedTest": 1.0,
+        "SelfReport": 1.0, "Recursive": 1.0}}}"#,
+    )
+    .expect("write the document");
+    std::fs::write(
+        &risk,
+        format!(
+            r#"{{"format_version": 1,
+        "DailySummary_DaySummary_ScoreSum": {{"op": ">=", "value": {score_sum}}},
+        "DailySummary_DaySummary_WeightedDurationAverage": {{"op": "NOP", "value": 0}},
+        "ExposureWindow_ScanInstance_SecondsSinceLastScanSum": {{"op": ">=", "value": 900}},
+        "ExposureWindow_ScanInstance_TypicalAttenuationDb_Max": {{"op": "NOP", "value": 0}},
+        "ExposureWindow_ScanInstance_TypicalAttenuationDb_Min": {{"op": "NOP", "value": 0}}}}"#
+        ),
+    )
+    .expect("write the document");
+    (config, risk)
+}
+
+#[test]
+fn the_phones_score_with_the_configuration_and_risk_files_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, risk) = write_cocoa_configs(dir.path(), 1350.0);
+    let (c, r) = (config.to_str().unwrap(), risk.to_str().unwrap());
+    let cocoa = simulate(dir.path(), "cocoa", &["--config", c, "--risk", r]);
+    let default = simulate(dir.path(), "default", &[]);
+    assert_eq!(cocoa["notified"], default["notified"]);
+    assert!(
+        cocoa["notified"].as_u64().unwrap() > 0,
+        "{}",
+        cocoa["notified"]
+    );
+    let strict_dir = dir.path().join("strict");
+    std::fs::create_dir(&strict_dir).unwrap();
+    let (_, strict) = write_cocoa_configs(&strict_dir, 1.0e9);
+    let none = simulate(dir.path(), "strict", &["--risk", strict.to_str().unwrap()]);
+    assert_eq!(none["notified"], 0);
+    // A bad document: exit 2, its stable code, nothing run.
+    std::fs::write(
+        &risk,
+        br#"{"format_version": 1, "DailySummary_DaySummary_ScoreSum": {"op": "~", "value": 1}}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+        .args(["simulate", "--devices", "10", "--quiet", "--risk", r])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RISK_CONFIG_PARSE"), "{err}");
+}

@@ -14,17 +14,15 @@ use en_protocol::export::{
     ExportArchive, ExposureKey, KeyRecord, TekSignatureList, VerificationKey, export_key_records,
     export_revised_key_records, read_header, read_zip, verify,
 };
-use en_protocol::matcher::{DiagnosisKey, KeyMatch, MatchedSighting, SightingIndex};
-use en_protocol::scoring::{
-    ExposureWindow, Infectiousness, ScoringConfig, daily_summaries, exposure_windows,
-    is_contact_day,
-};
+use en_protocol::exposure_configuration::{ExposureWindow, ReportType};
+use en_protocol::matcher::{DiagnosisKey, KeyMatch, SightingIndex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+pub use crate::legacy_scoring::{contact_days, exposure_of, japan_day_windows};
 use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
-use crate::phone::{Phone, RETENTION_DAYS};
+use crate::phone::Phone;
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
 use crate::store::{FailedFileRow, StoredExposure};
 use crate::text::{Lang, Text, ja_date};
@@ -227,7 +225,7 @@ pub struct KeyExposure {
     pub key_id: Vec<u8>,
     /// Its report type (export wire value; 0 when absent).
     pub report_type: i32,
-    /// Its exposure windows (at least one).
+    /// Its exposure windows (at least one), Android's shape, dated by Japan's calendar.
     pub windows: Vec<ExposureWindow>,
 }
 
@@ -236,7 +234,7 @@ impl KeyExposure {
         let last = self
             .windows
             .iter()
-            .map(|w| w.date)
+            .map(crate::risk::window_date)
             .max()
             .unwrap_or_default();
         Ok(StoredExposure {
@@ -289,45 +287,21 @@ pub fn verify_file(
 }
 
 /// What one matched key adds: its sightings decrypted (TX power, so
-/// attenuation = TX power − RSSI) and cut into exposure windows, with the
-/// key's report type; `None` when no window results.
-pub fn exposure_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Option<KeyExposure> {
+/// attenuation = TX power − RSSI) and cut into exposure windows dated by Japan's calendar
+/// ([`crate::risk::japan_day_windows`]), with the key's report type; `None` when no window
+/// results.
+pub fn key_exposure(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Option<KeyExposure> {
     let matched = index.decrypt_hits(&key.key_data, m);
     let report_type = key.report_type.map_or(0, |r| r.0);
-    let windows = japan_day_windows(matched, report_type);
+    let windows = crate::risk::japan_day_windows(
+        matched,
+        ReportType::try_from(report_type).unwrap_or(ReportType::Unknown),
+    );
     (!windows.is_empty()).then(|| KeyExposure {
         key_id: key_id(key),
         report_type,
         windows,
     })
-}
-
-/// The exposure windows of matched sightings, dated by Japan's calendar date
-/// of their sightings (「日付は日本の暦日」: a contact at 01:53 JST on 12月1日 is
-/// a contact on 12月1日, not on 11月30日 as its UTC day would say). The
-/// sightings are cut at 00:00 JST first, so a window never spans two Japan
-/// days and each day's summary holds exactly that day's sightings.
-pub fn japan_day_windows(
-    mut matched: Vec<MatchedSighting>,
-    report_type: i32,
-) -> Vec<ExposureWindow> {
-    matched.sort_by_key(|m| m.sighting.at);
-    let day_of = |m: &MatchedSighting| {
-        DateTime::<Utc>::from_timestamp(m.sighting.at, 0).map(en_protocol::time::japan_date)
-    };
-    matched
-        .chunk_by(|a, b| day_of(a) == day_of(b))
-        .flat_map(|day| {
-            let date = day_of(&day[0]);
-            let mut windows = exposure_windows(day, report_type, Infectiousness::Standard);
-            if let Some(date) = date {
-                for w in &mut windows {
-                    w.date = date;
-                }
-            }
-            windows
-        })
-        .collect()
 }
 
 /// Streams the keys of a verified `export.bin` through the matcher in
@@ -356,7 +330,7 @@ pub fn match_file(
             index
                 .match_keys(&chunk, 0)
                 .iter()
-                .filter_map(|m| exposure_of(index, &chunk[m.key_index].into(), m)),
+                .filter_map(|m| key_exposure(index, &chunk[m.key_index].into(), m)),
         );
     }
     let mut revisions = Vec::new();
@@ -390,26 +364,6 @@ pub fn process_file(
     let mut found = match_file(&archive.export_bin, index)?;
     found.verify_seconds = verify_seconds;
     Ok(found)
-}
-
-/// COCOA's decision over exposure windows: the days (not before `oldest`)
-/// whose daily summary meets the configured thresholds. The days are the
-/// windows' dates: Japan's calendar dates ([`japan_day_windows`]).
-pub fn contact_days<'a>(
-    windows: impl IntoIterator<Item = &'a ExposureWindow>,
-    oldest: NaiveDate,
-    config: &ScoringConfig,
-) -> Vec<NaiveDate> {
-    let recent: Vec<ExposureWindow> = windows
-        .into_iter()
-        .filter(|w| w.date >= oldest)
-        .cloned()
-        .collect();
-    daily_summaries(&recent, config)
-        .iter()
-        .filter(|d| is_contact_day(d, config))
-        .map(|d| d.date)
-        .collect()
 }
 
 impl Phone {
@@ -600,21 +554,6 @@ impl Phone {
         self.store.set(CENTRES, &list)
     }
 
-    /// Days with a contact, from every exposure found so far, within 14 days.
-    fn contact_days(&self) -> Result<Vec<NaiveDate>> {
-        let oldest = en_protocol::time::japan_date(self.now() - Duration::days(RETENTION_DAYS));
-        let mut windows: Vec<ExposureWindow> = Vec::new();
-        for e in self.store.exposures()? {
-            let mut w: Vec<ExposureWindow> = serde_json::from_str(&e.windows_json)
-                .map_err(|err| Error::Corrupt(err.to_string()))?;
-            for win in &mut w {
-                win.report_type = e.report_type;
-            }
-            windows.extend(w);
-        }
-        Ok(contact_days(&windows, oldest, &self.settings.scoring))
-    }
-
     /// The notification state: contacts and their dates since the last
     /// checks, and the consultation centre to call.
     pub fn notification(&self) -> Result<Notification> {
@@ -774,7 +713,7 @@ mod tests {
         let exposures = index
             .match_keys(&keys, 0)
             .iter()
-            .filter_map(|m| exposure_of(index, &keys[m.key_index], m))
+            .filter_map(|m| key_exposure(index, &keys[m.key_index], m))
             .collect();
         let revisions = export_revised_keys(export_bin)
             .map(|k| k.unwrap())
@@ -871,75 +810,6 @@ mod tests {
             assert_eq!(found.revisions, expected.revisions);
             assert_eq!(found.revisions.len(), export.revised_keys.len());
         }
-    }
-
-    #[test]
-    fn contact_dates_are_japan_calendar_dates_at_the_midnight_jst_edges() {
-        use en_protocol::matcher::Sighting;
-        use en_protocol::{Aem, BluetoothMetadata, Rpi};
-        // 2020-12-01 00:00 JST = 2020-11-30 15:00 UTC.
-        let midnight_jst = 1_606_748_400i64;
-        let seen = |at: i64| MatchedSighting {
-            sighting: Sighting {
-                rpi: Rpi([0; 16]),
-                aem: Aem([0; 4]),
-                rssi: -50,
-                at,
-                seconds: 240,
-            },
-            interval: EnIntervalNumber::new((at / 600) as u32),
-            metadata: BluetoothMetadata::v1(0),
-            attenuation_db: 50,
-        };
-        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2020, m, d).unwrap();
-        let dates = |ats: &[i64]| -> Vec<NaiveDate> {
-            japan_day_windows(ats.iter().map(|&a| seen(a)).collect(), 1)
-                .iter()
-                .map(|w| w.date)
-                .collect()
-        };
-        // 23:59 JST is still 11月30日; 00:00 and 00:01 JST are 12月1日.
-        assert_eq!(dates(&[midnight_jst - 60]), [day(11, 30)]);
-        assert_eq!(dates(&[midnight_jst]), [day(12, 1)]);
-        assert_eq!(dates(&[midnight_jst + 60]), [day(12, 1)]);
-        // 01:53 JST on 12月1日 (16:53 UTC on 11月30日) is 12月1日.
-        assert_eq!(dates(&[midnight_jst + 113 * 60]), [day(12, 1)]);
-        // A contact across midnight JST is cut there: one window each day.
-        assert_eq!(
-            dates(&[midnight_jst - 60, midnight_jst + 60]),
-            [day(11, 30), day(12, 1)]
-        );
-        // And the contact day decision uses those dates: 20 minutes from
-        // 00:01 JST on 12月1日 is a contact on 12月1日.
-        let w = japan_day_windows(
-            (0..5).map(|n| seen(midnight_jst + 60 + n * 240)).collect(),
-            1,
-        );
-        let c = ScoringConfig::default();
-        assert_eq!(contact_days(&w, day(11, 20), &c), [day(12, 1)]);
-    }
-
-    #[test]
-    fn contact_days_apply_cocoas_rule_within_the_period() {
-        use en_protocol::scoring::ScanInstance;
-        let day = |d: u32| NaiveDate::from_ymd_opt(2020, 12, d).unwrap();
-        let window = |d: u32, minutes: u32| ExposureWindow {
-            date: day(d),
-            report_type: 1,
-            infectiousness: Infectiousness::Standard,
-            scan_instances: vec![
-                ScanInstance {
-                    typical_attenuation_db: 55,
-                    min_attenuation_db: 55,
-                    seconds_since_last_scan: 240,
-                };
-                (minutes / 4) as usize
-            ],
-        };
-        let w = [window(1, 20), window(5, 20), window(6, 12), window(6, 8)];
-        let c = ScoringConfig::default();
-        assert_eq!(contact_days(&w, day(2), &c), [day(5), day(6)]);
-        assert_eq!(contact_days(&w[2..3], day(1), &c), []);
     }
 
     #[test]

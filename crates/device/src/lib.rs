@@ -13,11 +13,12 @@
 //! | [`number`] | the processing number as typed, and the app link |
 //! | [`window`] | the key window of a registration ([`window::registration_keys`]) |
 //! | [`register`] | verify → certificate → publish, resumable |
-//! | [`check`] | index, download, signature, match, score, notification |
+//! | [`check`] | index, download, signature, match, notification |
+//! | [`risk`] | the decision: COCOA's configuration.json + risk_calculation_configuration.json |
 //! | [`meet`] | two phones near each other (path-loss model) |
 //! | [`prefecture`] | prefectures and consultation centres |
 //! | [`status`] | [`Status`]: the phone at a glance (keys, registration, checks) |
-//! | [`settings`] | server URLs, keys, thresholds |
+//! | [`settings`] | server URLs, keys, the two scoring documents |
 //! | [`store`] | the SQLite file |
 //! | [`text`] | the screen's wording and the messages, Japanese and English |
 #![forbid(unsafe_code)]
@@ -25,12 +26,14 @@
 pub mod check;
 pub mod error;
 pub mod keys;
+pub mod legacy_scoring;
 pub mod meet;
 pub mod net;
 pub mod number;
 pub mod phone;
 pub mod prefecture;
 pub mod register;
+pub mod risk;
 pub mod settings;
 pub mod status;
 pub mod store;

@@ -142,7 +142,8 @@ pub fn meet(
 
 #[cfg(test)]
 mod tests {
-    use en_protocol::scoring::ScoringConfig;
+    use en_protocol::exposure_configuration::DailySummariesConfig;
+    use en_protocol::risk_calculation::{DayValues, RiskCalculationConfiguration, RiskLevel};
 
     use super::*;
 
@@ -159,12 +160,16 @@ mod tests {
 
     /// COCOA's day rule on a meeting, straight from the model.
     fn is_contact(minutes: u32, distance_m: f64) -> bool {
-        let c = ScoringConfig::default();
-        let scans = scan_times(DateTime::UNIX_EPOCH, minutes).len() as f64;
-        let seconds = scans * SCAN_INTERVAL_SECONDS as f64;
-        let weight = c.attenuation_weight(attenuation_db(distance_m) as u8);
-        seconds * weight >= c.minimum_daily_score_sum
-            && seconds >= f64::from(c.minimum_daily_observed_seconds)
+        let c = DailySummariesConfig::cocoa();
+        let scans = scan_times(DateTime::UNIX_EPOCH, minutes).len();
+        let db = attenuation_db(distance_m) as u8;
+        let weighted = (scans as f64) * SCAN_INTERVAL_SECONDS as f64 * c.attenuation_weight(db);
+        let values = DayValues::compute(
+            weighted,
+            weighted,
+            &vec![(db, SCAN_INTERVAL_SECONDS as u32); scans],
+        );
+        RiskCalculationConfiguration::cocoa().decide(&values) == RiskLevel::High
     }
 
     #[test]

@@ -151,6 +151,8 @@ impl Phone {
         let settings: Settings = store
             .get(SETTINGS)?
             .ok_or_else(|| Error::Corrupt("no settings".into()))?;
+        // The two scoring documents are checked on every load, not only when saved.
+        settings.validate_scoring()?;
         let installed_at: i64 = store
             .get(INSTALLED_AT)?
             .ok_or_else(|| Error::Corrupt("no installation time".into()))?;

@@ -1,10 +1,12 @@
 //! The phone's settings: where the servers are, the key that signs export
-//! files, the prefecture, the transmit power and the scoring thresholds.
+//! files, the prefecture, the transmit power and the two documents the phone
+//! decides with (COCOA's `configuration.json` and `risk_calculation_configuration.json`).
 
 use std::fmt;
 
 use en_protocol::export::VerificationKey;
-use en_protocol::scoring::ScoringConfig;
+use en_protocol::exposure_configuration::ExposureConfiguration;
+use en_protocol::risk_calculation::RiskCalculationConfiguration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -47,8 +49,14 @@ pub struct Settings {
     pub tx_power: i8,
     /// Language of messages.
     pub lang: Lang,
-    /// Scoring thresholds (COCOA's by default).
-    pub scoring: ScoringConfig,
+    /// `configuration.json` in COCOA's format (COCOA's published file by default).
+    pub exposure_configuration: ExposureConfiguration,
+    /// `risk_calculation_configuration.json` in COCOA's format (COCOA's by default).
+    pub risk_calculation_configuration: RiskCalculationConfiguration,
+    /// What phones stored before they kept COCOA's two documents (`ScoringConfig`: always
+    /// COCOA's values, no command set it): read and dropped, never written.
+    #[serde(rename = "scoring", skip_serializing)]
+    pub older_scoring: Option<serde::de::IgnoredAny>,
     /// URL of a JSON list of consultation centres that overrides the
     /// built-in table (`[{"prefecture","name","phone","url","hours"}]`).
     pub consultation_centres_url: Option<String>,
@@ -67,7 +75,9 @@ impl Default for Settings {
             region: DEFAULT_REGION.into(),
             tx_power: DEFAULT_TX_POWER,
             lang: Lang::Ja,
-            scoring: ScoringConfig::default(),
+            exposure_configuration: ExposureConfiguration::cocoa(),
+            risk_calculation_configuration: RiskCalculationConfiguration::cocoa(),
+            older_scoring: None,
             consultation_centres_url: None,
         }
     }
@@ -182,9 +192,25 @@ impl Settings {
         if self.health_authority_id.trim().is_empty() {
             return Err(invalid("health authority id", "must not be empty"));
         }
-        self.scoring
+        self.older_scoring = None;
+        self.validate_scoring()
+    }
+
+    /// Checks the two scoring documents as `cocoa keyserver publish-config` does (ranges,
+    /// ordered thresholds, format_version); run on every load of the phone too.
+    pub fn validate_scoring(&self) -> Result<()> {
+        self.exposure_configuration
+            .google_daily_summaries_config
             .validate()
-            .map_err(|e| invalid("scoring", e.to_string()))?;
+            .map_err(|e| invalid("configuration.json", format!("{}: {e}", e.code())))?;
+        self.risk_calculation_configuration
+            .validate()
+            .map_err(|e| {
+                invalid(
+                    "risk_calculation_configuration.json",
+                    format!("{}: {e}", e.code()),
+                )
+            })?;
         Ok(())
     }
 
@@ -282,6 +308,38 @@ mod tests {
         s.validate().unwrap();
         assert_eq!(s.prefecture.as_deref(), Some("13"));
         assert!(parse_public_keys("nothing").is_err());
+    }
+
+    #[test]
+    fn settings_stored_by_older_phones_load_with_cocoas_documents() {
+        let older = r#"{"prefecture":"13","scoring":{"attenuation_bucket_thresholds_db":[46,60,65],
+            "attenuation_bucket_weights":[1.0,2.5,1.3,0.01],"report_type_weights":[1.0,1.0,1.0,1.0],
+            "report_type_when_missing":1,"infectiousness_weights":[1.0,1.0],"minimum_window_score":0.0,
+            "minimum_daily_score_sum":1350.0,"minimum_daily_observed_seconds":900}}"#;
+        let mut s: Settings = serde_json::from_str(older).unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.exposure_configuration, ExposureConfiguration::cocoa());
+        assert_eq!(
+            s.risk_calculation_configuration,
+            RiskCalculationConfiguration::cocoa()
+        );
+        let again = serde_json::to_string(&s).unwrap();
+        assert!(!again.contains("\"scoring\""), "{again}");
+        assert!(again.contains("google_daily_summaries_config"));
+        assert!(again.contains("DailySummary_DaySummary_ScoreSum"));
+    }
+
+    #[test]
+    fn nonsense_scoring_documents_are_refused() {
+        let mut s = Settings::default();
+        s.exposure_configuration
+            .google_daily_summaries_config
+            .attenuation_bucket_threshold_db = [60, 46, 65];
+        let e = s.validate().unwrap_err();
+        assert!(e.to_string().contains("EXPOSURE_CONFIG_THRESHOLDS"), "{e}");
+        let mut s = Settings::default();
+        s.risk_calculation_configuration.format_version = 2;
+        assert!(matches!(s.validate(), Err(Error::SettingInvalid { .. })));
     }
 
     #[test]

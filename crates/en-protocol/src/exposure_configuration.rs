@@ -16,8 +16,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::matcher::MatchedSighting;
+
 /// Milliseconds in one UTC day.
 pub const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// A window of an exposure lasts at most 30 minutes (ENv2).
+pub const MAX_WINDOW_SECONDS: i64 = 30 * 60;
 
 /// ENv2 bounds every weight to `0..=2.5`.
 pub const MAX_WEIGHT: f64 = 2.5;
@@ -281,7 +286,32 @@ impl DailySummariesConfig {
     }
 }
 
+/// COCOA's published `configuration.json` (cocoa-mhlw/cocoa
+/// `documents/static/exposure_configuration/configuration.json`, commit 1419e919), byte for byte.
+pub const COCOA_CONFIGURATION_JSON: &str =
+    include_str!("../tests/vectors/cocoa/configuration.json");
+
 impl ExposureConfiguration {
+    /// COCOA's published configuration ([`COCOA_CONFIGURATION_JSON`]): the built-in values.
+    pub fn cocoa() -> Self {
+        Self::from_json(COCOA_CONFIGURATION_JSON.as_bytes())
+            .expect("COCOA's configuration.json is valid (tested)")
+    }
+
+    /// The report type a key without one is given: ENv2 `DiagnosisKeysDataMapping`
+    /// `google_diagnosis_keys_data_mapping_config.report_type_when_missing` (COCOA: 1,
+    /// ConfirmedTest); ConfirmedTest when the section or the field is absent or not 1..=4.
+    pub fn report_type_when_missing(&self) -> ReportType {
+        self.other
+            .get("google_diagnosis_keys_data_mapping_config")
+            .and_then(|m| m.get("report_type_when_missing"))
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .and_then(|v| ReportType::try_from(v).ok())
+            .filter(|r| !matches!(r, ReportType::Unknown | ReportType::Revoked))
+            .unwrap_or(ReportType::ConfirmedTest)
+    }
+
     /// Parses and validates `configuration.json`; nothing is returned on any fault.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ExposureConfigError> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -373,6 +403,43 @@ impl From<Infectiousness> for i32 {
             Infectiousness::High => 2,
         }
     }
+}
+
+/// Splits the matched sightings of one key into exposure windows of at most
+/// [`MAX_WINDOW_SECONDS`] (ENv2: "a window of an exposure lasts at most 30 minutes"), one
+/// scan instance per sighting (typical = minimum attenuation: one sample), each window dated
+/// by the UTC day of its first sighting.
+pub fn exposure_windows_of_sightings(
+    sightings: &[MatchedSighting],
+    report_type: ReportType,
+    infectiousness: Infectiousness,
+) -> Vec<ExposureWindow> {
+    let mut sorted: Vec<&MatchedSighting> = sightings.iter().collect();
+    sorted.sort_by_key(|m| m.sighting.at);
+    let mut windows: Vec<(i64, ExposureWindow)> = Vec::new();
+    for m in sorted {
+        let scan = ScanInstance {
+            min_attenuation_db: m.attenuation_db,
+            typical_attenuation_db: m.attenuation_db,
+            seconds_since_last_scan: m.sighting.seconds,
+        };
+        match windows.last_mut() {
+            Some((start, w)) if m.sighting.at - *start < MAX_WINDOW_SECONDS => {
+                w.scan_instances.push(scan)
+            }
+            _ => windows.push((
+                m.sighting.at,
+                ExposureWindow {
+                    date_millis_since_epoch: m.sighting.at.div_euclid(86_400) * MILLIS_PER_DAY,
+                    report_type,
+                    infectiousness,
+                    calibration_confidence: 0,
+                    scan_instances: vec![scan],
+                },
+            )),
+        }
+    }
+    windows.into_iter().map(|(_, w)| w).collect()
 }
 
 /// Android `ScanInstance`.

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::exposure_configuration::{DailySummariesConfig, DailySummary, ExposureWindow};
+
 /// The only `format_version` COCOA defines.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -137,6 +139,24 @@ pub struct DayValues {
 }
 
 impl DayValues {
+    /// COCOA's five numbers for one day: `ScoreSum` and `WeightedDurationSum` from the day's
+    /// `DailySummary`, the scan-instance numbers from the exposure windows of the same day
+    /// (COCOA takes the windows whose day is the summary's; the others are ignored). The one
+    /// function `cocoa en score`, the phone and the simulator all decide with.
+    pub fn of_day(summary: &DailySummary, windows: &[ExposureWindow]) -> Self {
+        let scans: Vec<(u8, u32)> = windows
+            .iter()
+            .filter(|w| w.days_since_epoch() == summary.days_since_epoch)
+            .flat_map(|w| &w.scan_instances)
+            .map(|s| (s.typical_attenuation_db, s.seconds_since_last_scan))
+            .collect();
+        Self::compute(
+            summary.day_summary.score_sum,
+            summary.day_summary.weighted_duration_sum,
+            &scans,
+        )
+    }
+
     /// From the day's `WeightedDurationSum` and scan instances `(typicalAttenuationDb, secondsSinceLastScan)`.
     pub fn compute(score_sum: f64, weighted_duration_sum: f64, scans: &[(u8, u32)]) -> Self {
         let seconds: f64 = scans.iter().map(|s| f64::from(s.1)).sum();
@@ -166,7 +186,62 @@ pub enum RiskLevel {
     Low,
 }
 
+/// COCOA's decision on one day: what `cocoa en score` prints, `{"risk_level", ...the five values}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DayDecision {
+    /// High: notify.
+    pub risk_level: RiskLevel,
+    /// The numbers compared.
+    #[serde(flatten)]
+    pub values: DayValues,
+}
+
+/// One day of exposure: the platform's `DailySummary` and COCOA's decision on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredDay {
+    /// What `cocoa en daily-summaries` prints for the day.
+    pub daily_summary: DailySummary,
+    /// What `cocoa en score` prints for the day.
+    pub decision: DayDecision,
+}
+
+/// Windows → daily summaries (the platform's part, [`DailySummariesConfig::daily_summaries`])
+/// → COCOA's decision on each day ([`DayValues::of_day`], [`RiskCalculationConfiguration::decide`]),
+/// in day order. `today`: the day of the check, days since the epoch.
+pub fn score_days(
+    config: &DailySummariesConfig,
+    risk: &RiskCalculationConfiguration,
+    windows: &[ExposureWindow],
+    today: i64,
+) -> Vec<ScoredDay> {
+    config
+        .daily_summaries(windows, today)
+        .into_iter()
+        .map(|daily_summary| {
+            let decision = risk.decide_day(&daily_summary, windows);
+            ScoredDay {
+                daily_summary,
+                decision,
+            }
+        })
+        .collect()
+}
+
+/// COCOA's published `risk_calculation_configuration.json` (cocoa-mhlw/cocoa
+/// `documents/static/exposure_configuration/`, commit 1419e919), byte for byte.
+pub const COCOA_RISK_CALCULATION_JSON: &str =
+    include_str!("../tests/vectors/cocoa/risk_calculation_configuration.json");
+
 impl RiskCalculationConfiguration {
+    /// The decision on the day of `summary`, from it and the windows (those of other days ignored).
+    pub fn decide_day(&self, summary: &DailySummary, windows: &[ExposureWindow]) -> DayDecision {
+        let values = DayValues::of_day(summary, windows);
+        DayDecision {
+            risk_level: self.decide(&values),
+            values,
+        }
+    }
+
     /// COCOA's published values: ScoreSum >= 1350, SecondsSinceLastScanSum >= 900, others NOP.
     pub fn cocoa() -> Self {
         let nop = Threshold {

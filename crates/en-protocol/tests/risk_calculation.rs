@@ -113,3 +113,66 @@ fn bad_configs_are_refused_with_the_field_named() {
     );
     assert!(e.message_ja().contains("DailySummary_DaySummary_ScoreSum"));
 }
+
+#[test]
+fn built_in_values_are_cocoas_published_files() {
+    assert_eq!(
+        RiskCalculationConfiguration::from_json(COCOA_RISK_CALCULATION_JSON.as_bytes()),
+        Ok(RiskCalculationConfiguration::cocoa())
+    );
+    let c = en_protocol::exposure_configuration::ExposureConfiguration::cocoa();
+    assert_eq!(
+        c.report_type_when_missing(),
+        en_protocol::exposure_configuration::ReportType::ConfirmedTest
+    );
+}
+
+#[test]
+fn score_days_decides_each_day_on_that_days_windows_only() {
+    use en_protocol::exposure_configuration::{DailySummariesConfig, ExposureWindow};
+    let w = |day: i64, scans: &[(u8, u32)]| -> ExposureWindow {
+        serde_json::from_value(serde_json::json!({
+            "dateMillisSinceEpoch": day * 86_400_000, "reportType": 1, "infectiousness": 1,
+            "scanInstances": scans.iter().map(|(a, s)| serde_json::json!({
+                "minAttenuationDb": a, "typicalAttenuationDb": a, "secondsSinceLastScan": s
+            })).collect::<Vec<_>>()
+        }))
+        .expect("window")
+    };
+    // Day 10: 900 s near (2,250) -> High; day 11: 600 s near (1,500) -> Low (seconds);
+    // day 12: 1,200 s far (12) -> Low (score).
+    let windows = [
+        w(10, &[(55, 300), (55, 600)]),
+        w(11, &[(50, 600)]),
+        w(12, &[(70, 1200)]),
+    ];
+    let days = score_days(
+        &DailySummariesConfig::cocoa(),
+        &RiskCalculationConfiguration::cocoa(),
+        &windows,
+        12,
+    );
+    let got: Vec<(i64, RiskLevel, f64)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.daily_summary.days_since_epoch,
+                d.decision.risk_level,
+                d.decision.values.seconds_since_last_scan_sum,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (10, RiskLevel::High, 900.0),
+            (11, RiskLevel::Low, 600.0),
+            (12, RiskLevel::Low, 1200.0)
+        ]
+    );
+    assert_eq!(days[0].decision.values.typical_attenuation_db_max, 55.0);
+    assert_eq!(
+        days[0].decision,
+        RiskCalculationConfiguration::cocoa().decide_day(&days[0].daily_summary, &windows)
+    );
+}

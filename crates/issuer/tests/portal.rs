@@ -94,8 +94,12 @@ impl Browser {
     async fn submit(&mut self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
         let page = self.get(from).await;
         let token = csrf(&page.body);
+        let once = hidden(&page.body, "form_token");
         let mut f = form.to_vec();
         f.push(("csrf", &token));
+        if let Some(once) = &once {
+            f.push(("form_token", once));
+        }
         self.post(path, &f).await
     }
 
@@ -111,6 +115,13 @@ impl Browser {
     fn sid(&self) -> Option<String> {
         self.cookies.get("cocoa_sid").cloned()
     }
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let field = format!("name=\"{name}\" value=\"");
+    let at = html.find(&field)? + field.len();
+    let rest = &html[at..];
+    Some(rest[..rest.find('"')?].to_owned())
 }
 
 fn csrf(html: &str) -> String {
@@ -216,6 +227,7 @@ async fn staff_issue_and_see_sent_but_never_the_number() {
         assert!(!p.body.contains(&number) && !p.body.contains(&link));
 
         // Reissue before use: the old number stops working.
+        let stale = b.get(&format!("/portal/cases/{id}/issue")).await.body;
         let p = issue(&mut b, id).await;
         assert_eq!(p.status, 303);
         assert_eq!(h.sent_count(), 2);
@@ -236,7 +248,10 @@ async fn staff_issue_and_see_sent_but_never_the_number() {
         let p = b
             .post(
                 &format!("/portal/cases/{id}/issue"),
-                &[("csrf", &csrf(&p.body))],
+                &[
+                    ("csrf", &csrf(&p.body)),
+                    ("form_token", &hidden(&stale, "form_token").unwrap()),
+                ],
             )
             .await;
         assert_eq!(p.status, 409);
@@ -579,8 +594,12 @@ async fn totp_login_with_fresh_session_ids_and_expiry() {
         staff(&h, h.centre_id, "yamada", Role::Staff).await;
         let mut b = Browser::new(&h);
         b.get("/portal/login").await;
-        let anon = b.sid().unwrap();
+        // No session before login (issue 12, finding 12): the login form's
+        // token is bound to its own cookie.
+        assert_eq!(b.sid(), None);
+        assert_eq!(h.count("staff_sessions").await, 0);
         let set = b.last_set_cookie.join("\n");
+        assert!(set.contains("cocoa_login="), "{set}");
         for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/portal"] {
             assert!(
                 set.contains(attr),
@@ -588,10 +607,16 @@ async fn totp_login_with_fresh_session_ids_and_expiry() {
                 h.label
             );
         }
+        // A session id planted before login is not the one signed in.
+        let anon = "planted-by-an-attacker-0123456789".to_owned();
+        b.cookies.insert("cocoa_sid".into(), anon.clone());
         b.login("yamada", PASSWORD).await;
         let full = b.sid().unwrap();
         assert_ne!(anon, full, "a new session id at login");
-        // The old id is dead.
+        assert!(
+            !b.cookies.contains_key("cocoa_login"),
+            "login cookie cleared"
+        );
         let mut fixated = Browser::new(&h);
         fixated.cookies.insert("cocoa_sid".into(), anon.clone());
         assert_eq!(fixated.get("/portal/cases").await.status, 303);
@@ -727,4 +752,448 @@ async fn pages_carry_security_headers() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(!b.get("/portal/login").await.body.contains("<script"));
     assert_eq!(b.get("/portal/nowhere").await.status, 404);
+}
+
+/// Issue 12, finding 12: "anonymous visitors create 270 session rows a
+/// second". The login form now writes nothing: its CSRF token is bound to
+/// a cookie of its own, and only a checked password makes a session row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_visitors_create_no_session_rows() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut signed_in = Browser::new(&h);
+        signed_in.login("yamada", PASSWORD).await;
+        let sessions = h.count("staff_sessions").await;
+        assert_eq!(sessions, 1, "{}", h.label);
+        let audit = h.count("audit_log").await;
+        // 300 anonymous GETs of the login form, 50 at a time.
+        for _ in 0..6 {
+            let gets = (0..50).map(|_| {
+                let (base, http) = (h.base.clone(), reqwest::Client::new());
+                tokio::spawn(async move {
+                    http.get(format!("{base}/portal/login"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            });
+            for g in gets.collect::<Vec<_>>() {
+                assert_eq!(g.await.unwrap(), 200);
+            }
+        }
+        assert_eq!(h.count("staff_sessions").await, sessions, "{}", h.label);
+        assert_eq!(h.count("audit_log").await, audit);
+
+        // The form's token works only with its own cookie, unaltered and
+        // fresh.
+        let mut a = Browser::new(&h);
+        let token = csrf(&a.get("/portal/login").await.body);
+        let cookie = a.cookies["cocoa_login"].clone();
+        let mut b = Browser::new(&h);
+        let theirs = csrf(&b.get("/portal/login").await.body);
+        fn form(t: &str) -> Vec<(&str, &str)> {
+            vec![("login", "yamada"), ("password", PASSWORD), ("csrf", t)]
+        }
+        let mut none = Browser::new(&h);
+        assert_eq!(none.post("/portal/login", &form(&token)).await.status, 403);
+        assert_eq!(a.post("/portal/login", &form(&theirs)).await.status, 403);
+        let (at, nonce) = cookie.split_once('.').unwrap();
+        let shifted = format!("{}.{nonce}", at.parse::<i64>().unwrap() + 1);
+        a.cookies.insert("cocoa_login".into(), shifted);
+        assert_eq!(a.post("/portal/login", &form(&token)).await.status, 403);
+        a.cookies.insert("cocoa_login".into(), cookie.clone());
+        h.clock.advance(chrono::Duration::seconds(31 * 60));
+        assert_eq!(a.post("/portal/login", &form(&token)).await.status, 403);
+        assert_eq!(h.count("staff_sessions").await, sessions, "{}", h.label);
+        // A fresh form signs in: the row is made at login (the first
+        // session, idle for 31 minutes, is swept on the way).
+        let p = a.login("yamada", PASSWORD).await;
+        assert_eq!((p.status, p.location.as_str()), (303, "/portal/cases"));
+        assert_eq!(h.count("staff_sessions").await, 1);
+        assert_eq!(signed_in.get("/portal/cases").await.status, 303);
+        assert_eq!(a.get("/portal/cases").await.status, 200);
+    }
+}
+
+/// Issue 12, finding 7: "A triple click on 「処理番号発行」 sent 3 SMS: the
+/// portal form is idempotent too." Three posts of one confirmation page,
+/// released together, send one SMS and all land on the same screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_triple_click_on_issue_sends_one_sms() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let other = create_case(&mut b).await;
+        let confirm = b.get(&format!("/portal/cases/{id}/issue")).await.body;
+        let (token, once) = (csrf(&confirm), hidden(&confirm, "form_token").unwrap());
+
+        // Forged, missing or another case's token: nothing is sent, the
+        // confirmation (with a new token) is shown again.
+        let theirs = hidden(
+            &b.get(&format!("/portal/cases/{other}/issue")).await.body,
+            "form_token",
+        )
+        .unwrap();
+        let (nonce, _) = once.split_once('.').unwrap();
+        let forged = format!("{nonce}.{}", "0".repeat(32));
+        for t in ["", forged.as_str(), theirs.as_str()] {
+            let p = b
+                .post(
+                    &format!("/portal/cases/{id}/issue"),
+                    &[("csrf", &token), ("form_token", t)],
+                )
+                .await;
+            assert_eq!(p.status, 200, "{}", h.label);
+            assert!(p.body.contains("処理番号発行の確認"));
+            assert_ne!(hidden(&p.body, "form_token").unwrap(), once);
+        }
+        assert_eq!(h.sent_count(), 0);
+        assert_eq!(h.count("issuances").await, 0);
+
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+        let clicks = (0..3).map(|_| {
+            let r = b
+                .http
+                .post(format!("{}/portal/cases/{id}/issue", h.base))
+                .header("cookie", b.cookie_header())
+                .form(&[("csrf", token.as_str()), ("form_token", once.as_str())]);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let resp = r.send().await.unwrap();
+                let location = resp.headers()["location"].to_str().unwrap().to_owned();
+                (resp.status().as_u16(), location)
+            })
+        });
+        let mut answers = Vec::new();
+        for c in clicks.collect::<Vec<_>>() {
+            answers.push(c.await.unwrap());
+        }
+        let sent = format!("/portal/cases/{id}?tab=id&msg=sent");
+        assert!(
+            answers.iter().all(|(s, l)| *s == 303 && *l == sent),
+            "{}: {answers:?}",
+            h.label
+        );
+        assert_eq!(h.sent_count(), 1, "{}: one SMS", h.label);
+        assert_eq!(h.count("issuances").await, 1);
+        // The same page posted again later: still nothing more.
+        let p = b
+            .post(
+                &format!("/portal/cases/{id}/issue"),
+                &[("csrf", &token), ("form_token", &once)],
+            )
+            .await;
+        assert_eq!((p.status, p.location.as_str()), (303, sent.as_str()));
+        assert_eq!(h.sent_count(), 1);
+        // A new confirmation page is a deliberate reissue.
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        assert_eq!(h.sent_count(), 2);
+    }
+}
+
+async fn exec(h: &Harness, sql: &str) {
+    sqlx::query(sql)
+        .execute(h.app.issuer.store().pool())
+        .await
+        .unwrap();
+}
+
+/// The text of the state cell of case `id` in a list page.
+fn state_cell(body: &str, id: i64) -> Option<String> {
+    let row = body
+        .split("<tr>")
+        .find(|r| r.contains(&format!("/portal/cases/{id}\"")))?;
+    let at = row.find("<span class=\"state")?;
+    let rest = &row[at..];
+    let start = rest.find('>')? + 1;
+    Some(rest[start..rest.find("</span>")?].to_owned())
+}
+
+/// Issue 13: "Case list: a state column (未発行 / 送信待ち / 送信済み /
+/// 送達済み / 送信失敗 / 期限切れ / 登録済み), filter by state, paging".
+#[tokio::test]
+async fn the_case_list_shows_each_state_filters_and_pages() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(h.create_case(&case_json()).await);
+        }
+        // 0: none; 1..=6 issued, then moved to each state.
+        for (n, id) in ids[1..].iter().enumerate() {
+            let r = h.issue(*id, &format!("k{n}")).await;
+            assert_eq!(r.status, 200, "{}: {}", h.label, r.body);
+        }
+        let (number, _) = h.last_number();
+        let v = h.verify(&number).await;
+        let token = v.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(h.certificate(&token, &hmac32()).await.status, 200);
+        let set = |id: i64, what: &str| format!("UPDATE issuances SET {what} WHERE case_id = {id}");
+        exec(&h, &set(ids[1], "delivery_status = 'pending'")).await;
+        exec(&h, &set(ids[3], "delivery_status = 'delivered'")).await;
+        exec(
+            &h,
+            &set(ids[4], "delivery_status = 'failed', state = 'expired'"),
+        )
+        .await;
+        exec(&h, &set(ids[5], "expires_at = 1")).await;
+        let want = [
+            "未発行",
+            "送信待ち",
+            "送信済み",
+            "送達済み",
+            "送信失敗",
+            "期限切れ",
+            "登録済み",
+        ];
+        let p = b.get("/portal/cases").await;
+        assert_eq!(p.status, 200);
+        for (id, w) in ids.iter().zip(want) {
+            assert_eq!(
+                state_cell(&p.body, *id).as_deref(),
+                Some(w),
+                "{}: case {id}",
+                h.label
+            );
+        }
+        // Filter: exactly the cases in that state.
+        for (i, s) in [
+            "none",
+            "pending",
+            "sent",
+            "delivered",
+            "failed",
+            "expired",
+            "used",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let p = b.get(&format!("/portal/cases?state={s}")).await;
+            let shown: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| state_cell(&p.body, *id).is_some())
+                .collect();
+            assert_eq!(shown, vec![ids[i]], "{}: state={s}", h.label);
+            assert!(p.body.contains(&format!("value=\"{s}\" selected")));
+        }
+        let p = b.get("/portal/cases?state=lost").await;
+        assert_eq!(p.status, 422);
+        assert!(p.body.contains("状態は一覧から選んでください"));
+        let p = b.get("/portal/cases?state=lost&lang=en").await;
+        assert!(p.body.contains("Choose a state from the list."));
+        b.get("/portal/cases?lang=ja").await;
+
+        // Paging: 50 a page, newest first, links keep the filter.
+        for _ in 0..100 {
+            h.create_case(&case_json()).await;
+        }
+        let rows = |body: &str| body.matches("<span class=\"state").count();
+        let p = b.get("/portal/cases").await;
+        assert_eq!(rows(&p.body), 50);
+        assert!(p.body.contains("href=\"/portal/cases?page=2\""));
+        assert!(!p.body.contains("id=\"prev-page\""));
+        let p = b.get("/portal/cases?page=3").await;
+        assert_eq!(rows(&p.body), 7, "{}", h.label);
+        assert!(!p.body.contains("id=\"next-page\""));
+        assert!(p.body.contains("href=\"/portal/cases?page=2\""));
+        assert_eq!(state_cell(&p.body, ids[0]).as_deref(), Some("未発行"));
+        let p = b.get("/portal/cases?state=none&page=2").await;
+        assert_eq!(rows(&p.body), 50);
+        assert!(
+            p.body
+                .contains("href=\"/portal/cases?page=3&amp;state=none\""),
+            "{}",
+            p.body
+        );
+        assert_eq!(b.get("/portal/cases?page=x").await.status, 200);
+    }
+}
+
+/// Issue 13: "10,000 cases list in under 100 ms" — one query per page
+/// (the newest issuance of each case through an index). Seeds 10,000
+/// cases (a third with a number) and times the list page and the
+/// filtered list through the real router.
+#[tokio::test]
+async fn ten_thousand_cases_list_in_one_query() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let pool = h.app.issuer.store().pool();
+        let mut tx = pool.begin().await.unwrap();
+        for i in 0..10_000i64 {
+            sqlx::query(
+                "INSERT INTO cases (centre_id, name_kanji, name_kana, birth_date, sex, outpatient_facility, \
+                 test_positive, classification, reported, uses_app, created_at, updated_at) \
+                 VALUES ($1, '横口 健太', 'ヨコグチ ケンタ', '1998-09-09', 'male', '港区', 1, 'confirmed', 1, 1, 0, 0)",
+            )
+            .bind(h.centre_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            if i % 3 == 0 {
+                sqlx::query(
+                    "INSERT INTO issuances (case_id, number_hmac, link_hmac, report_type, state, channel, \
+                     delivery_status, issued_by, issued_at, expires_at) \
+                     VALUES ((SELECT MAX(id) FROM cases), $1, $2, 'confirmed', 'used', 'sms', 'sent', 'staff:yamada', 0, 1)",
+                )
+                .bind(format!("n{i}"))
+                .bind(format!("l{i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        for path in [
+            "/portal/cases",
+            "/portal/cases?state=used",
+            "/portal/cases?state=none&page=100",
+            "/portal/cases?state=pending",
+        ] {
+            b.get(path).await;
+            let started = std::time::Instant::now();
+            let p = b.get(path).await;
+            let took = started.elapsed();
+            assert_eq!(p.status, 200);
+            eprintln!("{}: GET {path} with 10,000 cases: {took:?}", h.label);
+            assert!(
+                took < std::time::Duration::from_millis(100),
+                "{}: {path} took {took:?}",
+                h.label
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_portal_urls_get_the_portals_404_page_and_reissue_is_titled_so() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        for path in [
+            "/portal/nothing",
+            "/portal/cases/1/nothing",
+            "/portal/static/x.css",
+        ] {
+            let p = b.get(path).await;
+            assert_eq!(p.status, 404, "{path}");
+            assert!(p.body.contains("見つかりません") && p.body.contains("portal.css"));
+        }
+        let p = b.get("/portal/nothing?lang=en").await;
+        assert!(p.body.contains("No such page or case."));
+        b.get("/portal/nothing?lang=ja").await;
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let c = b.get(&format!("/portal/cases/{id}/issue")).await;
+        assert!(c.body.contains("<h1>処理番号発行の確認</h1>"));
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        let c = b.get(&format!("/portal/cases/{id}/issue")).await;
+        assert!(c.body.contains("<h1>再発行の確認</h1>"), "{}", c.body);
+        assert!(c.body.contains("<title>再発行の確認"));
+    }
+}
+
+/// Issue 13: "「報告」 button on the 発生届 tab (the seed: staff press 報告
+/// after the four fields), every prerequisite message names a control that
+/// exists".
+#[tokio::test]
+async fn the_report_button_reports_once_the_four_fields_are_entered() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let now = h.app.issuer.now();
+        let other = h
+            .app
+            .issuer
+            .store()
+            .create_centre("ちよだ保健所", "13", now)
+            .await
+            .unwrap();
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        staff(&h, other, "suzuki", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let form: Vec<_> = case_form()
+            .into_iter()
+            .filter(|(k, _)| *k != "reported")
+            .map(|(k, v)| {
+                if k == "diagnosis_date" {
+                    (k, "")
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        let id = create_case_with(&mut b, &form).await;
+        // The ID管理 tab names the button, and the 発生届 tab has it.
+        let p = b.get(&format!("/portal/cases/{id}?tab=id")).await;
+        assert!(
+            p.body.contains("「報告」ボタンを押下してください"),
+            "{}",
+            h.label
+        );
+        let tab = format!("/portal/cases/{id}?tab=report");
+        let p = b.get(&tab).await;
+        assert!(p.body.contains("id=\"report-button\">報告</button>"));
+        // A missing field: refused, named, nothing changed.
+        let audit = h.count("audit_log").await;
+        let report = format!("/portal/cases/{id}/report");
+        let p = b.submit(&tab, &report, &[]).await;
+        assert_eq!(p.status, 422, "{}", h.label);
+        assert!(p.body.contains("「診断年月日」が入力されていません"));
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert!(!c.data.reported);
+        assert_eq!(h.count("audit_log").await, audit);
+        // Another centre's staff: not found; no CSRF token: refused.
+        let mut theirs = Browser::new(&h);
+        theirs.login("suzuki", PASSWORD).await;
+        assert_eq!(
+            theirs.submit("/portal/cases", &report, &[]).await.status,
+            404
+        );
+        assert_eq!(b.post(&report, &[]).await.status, 403);
+        // Enter the date with 編集, then 報告.
+        let mut dated = form.clone();
+        for f in dated.iter_mut() {
+            if f.0 == "diagnosis_date" {
+                f.1 = "2020-12-15";
+            }
+        }
+        let edit = format!("/portal/cases/{id}/edit");
+        let p = b
+            .submit(&edit, &format!("/portal/cases/{id}"), &dated)
+            .await;
+        assert_eq!(p.status, 303);
+        let p = b.submit(&tab, &report, &[]).await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (
+                303,
+                format!("/portal/cases/{id}?tab=report&msg=reported").as_str()
+            )
+        );
+        let p = b.get(&p.location).await;
+        assert!(p.body.contains("発生届を報告しました。"));
+        assert!(!p.body.contains("id=\"report-button\""));
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert!(c.data.reported);
+        assert!(b.get("/portal/audit").await.body.contains("report_case"));
+        // Now the number can be issued.
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        assert_eq!(h.sent_count(), 1);
+    }
 }

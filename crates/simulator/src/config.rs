@@ -3,10 +3,10 @@
 //! report can always be traced back to what produced it.
 
 use chrono::NaiveDate;
-use en_protocol::scoring::ScoringConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::phones::{PhoneModel, default_models};
+use crate::scoring::Scoring;
 
 /// A configuration that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,9 +33,9 @@ pub enum Matching {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepParameter {
-    /// `minimum_daily_score_sum` (COCOA: 1,350).
+    /// The value of `DailySummary_DaySummary_ScoreSum` (COCOA: `>=` 1,350).
     Threshold,
-    /// `minimum_daily_observed_seconds` (COCOA: 900).
+    /// The value of `ExposureWindow_ScanInstance_SecondsSinceLastScanSum` (COCOA: `>=` 900).
     Seconds,
 }
 
@@ -49,11 +49,12 @@ impl SweepParameter {
     }
 
     /// `config` with this parameter set to `value`.
-    pub fn apply(self, config: &ScoringConfig, value: f64) -> ScoringConfig {
+    /// (the operator stays what the risk configuration says).
+    pub fn apply(self, config: &Scoring, value: f64) -> Scoring {
         let mut c = config.clone();
         match self {
-            Self::Threshold => c.minimum_daily_score_sum = value,
-            Self::Seconds => c.minimum_daily_observed_seconds = value.max(0.0) as u32,
+            Self::Threshold => c.risk.score_sum.value = value,
+            Self::Seconds => c.risk.seconds_since_last_scan_sum.value = value.max(0.0),
         }
         c
     }
@@ -319,8 +320,9 @@ pub struct SimConfig {
     pub threads: usize,
     /// How phones find published keys.
     pub matching: Matching,
-    /// The phones' scoring (COCOA's ENv2 configuration by default).
-    pub scoring: ScoringConfig,
+    /// The phones' scoring: `configuration.json` and
+    /// `risk_calculation_configuration.json` (COCOA's by default).
+    pub scoring: Scoring,
     /// Scoring variants to compare on the same population.
     pub sweep: Option<Sweep>,
     /// The disease.
@@ -349,7 +351,7 @@ impl Default for SimConfig {
             start_date: NaiveDate::from_ymd_opt(2020, 12, 1).unwrap_or_default(),
             threads: 0,
             matching: Matching::Inverted,
-            scoring: ScoringConfig::default(),
+            scoring: Scoring::cocoa(),
             sweep: None,
             epidemic: EpidemicParams::default(),
             health: HealthParams::default(),
@@ -423,7 +425,7 @@ impl SimConfig {
 
     /// The scoring configurations evaluated: COCOA's (or the configured one)
     /// first, then each sweep value.
-    pub fn scoring_variants(&self) -> Vec<ScoringConfig> {
+    pub fn scoring_variants(&self) -> Vec<Scoring> {
         let mut out = vec![self.scoring.clone()];
         if let Some(sweep) = &self.sweep {
             out.extend(
@@ -461,17 +463,19 @@ mod tests {
         };
         let v = c.scoring_variants();
         assert_eq!(v.len(), 4);
-        assert_eq!(v[0], ScoringConfig::default());
-        assert_eq!(v[1].minimum_daily_score_sum, 900.0);
+        assert_eq!(v[0], Scoring::cocoa());
+        assert_eq!(v[1].risk.score_sum.value, 900.0);
         assert!("volume=1".parse::<Sweep>().is_err());
         assert!("threshold=".parse::<Sweep>().is_err());
         assert!("threshold=-3".parse::<Sweep>().is_err());
         let secs: Sweep = "seconds=600".parse().unwrap();
         assert_eq!(
             secs.parameter
-                .apply(&ScoringConfig::default(), 600.0)
-                .minimum_daily_observed_seconds,
-            600
+                .apply(&Scoring::cocoa(), 600.0)
+                .risk
+                .seconds_since_last_scan_sum
+                .value,
+            600.0
         );
     }
 

@@ -14,7 +14,7 @@
 //! | the path-loss model | `device::meet::attenuation_db` (in [`crate::radio`]) |
 //! | taking an export zip apart and checking it | `device::check::verify_file` |
 //! | the exposure windows of a matched key | `device::check::exposure_of` |
-//! | COCOA's day rule over the windows | `device::check::contact_days` |
+//! | COCOA's day rule over the windows | `en_protocol` `daily_summaries` → `DayValues` → `decide` ([`crate::scoring`], as `cocoa en score`) |
 //! | RSSI and duration bounds of a sighting | `device::phone::{RSSI_RANGE, SECONDS_RANGE}` |
 //!
 //! Nothing of the device is re-implemented here: the functions below only
@@ -24,12 +24,13 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use device::phone::{RSSI_RANGE, SECONDS_RANGE};
 use en_protocol::export::{ExposureKey, VerificationKey, export_keys};
+use en_protocol::exposure_configuration::ExposureWindow;
 use en_protocol::matcher::{KeyMatch, Sighting, SightingIndex};
-use en_protocol::scoring::{ExposureWindow, ScoringConfig};
 use en_protocol::time::EnIntervalNumber;
 use en_protocol::{Aem, Rpi, Tek};
 
 use crate::rng::{Purpose, crypto_rng};
+use crate::scoring::{Scoring, android_window};
 
 pub use device::keys::DailyKey;
 pub use device::phone::RETENTION_DAYS;
@@ -85,21 +86,22 @@ pub fn file_keys(export_bin: &[u8]) -> Result<Vec<ExposureKey>, String> {
 }
 
 /// The exposure windows of one matched key (`device::check::exposure_of`):
-/// its sightings' metadata decrypted and cut into windows, with the key's
-/// report type.
+/// its sightings' metadata decrypted and cut into windows dated by Japan's
+/// calendar, with the key's report type, in Android's shape.
 pub fn windows_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Vec<ExposureWindow> {
-    device::check::exposure_of(index, key, m).map_or_else(Vec::new, |e| e.windows)
+    device::check::exposure_of(index, key, m)
+        .map_or_else(Vec::new, |e| e.windows.iter().map(android_window).collect())
 }
 
-/// The days with a contact at `now` (`device::check::contact_days` over the
-/// phone's 14-day retention, as `Phone::contact_days` calls it).
-pub fn contact_days<'a>(
-    windows: impl IntoIterator<Item = &'a ExposureWindow>,
-    config: &ScoringConfig,
+/// The days with a contact at `now`, over the phone's 14-day retention
+/// (Japan's calendar), by COCOA's rule on COCOA's formats ([`Scoring::contact_days`]).
+pub fn contact_days(
+    windows: &[ExposureWindow],
+    config: &Scoring,
     now: DateTime<Utc>,
 ) -> Vec<NaiveDate> {
-    let oldest = (now - Duration::days(RETENTION_DAYS)).date_naive();
-    device::check::contact_days(windows, oldest, config)
+    let oldest = en_protocol::time::japan_date(now - Duration::days(RETENTION_DAYS));
+    config.contact_days(windows, oldest, en_protocol::time::japan_date(now))
 }
 
 #[cfg(test)]

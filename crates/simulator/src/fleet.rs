@@ -42,8 +42,8 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use en_protocol::crypto::{AesBlock, RpiCipher};
 use en_protocol::export::{ExposureKey, VerificationKey};
+use en_protocol::exposure_configuration::ExposureWindow;
 use en_protocol::matcher::SightingIndex;
-use en_protocol::scoring::{ExposureWindow, ScoringConfig, daily_summaries, is_contact_day};
 use en_protocol::time::TEK_ROLLING_PERIOD;
 use serde::Serialize;
 
@@ -52,6 +52,7 @@ use crate::config::{Matching, SimConfig};
 use crate::device_adapter::{check_file, contact_days, daily_key, file_keys, windows_of};
 use crate::progress::Progress;
 use crate::radio::{AttenuationBin, Broadcasts, DISTANCE_BINS_M, Ear, day_interval};
+use crate::scoring::Scoring;
 use crate::time::{DAY, SimTime};
 use crate::world::World;
 
@@ -379,7 +380,7 @@ struct HearerContext<'a> {
     config: &'a SimConfig,
     keys: &'a [KeyRecord],
     files: &'a [PublishedFile],
-    variants: &'a [ScoringConfig],
+    variants: &'a [Scoring],
     horizon: SimTime,
 }
 
@@ -426,7 +427,8 @@ fn hear_and_check(
 
     let mut notified_at = vec![None; ctx.variants.len()];
     let mut dates = Vec::new();
-    let mut windows: Vec<(Option<u32>, ExposureWindow)> = Vec::new();
+    let mut windows: Vec<ExposureWindow> = Vec::new();
+    let mut senders: Vec<Option<u32>> = Vec::new();
     let mut next = 0;
     let mut matched_keys = 0;
     let mut keys_matched = 0u64;
@@ -450,18 +452,16 @@ fn hear_and_check(
             let record = &ctx.keys[fresh[m.key_index] as usize];
             matched_keys += 1;
             let sender = record.senders.first().copied();
-            windows.extend(
-                windows_of(&index, &record.key, m)
-                    .into_iter()
-                    .map(|w| (sender, w)),
-            );
+            let found = windows_of(&index, &record.key, m);
+            senders.extend(std::iter::repeat_n(sender, found.len()));
+            windows.extend(found);
         }
         let now = world.calendar.datetime(t);
         for (v, config) in ctx.variants.iter().enumerate() {
             if notified_at[v].is_some() {
                 continue;
             }
-            let days = contact_days(windows.iter().map(|w| &w.1), config, now);
+            let days = contact_days(&windows, config, now);
             if !days.is_empty() {
                 notified_at[v] = Some(t);
                 if v == 0 {
@@ -473,18 +473,19 @@ fn hear_and_check(
 
     // Which registered person's keys alone make a contact day.
     let mut by_sender: BTreeMap<u32, Vec<ExposureWindow>> = BTreeMap::new();
-    for (s, w) in windows {
+    for (s, w) in senders.into_iter().zip(windows) {
         if let Some(s) = s {
             by_sender.entry(s).or_default().push(w);
         }
     }
     let cocoa = &ctx.variants[0];
+    let last = world.calendar.datetime(ctx.horizon);
     let detected_senders = by_sender
         .into_iter()
         .filter(|(_, ws)| {
-            daily_summaries(ws, cocoa)
-                .iter()
-                .any(|d| is_contact_day(d, cocoa))
+            !cocoa
+                .contact_days(ws, NaiveDate::MIN, en_protocol::time::japan_date(last))
+                .is_empty()
         })
         .map(|(s, _)| s)
         .collect();

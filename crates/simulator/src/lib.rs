@@ -41,6 +41,7 @@ pub mod radio;
 pub mod registration;
 pub mod report;
 pub mod rng;
+pub mod scoring;
 pub mod summary;
 pub mod time;
 pub mod truth;

@@ -272,7 +272,7 @@ impl Ear<'_> {
         let mean = mean_rssi(tx, rx, e.distance_m(), e.place);
         let mut slot = i64::MIN;
         let mut shadow = 0.0;
-        let thresholds = self.config.scoring.attenuation_bucket_thresholds_db;
+        let thresholds = self.config.scoring.thresholds();
         let mut stats = stats;
         let bin = distance_bin(e.distance_m());
         while t < end {
@@ -308,10 +308,8 @@ pub fn day_interval(day: i64) -> EnIntervalNumber {
 
 #[cfg(test)]
 mod tests {
+    use crate::scoring::{Scoring, android_window};
     use en_protocol::matcher::SightingIndex;
-    use en_protocol::scoring::{
-        Infectiousness, ScoringConfig, daily_summaries, exposure_windows, is_contact_day,
-    };
 
     use super::*;
     use crate::phones::default_models;
@@ -373,11 +371,13 @@ mod tests {
             return false;
         };
         let matched = index.decrypt_hits(&key.tek, &m);
-        let w = exposure_windows(&matched, 1, Infectiousness::Standard);
-        let c = ScoringConfig::default();
-        daily_summaries(&w, &c)
+        let w: Vec<_> = device::check::japan_day_windows(matched, 1)
             .iter()
-            .any(|d| is_contact_day(d, &c))
+            .map(android_window)
+            .collect();
+        !Scoring::cocoa()
+            .contact_days(&w, chrono::NaiveDate::MIN, chrono::NaiveDate::MAX)
+            .is_empty()
     }
 
     #[test]

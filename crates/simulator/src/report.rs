@@ -516,7 +516,7 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
     out.push_str("</table>");
 
     out.push_str("<h2>Radio: estimated attenuation by true distance</h2>");
-    let thresholds = c.scoring.attenuation_bucket_thresholds_db;
+    let thresholds = c.scoring.thresholds();
     let bars: Vec<(String, f64, Option<f64>)> = s
         .attenuation_by_distance
         .iter()

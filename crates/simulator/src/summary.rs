@@ -377,7 +377,7 @@ pub fn summarise(
         let histogram = delay_histogram(&delays);
         let delay = Percentiles::of(delays);
         let (parameter, value) = match (&config.sweep, v) {
-            (_, 0) => ("cocoa".to_owned(), variants[0].minimum_daily_score_sum),
+            (_, 0) => ("cocoa".to_owned(), variants[0].risk.score_sum.value),
             (Some(s), v) => (s.parameter.name().to_owned(), s.values[v - 1]),
             (None, _) => ("cocoa".to_owned(), 0.0),
         };

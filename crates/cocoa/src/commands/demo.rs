@@ -257,13 +257,25 @@ impl Browser {
         let token = csrf(&page.body).with_context(|| format!("no CSRF field on {from}"))?;
         let mut f = form.to_vec();
         f.push(("csrf", &token));
+        // The once-only token of the 「処理番号発行」 confirmation, when the
+        // page has one.
+        let once = hidden(&page.body, "form_token");
+        if let Some(once) = &once {
+            f.push(("form_token", once));
+        }
         let r = self.http.post(format!("{}{path}", self.base)).form(&f);
         self.send(r).await
     }
 }
 
 fn csrf(html: &str) -> Option<String> {
-    let at = html.find("name=\"csrf\" value=\"")? + 19;
+    hidden(html, "csrf")
+}
+
+/// The value of the form field `name` of a page.
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let field = format!("name=\"{name}\" value=\"");
+    let at = html.find(&field)? + field.len();
     let rest = &html[at..];
     Some(rest[..rest.find('"')?].to_owned())
 }

@@ -62,6 +62,12 @@ pub struct SimulateArgs {
     /// `threshold=900,1350,1800` (daily score sum) or `seconds=600,900`.
     #[arg(long)]
     pub sweep: Option<String>,
+    /// The phones' `configuration.json` (COCOA's format; default COCOA's values).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The phones' `risk_calculation_configuration.json` (COCOA's format; default COCOA's).
+    #[arg(long)]
+    pub risk: Option<PathBuf>,
     /// How phones find published keys.
     #[arg(long, value_enum, default_value_t = MatchingArg::Inverted)]
     pub matching: MatchingArg,
@@ -100,7 +106,10 @@ fn config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
         .map(str::parse::<Sweep>)
         .transpose()
         .map_err(bad_input)?;
+    let scoring = simulator::scoring::Scoring::from_files(a.config.as_deref(), a.risk.as_deref())
+        .map_err(|e| bad_input(format!("{}: {} / {}", e.code, e.ja, e.en)))?;
     let mut c = SimConfig {
+        scoring,
         people: a.devices,
         days: a.days,
         seed: a.seed,

@@ -1,39 +1,22 @@
 //! The headless Chromium both browser tests drive: chromedriver on a free
 //! port, one WebDriver session, and the few commands the tests use (Debian's
 //! `chromium` and `chromium-driver`, as `scripts/test` installs them).
-//! Included by `issuer_browser.rs` and `phone_ui_browser.rs` with `#[path]`.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Used by `issuer_browser.rs` and `phone_ui_browser.rs` as `support::browser`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::{Killed, free_port};
+
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// WebDriver's key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A WebDriver session.
 pub struct Driver {

@@ -1,5 +1,6 @@
-//! What the multi-process tests (`scale_out.rs`, `faults.rs`) share: the
-//! real `cocoa serve` started as a child process, a fresh PostgreSQL
+//! The test kit of the binary's integration tests: the `cocoa` binary with a
+//! clean environment, the real `cocoa serve` (or `cocoa app ui`) started as a
+//! child process and waited for, one-request HTTP helpers, a fresh PostgreSQL
 //! database (from `scripts/with-postgres`) or a throwaway cluster of the
 //! test's own, moto's S3 server, the bench issuer trusted through the CLI,
 //! publishes, and export files decoded and verified.
@@ -22,6 +23,8 @@ use en_protocol::export::{
 use keyserver::testkit::{Minter, daily_keys, publish_request};
 use sqlx::Connection as _;
 
+pub mod browser;
+
 /// The `cocoa` binary with a clean environment for configuration.
 pub fn cocoa() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cocoa"));
@@ -29,6 +32,7 @@ pub fn cocoa() -> Command {
         .env_remove("COCOA_LOG_FORMAT")
         .env_remove("RUST_LOG")
         .env_remove("COCOA_KEYSERVER_DATABASE_URL")
+        .env_remove("COCOA_ISSUER_DATABASE_URL")
         .env(
             "COCOA_LOG",
             // Warnings, and each exported batch (`scale_out.rs` counts them).
@@ -70,12 +74,28 @@ pub async fn create_database(admin: &str, name: &str) -> String {
     format!("{base}/{db}")
 }
 
-/// A running `cocoa serve`, killed (SIGKILL) when dropped; stderr collected.
+/// A child process killed (SIGKILL) and reaped when dropped: for the
+/// commands a test starts and reads itself.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running server (`cocoa serve`, `cocoa app ui`, …), killed (SIGKILL)
+/// when dropped. Its stdout after the `listening on` line and its stderr are
+/// collected; a test that fails prints the server's stderr.
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`, as the server printed it.
+    pub base: String,
     pub name: String,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -83,48 +103,28 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() && std::env::var_os("TEST_SERVER_LOG").is_none() {
+            eprintln!("--- {} stderr ---\n{}", self.name, self.stderr());
+        }
     }
 }
 
 /// Spawns `cocoa serve --role <role> --config <config> --listen 127.0.0.1:0`
 /// without waiting for it (see [`Spawned::ready`]).
 pub fn spawn(name: &str, role: &str, config: &Path, data: &Path) -> Spawned {
-    let mut child = cocoa()
-        .args([
-            "serve",
-            "--role",
-            role,
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let mut pipe = BufReader::new(child.stderr.take().unwrap());
-    let sink = stderr.clone();
-    let label = name.to_owned();
-    let reader = std::thread::spawn(move || {
-        let mut line = String::new();
-        while pipe.read_line(&mut line).unwrap_or(0) > 0 {
-            if std::env::var_os("TEST_SERVER_LOG").is_some() {
-                eprint!("[{label}] {line}");
-            }
-            sink.lock().unwrap().push_str(&line);
-            line.clear();
-        }
-    });
-    Spawned {
-        child: Some(child),
-        name: name.into(),
-        stderr,
-        stderr_reader: Some(reader),
-    }
+    let mut cmd = cocoa();
+    cmd.args([
+        "serve",
+        "--role",
+        role,
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+    ])
+    .arg(config)
+    .arg("--data")
+    .arg(data);
+    Spawned::command(name, cmd)
 }
 
 /// A spawned server not yet listening.
@@ -132,6 +132,8 @@ pub struct Spawned {
     child: Option<Child>,
     name: String,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    first_line: std::sync::mpsc::Receiver<String>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -145,14 +147,64 @@ impl Drop for Spawned {
 }
 
 impl Spawned {
-    /// Waits for the `listening on http://…` line.
-    pub fn ready(mut self) -> Server {
-        let mut child = self.child.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
+    /// Spawns `cmd` with stdout and stderr piped and read by threads (a
+    /// closed pipe would end the process at its next line).
+    pub fn command(name: &str, mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on http://") else {
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        let label = name.to_owned();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            while pipe.read_line(&mut line).unwrap_or(0) > 0 {
+                if std::env::var_os("TEST_SERVER_LOG").is_some() {
+                    eprint!("[{label}] {line}");
+                }
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines = stdout.clone();
+        let (tx, first_line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = out.lines().map_while(Result::ok);
+            if let Some(first) = out.next() {
+                let _ = tx.send(first);
+            }
+            for line in out {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child: Some(child),
+            name: name.into(),
+            stderr,
+            stdout,
+            first_line,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    /// Waits (up to a minute) for the first stdout line, `listening on
+    /// http://ADDR` (or https, or with a trailing `/`).
+    pub fn ready(mut self) -> Server {
+        let line = self.first_line.recv_timeout(Duration::from_secs(60));
+        let mut child = self.child.take().unwrap();
+        let base = line.as_deref().ok().and_then(|l| {
+            let base = l
+                .trim()
+                .strip_prefix("listening on ")?
+                .trim_end_matches('/');
+            (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_owned())
+        });
+        let Some(base) = base else {
             let _ = child.kill();
             let _ = child.wait();
             std::thread::sleep(Duration::from_millis(200));
@@ -162,11 +214,14 @@ impl Spawned {
                 self.stderr.lock().unwrap()
             );
         };
+        let addr = base.split_once("://").unwrap().1.parse().unwrap();
         Server {
             child,
-            addr: addr.parse().unwrap(),
+            addr,
+            base,
             name: self.name.clone(),
             stderr: self.stderr.clone(),
+            stdout: self.stdout.clone(),
             stderr_reader: self.stderr_reader.take(),
         }
     }
@@ -178,8 +233,14 @@ impl Server {
         spawn(name, role, config, data).ready()
     }
 
+    /// Starts `cmd` (whose first stdout line is `listening on …`) and waits
+    /// until it listens.
+    pub fn listen(name: &str, cmd: Command) -> Self {
+        Spawned::command(name, cmd).ready()
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base)
     }
 
     /// `kill -9`: no graceful shutdown, no cleanup.
@@ -188,31 +249,61 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, then waits for the exit (graceful shutdown).
-    pub fn terminate(&mut self) {
+    /// Sends `signal` (`-TERM`, `-INT`, `-HUP`, …) to the process.
+    pub fn signal(&self, signal: &str) {
         let st = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(st.success());
+    }
+
+    /// Waits up to `limit` for the process to end.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let t = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                t.elapsed() < Duration::from_secs(40),
-                "{} did not stop",
-                self.name
-            );
+        while t.elapsed() < limit {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Everything the process logged up to its exit is in `stderr()`.
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
+                return Some(st);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Everything the process logged up to its exit is in `stderr()`.
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
+        None
+    }
+
+    /// SIGTERM, then waits for the exit (graceful shutdown).
+    pub fn terminate(&mut self) {
+        self.signal("-TERM");
+        assert!(
+            self.wait_exit(Duration::from_secs(40)).is_some(),
+            "{} did not stop",
+            self.name
+        );
     }
 
     /// Everything written on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The stdout lines after `listening on …` printed so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits up to `limit` until at least `n` lines followed `listening on …`.
+    pub fn wait_stdout_lines(&self, n: usize, limit: Duration) -> Vec<String> {
+        let t = Instant::now();
+        loop {
+            let lines = self.stdout_lines();
+            if lines.len() >= n || t.elapsed() > limit {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `/metrics` as (series → value).
@@ -227,6 +318,78 @@ impl Server {
             .unwrap();
         parse_metrics(&text)
     }
+}
+
+/// Runs `cocoa args…`, which must succeed; its stdout as JSON.
+pub fn ok_json(args: &[&str]) -> serde_json::Value {
+    json_of(&cocoa().args(args).output().unwrap())
+}
+
+/// The stdout of a command that must have succeeded, as JSON.
+pub fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// One blocking GET (a runtime of its own): status and body.
+pub fn get(url: &str) -> (u16, String) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), written
+/// by hand so that a test sees exactly the status and body bytes.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let status = std::str::from_utf8(&resp[9..12]).unwrap().parse().unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (status, resp[split..].to_vec())
+}
+
+/// [`http`] with a JSON body and answer (`Null` when the answer is not JSON).
+pub fn http_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (status, body) = http(addr, method, path, headers, body.to_string().as_bytes());
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Prometheus text as (series with labels → value).
@@ -247,6 +410,7 @@ pub struct Moto {
     pub bucket: String,
 }
 
+/// A free TCP port on loopback (for a server that cannot take port 0).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -151,6 +151,9 @@ pub enum CodeKind {
     /// A device's `Idempotency-Key` (with what it is bound to), kept so
     /// that a retry after a lost answer is recognised.
     Retry,
+    /// A portal form's token: the login form's CSRF token (no session row
+    /// before login) and the 「処理番号発行」 form's once-only token.
+    Form,
 }
 
 impl CodeKind {
@@ -162,6 +165,7 @@ impl CodeKind {
             Self::ApiKey => b"cocoa-issuer/api-key\0",
             Self::Session => b"cocoa-issuer/session\0",
             Self::Retry => b"cocoa-issuer/retry\0",
+            Self::Form => b"cocoa-issuer/form\0",
         }
     }
 }

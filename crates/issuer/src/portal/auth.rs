@@ -13,7 +13,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use super::session::{self, PageLang, Session, Viewer, stage};
+use super::session::{self, FormCsrf, PageLang, Session, Viewer, stage};
 use super::views::{Layout, LoginPage, TotpPage, TotpSetupPage};
 use super::{forbidden, page, redirect, server_error};
 use crate::service::Actor;
@@ -69,8 +69,9 @@ fn retry_after(mut resp: Response, seconds: u64) -> Response {
     resp
 }
 
-/// `GET /portal/login`: the form, in an anonymous session whose CSRF token
-/// the form carries.
+/// `GET /portal/login`: the form, whose CSRF token is bound to the login
+/// cookie. No session row is created before the password checks (issue 12,
+/// finding 12).
 pub async fn login_form(
     State(app): State<Arc<App>>,
     PageLang(lang): PageLang,
@@ -81,21 +82,21 @@ pub async fn login_form(
         Ok(s) => s,
         Err(e) => return server_error(lang, &e),
     };
-    let (cookie, s) = match current {
+    let mut cookies = Vec::new();
+    match current {
         Some(s) if s.row.stage == stage::FULL => return redirect("/portal/cases"),
-        Some(s) if s.row.stage == stage::ANON => (None, s),
-        other => {
-            if let Some(o) = other
-                && let Err(e) = app.issuer.store().delete_session(&o.id_hash).await
-            {
+        // A login left half-way (or an anonymous session of an earlier
+        // version) ends here.
+        Some(s) => {
+            if let Err(e) = app.issuer.store().delete_session(&s.id_hash).await {
                 return server_error(lang, &e.into());
             }
-            match session::create(&app, None, stage::ANON).await {
-                Ok((id, s)) => (Some(session::set_cookie(&app.portal.config, &id)), s),
-                Err(e) => return server_error(lang, &e),
-            }
+            cookies.push(session::clear_cookie(&app.portal.config));
         }
-    };
+        None => {}
+    }
+    let (csrf, set) = session::login_form_token(&app, &headers);
+    cookies.extend(set);
     let t = lang.texts();
     let info = if q.expired.is_some() {
         t.session_expired
@@ -105,18 +106,22 @@ pub async fn login_form(
         ""
     };
     let p = LoginPage {
-        l: Layout::anon(lang, t.login_title, &s.row.csrf_token, "/portal/login"),
+        l: Layout::anon(lang, t.login_title, &csrf, "/portal/login"),
         login: String::new(),
         error: String::new(),
         info,
     };
-    with_cookie(page(StatusCode::OK, &p), cookie)
+    let mut resp = page(StatusCode::OK, &p);
+    for c in cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
 }
 
-fn login_page(lang: super::i18n::Lang, s: &Session, login: &str, error: &str) -> LoginPage {
+fn login_page(lang: super::i18n::Lang, csrf: &str, login: &str, error: &str) -> LoginPage {
     let t = lang.texts();
     LoginPage {
-        l: Layout::anon(lang, t.login_title, &s.row.csrf_token, "/portal/login"),
+        l: Layout::anon(lang, t.login_title, csrf, "/portal/login"),
         login: login.chars().take(64).collect(),
         error: error.to_owned(),
         info: "",
@@ -151,9 +156,16 @@ async fn audit_login(app: &App, staff: &StaffRow, outcome: &str) {
     }
 }
 
-/// Replaces the session by a new one (new id) of `stage`.
-async fn rotate(app: &App, old: &Session, staff: &StaffRow, stage: &str) -> crate::Result<String> {
-    app.issuer.store().delete_session(&old.id_hash).await?;
+/// Replaces the session (if any) by a new one (new id) of `stage`.
+async fn rotate(
+    app: &App,
+    old: Option<&Session>,
+    staff: &StaffRow,
+    stage: &str,
+) -> crate::Result<String> {
+    if let Some(old) = old {
+        app.issuer.store().delete_session(&old.id_hash).await?;
+    }
     let (id, _) = session::create(app, Some(staff.id), stage).await?;
     Ok(id)
 }
@@ -163,9 +175,11 @@ pub async fn login(
     State(app): State<Arc<App>>,
     PageLang(lang): PageLang,
     ip: ClientIp,
-    Extension(s): Extension<Session>,
+    Extension(FormCsrf(csrf)): Extension<FormCsrf>,
+    s: Option<Extension<Session>>,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let s = s.map(|Extension(s)| s);
     let t = lang.texts();
     let now = app.issuer.now();
     let login: String = f.login.trim().chars().take(64).collect();
@@ -181,7 +195,7 @@ pub async fn login(
             return retry_after(
                 page(
                     StatusCode::TOO_MANY_REQUESTS,
-                    &login_page(lang, &s, login, &refusal_text(lang, r)),
+                    &login_page(lang, &csrf, login, &refusal_text(lang, r)),
                 ),
                 (r.until - now).max(1) as u64,
             );
@@ -197,7 +211,7 @@ pub async fn login(
             return retry_after(
                 page(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &login_page(lang, &s, login, t.login_busy),
+                    &login_page(lang, &csrf, login, t.login_busy),
                 ),
                 busy.retry_after,
             );
@@ -216,7 +230,7 @@ pub async fn login(
         tracing::info!("portal login failed");
         return page(
             StatusCode::UNAUTHORIZED,
-            &login_page(lang, &s, login, t.login_failed),
+            &login_page(lang, &csrf, login, t.login_failed),
         );
     };
     let next_stage = if staff.totp_secret.is_some() {
@@ -227,7 +241,7 @@ pub async fn login(
         app.portal.throttle.succeeded(login, ip.0);
         stage::FULL
     };
-    let id = match rotate(&app, &s, &staff, next_stage).await {
+    let id = match rotate(&app, s.as_ref(), &staff, next_stage).await {
         Ok(id) => id,
         Err(e) => return server_error(lang, &e),
     };
@@ -237,10 +251,11 @@ pub async fn login(
         audit_login(&app, &staff, "ok").await;
         "/portal/cases"
     };
-    with_cookie(
+    let resp = with_cookie(
         redirect(to),
         Some(session::set_cookie(&app.portal.config, &id)),
-    )
+    );
+    with_cookie(resp, Some(session::clear_login_cookie(&app.portal.config)))
 }
 
 /// `GET /portal/login/totp`.
@@ -339,7 +354,7 @@ pub async fn totp(
         return refuse(StatusCode::UNAUTHORIZED, t.totp_failed.to_owned());
     }
     app.portal.throttle.succeeded(&staff.login, ip.0);
-    let id = match rotate(&app, &s, &staff, stage::FULL).await {
+    let id = match rotate(&app, Some(&s), &staff, stage::FULL).await {
         Ok(id) => id,
         Err(e) => return server_error(lang, &e),
     };

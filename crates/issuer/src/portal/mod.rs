@@ -52,11 +52,21 @@ pub fn router() -> Router<Arc<App>> {
         .route("/portal/cases/{id}", get(cases::show).post(cases::update))
         .route("/portal/cases/{id}/edit", get(cases::edit_form))
         .route(
+            "/portal/cases/{id}/report",
+            axum::routing::post(cases::report),
+        )
+        .route(
             "/portal/cases/{id}/issue",
             get(cases::confirm_issue).post(cases::issue),
         )
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
+        // Every other portal URL gets the portal's own 404 page.
+        .route("/portal/{*rest}", axum::routing::any(unknown))
+}
+
+async fn unknown(session::PageLang(lang): session::PageLang) -> Response {
+    not_found(lang)
 }
 
 /// Wraps the portal routes with the CSRF guard and the security headers.
@@ -116,8 +126,9 @@ async fn headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// Refuses (403) every form post that does not carry the CSRF token of the
-/// session in its cookie, before any handler runs. The loaded session is
-/// handed on to the handler.
+/// session in its cookie (for the login form: of the login cookie), before
+/// any handler runs. The loaded session and the token are handed on to the
+/// handler.
 async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
@@ -135,11 +146,20 @@ async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
         Ok(s) => s,
         Err(e) => return server_error(lang, &e),
     };
-    let Some(s) = s.filter(|s| s.csrf_matches(&token)) else {
-        tracing::info!(path = %parts.uri.path(), "form post refused: missing or wrong CSRF token");
-        return forbidden(lang);
-    };
-    parts.extensions.insert(s);
+    match s.filter(|s| s.csrf_matches(&token)) {
+        Some(s) => {
+            parts.extensions.insert(s);
+        }
+        // The login form has no session yet: its token is bound to the
+        // login cookie instead.
+        None if parts.uri.path() == "/portal/login"
+            && session::login_token_matches(&app, &parts.headers, &token) => {}
+        None => {
+            tracing::info!(path = %parts.uri.path(), "form post refused: missing or wrong CSRF token");
+            return forbidden(lang);
+        }
+    }
+    parts.extensions.insert(session::FormCsrf(token));
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }

@@ -2,6 +2,12 @@
 //! (`Secure` unless configured off), only its keyed hash in the database,
 //! idle and absolute expiry, a new id at every step of a login (no session
 //! fixation), and a synchronizer CSRF token bound to each session.
+//!
+//! Before login there is no session row: the login form's CSRF token is the
+//! keyed hash of a random value in its own cookie ([`LOGIN_COOKIE`]), so an
+//! anonymous visitor writes nothing to the database (issue 12, finding 12:
+//! "anonymous visitors create 270 session rows a second (create a session at
+//! login, or bound them)").
 
 use std::sync::Arc;
 
@@ -24,10 +30,14 @@ use crate::store::{SessionRow, StaffRow};
 pub const SESSION_COOKIE: &str = "cocoa_sid";
 /// Name of the language cookie.
 pub const LANG_COOKIE: &str = "cocoa_lang";
+/// Name of the login form's cookie: `<unix seconds>.<random>`, the value
+/// whose keyed hash is the login form's CSRF token.
+pub const LOGIN_COOKIE: &str = "cocoa_login";
 
 /// Session stages.
 pub mod stage {
-    /// The login form's session (no account yet).
+    /// The login form's session of earlier versions (no account yet); no
+    /// longer created, still accepted until it expires.
     pub const ANON: &str = "anon";
     /// Password checked, TOTP code pending.
     pub const TOTP: &str = "totp";
@@ -145,6 +155,56 @@ pub async fn create(app: &App, staff_id: Option<i64>, stage: &str) -> Result<(St
     };
     Ok((id, Session { id_hash, row }))
 }
+
+/// The token the login form's CSRF field carries for the login cookie
+/// `value`.
+fn login_token(app: &App, value: &str) -> String {
+    app.issuer
+        .hash_code(CodeKind::Form, &format!("login\0{value}"))
+}
+
+/// The live login cookie of a request (issued within the idle timeout).
+fn login_cookie<'a>(app: &App, headers: &'a HeaderMap) -> Option<&'a str> {
+    let v = cookie(headers, LOGIN_COOKIE).filter(|v| v.len() <= 100)?;
+    let (at, nonce) = v.split_once('.')?;
+    let at: i64 = at.parse().ok()?;
+    let age = app.issuer.now() - at;
+    (nonce.len() >= 20 && (0..=app.portal.config.idle_timeout_seconds).contains(&age)).then_some(v)
+}
+
+/// The login form's CSRF token, and the `Set-Cookie` to send when the
+/// request had no live login cookie. Writes nothing to the database.
+pub fn login_form_token(app: &App, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    if let Some(v) = login_cookie(app, headers) {
+        return (login_token(app, v), None);
+    }
+    let v = format!("{}.{}", app.issuer.now(), app.issuer.random_secret(24));
+    let set = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={v}; {}",
+        cookie_attrs(&app.portal.config)
+    ))
+    .ok();
+    (login_token(app, &v), set)
+}
+
+/// Whether `token` is the login form's CSRF token of the request's live
+/// login cookie (constant time).
+pub fn login_token_matches(app: &App, headers: &HeaderMap, token: &str) -> bool {
+    login_cookie(app, headers).is_some_and(|v| {
+        !token.is_empty() && bool::from(login_token(app, v).as_bytes().ct_eq(token.as_bytes()))
+    })
+}
+
+/// `Set-Cookie` that removes the login cookie (once signed in).
+pub fn clear_login_cookie(c: &PortalConfig) -> HeaderValue {
+    HeaderValue::from_str(&format!("{LOGIN_COOKIE}=; Max-Age=0; {}", cookie_attrs(c)))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The CSRF token a form post passed the guard with (a session's, or the
+/// login form's).
+#[derive(Debug, Clone)]
+pub struct FormCsrf(pub String);
 
 fn cookie_attrs(c: &PortalConfig) -> &'static str {
     if c.secure() {

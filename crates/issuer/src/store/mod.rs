@@ -17,12 +17,12 @@ mod staff;
 use sqlx::AnyPool;
 
 pub use audit::{AuditFilter, AuditLine};
-pub use cases::CaseExtra;
+pub use cases::{CaseExtra, ListPage, ListState};
 pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
 pub use issuances::{IssueError, NewIssuance, Receipt};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
-pub use sessions::SessionRow;
+pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
 
 pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
 

@@ -131,3 +131,86 @@ impl Store {
         Ok(r.rows_affected())
     }
 }
+
+/// What claiming a portal form's once-only token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormClaim {
+    /// First post of this token: do the work, then `finish_form`.
+    New,
+    /// Posted before (by `staff_id`, for `case_id`); `location` is where
+    /// the first post sent its browser, `None` while it still runs.
+    Taken {
+        /// Who claimed it.
+        staff_id: i64,
+        /// For which case.
+        case_id: i64,
+        /// The first post's answer.
+        location: Option<String>,
+    },
+}
+
+/// How long a form token is remembered, seconds.
+pub const FORM_RETENTION_SECONDS: i64 = 24 * 3600;
+
+impl Store {
+    /// Claims a form's once-only token (table `portal_forms`): exactly one
+    /// of several concurrent posts of the same form gets [`FormClaim::New`].
+    /// Tokens older than [`FORM_RETENTION_SECONDS`] are swept on the way.
+    pub async fn claim_form(
+        &self,
+        token_hash: &str,
+        staff_id: i64,
+        case_id: i64,
+        now: i64,
+    ) -> Result<FormClaim, StoreError> {
+        sqlx::query("DELETE FROM portal_forms WHERE created_at < $1")
+            .bind(now - FORM_RETENTION_SECONDS)
+            .execute(&self.pool)
+            .await?;
+        let r = sqlx::query(
+            "INSERT INTO portal_forms (token_hash, staff_id, case_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(staff_id)
+        .bind(case_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => return Ok(FormClaim::New),
+            Err(e) if store_support::unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.form(token_hash)
+            .await?
+            .ok_or(StoreError::Corrupt("portal_forms: claimed row vanished"))
+    }
+
+    /// A claimed form token.
+    pub async fn form(&self, token_hash: &str) -> Result<Option<FormClaim>, StoreError> {
+        let row = sqlx::query(
+            "SELECT staff_id, case_id, location FROM portal_forms WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(FormClaim::Taken {
+                staff_id: r.try_get("staff_id")?,
+                case_id: r.try_get("case_id")?,
+                location: r.try_get("location")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records where the first post of a form token sent its browser.
+    pub async fn finish_form(&self, token_hash: &str, location: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE portal_forms SET location = $1 WHERE token_hash = $2")
+            .bind(location)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

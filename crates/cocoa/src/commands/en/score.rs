@@ -9,8 +9,7 @@ use std::path::Path;
 use en_protocol::exposure_configuration::{
     ExposureConfiguration, ExposureWindow, daily_summary_from_json, exposure_windows_from_json,
 };
-use en_protocol::risk_calculation::{DayValues, RiskCalculationConfiguration, RiskLevel};
-use serde::Serialize;
+use en_protocol::risk_calculation::RiskCalculationConfiguration;
 
 use super::{DailySummariesArgs, ScoreArgs};
 use crate::commands::{bad_input, print_json};
@@ -35,35 +34,14 @@ fn windows(path: &Path) -> anyhow::Result<Vec<ExposureWindow>> {
         .map_err(|e| refused(e.code(), &e.message_ja(), &e.to_string()))
 }
 
-#[derive(Serialize)]
-struct ScoreOutput {
-    risk_level: RiskLevel,
-    #[serde(flatten)]
-    values: DayValues,
-}
-
 pub fn score(a: ScoreArgs) -> anyhow::Result<()> {
     let config = RiskCalculationConfiguration::from_json(&read(&a.config)?)
         .map_err(|e| refused(e.code(), &e.message_ja(), &e.to_string()))?;
     let summary = daily_summary_from_json(&read(&a.daily_summary)?)
         .map_err(|e| refused(e.code(), &e.message_ja(), &e.to_string()))?;
     let windows = windows(&a.exposure_windows)?;
-    // COCOA takes the exposure windows of the summary's day.
-    let scans: Vec<(u8, u32)> = windows
-        .iter()
-        .filter(|w| w.days_since_epoch() == summary.days_since_epoch)
-        .flat_map(|w| &w.scan_instances)
-        .map(|s| (s.typical_attenuation_db, s.seconds_since_last_scan))
-        .collect();
-    let values = DayValues::compute(
-        summary.day_summary.score_sum,
-        summary.day_summary.weighted_duration_sum,
-        &scans,
-    );
-    print_json(&ScoreOutput {
-        risk_level: config.decide(&values),
-        values,
-    })
+    // COCOA takes the exposure windows of the summary's day (the phone decides with the same call).
+    print_json(&config.decide_day(&summary, &windows))
 }
 
 pub fn daily_summaries(a: DailySummariesArgs) -> anyhow::Result<()> {
