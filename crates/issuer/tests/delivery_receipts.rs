@@ -138,10 +138,7 @@ async fn a_backlog_of_hours_never_expires_a_number_in_transit() {
         assert_eq!(form["StatusCallback"], CALLBACK);
         let number = number_of(&form);
         let i = latest(&h, id).await;
-        assert_eq!(
-            (i.delivery_status.as_str(), i.delivered_at),
-            ("sent", None)
-        );
+        assert_eq!((i.delivery_status.as_str(), i.delivered_at), ("sent", None));
         let sent_at = i.sent_at.unwrap();
 
         // The gateway is three hours behind: the one-hour number is still
@@ -198,7 +195,10 @@ async fn receipts_in_any_order_never_go_backwards_and_failures_withdraw_the_numb
         let i = latest(&h, a).await;
         assert_eq!(i.delivery_status, "undelivered", "{}", h.label);
         assert_eq!(i.state.as_str(), "expired");
-        assert_eq!(i.delivery_error.as_deref(), Some("undelivered: ErrorCode 30003"));
+        assert_eq!(
+            i.delivery_error.as_deref(),
+            Some("undelivered: ErrorCode 30003")
+        );
         assert_eq!(i.delivered_at, None);
         assert_ne!(h.verify(&number_a).await.status, 200);
 
@@ -232,8 +232,14 @@ async fn a_receipt_with_a_bad_signature_is_refused_and_changes_nothing() {
         let good = sign(CALLBACK, &params);
         // Signed for other fields, with another URL, with another token,
         // not base64, missing.
-        let other_fields = sign(CALLBACK, &[("MessageSid", "SM1"), ("MessageStatus", "delivered")]);
-        let other_url = sign("https://evil.example/api/v1/delivery/twilio/status", &params);
+        let other_fields = sign(
+            CALLBACK,
+            &[("MessageSid", "SM1"), ("MessageStatus", "delivered")],
+        );
+        let other_url = sign(
+            "https://evil.example/api/v1/delivery/twilio/status",
+            &params,
+        );
         let other_token = {
             use base64::Engine as _;
             use hmac::{Hmac, Mac};
@@ -241,7 +247,13 @@ async fn a_receipt_with_a_bad_signature_is_refused_and_changes_nothing() {
             mac.update(format!("{CALLBACK}MessageSidSM1MessageStatusfailed").as_bytes());
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
         };
-        for sig in [other_fields, other_url, other_token, "%%%".into(), String::new()] {
+        for sig in [
+            other_fields,
+            other_url,
+            other_token,
+            "%%%".into(),
+            String::new(),
+        ] {
             let (s, body) = post_receipt(&h, &params, &sig).await;
             assert_eq!(s, 403, "{}: {sig}", h.label);
             assert!(body.contains("receipt_signature_invalid"), "{body}");

@@ -73,7 +73,9 @@ impl Sender {
     /// E-mail: accepted by the relay = sent (no receipts).
     pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<Sent, DeliveryError> {
         match self {
-            Self::Outbox(dir) => outbox::write(dir, msg, sent_at).await.map(|()| Sent::default()),
+            Self::Outbox(dir) => outbox::write(dir, msg, sent_at)
+                .await
+                .map(|()| Sent::default()),
             Self::Smtp(s) => s.send(msg).await.map(|()| Sent::default()),
             Self::Twilio(t) => {
                 let message_sid = t.send(msg).await?;

@@ -25,8 +25,8 @@ use crate::limits::Limits;
 use crate::service::{Issuer, Settings};
 use crate::store::Store;
 
-pub use receipts::TWILIO_STATUS_PATH;
 pub use crate::state::{ApiKeyHeader, App, ClientIp, JsonBody, TrustedProxies, client_key, proxy};
+pub use receipts::TWILIO_STATUS_PATH;
 
 /// The routes of the issuer role, with their state.
 pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {

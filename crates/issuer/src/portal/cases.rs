@@ -506,7 +506,9 @@ async fn case_page(
     panel.button = match (registered, blockers.is_empty(), history.first()) {
         (true, _, _) | (false, false, _) => "",
         (false, true, None) => t.issue_button,
-        (false, true, Some(i)) if matches!(i.delivery_status.as_str(), "failed" | "undelivered") => {
+        (false, true, Some(i))
+            if matches!(i.delivery_status.as_str(), "failed" | "undelivered") =>
+        {
             t.retry_button
         }
         (false, true, Some(_)) => t.reissue_button,

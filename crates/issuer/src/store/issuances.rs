@@ -174,12 +174,14 @@ impl Store {
 
     /// Records a successful delivery.
     pub async fn mark_delivered(&self, issuance_id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE issuances SET delivery_status = 'sent', delivered_at = $1, sent_at = $1, \
-                     delivery_updated_at = $1, delivery_error = NULL WHERE id = $2")
-            .bind(now)
-            .bind(issuance_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE issuances SET delivery_status = 'sent', delivered_at = $1, sent_at = $1, \
+                     delivery_updated_at = $1, delivery_error = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(issuance_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
