@@ -1107,3 +1107,93 @@ async fn unknown_portal_urls_get_the_portals_404_page_and_reissue_is_titled_so()
         assert!(c.body.contains("<title>再発行の確認"));
     }
 }
+
+/// Issue 13: "「報告」 button on the 発生届 tab (the seed: staff press 報告
+/// after the four fields), every prerequisite message names a control that
+/// exists".
+#[tokio::test]
+async fn the_report_button_reports_once_the_four_fields_are_entered() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let now = h.app.issuer.now();
+        let other = h
+            .app
+            .issuer
+            .store()
+            .create_centre("ちよだ保健所", "13", now)
+            .await
+            .unwrap();
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        staff(&h, other, "suzuki", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let form: Vec<_> = case_form()
+            .into_iter()
+            .filter(|(k, _)| *k != "reported")
+            .map(|(k, v)| {
+                if k == "diagnosis_date" {
+                    (k, "")
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        let id = create_case_with(&mut b, &form).await;
+        // The ID管理 tab names the button, and the 発生届 tab has it.
+        let p = b.get(&format!("/portal/cases/{id}?tab=id")).await;
+        assert!(
+            p.body.contains("「報告」ボタンを押下してください"),
+            "{}",
+            h.label
+        );
+        let tab = format!("/portal/cases/{id}?tab=report");
+        let p = b.get(&tab).await;
+        assert!(p.body.contains("id=\"report-button\">報告</button>"));
+        // A missing field: refused, named, nothing changed.
+        let audit = h.count("audit_log").await;
+        let report = format!("/portal/cases/{id}/report");
+        let p = b.submit(&tab, &report, &[]).await;
+        assert_eq!(p.status, 422, "{}", h.label);
+        assert!(p.body.contains("「診断年月日」が入力されていません"));
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert!(!c.data.reported);
+        assert_eq!(h.count("audit_log").await, audit);
+        // Another centre's staff: not found; no CSRF token: refused.
+        let mut theirs = Browser::new(&h);
+        theirs.login("suzuki", PASSWORD).await;
+        assert_eq!(
+            theirs.submit("/portal/cases", &report, &[]).await.status,
+            404
+        );
+        assert_eq!(b.post(&report, &[]).await.status, 403);
+        // Enter the date with 編集, then 報告.
+        let mut dated = form.clone();
+        for f in dated.iter_mut() {
+            if f.0 == "diagnosis_date" {
+                f.1 = "2020-12-15";
+            }
+        }
+        let edit = format!("/portal/cases/{id}/edit");
+        let p = b
+            .submit(&edit, &format!("/portal/cases/{id}"), &dated)
+            .await;
+        assert_eq!(p.status, 303);
+        let p = b.submit(&tab, &report, &[]).await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (
+                303,
+                format!("/portal/cases/{id}?tab=report&msg=reported").as_str()
+            )
+        );
+        let p = b.get(&p.location).await;
+        assert!(p.body.contains("発生届を報告しました。"));
+        assert!(!p.body.contains("id=\"report-button\""));
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert!(c.data.reported);
+        assert!(b.get("/portal/audit").await.body.contains("report_case"));
+        // Now the number can be issued.
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        assert_eq!(h.sent_count(), 1);
+    }
+}

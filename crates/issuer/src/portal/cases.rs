@@ -576,6 +576,7 @@ async fn case_page(
         basic,
         test,
         report,
+        reported: d.reported,
     })
 }
 
@@ -591,6 +592,7 @@ pub async fn show(
     let flash = match q.msg.as_deref() {
         Some("sent") => t.sent_flash,
         Some("saved") => t.saved_flash,
+        Some("reported") => t.reported_flash,
         _ => "",
     };
     let p = case_page(
@@ -789,4 +791,86 @@ async fn repeat(app: &App, v: &Viewer, id: i64, key: &str) -> Result<Response, F
             _ => return Ok(redirect(&format!("/portal/cases/{id}?tab=id"))),
         }
     }
+}
+
+/// `POST /portal/cases/{id}/report`: the 発生届 tab's 「報告」 button (the
+/// seed: staff press 「報告」 after entering the four 発生届 fields). Refused
+/// (422, nothing changed) while one of the four is missing, each named; else
+/// the case is saved as reported through the same service as the edit form.
+pub async fn report(
+    State(app): State<Arc<App>>,
+    v: Viewer,
+    Path(raw): Path<String>,
+) -> Result<Response, Failure> {
+    let case = visible_case(&app, &v, &raw).await?;
+    let d = &case.data;
+    let mut missing = Vec::new();
+    if d.outpatient_facility.trim().is_empty() {
+        missing.push(Blocker::MissingOutpatientFacility);
+    }
+    if !d.test_positive {
+        missing.push(Blocker::MissingPositiveTest);
+    }
+    if d.diagnosis_date.is_none() {
+        missing.push(Blocker::MissingDiagnosisDate);
+    }
+    if !missing.is_empty() {
+        let errors = missing
+            .iter()
+            .map(|b| v.lang.pick(b.message_ja(), b.message_en()).to_owned())
+            .collect();
+        let p = case_page(&app, &v, &case, "report", "", errors)
+            .await
+            .or_page(v.lang)?;
+        return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &p));
+    }
+    if !d.reported {
+        let ymd = |x: NaiveDate| x.format("%Y-%m-%d").to_string();
+        let req = api_types::cases::CreateCaseRequest {
+            name_kanji: d.name_kanji.clone(),
+            name_kana: d.name_kana.clone(),
+            birth_date: ymd(d.birth_date),
+            sex: d.sex,
+            mobile: d.mobile.clone(),
+            email: d.email.clone(),
+            outpatient_facility: d.outpatient_facility.clone(),
+            test_positive: d.test_positive,
+            classification: d.classification,
+            diagnosis_date: d.diagnosis_date.map(ymd).unwrap_or_default(),
+            reported: true,
+            uses_app: d.uses_app,
+            centre_id: d.centre_id,
+        };
+        match app.issuer.update_case(&v.actor, case.id, &req).await {
+            Ok(()) => {}
+            Err(Error::Field(e)) => {
+                let p = case_page(
+                    &app,
+                    &v,
+                    &case,
+                    "report",
+                    "",
+                    vec![forms::message(v.lang, &e)],
+                )
+                .await
+                .or_page(v.lang)?;
+                return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &p));
+            }
+            Err(e) => return Err(Failure(v.lang, e)),
+        }
+        app.issuer
+            .audit(
+                &v.actor,
+                d.centre_id,
+                Some(case.id),
+                "report_case",
+                "ok",
+                String::new(),
+            )
+            .await;
+    }
+    Ok(redirect(&format!(
+        "/portal/cases/{}?tab=report&msg=reported",
+        case.id
+    )))
 }

@@ -230,5 +230,8 @@ texts! {
     ls_failed: "送信失敗", "Delivery failed";
     ls_expired: "期限切れ", "Expired";
     ls_used: "登録済み", "Registered";
+    report_button: "報告", "Report";
+    report_hint: "発生届の4項目（外来機関・検査陽性・確定/無症状/疑似症・診断年月日）を入力したら、「報告」を押してください。入力は「編集」から行います。", "Once the four notification fields (outpatient facility, positive test, classification, diagnosis date) are entered, press Report. Enter them with Edit.";
+    reported_flash: "発生届を報告しました。", "The notification was reported.";
     l_bad_state: "状態は一覧から選んでください。", "Choose a state from the list.";
 }

@@ -52,6 +52,10 @@ pub fn router() -> Router<Arc<App>> {
         .route("/portal/cases/{id}", get(cases::show).post(cases::update))
         .route("/portal/cases/{id}/edit", get(cases::edit_form))
         .route(
+            "/portal/cases/{id}/report",
+            axum::routing::post(cases::report),
+        )
+        .route(
             "/portal/cases/{id}/issue",
             get(cases::confirm_issue).post(cases::issue),
         )

@@ -283,6 +283,8 @@ pub struct CasePage {
     pub basic: Vec<Field>,
     pub test: Vec<Field>,
     pub report: Vec<Field>,
+    /// Whether the notification was reported (no 「報告」 button then).
+    pub reported: bool,
 }
 
 /// The confirmation step of 処理番号発行.
