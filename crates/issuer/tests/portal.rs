@@ -897,3 +897,303 @@ async fn a_triple_click_on_issue_sends_one_sms() {
         assert_eq!(h.sent_count(), 2);
     }
 }
+
+async fn exec(h: &Harness, sql: &str) {
+    sqlx::query(sql)
+        .execute(h.app.issuer.store().pool())
+        .await
+        .unwrap();
+}
+
+/// The text of the state cell of case `id` in a list page.
+fn state_cell(body: &str, id: i64) -> Option<String> {
+    let row = body
+        .split("<tr>")
+        .find(|r| r.contains(&format!("/portal/cases/{id}\"")))?;
+    let at = row.find("<span class=\"state")?;
+    let rest = &row[at..];
+    let start = rest.find('>')? + 1;
+    Some(rest[start..rest.find("</span>")?].to_owned())
+}
+
+/// Issue 13: "Case list: a state column (未発行 / 送信待ち / 送信済み /
+/// 送達済み / 送信失敗 / 期限切れ / 登録済み), filter by state, paging".
+#[tokio::test]
+async fn the_case_list_shows_each_state_filters_and_pages() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(h.create_case(&case_json()).await);
+        }
+        // 0: none; 1..=6 issued, then moved to each state.
+        for (n, id) in ids[1..].iter().enumerate() {
+            let r = h.issue(*id, &format!("k{n}")).await;
+            assert_eq!(r.status, 200, "{}: {}", h.label, r.body);
+        }
+        let (number, _) = h.last_number();
+        let v = h.verify(&number).await;
+        let token = v.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(h.certificate(&token, &hmac32()).await.status, 200);
+        let set = |id: i64, what: &str| format!("UPDATE issuances SET {what} WHERE case_id = {id}");
+        exec(&h, &set(ids[1], "delivery_status = 'pending'")).await;
+        exec(&h, &set(ids[3], "delivery_status = 'delivered'")).await;
+        exec(
+            &h,
+            &set(ids[4], "delivery_status = 'failed', state = 'expired'"),
+        )
+        .await;
+        exec(&h, &set(ids[5], "expires_at = 1")).await;
+        let want = [
+            "未発行",
+            "送信待ち",
+            "送信済み",
+            "送達済み",
+            "送信失敗",
+            "期限切れ",
+            "登録済み",
+        ];
+        let p = b.get("/portal/cases").await;
+        assert_eq!(p.status, 200);
+        for (id, w) in ids.iter().zip(want) {
+            assert_eq!(
+                state_cell(&p.body, *id).as_deref(),
+                Some(w),
+                "{}: case {id}",
+                h.label
+            );
+        }
+        // Filter: exactly the cases in that state.
+        for (i, s) in [
+            "none",
+            "pending",
+            "sent",
+            "delivered",
+            "failed",
+            "expired",
+            "used",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let p = b.get(&format!("/portal/cases?state={s}")).await;
+            let shown: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| state_cell(&p.body, *id).is_some())
+                .collect();
+            assert_eq!(shown, vec![ids[i]], "{}: state={s}", h.label);
+            assert!(p.body.contains(&format!("value=\"{s}\" selected")));
+        }
+        let p = b.get("/portal/cases?state=lost").await;
+        assert_eq!(p.status, 422);
+        assert!(p.body.contains("状態は一覧から選んでください"));
+        let p = b.get("/portal/cases?state=lost&lang=en").await;
+        assert!(p.body.contains("Choose a state from the list."));
+        b.get("/portal/cases?lang=ja").await;
+
+        // Paging: 50 a page, newest first, links keep the filter.
+        for _ in 0..100 {
+            h.create_case(&case_json()).await;
+        }
+        let rows = |body: &str| body.matches("<span class=\"state").count();
+        let p = b.get("/portal/cases").await;
+        assert_eq!(rows(&p.body), 50);
+        assert!(p.body.contains("href=\"/portal/cases?page=2\""));
+        assert!(!p.body.contains("id=\"prev-page\""));
+        let p = b.get("/portal/cases?page=3").await;
+        assert_eq!(rows(&p.body), 7, "{}", h.label);
+        assert!(!p.body.contains("id=\"next-page\""));
+        assert!(p.body.contains("href=\"/portal/cases?page=2\""));
+        assert_eq!(state_cell(&p.body, ids[0]).as_deref(), Some("未発行"));
+        let p = b.get("/portal/cases?state=none&page=2").await;
+        assert_eq!(rows(&p.body), 50);
+        assert!(
+            p.body
+                .contains("href=\"/portal/cases?page=3&amp;state=none\""),
+            "{}",
+            p.body
+        );
+        assert_eq!(b.get("/portal/cases?page=x").await.status, 200);
+    }
+}
+
+/// Issue 13: "10,000 cases list in under 100 ms" — one query per page
+/// (the newest issuance of each case through an index). Seeds 10,000
+/// cases (a third with a number) and times the list page and the
+/// filtered list through the real router.
+#[tokio::test]
+async fn ten_thousand_cases_list_in_one_query() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let pool = h.app.issuer.store().pool();
+        let mut tx = pool.begin().await.unwrap();
+        for i in 0..10_000i64 {
+            sqlx::query(
+                "INSERT INTO cases (centre_id, name_kanji, name_kana, birth_date, sex, outpatient_facility, \
+                 test_positive, classification, reported, uses_app, created_at, updated_at) \
+                 VALUES ($1, '横口 健太', 'ヨコグチ ケンタ', '1998-09-09', 'male', '港区', 1, 'confirmed', 1, 1, 0, 0)",
+            )
+            .bind(h.centre_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            if i % 3 == 0 {
+                sqlx::query(
+                    "INSERT INTO issuances (case_id, number_hmac, link_hmac, report_type, state, channel, \
+                     delivery_status, issued_by, issued_at, expires_at) \
+                     VALUES ((SELECT MAX(id) FROM cases), $1, $2, 'confirmed', 'used', 'sms', 'sent', 'staff:yamada', 0, 1)",
+                )
+                .bind(format!("n{i}"))
+                .bind(format!("l{i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        for path in [
+            "/portal/cases",
+            "/portal/cases?state=used",
+            "/portal/cases?state=none&page=100",
+            "/portal/cases?state=pending",
+        ] {
+            b.get(path).await;
+            let started = std::time::Instant::now();
+            let p = b.get(path).await;
+            let took = started.elapsed();
+            assert_eq!(p.status, 200);
+            eprintln!("{}: GET {path} with 10,000 cases: {took:?}", h.label);
+            assert!(
+                took < std::time::Duration::from_millis(100),
+                "{}: {path} took {took:?}",
+                h.label
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_portal_urls_get_the_portals_404_page_and_reissue_is_titled_so() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        for path in [
+            "/portal/nothing",
+            "/portal/cases/1/nothing",
+            "/portal/static/x.css",
+        ] {
+            let p = b.get(path).await;
+            assert_eq!(p.status, 404, "{path}");
+            assert!(p.body.contains("見つかりません") && p.body.contains("portal.css"));
+        }
+        let p = b.get("/portal/nothing?lang=en").await;
+        assert!(p.body.contains("No such page or case."));
+        b.get("/portal/nothing?lang=ja").await;
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let c = b.get(&format!("/portal/cases/{id}/issue")).await;
+        assert!(c.body.contains("<h1>処理番号発行の確認</h1>"));
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        let c = b.get(&format!("/portal/cases/{id}/issue")).await;
+        assert!(c.body.contains("<h1>再発行の確認</h1>"), "{}", c.body);
+        assert!(c.body.contains("<title>再発行の確認"));
+    }
+}
+
+/// Issue 13: "「報告」 button on the 発生届 tab (the seed: staff press 報告
+/// after the four fields), every prerequisite message names a control that
+/// exists".
+#[tokio::test]
+async fn the_report_button_reports_once_the_four_fields_are_entered() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let now = h.app.issuer.now();
+        let other = h
+            .app
+            .issuer
+            .store()
+            .create_centre("ちよだ保健所", "13", now)
+            .await
+            .unwrap();
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        staff(&h, other, "suzuki", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let form: Vec<_> = case_form()
+            .into_iter()
+            .filter(|(k, _)| *k != "reported")
+            .map(|(k, v)| {
+                if k == "diagnosis_date" {
+                    (k, "")
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        let id = create_case_with(&mut b, &form).await;
+        // The ID管理 tab names the button, and the 発生届 tab has it.
+        let p = b.get(&format!("/portal/cases/{id}?tab=id")).await;
+        assert!(
+            p.body.contains("「報告」ボタンを押下してください"),
+            "{}",
+            h.label
+        );
+        let tab = format!("/portal/cases/{id}?tab=report");
+        let p = b.get(&tab).await;
+        assert!(p.body.contains("id=\"report-button\">報告</button>"));
+        // A missing field: refused, named, nothing changed.
+        let audit = h.count("audit_log").await;
+        let report = format!("/portal/cases/{id}/report");
+        let p = b.submit(&tab, &report, &[]).await;
+        assert_eq!(p.status, 422, "{}", h.label);
+        assert!(p.body.contains("「診断年月日」が入力されていません"));
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert!(!c.data.reported);
+        assert_eq!(h.count("audit_log").await, audit);
+        // Another centre's staff: not found; no CSRF token: refused.
+        let mut theirs = Browser::new(&h);
+        theirs.login("suzuki", PASSWORD).await;
+        assert_eq!(
+            theirs.submit("/portal/cases", &report, &[]).await.status,
+            404
+        );
+        assert_eq!(b.post(&report, &[]).await.status, 403);
+        // Enter the date with 編集, then 報告.
+        let mut dated = form.clone();
+        for f in dated.iter_mut() {
+            if f.0 == "diagnosis_date" {
+                f.1 = "2020-12-15";
+            }
+        }
+        let edit = format!("/portal/cases/{id}/edit");
+        let p = b
+            .submit(&edit, &format!("/portal/cases/{id}"), &dated)
+            .await;
+        assert_eq!(p.status, 303);
+        let p = b.submit(&tab, &report, &[]).await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (
+                303,
+                format!("/portal/cases/{id}?tab=report&msg=reported").as_str()
+            )
+        );
+        let p = b.get(&p.location).await;
+        assert!(p.body.contains("発生届を報告しました。"));
+        assert!(!p.body.contains("id=\"report-button\""));
+        let c = h.app.issuer.store().case(id).await.unwrap().unwrap();
+        assert!(c.data.reported);
+        assert!(b.get("/portal/audit").await.body.contains("report_case"));
+        // Now the number can be issued.
+        assert_eq!(issue(&mut b, id).await.status, 303);
+        assert_eq!(h.sent_count(), 1);
+    }
+}

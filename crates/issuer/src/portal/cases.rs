@@ -17,7 +17,7 @@ use super::i18n::Lang;
 use super::session::Viewer;
 use super::views::{
     CaseFormPage, CaseFormValues, CasePage, CaseRow, CentreOption, ConfirmPage, Field, Header,
-    HistoryRow, Layout, Panel, age, date, when,
+    HistoryRow, Layout, Panel, StateChoice, age, date, when,
 };
 use super::{Failure, OrPage, page, redirect};
 use crate::domain::model::{Case, Channel, IssuanceState, Role};
@@ -26,13 +26,44 @@ use crate::domain::validate;
 use crate::error::Error;
 use crate::service::jst;
 use crate::state::App;
-use crate::store::{CaseExtra, FormClaim};
+use crate::store::{CaseExtra, FormClaim, ListPage, ListState};
 
-/// `?q=` of the list.
+/// `?q=&state=&page=` of the list.
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// Cases on one page of the list.
+const PAGE_SIZE: i64 = 50;
+/// The last page that can be asked for (500,000 cases).
+const MAX_PAGE: i64 = 10_000;
+
+fn list_state_label(lang: Lang, s: ListState) -> (&'static str, &'static str) {
+    let t = lang.texts();
+    let label = match s {
+        ListState::None => t.ls_none,
+        ListState::Pending => t.ls_pending,
+        ListState::Sent => t.ls_sent,
+        ListState::Delivered => t.ls_delivered,
+        ListState::Failed => t.ls_failed,
+        ListState::Expired => t.ls_expired,
+        ListState::Used => t.ls_used,
+    };
+    let class = match s {
+        ListState::None => "none",
+        ListState::Pending => "pending",
+        ListState::Sent | ListState::Delivered => "sent",
+        ListState::Failed => "failed",
+        ListState::Expired => "expired",
+        ListState::Used => "used",
+    };
+    (label, class)
 }
 
 /// `?tab=&msg=` of the case screen.
@@ -97,48 +128,133 @@ async fn centre_options(app: &App, v: &Viewer) -> crate::Result<Vec<CentreOption
         .collect())
 }
 
-/// `GET /portal/cases?q=`: the viewer's centre's cases (every centre's for
-/// a system administrator), searched by name, furigana or ID.
+/// `GET /portal/cases?q=&state=&page=`: the viewer's centre's cases (every
+/// centre's for a system administrator), searched by name, furigana or ID,
+/// filtered by state, 50 a page; each with the state of its newest number
+/// (issue 13: "a state column (未発行 / 送信待ち / 送信済み / 送達済み /
+/// 送信失敗 / 期限切れ / 登録済み), filter by state, paging"). One query.
 pub async fn list(
     State(app): State<Arc<App>>,
     v: Viewer,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, Failure> {
-    let q: String = q.q.trim().chars().take(100).collect();
+    let t = v.lang.texts();
+    let q_text: String = q.q.trim().chars().take(100).collect();
     // Furigana is stored with full-width spaces; accept ASCII ones in a search.
-    let search = match validate::name_kana(&q) {
+    let search = match validate::name_kana(&q_text) {
         Ok(k) if !k.is_empty() => k,
-        _ => q.clone(),
+        _ => q_text.clone(),
     };
-    let cases = app
-        .issuer
-        .store()
-        .list_cases(v.actor.centre_id, &search, 200)
-        .await
-        .or_page(v.lang)?;
+    let (state, bad_state) = match q.state.as_str() {
+        "" => (None, false),
+        s => match ListState::parse(s) {
+            Some(s) => (Some(s), false),
+            None => (None, true),
+        },
+    };
+    let page_no = match q.page.trim() {
+        "" => 1,
+        p => p.parse::<i64>().unwrap_or(1).clamp(1, MAX_PAGE),
+    };
+    let mut found = if bad_state {
+        Vec::new()
+    } else {
+        app.issuer
+            .store()
+            .list_cases_page(ListPage {
+                centre_id: v.actor.centre_id,
+                search: &search,
+                state,
+                offset: (page_no - 1) * PAGE_SIZE,
+                limit: PAGE_SIZE + 1,
+                now: app.issuer.now(),
+            })
+            .await
+            .or_page(v.lang)?
+    };
+    let more = found.len() as i64 > PAGE_SIZE;
+    found.truncate(PAGE_SIZE as usize);
     let centres = app.issuer.store().centres().await.or_page(v.lang)?;
-    let rows = cases
+    let rows = found
         .iter()
-        .map(|c| CaseRow {
-            id: c.id,
-            name: c.data.name_kanji.clone(),
-            kana: c.data.name_kana.clone(),
-            birth: date(v.lang, c.data.birth_date),
-            sex: sex_label(v.lang, c.data.sex),
-            centre: centres
-                .iter()
-                .find(|x| Some(x.id) == c.data.centre_id)
-                .map(|x| x.name.clone())
-                .unwrap_or_default(),
+        .map(|(c, s)| {
+            let (state, state_class) = list_state_label(v.lang, *s);
+            CaseRow {
+                id: c.id,
+                name: c.data.name_kanji.clone(),
+                kana: c.data.name_kana.clone(),
+                birth: date(v.lang, c.data.birth_date),
+                sex: sex_label(v.lang, c.data.sex),
+                centre: centres
+                    .iter()
+                    .find(|x| Some(x.id) == c.data.centre_id)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default(),
+                state,
+                state_class,
+            }
+        })
+        .collect();
+    let state_value = state.map_or("", ListState::as_str);
+    let link = |n: i64| {
+        let mut href = format!("/portal/cases?page={n}");
+        if !q_text.is_empty() {
+            href.push_str("&q=");
+            href.push_str(&url_encode(&q_text));
+        }
+        if !state_value.is_empty() {
+            href.push_str("&state=");
+            href.push_str(state_value);
+        }
+        href
+    };
+    let here = link(page_no);
+    let states = ListState::ALL
+        .into_iter()
+        .map(|s| StateChoice {
+            value: s.as_str(),
+            label: list_state_label(v.lang, s).0,
+            selected: Some(s) == state,
         })
         .collect();
     let p = super::views::CasesPage {
-        l: Layout::of(&v, v.lang.texts().nav_cases, "/portal/cases"),
-        q,
+        l: Layout::of(&v, t.nav_cases, &here),
+        q: q_text.clone(),
         rows,
         show_centre: v.is_system(),
+        states,
+        error: if bad_state { t.l_bad_state } else { "" },
+        page: page_no,
+        prev: if page_no > 1 {
+            link(page_no - 1)
+        } else {
+            String::new()
+        },
+        next: if more && page_no < MAX_PAGE {
+            link(page_no + 1)
+        } else {
+            String::new()
+        },
     };
-    Ok(page(StatusCode::OK, &p))
+    let status = if bad_state {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(page(status, &p))
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn form_page(
@@ -460,6 +576,7 @@ async fn case_page(
         basic,
         test,
         report,
+        reported: d.reported,
     })
 }
 
@@ -475,6 +592,7 @@ pub async fn show(
     let flash = match q.msg.as_deref() {
         Some("sent") => t.sent_flash,
         Some("saved") => t.saved_flash,
+        Some("reported") => t.reported_flash,
         _ => "",
     };
     let p = case_page(
@@ -520,12 +638,17 @@ pub async fn confirm_issue(
         (None, None) => (Channel::Email, String::new()),
     };
     let extra = store.case_extra(case.id).await.or_page(v.lang)?;
+    let t = v.lang.texts();
+    // The seed's word for a second number is 再発行 (issue 13: "the reissue
+    // confirmation is titled 再発行").
+    let title = if history.is_empty() {
+        t.confirm_title
+    } else {
+        t.confirm_reissue_title
+    };
     let c = ConfirmPage {
-        l: Layout::of(
-            &v,
-            v.lang.texts().confirm_title,
-            &format!("/portal/cases/{}/issue", case.id),
-        ),
+        l: Layout::of(&v, title, &format!("/portal/cases/{}/issue", case.id)),
+        title,
         h: header(v.lang, &case, &extra, today(&app)),
         reissue: !history.is_empty(),
         channel: channel_label(v.lang, channel),
@@ -668,4 +791,86 @@ async fn repeat(app: &App, v: &Viewer, id: i64, key: &str) -> Result<Response, F
             _ => return Ok(redirect(&format!("/portal/cases/{id}?tab=id"))),
         }
     }
+}
+
+/// `POST /portal/cases/{id}/report`: the 発生届 tab's 「報告」 button (the
+/// seed: staff press 「報告」 after entering the four 発生届 fields). Refused
+/// (422, nothing changed) while one of the four is missing, each named; else
+/// the case is saved as reported through the same service as the edit form.
+pub async fn report(
+    State(app): State<Arc<App>>,
+    v: Viewer,
+    Path(raw): Path<String>,
+) -> Result<Response, Failure> {
+    let case = visible_case(&app, &v, &raw).await?;
+    let d = &case.data;
+    let mut missing = Vec::new();
+    if d.outpatient_facility.trim().is_empty() {
+        missing.push(Blocker::MissingOutpatientFacility);
+    }
+    if !d.test_positive {
+        missing.push(Blocker::MissingPositiveTest);
+    }
+    if d.diagnosis_date.is_none() {
+        missing.push(Blocker::MissingDiagnosisDate);
+    }
+    if !missing.is_empty() {
+        let errors = missing
+            .iter()
+            .map(|b| v.lang.pick(b.message_ja(), b.message_en()).to_owned())
+            .collect();
+        let p = case_page(&app, &v, &case, "report", "", errors)
+            .await
+            .or_page(v.lang)?;
+        return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &p));
+    }
+    if !d.reported {
+        let ymd = |x: NaiveDate| x.format("%Y-%m-%d").to_string();
+        let req = api_types::cases::CreateCaseRequest {
+            name_kanji: d.name_kanji.clone(),
+            name_kana: d.name_kana.clone(),
+            birth_date: ymd(d.birth_date),
+            sex: d.sex,
+            mobile: d.mobile.clone(),
+            email: d.email.clone(),
+            outpatient_facility: d.outpatient_facility.clone(),
+            test_positive: d.test_positive,
+            classification: d.classification,
+            diagnosis_date: d.diagnosis_date.map(ymd).unwrap_or_default(),
+            reported: true,
+            uses_app: d.uses_app,
+            centre_id: d.centre_id,
+        };
+        match app.issuer.update_case(&v.actor, case.id, &req).await {
+            Ok(()) => {}
+            Err(Error::Field(e)) => {
+                let p = case_page(
+                    &app,
+                    &v,
+                    &case,
+                    "report",
+                    "",
+                    vec![forms::message(v.lang, &e)],
+                )
+                .await
+                .or_page(v.lang)?;
+                return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &p));
+            }
+            Err(e) => return Err(Failure(v.lang, e)),
+        }
+        app.issuer
+            .audit(
+                &v.actor,
+                d.centre_id,
+                Some(case.id),
+                "report_case",
+                "ok",
+                String::new(),
+            )
+            .await;
+    }
+    Ok(redirect(&format!(
+        "/portal/cases/{}?tab=report&msg=reported",
+        case.id
+    )))
 }

@@ -216,4 +216,22 @@ texts! {
     error_title: "エラー", "Error";
     error_text: "サーバーでエラーが発生しました。時間をおいて再度お試しください。", "An internal error occurred. Please try again later.";
     all_centres: "全保健所", "All centres";
+    confirm_reissue_title: "再発行の確認", "Confirm reissue";
+    col_state: "状態", "State";
+    l_state: "状態", "State";
+    l_all: "すべて", "All";
+    l_prev: "前へ", "Previous";
+    l_next: "次へ", "Next";
+    l_page: "ページ", "Page";
+    ls_none: "未発行", "Not issued";
+    ls_pending: "送信待ち", "Waiting to send";
+    ls_sent: "送信済み", "Sent";
+    ls_delivered: "送達済み", "Delivered";
+    ls_failed: "送信失敗", "Delivery failed";
+    ls_expired: "期限切れ", "Expired";
+    ls_used: "登録済み", "Registered";
+    report_button: "報告", "Report";
+    report_hint: "発生届の4項目（外来機関・検査陽性・確定/無症状/疑似症・診断年月日）を入力したら、「報告」を押してください。入力は「編集」から行います。", "Once the four notification fields (outpatient facility, positive test, classification, diagnosis date) are entered, press Report. Enter them with Edit.";
+    reported_flash: "発生届を報告しました。", "The notification was reported.";
+    l_bad_state: "状態は一覧から選んでください。", "Choose a state from the list.";
 }

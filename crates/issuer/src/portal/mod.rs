@@ -52,11 +52,21 @@ pub fn router() -> Router<Arc<App>> {
         .route("/portal/cases/{id}", get(cases::show).post(cases::update))
         .route("/portal/cases/{id}/edit", get(cases::edit_form))
         .route(
+            "/portal/cases/{id}/report",
+            axum::routing::post(cases::report),
+        )
+        .route(
             "/portal/cases/{id}/issue",
             get(cases::confirm_issue).post(cases::issue),
         )
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
+        // Every other portal URL gets the portal's own 404 page.
+        .route("/portal/{*rest}", axum::routing::any(unknown))
+}
+
+async fn unknown(session::PageLang(lang): session::PageLang) -> Response {
+    not_found(lang)
 }
 
 /// Wraps the portal routes with the CSRF guard and the security headers.

@@ -140,9 +140,20 @@ pub struct CaseRow {
     pub birth: String,
     pub sex: &'static str,
     pub centre: String,
+    /// The state's label and CSS class.
+    pub state: &'static str,
+    pub state_class: &'static str,
 }
 
-/// Case list and search.
+/// One choice of the state filter: value, label, selected.
+#[derive(Debug, Clone)]
+pub struct StateChoice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// Case list and search, one page at a time.
 #[derive(Debug, Template)]
 #[template(path = "cases.html")]
 pub struct CasesPage {
@@ -150,6 +161,13 @@ pub struct CasesPage {
     pub q: String,
     pub rows: Vec<CaseRow>,
     pub show_centre: bool,
+    pub states: Vec<StateChoice>,
+    pub error: &'static str,
+    /// 1-based page number.
+    pub page: i64,
+    /// Links to the previous and next pages (empty: none).
+    pub prev: String,
+    pub next: String,
 }
 
 /// The values of the case form, as typed.
@@ -265,6 +283,8 @@ pub struct CasePage {
     pub basic: Vec<Field>,
     pub test: Vec<Field>,
     pub report: Vec<Field>,
+    /// Whether the notification was reported (no 「報告」 button then).
+    pub reported: bool,
 }
 
 /// The confirmation step of 処理番号発行.
@@ -272,6 +292,8 @@ pub struct CasePage {
 #[template(path = "confirm.html")]
 pub struct ConfirmPage {
     pub l: Layout,
+    /// 「処理番号発行の確認」 or 「再発行の確認」.
+    pub title: &'static str,
     pub h: Header,
     pub reissue: bool,
     pub channel: &'static str,

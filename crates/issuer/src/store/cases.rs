@@ -120,3 +120,143 @@ impl Store {
         Ok(())
     }
 }
+
+/// [`rows::CASE_COLUMNS`] of table alias `c`.
+const CASE_COLUMNS_OF_C: &str = "c.id, c.centre_id, c.name_kanji, c.name_kana, c.birth_date, c.sex, \
+     c.mobile, c.email, c.outpatient_facility, c.test_positive, c.classification, c.diagnosis_date, \
+     c.reported, c.uses_app, c.created_at, c.canary";
+
+/// Where a case stands with its newest processing number, as the case list
+/// shows it (issue 13: 「未発行 / 送信待ち / 送信済み / 送達済み / 送信失敗 /
+/// 期限切れ / 登録済み」).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    /// No number yet (未発行).
+    None,
+    /// Waiting to be sent (送信待ち).
+    Pending,
+    /// Handed to the gateway or relay (送信済み).
+    Sent,
+    /// Delivery receipt received (送達済み).
+    Delivered,
+    /// Sending failed (送信失敗).
+    Failed,
+    /// Expired or withdrawn, not registered (期限切れ).
+    Expired,
+    /// Registered in the app (登録済み).
+    Used,
+}
+
+impl ListState {
+    /// Every state, in the list's order.
+    pub const ALL: [Self; 7] = [
+        Self::None,
+        Self::Pending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Failed,
+        Self::Expired,
+        Self::Used,
+    ];
+
+    /// Stable name (the filter's value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Used => "used",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// One page of the case list.
+#[derive(Debug, Clone, Copy)]
+pub struct ListPage<'a> {
+    /// The viewer's centre; `None`: every centre.
+    pub centre_id: Option<i64>,
+    /// Name, furigana or ID; empty: every case.
+    pub search: &'a str,
+    /// Only cases in this state.
+    pub state: Option<ListState>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+    /// Now (unix seconds): a live number past its expiry counts as expired.
+    pub now: i64,
+}
+
+impl Store {
+    /// One page of cases, newest first, each with its [`ListState`], in one
+    /// query. Without a state filter the page of cases is cut first and
+    /// only its rows look up their newest issuance (the `issuances_case`
+    /// index); with one, the newest issuance of every case comes from one
+    /// grouped pass over `issuances`.
+    pub async fn list_cases_page(
+        &self,
+        p: ListPage<'_>,
+    ) -> Result<Vec<(Case, ListState)>, StoreError> {
+        const STATE: &str = "CASE \
+                 WHEN i.id IS NULL THEN 'none' \
+                 WHEN i.state = 'used' THEN 'used' \
+                 WHEN i.delivery_status IN ('failed', 'undelivered', 'dead') THEN 'failed' \
+                 WHEN i.state <> 'issued' OR i.expires_at <= $5 THEN 'expired' \
+                 WHEN i.delivery_status = 'delivered' THEN 'delivered' \
+                 WHEN i.delivery_status = 'sent' THEN 'sent' \
+                 ELSE 'pending' END";
+        const MATCH: &str = "($1 = -1 OR c.centre_id = $1) \
+                 AND ($2 = '%%' OR c.name_kanji LIKE $2 OR c.name_kana LIKE $2 OR c.id = $3)";
+        let pattern = format!("%{}%", p.search.replace(['%', '_'], ""));
+        let id: i64 = p.search.trim().parse().unwrap_or(-1);
+        let sql = if p.state.is_none() {
+            format!(
+                "SELECT {cols}, {STATE} AS list_state FROM ( \
+                   SELECT c.* FROM cases c WHERE {MATCH} AND $4 = '' \
+                   ORDER BY c.id DESC LIMIT $6 OFFSET $7 \
+                 ) c LEFT JOIN issuances i \
+                   ON i.id = (SELECT MAX(id) FROM issuances WHERE case_id = c.id) \
+                 ORDER BY c.id DESC",
+                cols = CASE_COLUMNS_OF_C,
+            )
+        } else {
+            format!(
+                "SELECT {cols}, list_state FROM ( \
+                   SELECT c.*, {STATE} AS list_state \
+                   FROM cases c \
+                   LEFT JOIN (SELECT case_id, MAX(id) AS last_id FROM issuances GROUP BY case_id) m \
+                     ON m.case_id = c.id \
+                   LEFT JOIN issuances i ON i.id = m.last_id \
+                   WHERE {MATCH} \
+                 ) c WHERE list_state = $4 \
+                 ORDER BY c.id DESC LIMIT $6 OFFSET $7",
+                cols = CASE_COLUMNS_OF_C,
+            )
+        };
+        let rs = sqlx::query(&sql)
+            .bind(p.centre_id.unwrap_or(-1))
+            .bind(pattern)
+            .bind(id)
+            .bind(p.state.map_or("", ListState::as_str))
+            .bind(p.now)
+            .bind(p.limit)
+            .bind(p.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        rs.iter()
+            .map(|r| {
+                let s: String = r.try_get("list_state")?;
+                let s = ListState::parse(&s).ok_or(StoreError::Corrupt("list_state"))?;
+                Ok((rows::case(r)?, s))
+            })
+            .collect()
+    }
+}

@@ -17,7 +17,7 @@ mod staff;
 use sqlx::AnyPool;
 
 pub use audit::{AuditFilter, AuditLine};
-pub use cases::CaseExtra;
+pub use cases::{CaseExtra, ListPage, ListState};
 pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
 pub use issuances::{IssueError, NewIssuance};
