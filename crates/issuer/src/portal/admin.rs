@@ -75,16 +75,14 @@ fn role_label(lang: Lang, r: Role) -> &'static str {
     }
 }
 
-/// The viewer, when an administrator; else the 403 page.
-fn admin(v: &Viewer) -> Result<(), Response> {
-    if matches!(v.staff.role, Role::Admin | Role::System) {
-        Ok(())
-    } else {
-        Err(page(
+/// The 403 page, unless the viewer is an administrator.
+fn refuse_unless_admin(v: &Viewer) -> Option<Response> {
+    (!matches!(v.staff.role, Role::Admin | Role::System)).then(|| {
+        page(
             StatusCode::FORBIDDEN,
             &views::message(v.lang, Some(v), Msg::Forbidden),
-        ))
-    }
+        )
+    })
 }
 
 async fn staff_page(
@@ -150,7 +148,7 @@ async fn staff_page(
 
 /// `GET /portal/admin/staff`.
 pub async fn staff_list(State(app): State<Arc<App>>, v: Viewer) -> Result<Response, Failure> {
-    if let Err(r) = admin(&v) {
+    if let Some(r) = refuse_unless_admin(&v) {
         return Ok(r);
     }
     let p = staff_page(&app, &v, String::new(), String::new(), String::new())
@@ -185,7 +183,7 @@ pub async fn staff_create(
     v: Viewer,
     Form(f): Form<CreateForm>,
 ) -> Result<Response, Failure> {
-    if let Err(r) = admin(&v) {
+    if let Some(r) = refuse_unless_admin(&v) {
         return Ok(r);
     }
     let lang = v.lang;
@@ -249,7 +247,7 @@ pub async fn staff_change(
     Path(raw): Path<String>,
     Form(f): Form<ChangeForm>,
 ) -> Result<Response, Failure> {
-    if let Err(r) = admin(&v) {
+    if let Some(r) = refuse_unless_admin(&v) {
         return Ok(r);
     }
     let lang = v.lang;
