@@ -162,6 +162,11 @@ impl Issuer {
         self
     }
 
+    /// The delivery backends.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
