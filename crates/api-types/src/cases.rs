@@ -46,6 +46,11 @@ pub mod codes {
     pub const CANARY_NOT_CONFIGURED: &str = "canary_not_configured";
     /// The request body is too large.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// A delivery receipt whose `X-Twilio-Signature` does not verify with
+    /// the gateway's auth token (or no receipts are configured).
+    pub const RECEIPT_SIGNATURE_INVALID: &str = "receipt_signature_invalid";
+    /// A delivery receipt for a message this issuer never sent.
+    pub const MESSAGE_UNKNOWN: &str = "message_unknown";
     /// Unexpected server error (details are in the server log only).
     pub const INTERNAL_ERROR: &str = "internal_error";
 }

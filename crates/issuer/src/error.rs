@@ -64,6 +64,12 @@ pub enum Error {
     /// A canary case was asked for, but this issuer has no canary channel.
     #[error("canary not configured")]
     CanaryNotConfigured,
+    /// A delivery receipt's signature does not verify.
+    #[error("receipt signature invalid")]
+    ReceiptSignatureInvalid,
+    /// A delivery receipt for an unknown message.
+    #[error("message unknown")]
+    MessageUnknown,
     /// Body too large.
     #[error("payload too large")]
     PayloadTooLarge,

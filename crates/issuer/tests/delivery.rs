@@ -231,6 +231,7 @@ async fn sms_goes_through_a_twilio_compatible_gateway_and_failures_withdraw_the_
             account_sid: "AC123".into(),
             auth_token: "tok".to_owned().into(),
             from: "+815000000000".into(),
+            status_callback: None,
         })
         .unwrap();
         assert!(
@@ -351,6 +352,7 @@ async fn canary_cases_go_to_the_canary_channel_and_name_the_canary_issuer() {
                     account_sid: "ACcanary".into(),
                     auth_token: "canary-token".to_owned().into(),
                     from: "cocoa".into(),
+                    status_callback: None,
                 },
                 certificate_issuer: "cocoa-canary".into(),
             }),
@@ -557,6 +559,7 @@ fn twilio(base: String) -> TwilioConfig {
         account_sid: "AC1".into(),
         auth_token: "tok".to_owned().into(),
         from: "+815000000000".into(),
+        status_callback: None,
     }
 }
 

@@ -51,6 +51,7 @@ async fn a_reset_during_issuance_finishes_the_work_and_the_retry_gets_the_answer
             account_sid: "AC1".into(),
             auth_token: "token".to_owned().into(),
             from: "+815000000000".into(),
+            status_callback: None,
         })
         .unwrap();
         let h = start_with(

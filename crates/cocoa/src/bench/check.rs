@@ -49,6 +49,27 @@ pub struct CheckArgs {
     /// Folder for the files and the phone (a temporary folder when absent).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Run the check as the phone's screens do (`cocoa app ui`: 「今すぐ確認」
+    /// posted to the real router, the check in the background) and load the
+    /// home screen every `--ui-every` while it runs: the page times say
+    /// whether the screen stays responsive.
+    #[arg(long)]
+    pub ui: bool,
+    /// With `--ui`: the pause between two loads of the home screen, ms.
+    #[arg(long, default_value_t = 50)]
+    pub ui_every_ms: u64,
+}
+
+/// With `--ui`: the home screen's render times while the check ran.
+#[derive(Debug, Serialize)]
+struct UiOutput {
+    /// Home screens loaded while the check ran.
+    pages: usize,
+    /// Of them, the ones that showed the progress indicator.
+    pages_with_progress: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +86,8 @@ struct Output {
     verify_seconds: f64,
     match_seconds: f64,
     build_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ui: Option<UiOutput>,
 }
 
 /// The phone's "now": 2026-01-15 12:00 UTC (a fixed day keeps runs comparable).
@@ -235,40 +258,156 @@ pub fn run(a: CheckArgs) -> anyhow::Result<()> {
 
     // From here on, memory and time are the phone's.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    let mut phone = Phone::open(&home, clock, Box::new(rand::rngs::OsRng))
-        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-    let report = rt
-        .block_on(phone.check())
-        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (seconds, check, contacts, ui) = if a.ui {
+        // As `cocoa app ui` runs: tokio's multi-threaded runtime.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let started = Instant::now();
+        let ui = rt.block_on(check_through_the_screens(
+            &home,
+            clock.clone(),
+            a.ui_every_ms,
+        ))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut phone = Phone::open(&home, clock, Box::new(rand::rngs::OsRng))
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let check: device::CheckRecord = phone
+            .store_mut()
+            .last_check()
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?
+            .ok_or_else(|| anyhow::anyhow!("the screens' check left no record"))?;
+        let contacts = phone
+            .status()
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?
+            .contacts;
+        (seconds, check, contacts, Some(ui))
+    } else {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let started = Instant::now();
+        let mut phone = Phone::open(&home, clock, Box::new(rand::rngs::OsRng))
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let report = rt
+            .block_on(phone.check())
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        (
+            started.elapsed().as_secs_f64(),
+            report.check,
+            report.notification.contacts,
+            None,
+        )
+    };
     let peak_rss_mb = vm_hwm_mb();
 
     print_json(&Output {
-        keys: report.check.keys,
+        keys: check.keys,
         files,
         sightings: a.sightings,
         seconds,
-        keys_per_sec: report.check.keys as f64 / seconds,
+        keys_per_sec: check.keys as f64 / seconds,
         peak_rss_mb,
-        contacts: report.notification.contacts,
+        contacts,
         expected_contacts: a.contacts,
-        fetch_seconds: report.check.fetch_seconds,
-        verify_seconds: report.check.verify_seconds,
-        match_seconds: report.check.match_seconds,
+        fetch_seconds: check.fetch_seconds,
+        verify_seconds: check.verify_seconds,
+        match_seconds: check.match_seconds,
         build_seconds,
+        ui,
     })?;
-    if report.notification.contacts != a.contacts as usize || report.check.keys != a.keys {
+    if contacts != a.contacts as usize || check.keys != a.keys {
         anyhow::bail!(
-            "the check found {} contacts in {} keys; planted {} in {}",
-            report.notification.contacts,
-            report.check.keys,
+            "the check found {contacts} contacts in {} keys; planted {} in {}",
+            check.keys,
             a.contacts,
             a.keys
         );
     }
     Ok(())
+}
+
+/// 「今すぐ確認」 on the phone's home screen through the real router
+/// (`phone_ui`, as `cocoa app ui` serves it), then the home screen loaded
+/// every `every_ms` until the check is over: each load's time, and whether
+/// it showed the progress indicator (`id="checking"`).
+async fn check_through_the_screens(
+    home: &Path,
+    clock: Arc<FixedClock>,
+    every_ms: u64,
+) -> anyhow::Result<UiOutput> {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt as _;
+
+    let config = phone_ui::Config {
+        check_every: None,
+        ..phone_ui::Config::new(vec![home.to_owned()], clock)
+    };
+    let router = phone_ui::router(config).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    let load = |router: axum::Router| async move {
+        let started = Instant::now();
+        let resp = router
+            .oneshot(Request::get("/p/0/").body(Body::empty())?)
+            .await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "the home screen answered {}",
+            resp.status()
+        );
+        let html = axum::body::to_bytes(resp.into_body(), 4 << 20).await?;
+        Ok::<_, anyhow::Error>((
+            started.elapsed(),
+            String::from_utf8_lossy(&html).into_owned(),
+        ))
+    };
+    let (_, html) = load(router.clone()).await?;
+    let token = html
+        .split("name=\"form\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .ok_or_else(|| anyhow::anyhow!("the home screen has no form token"))?
+        .to_owned();
+    let resp = router
+        .clone()
+        .oneshot(
+            Request::post("/p/0/check")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("form={token}")))?,
+        )
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_redirection(),
+        "今すぐ確認 answered {}",
+        resp.status()
+    );
+    let mut times = Vec::new();
+    let mut with_progress = 0;
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let (took, html) = load(router.clone()).await?;
+        times.push(took);
+        if html.contains("id=\"checking\"") {
+            with_progress += 1;
+        } else {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the check did not end in 10 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(every_ms)).await;
+    }
+    times.sort();
+    let at = |p: f64| {
+        let i = ((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1;
+        times[i].as_secs_f64() * 1000.0
+    };
+    Ok(UiOutput {
+        pages: times.len(),
+        pages_with_progress: with_progress,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    })
 }

@@ -43,6 +43,16 @@ impl std::fmt::Debug for Message {
 #[error("{0}")]
 pub struct DeliveryError(pub String);
 
+/// A message handed over: the gateway's id of it, and whether receipts
+/// will follow (then a number's validity waits for the delivered receipt).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The gateway's message id (`MessageSid`), when it gave one.
+    pub message_sid: Option<String>,
+    /// The gateway sends delivery receipts for it.
+    pub receipts: bool,
+}
+
 /// A delivery backend.
 #[derive(Debug, Clone)]
 pub enum Sender {
@@ -60,16 +70,25 @@ pub enum Sender {
 
 impl Sender {
     /// Sends one message.
-    pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<(), DeliveryError> {
+    /// E-mail: accepted by the relay = sent (no receipts).
+    pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<Sent, DeliveryError> {
         match self {
-            Self::Outbox(dir) => outbox::write(dir, msg, sent_at).await,
-            Self::Smtp(s) => s.send(msg).await,
-            Self::Twilio(t) => t.send(msg).await,
+            Self::Outbox(dir) => outbox::write(dir, msg, sent_at)
+                .await
+                .map(|()| Sent::default()),
+            Self::Smtp(s) => s.send(msg).await.map(|()| Sent::default()),
+            Self::Twilio(t) => {
+                let message_sid = t.send(msg).await?;
+                Ok(Sent {
+                    receipts: t.receipts() && message_sid.is_some(),
+                    message_sid,
+                })
+            }
             Self::Memory(v) => {
                 v.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(msg.clone());
-                Ok(())
+                Ok(Sent::default())
             }
             Self::Failing(reason) => Err(DeliveryError(reason.clone())),
         }
@@ -109,8 +128,16 @@ impl Delivery {
         self
     }
 
+    /// The SMS gateway that sends receipts to this issuer, if any.
+    pub fn receipt_gateway(&self) -> Option<&TwilioSender> {
+        match &self.sms {
+            Sender::Twilio(t) if t.receipts() => Some(t),
+            _ => None,
+        }
+    }
+
     /// Sends through the channel's backend.
-    pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<(), DeliveryError> {
+    pub async fn send(&self, msg: &Message, sent_at: i64) -> Result<Sent, DeliveryError> {
         match msg.channel {
             Channel::Sms => self.sms.send(msg, sent_at).await,
             Channel::Email => self.email.send(msg, sent_at).await,

@@ -21,6 +21,13 @@ pub struct TwilioConfig {
     pub auth_token: SecretString,
     /// Sender number or id.
     pub from: String,
+    /// The full public URL of this issuer's receipt endpoint,
+    /// `https://<host>/api/v1/delivery/twilio/status`, sent as each
+    /// message's `StatusCallback`. Set: the gateway's receipts move the
+    /// delivery state and a number's validity counts from delivery. Unset:
+    /// no receipts, validity counts from sending.
+    #[serde(default)]
+    pub status_callback: Option<String>,
 }
 
 /// The gateway client.
@@ -50,7 +57,51 @@ impl TwilioSender {
         Ok(Self { client, config })
     }
 
-    pub(super) async fn send(&self, msg: &Message) -> Result<(), DeliveryError> {
+    /// Whether the gateway sends receipts to this issuer.
+    pub fn receipts(&self) -> bool {
+        self.config.status_callback.is_some()
+    }
+
+    /// Verifies a receipt's `X-Twilio-Signature`: base64 of HMAC-SHA1 under
+    /// the auth token of the full URL followed by every POST parameter,
+    /// sorted by name, as name and value concatenated. Constant-time.
+    /// `query` is the request's raw query string, if any (part of the
+    /// signed URL). False when no receipts are configured.
+    pub fn verify_receipt(
+        &self,
+        query: Option<&str>,
+        params: &[(String, String)],
+        signature: &str,
+    ) -> bool {
+        use base64::Engine as _;
+        use hmac::{Hmac, Mac};
+        let Some(url) = &self.config.status_callback else {
+            return false;
+        };
+        let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+            return false;
+        };
+        let Ok(mut mac) =
+            Hmac::<sha1::Sha1>::new_from_slice(self.config.auth_token.expose_secret().as_bytes())
+        else {
+            return false;
+        };
+        mac.update(url.as_bytes());
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            mac.update(b"?");
+            mac.update(q.as_bytes());
+        }
+        let mut sorted: Vec<&(String, String)> = params.iter().collect();
+        sorted.sort();
+        for (k, v) in sorted {
+            mac.update(k.as_bytes());
+            mac.update(v.as_bytes());
+        }
+        mac.verify_slice(&given).is_ok()
+    }
+
+    /// Sends; the gateway's message id (`sid`) when it answers one.
+    pub(super) async fn send(&self, msg: &Message) -> Result<Option<String>, DeliveryError> {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.config.base_url.trim_end_matches('/'),
@@ -62,11 +113,14 @@ impl TwilioSender {
             Channel::Canary => msg.to.clone(),
             Channel::Sms | Channel::Email => mobile_e164(&msg.to),
         };
-        let form = [
+        let mut form = vec![
             ("To", to.as_str()),
             ("From", self.config.from.as_str()),
             ("Body", msg.body.as_str()),
         ];
+        if let Some(cb) = &self.config.status_callback {
+            form.push(("StatusCallback", cb.as_str()));
+        }
         let resp = self
             .client
             .post(url)
@@ -80,7 +134,12 @@ impl TwilioSender {
             .map_err(|e| DeliveryError(format!("sms gateway unreachable: {}", e.without_url())))?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+            return Ok(answer
+                .get("sid")
+                .and_then(|s| s.as_str())
+                .filter(|s| !s.is_empty() && s.len() <= 64)
+                .map(str::to_owned));
         }
         let detail: serde_json::Value = resp.json().await.unwrap_or_default();
         let message = detail

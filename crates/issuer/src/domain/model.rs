@@ -252,7 +252,10 @@ pub struct Issuance {
     pub report_type: ReportType,
     /// Channel.
     pub channel: Channel,
-    /// `pending`, `sent` or `failed`.
+    /// `pending` (queued), `sent` (handed to the gateway or accepted by the
+    /// mail relay), `delivered` (the gateway's receipt), `failed` or
+    /// `undelivered` (with [`delivery_error`](Self::delivery_error)). Never
+    /// moves backwards.
     pub delivery_status: String,
     /// Why the delivery failed.
     pub delivery_error: Option<String>,
@@ -264,4 +267,9 @@ pub struct Issuance {
     pub expires_at: i64,
     /// Used (unix seconds).
     pub used_at: Option<i64>,
+    /// Handed to the gateway or relay (unix seconds).
+    pub sent_at: Option<i64>,
+    /// Delivered: the gateway's delivered receipt, or sending where the
+    /// channel gives no receipts (unix seconds).
+    pub delivered_at: Option<i64>,
 }

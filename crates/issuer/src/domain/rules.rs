@@ -193,6 +193,22 @@ pub fn expires_at(issued_at: i64, centre: &Centre) -> i64 {
     issued_at + centre.validity_seconds.clamp(600, 7 * 24 * 3600)
 }
 
+/// How long a number handed to a gateway that sends receipts waits for the
+/// delivered receipt before its validity counts from sending anyway.
+///
+/// Issue 13: "Validity counted from delivery where receipts exist (from
+/// sending otherwise), so a gateway backlog never expires a number in
+/// transit" (COCOA on 2022-01-14, cocoa #711: an SMS backlog let one-hour
+/// numbers expire before they arrived). While in transit the number expires
+/// at sending + this + its validity; the delivered receipt sets it to
+/// delivery + validity; a failed or undelivered receipt withdraws it.
+pub const MAX_TRANSIT_SECONDS: i64 = 12 * 3600;
+
+/// The expiry of a number in transit (see [`MAX_TRANSIT_SECONDS`]).
+pub fn expires_in_transit(sent_at: i64, validity_seconds: i64) -> i64 {
+    sent_at + MAX_TRANSIT_SECONDS + validity_seconds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,22 @@ impl Error {
                     "a request with this Idempotency-Key is in progress",
                 ),
             ),
+            Self::ReceiptSignatureInvalid => (
+                StatusCode::FORBIDDEN,
+                cc::RECEIPT_SIGNATURE_INVALID,
+                m(
+                    "配信通知の署名を確認できません",
+                    "the delivery receipt's X-Twilio-Signature does not verify",
+                ),
+            ),
+            Self::MessageUnknown => (
+                StatusCode::NOT_FOUND,
+                cc::MESSAGE_UNKNOWN,
+                m(
+                    "この配信通知のメッセージは送信されていません",
+                    "no message with this MessageSid was sent",
+                ),
+            ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 cc::PAYLOAD_TOO_LARGE,

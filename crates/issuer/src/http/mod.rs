@@ -5,6 +5,7 @@
 mod device;
 mod error;
 mod machine;
+mod receipts;
 
 use std::future::Future;
 use std::path::Path;
@@ -25,6 +26,7 @@ use crate::service::{Issuer, Settings};
 use crate::store::Store;
 
 pub use crate::state::{ApiKeyHeader, App, ClientIp, JsonBody, TrustedProxies, client_key, proxy};
+pub use receipts::TWILIO_STATUS_PATH;
 
 /// The routes of the issuer role, with their state.
 pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
@@ -42,6 +44,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/api/v1/cases/{case_id}", patch(machine::update_case))
         .route("/api/v1/canary-cases", post(machine::create_canary_case))
         .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
+        .route(TWILIO_STATUS_PATH, post(receipts::twilio_status))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

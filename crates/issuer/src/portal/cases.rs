@@ -432,9 +432,9 @@ fn header(lang: Lang, case: &Case, extra: &CaseExtra, today: NaiveDate) -> Heade
 fn state_label(lang: Lang, s: IssuanceState, delivery: &str) -> (&'static str, &'static str) {
     let t = lang.texts();
     match (s, delivery) {
-        (_, "failed") => (t.st_failed, "failed"),
+        (_, "failed" | "undelivered") => (t.st_failed, "failed"),
         (IssuanceState::Used, _) => (t.st_used, "used"),
-        (IssuanceState::Issued, "sent") => (t.st_sent, "sent"),
+        (IssuanceState::Issued, "sent" | "delivered") => (t.st_sent, "sent"),
         (IssuanceState::Issued, _) => (t.st_pending, "pending"),
         (IssuanceState::Expired, _) => (t.st_expired, "expired"),
         (IssuanceState::Superseded, _) => (t.st_superseded, "expired"),
@@ -506,7 +506,11 @@ async fn case_page(
     panel.button = match (registered, blockers.is_empty(), history.first()) {
         (true, _, _) | (false, false, _) => "",
         (false, true, None) => t.issue_button,
-        (false, true, Some(i)) if i.delivery_status == "failed" => t.retry_button,
+        (false, true, Some(i))
+            if matches!(i.delivery_status.as_str(), "failed" | "undelivered") =>
+        {
+            t.retry_button
+        }
         (false, true, Some(_)) => t.reissue_button,
     };
     if registered {

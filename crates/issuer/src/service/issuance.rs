@@ -84,6 +84,7 @@ impl Issuer {
             (None, Some(e)) => (Channel::Email, e.clone()),
             (None, None) => return Err(Error::Blocked(vec![Blocker::MissingContact])),
         };
+        let issued_at = now;
         let expires_at = rules::expires_at(now, &centre);
         let mut attempt = 0;
         let (id, number, link) = loop {
@@ -129,8 +130,23 @@ impl Issuer {
             body,
         };
         match self.delivery.send(&msg, now).await {
-            Ok(()) => {
-                self.store.mark_delivered(id, self.now()).await?;
+            Ok(sent) => {
+                let now = self.now();
+                // Validity from delivery where the gateway sends receipts
+                // (issue 13), from sending otherwise.
+                let expires_at = match (&sent.message_sid, sent.receipts) {
+                    (Some(sid), true) => {
+                        let validity = expires_at - issued_at;
+                        self.store
+                            .mark_sent_awaiting_receipt(id, sid, validity, now)
+                            .await?;
+                        rules::expires_in_transit(now, validity)
+                    }
+                    _ => {
+                        self.store.mark_delivered(id, now).await?;
+                        expires_at
+                    }
+                };
                 info!(
                     case_id,
                     issuance_id = id,

@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::signing::Keyring;
 use crate::store::{ApiKeyRow, AuditEntry, StaffRow, Store};
 
+pub use accounts::{MAX_DISPLAY_NAME_CHARS, StaffChange, display_name};
 pub use issuance::Issued;
 pub use verification::TOKEN_LIFETIME_SECONDS;
 
@@ -159,6 +160,11 @@ impl Issuer {
     pub fn with_canary(mut self, certificate_issuer: impl Into<String>) -> Self {
         self.canary_certificate_issuer = Some(certificate_issuer.into());
         self
+    }
+
+    /// The delivery backends.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
     }
 
     /// The store.

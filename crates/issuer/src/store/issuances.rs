@@ -30,6 +30,44 @@ pub struct NewIssuance<'a> {
     pub expires_at: i64,
 }
 
+/// A delivery receipt's state (Twilio's `MessageStatus`, folded: `accepted`,
+/// `queued`, `sending` and `sent` are all `Sent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Handed on by the gateway, not yet confirmed on the phone.
+    Sent,
+    /// On the phone.
+    Delivered,
+    /// The gateway could not send it.
+    Failed,
+    /// The carrier could not deliver it.
+    Undelivered,
+}
+
+impl Receipt {
+    /// Parses a Twilio `MessageStatus`; `None` for a status that says
+    /// nothing about delivery (`read`, `scheduled`, `canceled`, unknown).
+    pub fn parse(status: &str) -> Option<Self> {
+        match status {
+            "accepted" | "queued" | "sending" | "sent" => Some(Self::Sent),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            "undelivered" => Some(Self::Undelivered),
+            _ => None,
+        }
+    }
+
+    /// The stored `delivery_status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Undelivered => "undelivered",
+        }
+    }
+}
+
 /// Why [`Store::insert_issuance`] did not insert.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -136,12 +174,111 @@ impl Store {
 
     /// Records a successful delivery.
     pub async fn mark_delivered(&self, issuance_id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE issuances SET delivery_status = 'sent', delivered_at = $1, delivery_error = NULL WHERE id = $2")
-            .bind(now)
-            .bind(issuance_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE issuances SET delivery_status = 'sent', delivered_at = $1, sent_at = $1, \
+                     delivery_updated_at = $1, delivery_error = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(issuance_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Records the hand-off of a message to a gateway that sends receipts:
+    /// `sent`, its `MessageSid`, and the number's expiry while in transit
+    /// ([`rules::expires_in_transit`]); `delivered_at` waits for the
+    /// receipt. (A receipt that arrives before the gateway's answer is read
+    /// finds no `MessageSid` yet and is answered 404 `message_unknown`.)
+    pub async fn mark_sent_awaiting_receipt(
+        &self,
+        issuance_id: i64,
+        message_sid: &str,
+        validity_seconds: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE issuances SET message_sid = $1, sent_at = $2, validity_seconds = $3, \
+             delivery_updated_at = $2, delivery_status = 'sent', delivery_error = NULL, \
+             expires_at = CASE WHEN state = 'issued' THEN $4 ELSE expires_at END \
+             WHERE id = $5 AND delivery_status = 'pending'",
+        )
+        .bind(message_sid)
+        .bind(now)
+        .bind(validity_seconds)
+        .bind(rules::expires_in_transit(now, validity_seconds))
+        .bind(issuance_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies a delivery receipt (the gateway's status callback) to the
+    /// issuance whose message has `message_sid`. States only move forward
+    /// — pending → sent → delivered / failed / undelivered — so receipts in
+    /// any order and duplicates are harmless. `delivered` starts the
+    /// number's validity (delivery + the validity it was issued with);
+    /// `failed` and `undelivered` withdraw a live number (nobody received
+    /// it) with the gateway's reason. Returns `None` for an unknown message,
+    /// else whether the state moved.
+    pub async fn apply_receipt(
+        &self,
+        message_sid: &str,
+        receipt: Receipt,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<Option<bool>, StoreError> {
+        let rank = "CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END";
+        let reason: Option<String> = reason.map(|r| r.chars().take(200).collect());
+        let moved = {
+            let _turn = self.write_turn().await;
+            match receipt {
+                Receipt::Sent => sqlx::query(&format!(
+                    "UPDATE issuances SET delivery_status = 'sent', delivery_updated_at = $1 \
+                     WHERE message_sid = $2 AND {rank} < 1"
+                ))
+                .bind(now)
+                .bind(message_sid)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+                Receipt::Delivered => sqlx::query(&format!(
+                    "UPDATE issuances SET delivery_status = 'delivered', delivery_updated_at = $1, \
+                     delivered_at = $1, delivery_error = NULL, \
+                     expires_at = CASE WHEN state = 'issued' AND validity_seconds IS NOT NULL \
+                     THEN $1 + validity_seconds ELSE expires_at END \
+                     WHERE message_sid = $2 AND {rank} < 2"
+                ))
+                .bind(now)
+                .bind(message_sid)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+                Receipt::Failed | Receipt::Undelivered => sqlx::query(&format!(
+                    "UPDATE issuances SET delivery_status = $3, delivery_updated_at = $1, \
+                     delivery_error = $4, \
+                     expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END, \
+                     state = CASE WHEN state = 'issued' THEN 'expired' ELSE state END \
+                     WHERE message_sid = $2 AND {rank} < 2"
+                ))
+                .bind(now)
+                .bind(message_sid)
+                .bind(receipt.as_str())
+                .bind(reason.unwrap_or_else(|| receipt.as_str().to_owned()))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+            }
+        };
+        if moved > 0 {
+            return Ok(Some(true));
+        }
+        let known = sqlx::query("SELECT id FROM issuances WHERE message_sid = $1")
+            .bind(message_sid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(known.map(|_| false))
     }
 
     /// Records a failed delivery and withdraws the number: nobody received

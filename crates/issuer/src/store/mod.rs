@@ -20,9 +20,10 @@ pub use audit::{AuditFilter, AuditLine};
 pub use cases::{CaseExtra, ListPage, ListState};
 pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
-pub use issuances::{IssueError, NewIssuance};
+pub use issuances::{IssueError, NewIssuance, Receipt};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
+pub use staff::{ApiKeyListing, StaffListing};
 
 pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
 

@@ -17,7 +17,7 @@ pub(super) const CASE_COLUMNS: &str = "id, centre_id, name_kanji, name_kana, bir
      outpatient_facility, test_positive, classification, diagnosis_date, reported, uses_app, created_at, canary";
 
 pub(super) const ISSUANCE_COLUMNS: &str = "id, case_id, state, report_type, channel, delivery_status, \
-     delivery_error, issued_by, issued_at, expires_at, used_at";
+     delivery_error, issued_by, issued_at, expires_at, used_at, sent_at, delivered_at";
 
 /// A staff account row.
 #[derive(Clone, PartialEq, Eq)]
@@ -273,6 +273,8 @@ pub(super) fn issuance(r: &AnyRow, now: i64) -> Result<Issuance, StoreError> {
         issued_at: r.try_get("issued_at")?,
         expires_at,
         used_at: r.try_get("used_at")?,
+        sent_at: r.try_get("sent_at")?,
+        delivered_at: r.try_get("delivered_at")?,
     })
 }
 
@@ -309,8 +311,8 @@ pub(super) fn stats(rs: &[AnyRow], now: i64) -> Result<IssuanceStats, StoreError
         let used_at: Option<i64> = r.try_get("used_at")?;
         s.issued += 1;
         match delivery.as_str() {
-            "sent" => s.delivered += 1,
-            "failed" => s.delivery_failed += 1,
+            "sent" | "delivered" => s.delivered += 1,
+            "failed" | "undelivered" => s.delivery_failed += 1,
             _ => {}
         }
         match state.as_str() {

@@ -1,0 +1,281 @@
+//! Delivery receipts (issue 13, "Delivery lifecycle"): a Twilio-compatible
+//! gateway on loopback answers each message with its `sid`; the test plays
+//! the gateway's status callbacks, signed as Twilio signs them, in every
+//! order, twice, with a bad signature, and hours late (COCOA on 2022-01-14:
+//! an SMS backlog let one-hour numbers expire before they arrived).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use common::{Harness, Options, backends, case_json, start_with};
+use issuer::delivery::{Delivery, Sender, TwilioConfig, TwilioSender};
+
+const CALLBACK: &str = "https://issuer.example.jp/api/v1/delivery/twilio/status";
+const TOKEN: &str = "receipt-token";
+
+type Got = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+/// A Twilio-compatible Messages API answering `SM1`, `SM2`, … in order.
+async fn gateway() -> (String, Got) {
+    use axum::extract::{Form, State};
+    async fn messages(
+        State(g): State<Got>,
+        Form(f): Form<HashMap<String, String>>,
+    ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+        let mut got = g.lock().unwrap();
+        got.push(f);
+        let sid = format!("SM{}", got.len());
+        (
+            axum::http::StatusCode::CREATED,
+            axum::Json(serde_json::json!({"sid": sid, "status": "queued"})),
+        )
+    }
+    let got: Got = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            axum::routing::post(messages),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, got)
+}
+
+/// Twilio's signature, computed here independently of the issuer.
+fn sign(url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut data = url.to_owned();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn receipt(h: &Harness, sid: &str, status: &str, error: Option<&str>) -> (u16, String) {
+    let mut params = vec![
+        ("MessageSid", sid),
+        ("MessageStatus", status),
+        ("AccountSid", "AC123"),
+    ];
+    if let Some(e) = error {
+        params.push(("ErrorCode", e));
+    }
+    let sig = sign(CALLBACK, &params);
+    post_receipt(h, &params, &sig).await
+}
+
+async fn post_receipt(h: &Harness, params: &[(&str, &str)], sig: &str) -> (u16, String) {
+    let r = h
+        .http
+        .post(format!("{}{}", h.base, issuer::http::TWILIO_STATUS_PATH))
+        .header("x-twilio-signature", sig)
+        .form(params)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn start(db: &common::TestDb, base: &str, receipts: bool) -> Harness {
+    let sender = TwilioSender::new(TwilioConfig {
+        base_url: base.to_owned(),
+        account_sid: "AC123".into(),
+        auth_token: TOKEN.to_owned().into(),
+        from: "+815000000000".into(),
+        status_callback: receipts.then(|| CALLBACK.to_owned()),
+    })
+    .unwrap();
+    let h = start_with(
+        db,
+        Options {
+            delivery: Some(Delivery::uniform(Sender::Twilio(Arc::new(sender)))),
+            ..Default::default()
+        },
+    )
+    .await;
+    // One-hour numbers, as COCOA's were on 2022-01-14.
+    let store = h.app.issuer.store();
+    let mut c = store.centre(h.centre_id).await.unwrap().unwrap();
+    c.validity_seconds = 3600;
+    store.update_centre(&c).await.unwrap();
+    h
+}
+
+async fn latest(h: &Harness, case_id: i64) -> issuer::domain::model::Issuance {
+    h.app
+        .issuer
+        .store()
+        .issuance_history(case_id, h.app.issuer.now())
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+fn number_of(form: &HashMap<String, String>) -> String {
+    form["Body"].split("処理番号: ").nth(1).unwrap()[..8].to_owned()
+}
+
+#[tokio::test]
+async fn a_backlog_of_hours_never_expires_a_number_in_transit() {
+    let (base, got) = gateway().await;
+    for db in backends().await {
+        got.lock().unwrap().clear();
+        let h = start(&db, &base, true).await;
+        let id = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(id, "a").await.status, 200, "{}", h.label);
+        let form = got.lock().unwrap()[0].clone();
+        assert_eq!(form["StatusCallback"], CALLBACK);
+        let number = number_of(&form);
+        let i = latest(&h, id).await;
+        assert_eq!((i.delivery_status.as_str(), i.delivered_at), ("sent", None));
+        let sent_at = i.sent_at.unwrap();
+
+        // The gateway is three hours behind: the one-hour number is still
+        // in transit, and not dead.
+        h.clock.advance(chrono::Duration::hours(3));
+        assert_eq!(receipt(&h, "SM1", "sending", None).await.0, 200);
+        assert_eq!(latest(&h, id).await.delivery_status, "sent");
+        assert_eq!(receipt(&h, "SM1", "delivered", None).await.0, 200);
+        let i = latest(&h, id).await;
+        let delivered = sent_at + 3 * 3600;
+        assert_eq!(i.delivery_status, "delivered");
+        assert_eq!(i.delivered_at, Some(delivered));
+        assert_eq!(i.expires_at, delivered + 3600, "validity from delivery");
+
+        // Duplicates and late receipts change nothing.
+        h.clock.advance(chrono::Duration::minutes(10));
+        assert_eq!(receipt(&h, "SM1", "delivered", None).await.0, 200);
+        assert_eq!(receipt(&h, "SM1", "sent", None).await.0, 200);
+        assert_eq!(
+            receipt(&h, "SM1", "undelivered", Some("30003")).await.0,
+            200
+        );
+        let j = latest(&h, id).await;
+        assert_eq!(
+            (j.delivery_status.as_str(), j.delivered_at, j.expires_at),
+            ("delivered", Some(delivered), delivered + 3600)
+        );
+
+        // 3 h 40 min after sending, 40 min after delivery: it works.
+        h.clock.advance(chrono::Duration::minutes(30));
+        let r = h.verify(&number).await;
+        assert_eq!(r.status, 200, "{}: {}", h.label, r.body);
+    }
+}
+
+#[tokio::test]
+async fn receipts_in_any_order_never_go_backwards_and_failures_withdraw_the_number() {
+    let (base, got) = gateway().await;
+    for db in backends().await {
+        got.lock().unwrap().clear();
+        let h = start(&db, &base, true).await;
+
+        // undelivered first, then a late "sent" and "delivered": withdrawn.
+        let a = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(a, "a").await.status, 200);
+        let number_a = number_of(&got.lock().unwrap()[0]);
+        assert_eq!(
+            receipt(&h, "SM1", "undelivered", Some("30003")).await.0,
+            200
+        );
+        for late in ["sent", "queued", "delivered", "failed"] {
+            assert_eq!(receipt(&h, "SM1", late, None).await.0, 200);
+        }
+        let i = latest(&h, a).await;
+        assert_eq!(i.delivery_status, "undelivered", "{}", h.label);
+        assert_eq!(i.state.as_str(), "expired");
+        assert_eq!(
+            i.delivery_error.as_deref(),
+            Some("undelivered: ErrorCode 30003")
+        );
+        assert_eq!(i.delivered_at, None);
+        assert_ne!(h.verify(&number_a).await.status, 200);
+
+        // failed straight after sending.
+        let b = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(b, "b").await.status, 200);
+        assert_eq!(receipt(&h, "SM2", "failed", Some("30008")).await.0, 200);
+        let i = latest(&h, b).await;
+        assert_eq!(
+            (i.delivery_status.as_str(), i.state.as_str()),
+            ("failed", "expired")
+        );
+
+        // A receipt for a message never sent: 404, nothing changed.
+        let (s, body) = receipt(&h, "SM999", "delivered", None).await;
+        assert_eq!(s, 404);
+        assert!(body.contains("message_unknown"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_with_a_bad_signature_is_refused_and_changes_nothing() {
+    let (base, got) = gateway().await;
+    for db in backends().await {
+        got.lock().unwrap().clear();
+        let h = start(&db, &base, true).await;
+        let id = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(id, "a").await.status, 200);
+        let before = latest(&h, id).await;
+        let params = [("MessageSid", "SM1"), ("MessageStatus", "failed")];
+        let good = sign(CALLBACK, &params);
+        // Signed for other fields, with another URL, with another token,
+        // not base64, missing.
+        let other_fields = sign(
+            CALLBACK,
+            &[("MessageSid", "SM1"), ("MessageStatus", "delivered")],
+        );
+        let other_url = sign(
+            "https://evil.example/api/v1/delivery/twilio/status",
+            &params,
+        );
+        let other_token = {
+            use base64::Engine as _;
+            use hmac::{Hmac, Mac};
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"guess").unwrap();
+            mac.update(format!("{CALLBACK}MessageSidSM1MessageStatusfailed").as_bytes());
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        };
+        for sig in [
+            other_fields,
+            other_url,
+            other_token,
+            "%%%".into(),
+            String::new(),
+        ] {
+            let (s, body) = post_receipt(&h, &params, &sig).await;
+            assert_eq!(s, 403, "{}: {sig}", h.label);
+            assert!(body.contains("receipt_signature_invalid"), "{body}");
+        }
+        assert_eq!(latest(&h, id).await, before, "nothing changed");
+        // The right signature works.
+        assert_eq!(post_receipt(&h, &params, &good).await.0, 200);
+        assert_eq!(latest(&h, id).await.delivery_status, "failed");
+    }
+}
+
+#[tokio::test]
+async fn without_receipts_validity_counts_from_sending_and_receipts_are_refused() {
+    let (base, got) = gateway().await;
+    let db = backends().await.remove(0);
+    let h = start(&db, &base, false).await;
+    let id = h.create_case(&case_json()).await;
+    assert_eq!(h.issue(id, "a").await.status, 200);
+    assert!(!got.lock().unwrap()[0].contains_key("StatusCallback"));
+    let i = latest(&h, id).await;
+    assert_eq!(i.delivery_status, "sent");
+    assert_eq!(i.delivered_at, i.sent_at);
+    assert_eq!(i.expires_at, i.issued_at + 3600);
+    assert_eq!(receipt(&h, "SM1", "delivered", None).await.0, 403);
+}
