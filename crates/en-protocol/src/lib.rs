@@ -16,6 +16,7 @@ pub mod keys;
 pub mod matcher;
 pub mod risk_calculation;
 pub mod scoring;
+pub mod served_configuration;
 pub mod time;
 
 pub use keys::{Aem, Aemk, BluetoothMetadata, Rpi, Rpik, Tek};

@@ -1197,3 +1197,217 @@ async fn the_report_button_reports_once_the_four_fields_are_entered() {
         assert_eq!(h.sent_count(), 1);
     }
 }
+
+/// Issue 13: staff accounts in the portal — create (password shown once),
+/// display name, role, disable, reset password, reset TOTP; each audited;
+/// a centre administrator cannot touch another centre; staff get 403.
+#[tokio::test]
+async fn administrators_manage_their_centres_staff_accounts() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let now = h.app.issuer.now();
+        let other = h
+            .app
+            .issuer
+            .store()
+            .create_centre("ちよだ保健所", "13", now)
+            .await
+            .unwrap();
+        staff(&h, h.centre_id, "boss", Role::Admin).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        staff(&h, other, "suzuki", Role::Staff).await;
+        let mut worker = Browser::new(&h);
+        worker.login("yamada", PASSWORD).await;
+        assert_eq!(
+            worker.get("/portal/admin/staff").await.status,
+            403,
+            "{}",
+            h.label
+        );
+        let p = worker
+            .submit(
+                "/portal/cases",
+                "/portal/admin/staff",
+                &[("login", "x"), ("display_name", "x"), ("role", "staff")],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+
+        let mut b = Browser::new(&h);
+        b.login("boss", PASSWORD).await;
+        let page = "/portal/admin/staff";
+        let p = b.get(page).await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains("yamada") && !p.body.contains("suzuki"));
+        let accounts = h.count("staff").await;
+        // Bad input: refused with a message, nothing created.
+        for (login, name, role) in [
+            ("bad login!", "佐藤 一郎", "staff"),
+            ("sato", "", "staff"),
+            ("sato", "佐藤", "system"),
+            ("yamada", "山田", "staff"),
+        ] {
+            let p = b
+                .submit(
+                    page,
+                    page,
+                    &[("login", login), ("display_name", name), ("role", role)],
+                )
+                .await;
+            assert_eq!(p.status, 422, "{}: {login} {name} {role}", h.label);
+            assert!(p.body.contains("id=\"admin-error\""));
+        }
+        assert_eq!(h.count("staff").await, accounts);
+        // Create: the password is shown once and logs in.
+        let p = b
+            .submit(
+                page,
+                page,
+                &[
+                    ("login", "sato"),
+                    ("display_name", "佐藤 一郎"),
+                    ("role", "staff"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let at = p.body.find("id=\"new-password\">").unwrap() + 18;
+        let password = p.body[at..at + p.body[at..].find('<').unwrap()].to_owned();
+        assert!(!b.get(page).await.body.contains(&password));
+        let mut sato = Browser::new(&h);
+        assert_eq!(
+            sato.login("sato", &password).await.location,
+            "/portal/cases"
+        );
+        let id = h
+            .app
+            .issuer
+            .store()
+            .staff_by_login("sato")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let act = format!("/portal/admin/staff/{id}");
+        // Display name, role; then disable ends the session and the login.
+        assert_eq!(
+            b.submit(
+                page,
+                &act,
+                &[("action", "display_name"), ("value", "佐藤 一朗")]
+            )
+            .await
+            .status,
+            200
+        );
+        assert!(b.get(page).await.body.contains("value=\"佐藤 一朗\""));
+        assert_eq!(
+            b.submit(
+                page,
+                &act,
+                &[("action", "display_name"), ("value", "\u{200b}")]
+            )
+            .await
+            .status,
+            422
+        );
+        assert_eq!(
+            b.submit(page, &act, &[("action", "role"), ("value", "admin")])
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            b.submit(page, &act, &[("action", "role"), ("value", "system")])
+                .await
+                .status,
+            422
+        );
+        assert_eq!(
+            b.submit(page, &act, &[("action", "explode")]).await.status,
+            422
+        );
+        let r = h.app.issuer.store().staff(id).await.unwrap().unwrap();
+        assert_eq!(r.role, Role::Admin);
+        assert_eq!(
+            b.submit(page, &act, &[("action", "disable")]).await.status,
+            200
+        );
+        assert_eq!(sato.get("/portal/cases").await.status, 303);
+        assert_eq!(Browser::new(&h).login("sato", &password).await.status, 401);
+        assert_eq!(
+            b.submit(page, &act, &[("action", "enable")]).await.status,
+            200
+        );
+        // Reset password: the old one stops working, the new one is shown.
+        let p = b.submit(page, &act, &[("action", "reset_password")]).await;
+        let at = p.body.find("id=\"new-password\">").unwrap() + 18;
+        let fresh = p.body[at..at + p.body[at..].find('<').unwrap()].to_owned();
+        assert_eq!(Browser::new(&h).login("sato", &password).await.status, 401);
+        assert_eq!(Browser::new(&h).login("sato", &fresh).await.status, 303);
+        assert_eq!(
+            b.submit(page, &act, &[("action", "reset_totp")])
+                .await
+                .status,
+            200
+        );
+        // Oneself, another centre's account: refused, nothing changed.
+        let me = h
+            .app
+            .issuer
+            .store()
+            .staff_by_login("boss")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let p = b
+            .submit(
+                page,
+                &format!("/portal/admin/staff/{me}"),
+                &[("action", "disable")],
+            )
+            .await;
+        assert_eq!(p.status, 422);
+        let theirs = h
+            .app
+            .issuer
+            .store()
+            .staff_by_login("suzuki")
+            .await
+            .unwrap()
+            .unwrap();
+        let p = b
+            .submit(
+                page,
+                &format!("/portal/admin/staff/{}", theirs.id),
+                &[("action", "disable")],
+            )
+            .await;
+        assert_eq!(p.status, 404);
+        assert!(
+            h.app
+                .issuer
+                .store()
+                .staff(theirs.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .disabled_at
+                .is_none()
+        );
+        // Each action is in the audit log.
+        let audit = b.get("/portal/audit").await.body;
+        for a in [
+            "staff_create",
+            "staff_display_name",
+            "staff_role",
+            "staff_disable",
+            "staff_enable",
+            "staff_reset_password",
+            "staff_reset_totp",
+        ] {
+            assert!(audit.contains(a), "{}: audit lacks {a}", h.label);
+        }
+    }
+}

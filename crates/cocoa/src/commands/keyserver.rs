@@ -67,6 +67,65 @@ pub enum KeyserverCommand {
     },
     /// Prints the export signing public key(s) as SPKI PEM (what phones must trust).
     ExportPublicKey,
+    /// Validates and publishes a phone configuration (COCOA's two documents) as the next
+    /// version, served at /exposure_configuration/…; prints {"version", …}. Nonsense is
+    /// refused (exit 2) and nothing is published.
+    PublishConfig {
+        /// COCOA's configuration.json (`--config` is every keyserver command's TOML file).
+        #[arg(long)]
+        configuration: PathBuf,
+        /// COCOA's risk_calculation_configuration.json.
+        #[arg(long)]
+        risk: PathBuf,
+        /// The simulation report the change was checked with (kept with the version).
+        #[arg(long)]
+        simulation_report: Option<PathBuf>,
+        /// Who publishes it (default: $USER).
+        #[arg(long)]
+        published_by: Option<String>,
+    },
+    /// Lists the published configuration versions as JSON, oldest first.
+    Configs,
+}
+
+/// A stable code with the Japanese and the English message, as one line (exit 2).
+fn refused(code: &str, ja: &str, en: &str) -> anyhow::Error {
+    bad_input(format!("{code}: {ja} / {en}"))
+}
+
+/// Largest simulation report kept with a version.
+const MAX_REPORT_BYTES: u64 = 16 << 20;
+
+fn read_input(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
+    let unreadable = |en: String| {
+        refused(
+            "INPUT_UNREADABLE",
+            &format!("ファイル {} を読めません", path.display()),
+            &en,
+        )
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| unreadable(format!("cannot read {}: {e}", path.display())))?
+        .len();
+    if len > limit {
+        return Err(unreadable(format!(
+            "{} is larger than {limit} bytes",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| unreadable(format!("cannot read {} as UTF-8 text: {e}", path.display())))
+}
+
+/// Both documents validated (ranges, ordered thresholds, known operators, format_version).
+fn validated(config: &str, risk: &str) -> anyhow::Result<()> {
+    use en_protocol::exposure_configuration::ExposureConfiguration;
+    use en_protocol::risk_calculation::RiskCalculationConfiguration;
+    ExposureConfiguration::from_json(config.as_bytes())
+        .map_err(|e| refused(e.code(), &e.message_ja(), &format!("--configuration: {e}")))?;
+    RiskCalculationConfiguration::from_json(risk.as_bytes())
+        .map_err(|e| refused(e.code(), &e.message_ja(), &format!("--risk: {e}")))?;
+    Ok(())
 }
 
 fn read_pem(arg: &str) -> anyhow::Result<String> {
@@ -181,6 +240,70 @@ pub fn run(args: KeyserverArgs) -> anyhow::Result<()> {
                     print!("{pem}");
                 }
                 Ok(())
+            }
+            KeyserverCommand::PublishConfig {
+                configuration: config,
+                risk,
+                simulation_report,
+                published_by,
+            } => {
+                let config_json = read_input(&config, 1 << 20)?;
+                let risk_json = read_input(&risk, 1 << 20)?;
+                validated(&config_json, &risk_json)?;
+                let report = simulation_report
+                    .as_deref()
+                    .map(|p| read_input(p, MAX_REPORT_BYTES))
+                    .transpose()?;
+                let by = published_by
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_default();
+                if by.trim().is_empty() {
+                    return Err(refused(
+                        "PUBLISHED_BY_MISSING",
+                        "公開者の名前（--published-by）を指定してください",
+                        "give who publishes it with --published-by",
+                    ));
+                }
+                store_support::private::create_private_dir(&c.data)?;
+                let store = Store::connect(
+                    &keyserver::http::database_url(&c.keyserver, &c.data),
+                    1,
+                )
+                .await?;
+                let version = store
+                    .publish_configuration(&config_json, &risk_json, now, &by, report.as_deref())
+                    .await?;
+                print_json(&serde_json::json!({
+                    "version": version,
+                    "published_at": now,
+                    "published_by": by,
+                    "configuration_sha256": en_protocol::served_configuration::sha256_hex(config_json.as_bytes()),
+                    "risk_calculation_configuration_sha256": en_protocol::served_configuration::sha256_hex(risk_json.as_bytes()),
+                    "simulation_report": report.is_some(),
+                }))
+            }
+            KeyserverCommand::Configs => {
+                store_support::private::create_private_dir(&c.data)?;
+                let store = Store::connect(
+                    &keyserver::http::database_url(&c.keyserver, &c.data),
+                    1,
+                )
+                .await?;
+                let rows = store.configurations().await?;
+                let list: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "version": r.version,
+                            "published_at": r.published_at,
+                            "published_by": r.published_by,
+                            "configuration_sha256": en_protocol::served_configuration::sha256_hex(r.configuration_json.as_bytes()),
+                            "risk_calculation_configuration_sha256": en_protocol::served_configuration::sha256_hex(r.risk_calculation_json.as_bytes()),
+                            "simulation_report_bytes": r.simulation_report.as_ref().map(String::len),
+                        })
+                    })
+                    .collect();
+                print_json(&list)
             }
         }
     })

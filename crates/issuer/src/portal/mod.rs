@@ -10,6 +10,7 @@
 //! Every form post passes [`csrf_guard`] first: without the session's token
 //! it is refused with 403 before any handler runs, so it changes nothing.
 
+mod admin;
 mod auth;
 mod cases;
 mod forms;
@@ -61,6 +62,14 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
+        .route(
+            "/portal/admin/staff",
+            get(admin::staff_list).post(admin::staff_create),
+        )
+        .route(
+            "/portal/admin/staff/{id}",
+            axum::routing::post(admin::staff_change),
+        )
         // Every other portal URL gets the portal's own 404 page.
         .route("/portal/{*rest}", axum::routing::any(unknown))
 }

@@ -23,6 +23,8 @@ pub struct Layout {
     pub user: String,
     /// Whether the navigation shows (signed in).
     pub nav: bool,
+    /// Whether the administration link shows.
+    pub admin: bool,
     /// The session's CSRF token (for the logout form and every other form).
     pub csrf: String,
     /// Link to this page in Japanese.
@@ -53,6 +55,7 @@ impl Layout {
             title: title.to_owned(),
             user: String::new(),
             nav: false,
+            admin: false,
             csrf: csrf.to_owned(),
             href_ja: lang_href(here, "ja"),
             href_en: lang_href(here, "en"),
@@ -72,6 +75,7 @@ impl Layout {
                 }
             ),
             nav: true,
+            admin: matches!(v.staff.role, Role::Admin | Role::System),
             ..Self::anon(v.lang, title, &v.session.row.csrf_token, here)
         }
     }

@@ -152,3 +152,186 @@ impl Issuer {
         Ok(row.filter(|r| ok && r.disabled_at.is_none()))
     }
 }
+
+/// A change to a staff account, from the administration page (each one
+/// audited as `staff_<what>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaffChange {
+    /// A new display name (1–40 characters, no control or format characters).
+    DisplayName(String),
+    /// A new role.
+    Role(crate::domain::model::Role),
+    /// Disable: the account cannot log in and its sessions end.
+    Disable,
+    /// Enable again.
+    Enable,
+    /// A new random password (shown once); the account's sessions end.
+    ResetPassword,
+    /// Turn TOTP off so the person enrols again; the sessions end.
+    ResetTotp,
+}
+
+impl StaffChange {
+    /// The audit action.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::DisplayName(_) => "staff_display_name",
+            Self::Role(_) => "staff_role",
+            Self::Disable => "staff_disable",
+            Self::Enable => "staff_enable",
+            Self::ResetPassword => "staff_reset_password",
+            Self::ResetTotp => "staff_reset_totp",
+        }
+    }
+}
+
+fn refused(field: &'static str, ja: &str, en: &str) -> Error {
+    validate::FieldError {
+        field,
+        message_ja: ja.into(),
+        message_en: en.into(),
+    }
+    .into()
+}
+
+/// Longest display name, characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 40;
+
+/// Checks a display name.
+pub fn display_name(input: &str) -> Result<String> {
+    let s = validate::text("display_name", input)?;
+    if s.is_empty()
+        || s.chars().count() > MAX_DISPLAY_NAME_CHARS
+        || !s.chars().any(char::is_alphabetic)
+    {
+        return Err(refused(
+            "display_name",
+            "表示名は文字を含む40文字以内で入力してください",
+            "display name must be 1-40 characters with a letter",
+        ));
+    }
+    Ok(s)
+}
+
+impl Issuer {
+    /// Changes a staff account on behalf of `by` (a centre administrator
+    /// for the accounts of their centre, a system administrator for every
+    /// account). Returns the new password for [`StaffChange::ResetPassword`]
+    /// (shown once, never stored in clear). Refused with a field error and
+    /// nothing changed: another centre's account (`not_found`), a system
+    /// account or the system role for a centre administrator (`role`), and
+    /// disabling or demoting oneself (`self`).
+    pub async fn change_staff(
+        &self,
+        by: &StaffRow,
+        staff_id: i64,
+        change: StaffChange,
+    ) -> Result<Option<String>> {
+        use crate::domain::model::Role;
+        let target = self
+            .store
+            .staff(staff_id)
+            .await?
+            .filter(|t| by.role == Role::System || t.centre_id == by.centre_id)
+            .ok_or_else(|| refused("not_found", "アカウントが見つかりません", "no such account"))?;
+        if by.role != Role::System
+            && (target.role == Role::System || change == StaffChange::Role(Role::System))
+        {
+            return Err(refused(
+                "role",
+                "システム管理者のアカウントはシステム管理者だけが変更できます",
+                "only a system administrator can change system administrator accounts",
+            ));
+        }
+        if target.id == by.id && matches!(change, StaffChange::Disable | StaffChange::Role(_)) {
+            return Err(refused(
+                "self",
+                "自分のアカウントの無効化と権限変更はできません。別の管理者に依頼してください",
+                "you cannot disable your own account or change your own role; ask another administrator",
+            ));
+        }
+        let mut password = None;
+        match &change {
+            StaffChange::DisplayName(n) => {
+                let n = display_name(n)?;
+                self.store.set_staff_display_name(target.id, &n).await?;
+            }
+            StaffChange::Role(r) => self.store.set_staff_role(target.id, *r).await?,
+            StaffChange::Disable => {
+                self.store
+                    .set_staff_disabled(target.id, Some(self.now()))
+                    .await?;
+                self.store.delete_sessions_of(target.id).await?;
+            }
+            StaffChange::Enable => self.store.set_staff_disabled(target.id, None).await?,
+            StaffChange::ResetPassword => {
+                let plain = self.with_rng(|r| codes::random_secret(r, 15));
+                let phc = self.with_rng(|r| crate::domain::password::hash(&plain, r))?;
+                self.store.set_staff_password(target.id, &phc).await?;
+                self.store.delete_sessions_of(target.id).await?;
+                password = Some(plain);
+            }
+            StaffChange::ResetTotp => {
+                self.store.set_totp_secret(target.id, None).await?;
+                self.store.delete_sessions_of(target.id).await?;
+            }
+        }
+        let detail = match &change {
+            StaffChange::Role(r) => format!("login={} role={}", target.login, r.as_str()),
+            _ => format!("login={}", target.login),
+        };
+        self.audit(
+            &super::Actor::staff(by),
+            Some(target.centre_id),
+            None,
+            change.action(),
+            "ok",
+            detail,
+        )
+        .await;
+        Ok(password)
+    }
+
+    /// Creates a staff account from the administration page with a random
+    /// password (returned, shown once) and a display name; audited
+    /// `staff_create`. The same checks as [`Issuer::create_staff`] (the
+    /// CLI's), plus: a centre administrator creates accounts of their own
+    /// centre only, never a system administrator.
+    pub async fn create_staff_by(
+        &self,
+        by: &StaffRow,
+        centre_id: i64,
+        login: &str,
+        name: &str,
+        role: crate::domain::model::Role,
+    ) -> Result<(i64, String)> {
+        use crate::domain::model::Role;
+        if by.role != Role::System && (centre_id != by.centre_id || role == Role::System) {
+            return Err(refused(
+                "role",
+                "自分の保健所の職員・管理者のアカウントだけを作成できます",
+                "you can create staff and administrator accounts of your own centre only",
+            ));
+        }
+        let name = display_name(name)?;
+        let plain = self.with_rng(|r| codes::random_secret(r, 15));
+        let Some(id) = self.create_staff(centre_id, login, &plain, role).await? else {
+            return Err(refused(
+                "login",
+                "このログインIDは既に使われています",
+                "this login id is taken",
+            ));
+        };
+        self.store.set_staff_display_name(id, &name).await?;
+        self.audit(
+            &super::Actor::staff(by),
+            Some(centre_id),
+            None,
+            "staff_create",
+            "ok",
+            format!("login={} role={}", login.trim(), role.as_str()),
+        )
+        .await;
+        Ok((id, plain))
+    }
+}

@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::signing::Keyring;
 use crate::store::{ApiKeyRow, AuditEntry, StaffRow, Store};
 
+pub use accounts::{MAX_DISPLAY_NAME_CHARS, StaffChange, display_name};
 pub use issuance::Issued;
 pub use verification::TOKEN_LIFETIME_SECONDS;
 

@@ -23,6 +23,7 @@ pub use idempotency::IdempotencyBegin;
 pub use issuances::{IssueError, NewIssuance, Receipt};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
+pub use staff::{ApiKeyListing, StaffListing};
 
 pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
 

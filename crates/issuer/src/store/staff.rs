@@ -125,3 +125,141 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 }
+
+/// A staff account as the administration page lists it (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffListing {
+    /// Id.
+    pub id: i64,
+    /// Centre.
+    pub centre_id: i64,
+    /// Login id.
+    pub login: String,
+    /// Display name (empty: none set).
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Whether TOTP is on.
+    pub totp: bool,
+    /// Disabled since.
+    pub disabled_at: Option<i64>,
+}
+
+/// An API key as the administration page lists it (never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyListing {
+    /// Id.
+    pub id: i64,
+    /// `device` or `admin`.
+    pub kind: String,
+    /// Centre.
+    pub centre_id: Option<i64>,
+    /// Label.
+    pub label: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// Revoked since.
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// The accounts of a centre (`None`: every centre), by login.
+    pub async fn staff_listing(
+        &self,
+        centre_id: Option<i64>,
+    ) -> Result<Vec<StaffListing>, StoreError> {
+        let rs = sqlx::query(
+            "SELECT id, centre_id, login, display_name, role, totp_secret IS NOT NULL AS totp, disabled_at \
+             FROM staff WHERE ($1 = -1 OR centre_id = $1) ORDER BY login",
+        )
+        .bind(centre_id.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await?;
+        rs.iter()
+            .map(|r| {
+                let role: String = r.try_get("role")?;
+                let totp: bool = match r.try_get::<bool, _>("totp") {
+                    Ok(b) => b,
+                    Err(_) => r.try_get::<i64, _>("totp")? != 0,
+                };
+                Ok(StaffListing {
+                    id: r.try_get("id")?,
+                    centre_id: r.try_get("centre_id")?,
+                    login: r.try_get("login")?,
+                    display_name: r.try_get("display_name")?,
+                    role: Role::parse(&role).ok_or(StoreError::Corrupt("staff.role"))?,
+                    totp,
+                    disabled_at: r.try_get("disabled_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Display names by actor name (`staff:<login>` → name; the login
+    /// when none is set), for showing who did what.
+    pub async fn staff_display_names(
+        &self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rs = sqlx::query("SELECT login, display_name FROM staff")
+            .fetch_all(&self.pool)
+            .await?;
+        rs.iter()
+            .map(|r| {
+                let login: String = r.try_get("login")?;
+                let name: String = r.try_get("display_name")?;
+                let shown = if name.is_empty() { login.clone() } else { name };
+                Ok((format!("staff:{login}"), shown))
+            })
+            .collect()
+    }
+
+    /// Sets an account's display name.
+    pub async fn set_staff_display_name(&self, id: i64, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE staff SET display_name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets an account's role.
+    pub async fn set_staff_role(&self, id: i64, role: Role) -> Result<(), StoreError> {
+        sqlx::query("UPDATE staff SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Disables (`Some(now)`) or enables (`None`) an account.
+    pub async fn set_staff_disabled(&self, id: i64, at: Option<i64>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE staff SET disabled_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces an account's password hash.
+    pub async fn set_staff_password(&self, id: i64, phc: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE staff SET password_hash = $1 WHERE id = $2")
+            .bind(phc)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of an account (after a password or TOTP reset,
+    /// or when it is disabled).
+    pub async fn delete_sessions_of(&self, staff_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1")
+            .bind(staff_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

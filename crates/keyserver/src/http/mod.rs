@@ -1,4 +1,5 @@
 //! The key server's HTTP side: `POST /v1/publish`, `GET /exports/…`,
+//! `GET /exposure_configuration/…` (the phones' configuration, signed),
 //! `GET /api/stats`, the public page `GET /stats`; `/healthz` and `/metrics`
 //! for a standalone process. [`router`] gives the routes so `cocoa serve`
 //! can merge roles on one listener; [`serve`] runs them until `shutdown`.
@@ -6,6 +7,7 @@
 //! No handler reads the client's address, and the request log holds the
 //! method and path only.
 
+mod configuration;
 mod error;
 mod exports;
 mod publish;
@@ -94,6 +96,18 @@ pub fn router(app: Arc<App>) -> Router {
             post(publish::publish).layer(DefaultBodyLimit::max(max_body)),
         )
         .route("/exports/{*path}", get(exports::get_export))
+        .route(
+            "/exposure_configuration/configuration.json",
+            get(configuration::configuration),
+        )
+        .route(
+            "/exposure_configuration/risk_calculation_configuration.json",
+            get(configuration::risk_calculation),
+        )
+        .route(
+            "/exposure_configuration/bundle.json",
+            get(configuration::bundle),
+        )
         .route("/api/stats", get(stats_json))
         .route("/stats", get(stats_page))
         .layer(

@@ -8,6 +8,7 @@
 //! when a reader tries to upgrade.
 
 mod bulk;
+mod configurations;
 mod export;
 mod writer;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::{AnyPool, Row};
 
 pub use bulk::valid_region;
+pub use configurations::ConfigurationRow;
 pub use export::{BatchRow, FileRow, KeyRow, NewFile, RetentionReport, decode_fakes, encode_fakes};
 
 pub use store_support::{Backend, SQLITE_BUSY_TIMEOUT_MS};
