@@ -15,11 +15,6 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::window::LOOKBACK_DAYS;
 
-/// [`Status`] lives in [`crate::status`] (it gathers the registration and
-/// the check, which build on this module); the path `device::phone::Status`
-/// stays for callers that used it. Nothing in this module uses it.
-pub use crate::status::Status;
-
 /// Days the phone keeps its keys, its sightings and what checks found.
 pub const RETENTION_DAYS: i64 = LOOKBACK_DAYS;
 /// The range of RSSI Bluetooth reports, dBm.
@@ -198,6 +193,18 @@ impl Phone {
     /// Direct access to the storage (tests, benchmarks).
     pub fn store_mut(&mut self) -> &mut Store {
         &mut self.store
+    }
+
+    /// 「すべてのデータを削除」: deletes everything this phone recorded
+    /// ([`Store::erase_records`]) and starts again as a phone installed now,
+    /// with a new key for today. The settings stay.
+    pub fn erase_all_data(&mut self) -> Result<()> {
+        self.store.erase_records()?;
+        let now = self.now().timestamp();
+        self.store.set("installed_at", &now)?;
+        self.installed_at = now;
+        self.key_for(self.now())?;
+        Ok(())
     }
 
     /// Deletes keys, sightings and exposures older than 14 days. Runs on

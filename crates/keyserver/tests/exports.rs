@@ -564,3 +564,80 @@ async fn statistics_appear_only_above_the_threshold() {
         assert!(page.contains("<svg"));
     }
 }
+
+/// The files one export cycle writes are the contract with every phone and
+/// every other server that downloads them: a snapshot of their names, the
+/// indexes, each export's header, signature infos, key attributes and the
+/// digests of `export.bin` and the zip. The harness's clock, keys and random
+/// streams are fixed, so the files are the same bytes on every run and on
+/// both backends; a changed byte shows as a snapshot diff in review
+/// (`INSTA_UPDATE=always` rewrites it; CONTRIBUTING.md).
+#[tokio::test]
+async fn the_files_of_an_export_cycle_are_the_contract() {
+    use sha2::Digest as _;
+    let mut seen: Vec<(String, serde_json::Value)> = Vec::new();
+    for db in common::backends().await {
+        let mut h = common::start(&db).await;
+        let keys = h.keys(14);
+        let req = h.request(keys);
+        assert_eq!(h.publish(&req).await.0, 200);
+        h.clock.advance(chrono::Duration::hours(3));
+        let r = h.exporter().run_cycle(TWO_HOURS).await.unwrap();
+        assert_eq!(r.files.len(), 1, "{}", db.label);
+
+        let mut files = Vec::new();
+        for path in h.storage.list().await.unwrap() {
+            let bytes = object(&h, &path).await;
+            let about = if path.ends_with(".zip") {
+                let archive = read_zip(&bytes).unwrap();
+                let export = open(&h, &bytes);
+                let mut attributes = std::collections::BTreeMap::<String, usize>::new();
+                for k in &export.keys {
+                    let a = format!(
+                        "risk {:?}, {:?}, onset {:?}, period {}",
+                        k.transmission_risk_level,
+                        k.report_type,
+                        k.days_since_onset_of_symptoms,
+                        k.rolling_period
+                    );
+                    *attributes.entry(a).or_default() += 1;
+                }
+                let infos: Vec<_> = export
+                    .signature_infos
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "verification_key_id": s.verification_key_id,
+                            "verification_key_version": s.verification_key_version,
+                            "signature_algorithm": s.signature_algorithm,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "region": export.region,
+                    "batch": [export.batch_num, export.batch_size],
+                    "start_timestamp": export.start_timestamp,
+                    "end_timestamp": export.end_timestamp,
+                    "signature_infos": infos,
+                    "keys": export.keys.len(),
+                    "revised_keys": export.revised_keys.len(),
+                    "key_attributes": attributes,
+                    "export_bin_sha256": hex::encode(sha2::Sha256::digest(&archive.export_bin)),
+                    "zip_sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+                })
+            } else {
+                serde_json::Value::String(String::from_utf8(bytes).unwrap())
+            };
+            files.push(serde_json::json!({ "path": path, "content": about }));
+        }
+        seen.push((db.label.to_string(), serde_json::Value::Array(files)));
+    }
+    for (label, files) in &seen[1..] {
+        assert_eq!(
+            files, &seen[0].1,
+            "{label} writes other files than {}",
+            seen[0].0
+        );
+    }
+    insta::assert_json_snapshot!(seen[0].1);
+}

@@ -8,7 +8,6 @@
 //! (the seed's FAQ 問4: keys of days before the installation do not exist).
 
 use crate::error::Result;
-use crate::phone::Phone;
 
 use super::Store;
 
@@ -49,20 +48,6 @@ impl Store {
         tx.commit()?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-}
-
-impl Phone {
-    /// 「すべてのデータを削除」: deletes everything this phone recorded
-    /// ([`Store::erase_records`]) and starts again as a phone installed now,
-    /// with a new key for today. The settings stay.
-    pub fn erase_all_data(&mut self) -> Result<()> {
-        self.store.erase_records()?;
-        let now = self.now().timestamp();
-        self.store.set("installed_at", &now)?;
-        self.installed_at = now;
-        self.key_for(self.now())?;
         Ok(())
     }
 }

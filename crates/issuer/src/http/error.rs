@@ -214,3 +214,149 @@ impl IntoResponse for Error {
         resp
     }
 }
+
+/// The error bodies are a contract with phones and case systems: a snapshot of
+/// every answer, so that a changed status, code or message shows in review
+/// (`INSTA_UPDATE=always` rewrites the snapshots; CONTRIBUTING.md).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rules::Blocker;
+    use crate::domain::validate::FieldError;
+
+    /// One value of every variant. The `match` below has no wildcard, so a new
+    /// variant does not compile until it is added here (and to the snapshot).
+    fn every_error() -> Vec<Error> {
+        let all = vec![
+            Error::Unparsable("expected `,` at line 1 column 9".into()),
+            Error::Field(FieldError {
+                field: "name_kana",
+                message_ja: "フリガナはカタカナで入力してください".into(),
+                message_en: "name_kana must be katakana".into(),
+            }),
+            Error::Blocked(vec![
+                Blocker::MissingOutpatientFacility,
+                Blocker::NotReported,
+            ]),
+            Error::Blocked(vec![Blocker::AlreadyRegistered]),
+            Error::CaseNotFound,
+            Error::Unauthorized,
+            Error::CodeInvalid,
+            Error::CodeExpired,
+            Error::InvalidTestType,
+            Error::TokenInvalid,
+            Error::TokenExpired,
+            Error::HmacInvalid,
+            Error::RateLimited { retry_after: 600 },
+            Error::DeliveryFailed("宛先の電話番号が存在しません".into()),
+            Error::MissingIdempotencyKey,
+            Error::InvalidRetryKey,
+            Error::IdempotencyKeyReused,
+            Error::RequestInProgress,
+            Error::CanaryNotConfigured,
+            Error::ReceiptSignatureInvalid,
+            Error::MessageUnknown,
+            Error::PayloadTooLarge,
+            Error::Internal(anyhow::anyhow!("connection refused (os error 111)")),
+        ];
+        for e in &all {
+            match e {
+                Error::Unparsable(_)
+                | Error::Field(_)
+                | Error::Blocked(_)
+                | Error::CaseNotFound
+                | Error::Unauthorized
+                | Error::CodeInvalid
+                | Error::CodeExpired
+                | Error::InvalidTestType
+                | Error::TokenInvalid
+                | Error::TokenExpired
+                | Error::HmacInvalid
+                | Error::RateLimited { .. }
+                | Error::DeliveryFailed(_)
+                | Error::MissingIdempotencyKey
+                | Error::InvalidRetryKey
+                | Error::IdempotencyKeyReused
+                | Error::RequestInProgress
+                | Error::CanaryNotConfigured
+                | Error::ReceiptSignatureInvalid
+                | Error::MessageUnknown
+                | Error::PayloadTooLarge
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    fn answer(e: Error) -> serde_json::Value {
+        let variant = format!("{e:?}");
+        let variant = variant
+            .split(['(', ' ', '{'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let resp = e.into_response();
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = futures_body(resp);
+        serde_json::json!({
+            "variant": variant,
+            "status": status,
+            "retry_after": retry_after,
+            "body": body,
+        })
+    }
+
+    fn futures_body(resp: Response) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let bytes = rt
+            .block_on(axum::body::to_bytes(resp.into_body(), 1 << 16))
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("the body is JSON")
+    }
+
+    #[test]
+    fn issuer_error_bodies() {
+        let answers: Vec<_> = every_error().into_iter().map(answer).collect();
+        insta::assert_json_snapshot!(answers);
+    }
+
+    /// Each prerequisite of an issuance, alone: its code, and the message that
+    /// names what staff must do.
+    #[test]
+    fn issuer_blocker_bodies() {
+        let all = [
+            Blocker::NotConfirmed,
+            Blocker::MissingOutpatientFacility,
+            Blocker::MissingPositiveTest,
+            Blocker::MissingDiagnosisDate,
+            Blocker::NotReported,
+            Blocker::MissingNameKanji,
+            Blocker::MissingNameKana,
+            Blocker::MissingContact,
+            Blocker::MissingCentre,
+            Blocker::AlreadyRegistered,
+        ];
+        let answers: Vec<_> = all
+            .into_iter()
+            .map(|b| answer(Error::Blocked(vec![b])))
+            .collect();
+        insta::assert_json_snapshot!(answers);
+    }
+
+    /// An unexpected error's detail goes to the log, never to the client.
+    #[test]
+    fn an_unexpected_error_says_nothing_of_its_detail() {
+        let detail = "password authentication failed for user \"issuer\"";
+        let a = answer(Error::Internal(anyhow::anyhow!(detail)));
+        let text = a.to_string();
+        assert!(!text.contains("password"), "{text}");
+        assert_eq!(a["status"], 500);
+        assert_eq!(a["body"]["errorCode"], cc::INTERNAL_ERROR);
+    }
+}

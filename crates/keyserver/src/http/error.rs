@@ -106,3 +106,90 @@ impl Error {
         }
     }
 }
+
+/// The answers a phone gets are a contract: a snapshot of every error's
+/// status, code and message, so that a change shows in review
+/// (`INSTA_UPDATE=always` rewrites the snapshot; CONTRIBUTING.md).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Dropped;
+
+    /// One value of every variant. The `match` has no wildcard: a new variant
+    /// does not compile until it is listed here (and so in the snapshot).
+    fn every_error() -> Vec<Error> {
+        let all = vec![
+            Error::BadRequest("body is not JSON"),
+            Error::PayloadTooLarge,
+            Error::UnknownHealthAuthority,
+            Error::CertificateInvalid("signature does not verify"),
+            Error::CertificateExpired,
+            Error::CertificateAudience,
+            Error::HmacKeyInvalid,
+            Error::HmacMismatch,
+            Error::Keys(KeyRejection::NoKeys),
+            Error::Keys(KeyRejection::TooManyKeys { count: 31, max: 30 }),
+            Error::Keys(KeyRejection::TooManySameStart { max: 3 }),
+            Error::Keys(KeyRejection::AllDropped {
+                code: api_types::publish::codes::KEY_INVALID_LENGTH,
+                dropped: vec![Dropped {
+                    index: 0,
+                    code: api_types::publish::codes::KEY_INVALID_LENGTH,
+                }],
+            }),
+            Error::NotFound,
+            Error::Unavailable("pool timed out while waiting for an open connection".into()),
+            Error::Internal(anyhow::anyhow!("disk full (os error 28)")),
+        ];
+        for e in &all {
+            match e {
+                Error::BadRequest(_)
+                | Error::PayloadTooLarge
+                | Error::UnknownHealthAuthority
+                | Error::CertificateInvalid(_)
+                | Error::CertificateExpired
+                | Error::CertificateAudience
+                | Error::HmacKeyInvalid
+                | Error::HmacMismatch
+                | Error::Keys(
+                    KeyRejection::NoKeys
+                    | KeyRejection::TooManyKeys { .. }
+                    | KeyRejection::TooManySameStart { .. }
+                    | KeyRejection::AllDropped { .. },
+                )
+                | Error::NotFound
+                | Error::Unavailable(_)
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn keyserver_error_answers() {
+        let answers: Vec<_> = every_error()
+            .iter()
+            .map(|e| {
+                let (status, message) = e.status_and_message();
+                serde_json::json!({
+                    "status": status.as_u16(),
+                    "code": e.code(),
+                    "message": message,
+                })
+            })
+            .collect();
+        insta::assert_json_snapshot!(answers);
+    }
+
+    /// What the database or the disk said stays in the log.
+    #[test]
+    fn unexpected_errors_say_nothing_of_their_detail() {
+        for e in [
+            Error::Unavailable("password authentication failed".into()),
+            Error::Internal(anyhow::anyhow!("password authentication failed")),
+        ] {
+            let (_, message) = e.status_and_message();
+            assert!(!message.contains("password"), "{message}");
+        }
+    }
+}
