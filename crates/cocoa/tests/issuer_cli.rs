@@ -209,3 +209,91 @@ fn bad_management_input_exits_with_status_2() {
         "{stderr}"
     );
 }
+
+/// `cocoa issuer api-keys` lists the keys (never the key itself) and
+/// `revoke-api-key` ends one; revoking it again, or an id that does not
+/// exist, exits with status 2 and changes nothing.
+#[test]
+fn api_keys_are_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let centre = json_out(
+        &[
+            "issuer",
+            "create-centre",
+            "--create-data",
+            "--name",
+            "みなと保健所",
+            "--prefecture",
+            "13",
+        ],
+        dir.path(),
+        None,
+    )["centre_id"]
+        .as_i64()
+        .unwrap();
+    let key = |args: &[&str]| {
+        json_out(args, dir.path(), None)["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let device = key(&["issuer", "create-api-key", "--kind", "device"]);
+    let admin = key(&[
+        "issuer",
+        "create-api-key",
+        "--kind",
+        "admin",
+        "--centre",
+        &centre.to_string(),
+    ]);
+    let list = |centre: Option<i64>| -> Vec<serde_json::Value> {
+        let mut cmd = cocoa();
+        cmd.args(["issuer", "api-keys", "--data"])
+            .arg(dir.path().join("data"));
+        if let Some(c) = centre {
+            cmd.args(["--centre", &c.to_string()]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains(&device) && !text.contains(&admin), "{text}");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = list(None);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0]["kind"], "device");
+    assert_eq!(all[1]["kind"], "admin");
+    assert_eq!(all[1]["centre_id"], centre);
+    assert!(all.iter().all(|k| k["revoked_at"].is_null()));
+    let of_centre = list(Some(centre));
+    assert_eq!(of_centre.len(), 1);
+    let id = of_centre[0]["id"].as_i64().unwrap();
+
+    let revoked = json_out(
+        &["issuer", "revoke-api-key", "--id", &id.to_string()],
+        dir.path(),
+        None,
+    );
+    assert_eq!(revoked["revoked"], id);
+    let after = list(None);
+    assert!(after[1]["revoked_at"].is_i64(), "{after:?}");
+    assert!(after[0]["revoked_at"].is_null(), "the other key stays");
+
+    for bad in [id.to_string(), "987654".to_owned()] {
+        let out = cocoa()
+            .args(["issuer", "revoke-api-key", "--id", &bad, "--data"])
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--id {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no live API key"), "{stderr}");
+    }
+    assert_eq!(list(None), after, "nothing changed");
+}

@@ -1440,18 +1440,20 @@ async fn administrators_manage_their_centres_staff_accounts() {
                 .disabled_at
                 .is_none()
         );
-        // Each action is in the audit log.
+        // Each action is in the audit log, in words staff read (issue 13:
+        // no internal identifiers on the page).
         let audit = b.get("/portal/audit").await.body;
-        for a in [
-            "staff_create",
-            "staff_display_name",
-            "staff_role",
-            "staff_disable",
-            "staff_enable",
-            "staff_reset_password",
-            "staff_reset_totp",
+        for (a, word) in [
+            ("staff_create", "職員アカウント作成"),
+            ("staff_display_name", "表示名の変更"),
+            ("staff_role", "権限の変更"),
+            ("staff_disable", "アカウント無効化"),
+            ("staff_enable", "アカウント有効化"),
+            ("staff_reset_password", "パスワード再設定"),
+            ("staff_reset_totp", "2段階認証の再設定"),
         ] {
-            assert!(audit.contains(a), "{}: audit lacks {a}", h.label);
+            assert!(audit.contains(word), "{}: audit lacks {word}", h.label);
+            assert!(!audit.contains(a), "{}: audit shows {a}", h.label);
         }
     }
 }

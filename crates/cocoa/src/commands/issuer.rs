@@ -87,6 +87,20 @@ pub enum IssuerCommand {
         #[arg(long)]
         centre: Option<i64>,
     },
+    /// Lists the API keys (never the keys themselves): id, kind, centre,
+    /// label, created and revoked times, as JSON lines.
+    ApiKeys {
+        /// Only the keys of this centre.
+        #[arg(long)]
+        centre: Option<i64>,
+    },
+    /// Revokes an API key at once (a key that leaked, a case system retired);
+    /// prints {"revoked": id}.
+    RevokeApiKey {
+        /// The key's id (`cocoa issuer api-keys`).
+        #[arg(long)]
+        id: i64,
+    },
     /// Prints the certificate public key(s) as PEM, signing key first.
     PublicKey,
     /// Makes a new certificate signing key; the old one stays published for a day.
@@ -181,6 +195,31 @@ pub fn run(args: IssuerArgs) -> anyhow::Result<()> {
                 }
                 let (key, _) = issuer.create_api_key(kind, centre).await?;
                 print_json(&serde_json::json!({ "api_key": key }))
+            }
+            IssuerCommand::ApiKeys { centre } => {
+                for k in issuer.store().api_key_listing(centre).await? {
+                    print_json(&serde_json::json!({
+                        "id": k.id,
+                        "kind": k.kind,
+                        "centre_id": k.centre_id,
+                        "label": k.label,
+                        "created_at": k.created_at,
+                        "revoked_at": k.revoked_at,
+                    }))?;
+                }
+                Ok(())
+            }
+            IssuerCommand::RevokeApiKey { id } => {
+                if issuer
+                    .revoke_api_key(&issuer::service::Actor::cli(), id)
+                    .await?
+                {
+                    print_json(&serde_json::json!({ "revoked": id }))
+                } else {
+                    Err(bad_input(format!(
+                        "no live API key {id} (unknown, or revoked already)"
+                    )))
+                }
             }
             IssuerCommand::PublicKey => {
                 for (kid, pem) in issuer.keyring().public_pems() {

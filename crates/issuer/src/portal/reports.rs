@@ -22,12 +22,25 @@ use crate::store::{AuditFilter, IssuanceStats};
 
 fn action_label(lang: Lang, action: &str) -> String {
     let (ja, en) = match action {
-        "login" => ("ログイン", "login"),
-        "logout" => ("ログアウト", "logout"),
+        "login" => ("ログイン", "signed in"),
+        "logout" => ("ログアウト", "signed out"),
         "enable_totp" => ("2段階認証の有効化", "two-factor turned on"),
         "create_case" => ("患者登録", "case created"),
         "update_case" => ("患者情報更新", "case updated"),
         "issue_number" => ("処理番号発行", "processing number issued"),
+        "reissue_number" => ("処理番号再発行", "processing number reissued"),
+        "report_case" => ("発生届の報告", "notification reported"),
+        "create_canary_case" => ("監視用（カナリア）患者登録", "canary case created"),
+        "staff_create" => ("職員アカウント作成", "staff account created"),
+        "staff_display_name" => ("表示名の変更", "display name changed"),
+        "staff_role" => ("権限の変更", "role changed"),
+        "staff_disable" => ("アカウント無効化", "account disabled"),
+        "staff_enable" => ("アカウント有効化", "account enabled"),
+        "staff_reset_password" => ("パスワード再設定", "password reset"),
+        "staff_reset_totp" => ("2段階認証の再設定", "two-factor reset"),
+        "revoke_api_key" => ("APIキー失効", "API key revoked"),
+        // An action this build does not know (a newer replica's): shown
+        // as recorded rather than hidden.
         other => (other, other),
     };
     lang.pick(ja, en).to_owned()
@@ -54,13 +67,15 @@ fn outcome_label(lang: Lang, outcome: &str) -> String {
 pub const AUDIT_PAGE_SIZE: i64 = 50;
 
 /// The actions the kind filter offers.
-const AUDIT_KINDS: [&str; 6] = [
+const AUDIT_KINDS: [&str; 8] = [
     "login",
     "logout",
     "enable_totp",
     "create_case",
     "update_case",
+    "report_case",
     "issue_number",
+    "reissue_number",
 ];
 
 /// Query of the audit page: `kind` (an action), `account` (an actor),
@@ -309,6 +324,57 @@ pub fn chart(lang: Lang, columns: &[StatsColumn]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every action the issuer writes to the audit log has a word in
+    /// Japanese and in English: staff never read an identifier such as
+    /// `reissue_number` (issue 13).
+    #[test]
+    fn every_audit_action_has_a_japanese_and_an_english_word() {
+        // The service's files are read so that an action added there without
+        // a word here fails this test.
+        let sources = [
+            include_str!("../service/accounts.rs"),
+            include_str!("../service/cases.rs"),
+            include_str!("../service/issuance.rs"),
+            include_str!("auth.rs"),
+            include_str!("session.rs"),
+        ];
+        let mut actions: Vec<&str> = Vec::new();
+        for src in sources {
+            let mut rest = src;
+            while let Some(i) = rest.find('"') {
+                let after = &rest[i + 1..];
+                let Some(j) = after.find('"') else { break };
+                let lit = &after[..j];
+                let word = |p: &str| {
+                    lit.starts_with(p) && lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                };
+                if word("staff_") && lit != "staff_sessions"
+                    || [
+                        "issue_number",
+                        "reissue_number",
+                        "report_case",
+                        "revoke_api_key",
+                    ]
+                    .contains(&lit)
+                    || word("create_") && lit.ends_with("case")
+                {
+                    actions.push(lit);
+                }
+                rest = &after[j + 1..];
+            }
+        }
+        actions.extend(["login", "logout", "enable_totp", "update_case"]);
+        actions.sort_unstable();
+        actions.dedup();
+        assert!(actions.len() >= 16, "{actions:?}");
+        for a in actions {
+            for lang in [Lang::Ja, Lang::En] {
+                assert_ne!(action_label(lang, a), a, "{a} has no {lang:?} word");
+            }
+        }
+        assert_eq!(action_label(Lang::Ja, "reissue_number"), "処理番号再発行");
+    }
 
     #[test]
     fn chart_is_svg_with_one_bar_per_metric_and_column() {

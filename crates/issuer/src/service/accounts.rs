@@ -78,6 +78,31 @@ impl Issuer {
             .await?)
     }
 
+    /// Revokes API key `id` at once: the store marks it revoked and this
+    /// process forgets it from its cache of checked keys, so the very next
+    /// request with it is refused (other replicas keep a checked key for at
+    /// most [`API_KEY_CACHE_SECONDS`]). `false` when there is no live key
+    /// `id`. Audited as `revoke_api_key`.
+    pub async fn revoke_api_key(&self, actor: &super::Actor, id: i64) -> Result<bool> {
+        let revoked = self.store.revoke_api_key(id, self.now()).await?;
+        {
+            let mut cache = self.api_keys.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|_, (k, _)| k.id != id);
+        }
+        if revoked {
+            self.audit(
+                actor,
+                None,
+                None,
+                "revoke_api_key",
+                "ok",
+                format!("api:{id}"),
+            )
+            .await;
+        }
+        Ok(revoked)
+    }
+
     /// The live API key `plain` of `kind`.
     pub async fn authenticate(&self, plain: Option<&str>, kind: ApiKeyKind) -> Result<ApiKeyRow> {
         let plain = plain

@@ -20,6 +20,9 @@ pub struct Issued {
     pub channel: Channel,
     /// Expiry (unix seconds).
     pub expires_at: i64,
+    /// Whether the case had a number before (a 再発行: the earlier one no
+    /// longer works).
+    pub reissue: bool,
 }
 
 impl Issuer {
@@ -53,15 +56,13 @@ impl Issuer {
                 .flatten()
                 .and_then(|c| c.data.centre_id),
         };
-        self.audit(
-            actor,
-            centre,
-            Some(case_id),
-            "issue_number",
-            &outcome,
-            detail,
-        )
-        .await;
+        // The audit log says 再発行 for a reissue (issue 13).
+        let action = match &r {
+            Ok(i) if i.reissue => "reissue_number",
+            _ => "issue_number",
+        };
+        self.audit(actor, centre, Some(case_id), action, &outcome, detail)
+            .await;
         r
     }
 
@@ -77,6 +78,7 @@ impl Issuer {
         let now = self.now();
         let history = self.store.issuance_history(case_id, now).await?;
         let states: Vec<_> = history.iter().map(|i| i.state).collect();
+        let reissue = !history.is_empty();
         rules::reissue_allowed(&states).map_err(|b| Error::Blocked(vec![b]))?;
         let (channel, to) = match (&case.data.mobile, &case.data.email) {
             _ if case.canary => (Channel::Canary, format!("canary-case-{case_id}")),
@@ -157,6 +159,7 @@ impl Issuer {
                     issuance_id: id,
                     channel,
                     expires_at,
+                    reissue,
                 })
             }
             Err(e) => {

@@ -53,6 +53,14 @@ impl Actor {
         }
     }
 
+    /// The operator at the command line (`cocoa issuer …`): every centre.
+    pub fn cli() -> Self {
+        Self {
+            name: "cli".into(),
+            centre_id: None,
+        }
+    }
+
     fn may_see(&self, case: &Case) -> bool {
         self.centre_id.is_none() || self.centre_id == case.data.centre_id
     }

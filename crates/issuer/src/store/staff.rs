@@ -195,6 +195,45 @@ impl Store {
             .collect()
     }
 
+    /// The API keys of a centre (`None`: every key), oldest first; never
+    /// the key, only its id, kind, centre, label and times.
+    pub async fn api_key_listing(
+        &self,
+        centre_id: Option<i64>,
+    ) -> Result<Vec<ApiKeyListing>, StoreError> {
+        let rs = sqlx::query(
+            "SELECT id, kind, centre_id, label, created_at, revoked_at FROM api_keys \
+             WHERE ($1 = -1 OR centre_id = $1) ORDER BY id",
+        )
+        .bind(centre_id.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await?;
+        rs.iter()
+            .map(|r| {
+                Ok(ApiKeyListing {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    centre_id: r.try_get("centre_id")?,
+                    label: r.try_get("label")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a live API key: `false` when there is no live key `id`
+    /// (unknown, or revoked already: the first revocation time stays).
+    pub async fn revoke_api_key(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let r =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Display names by actor name (`staff:<login>` → name; the login
     /// when none is set), for showing who did what.
     pub async fn staff_display_names(
