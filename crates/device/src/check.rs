@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-pub use crate::legacy_scoring::{contact_days, exposure_of, japan_day_windows};
 use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
 use crate::phone::Phone;
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};

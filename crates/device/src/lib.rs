@@ -26,7 +26,6 @@
 pub mod check;
 pub mod error;
 pub mod keys;
-pub mod legacy_scoring;
 pub mod meet;
 pub mod net;
 pub mod number;

@@ -53,7 +53,7 @@ pub struct Settings {
     pub exposure_configuration: ExposureConfiguration,
     /// `risk_calculation_configuration.json` in COCOA's format (COCOA's by default).
     pub risk_calculation_configuration: RiskCalculationConfiguration,
-    /// What phones stored before they kept COCOA's two documents (`ScoringConfig`: always
+    /// What phones stored before they kept COCOA's two documents (an older scoring document: always
     /// COCOA's values, no command set it): read and dropped, never written.
     #[serde(rename = "scoring", skip_serializing)]
     pub older_scoring: Option<serde::de::IgnoredAny>,

@@ -139,6 +139,17 @@ async fn staff(h: &Harness, centre: i64, login: &str, role: Role) {
         .unwrap();
 }
 
+/// A second centre (ちよだ保健所, Tokyo) beside the harness's own, for the
+/// tests of what one centre's staff may not see or touch of another's.
+async fn second_centre(h: &Harness) -> i64 {
+    h.app
+        .issuer
+        .store()
+        .create_centre("ちよだ保健所", "13", h.app.issuer.now())
+        .await
+        .unwrap()
+}
+
 fn case_form() -> Vec<(&'static str, &'static str)> {
     vec![
         ("name_kanji", "横口 健太"),
@@ -386,14 +397,7 @@ async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
 async fn another_centres_case_is_not_found_through_every_url() {
     for db in backends().await {
         let h = start(&db).await;
-        let now = h.app.issuer.now();
-        let other = h
-            .app
-            .issuer
-            .store()
-            .create_centre("ちよだ保健所", "13", now)
-            .await
-            .unwrap();
+        let other = second_centre(&h).await;
         staff(&h, h.centre_id, "yamada", Role::Staff).await;
         staff(&h, other, "suzuki", Role::Staff).await;
         staff(&h, other, "root", Role::System).await;
@@ -1159,14 +1163,7 @@ async fn unknown_portal_urls_get_the_portals_404_page_and_reissue_is_titled_so()
 async fn the_report_button_reports_once_the_four_fields_are_entered() {
     for db in backends().await {
         let h = start(&db).await;
-        let now = h.app.issuer.now();
-        let other = h
-            .app
-            .issuer
-            .store()
-            .create_centre("ちよだ保健所", "13", now)
-            .await
-            .unwrap();
+        let other = second_centre(&h).await;
         staff(&h, h.centre_id, "yamada", Role::Staff).await;
         staff(&h, other, "suzuki", Role::Staff).await;
         let mut b = Browser::new(&h);
@@ -1249,14 +1246,7 @@ async fn the_report_button_reports_once_the_four_fields_are_entered() {
 async fn administrators_manage_their_centres_staff_accounts() {
     for db in backends().await {
         let h = start(&db).await;
-        let now = h.app.issuer.now();
-        let other = h
-            .app
-            .issuer
-            .store()
-            .create_centre("ちよだ保健所", "13", now)
-            .await
-            .unwrap();
+        let other = second_centre(&h).await;
         staff(&h, h.centre_id, "boss", Role::Admin).await;
         staff(&h, h.centre_id, "yamada", Role::Staff).await;
         staff(&h, other, "suzuki", Role::Staff).await;

@@ -393,11 +393,16 @@ impl Ui {
     /// A contact on 2026-12-02: what a check that matched a key keeps
     /// (five scans at 50 dB, 240 s each: COCOA's day rule is met).
     fn add_contact(&self) {
-        use en_protocol::scoring::{ExposureWindow, Infectiousness, ScanInstance};
+        use en_protocol::exposure_configuration::{
+            ExposureWindow, Infectiousness, MILLIS_PER_DAY, ReportType, ScanInstance,
+        };
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
         let windows = vec![ExposureWindow {
-            date: chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
-            report_type: 1,
+            date_millis_since_epoch: day.num_days() * MILLIS_PER_DAY,
+            report_type: ReportType::ConfirmedTest,
             infectiousness: Infectiousness::Standard,
+            calibration_confidence: 0,
             scan_instances: vec![
                 ScanInstance {
                     typical_attenuation_db: 50,

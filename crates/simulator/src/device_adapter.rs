@@ -13,7 +13,7 @@
 //! | the retention of keys, sightings and findings | `device::phone::RETENTION_DAYS` |
 //! | the path-loss model | `device::meet::attenuation_db` (in [`crate::radio`]) |
 //! | taking an export zip apart and checking it | `device::check::verify_file` |
-//! | the exposure windows of a matched key | `device::check::exposure_of` |
+//! | the exposure windows of a matched key | `device::check::key_exposure` (the report type of a key without one: [`when_missing`]) |
 //! | COCOA's day rule over the windows | `en_protocol` `daily_summaries` → `DayValues` → `decide` ([`crate::scoring`], as `cocoa en score`) |
 //! | RSSI and duration bounds of a sighting | `device::phone::{RSSI_RANGE, SECONDS_RANGE}` |
 //!
@@ -24,13 +24,13 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use device::phone::{RSSI_RANGE, SECONDS_RANGE};
 use en_protocol::export::{ExposureKey, VerificationKey, export_keys};
-use en_protocol::exposure_configuration::ExposureWindow;
+use en_protocol::exposure_configuration::{ExposureWindow, ReportType};
 use en_protocol::matcher::{KeyMatch, Sighting, SightingIndex};
 use en_protocol::time::EnIntervalNumber;
 use en_protocol::{Aem, Rpi, Tek};
 
 use crate::rng::{Purpose, crypto_rng};
-use crate::scoring::{Scoring, android_window};
+use crate::scoring::Scoring;
 
 pub use device::keys::DailyKey;
 pub use device::phone::RETENTION_DAYS;
@@ -85,12 +85,32 @@ pub fn file_keys(export_bin: &[u8]) -> Result<Vec<ExposureKey>, String> {
         .collect()
 }
 
-/// The exposure windows of one matched key (`device::check::exposure_of`):
-/// its sightings' metadata decrypted and cut into windows dated by Japan's
-/// calendar, with the key's report type, in Android's shape.
+/// The exposure windows of one matched key, as the phone keeps them
+/// (`device::check::key_exposure`): its sightings' metadata decrypted and cut
+/// into windows dated by Japan's calendar, with the key's report type.
 pub fn windows_of(index: &SightingIndex, key: &ExposureKey, m: &KeyMatch) -> Vec<ExposureWindow> {
-    device::check::exposure_of(index, key, m)
-        .map_or_else(Vec::new, |e| e.windows.iter().map(android_window).collect())
+    device::check::key_exposure(index, key, m).map_or_else(Vec::new, |e| {
+        let report_type = when_missing(e.report_type);
+        e.windows
+            .into_iter()
+            .map(|mut w| {
+                w.report_type = report_type;
+                w
+            })
+            .collect()
+    })
+}
+
+/// The report type a phone scores a key's windows with: the key's own; for a
+/// key without one, COCOA's `report_type_when_missing` (1, ConfirmedTest),
+/// as the phone does (`device::risk::RiskConfiguration::window_report_type`
+/// under COCOA's configuration).
+pub fn when_missing(wire: i32) -> ReportType {
+    match ReportType::try_from(wire) {
+        Ok(ReportType::Unknown) => ReportType::ConfirmedTest,
+        Ok(r) => r,
+        Err(_) => ReportType::Unknown,
+    }
 }
 
 /// The days with a contact at `now`, over the phone's 14-day retention

@@ -382,7 +382,7 @@ pub fn day_interval(day: i64) -> EnIntervalNumber {
 
 #[cfg(test)]
 mod tests {
-    use crate::scoring::{Scoring, android_window};
+    use crate::scoring::Scoring;
     use en_protocol::matcher::SightingIndex;
 
     use super::*;
@@ -455,10 +455,10 @@ mod tests {
             return false;
         };
         let matched = index.decrypt_hits(&key.tek, &m);
-        let w: Vec<_> = device::check::japan_day_windows(matched, 1)
-            .iter()
-            .map(android_window)
-            .collect();
+        let w = device::risk::japan_day_windows(
+            matched,
+            en_protocol::exposure_configuration::ReportType::ConfirmedTest,
+        );
         !Scoring::cocoa()
             .contact_days(&w, chrono::NaiveDate::MIN, chrono::NaiveDate::MAX)
             .is_empty()

@@ -15,8 +15,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use en_protocol::exposure_configuration::{
-    DailySummariesConfig, ExposureConfiguration, ExposureWindow, Infectiousness, MILLIS_PER_DAY,
-    ReportType, ScanInstance,
+    DailySummariesConfig, ExposureConfiguration, ExposureWindow,
 };
 use en_protocol::risk_calculation::{DayValues, RiskCalculationConfiguration, RiskLevel};
 use serde::{Deserialize, Serialize};
@@ -167,38 +166,11 @@ impl Scoring {
     }
 }
 
-/// A window of the device's matcher (`en_protocol::scoring::ExposureWindow`,
-/// dated by Japan's calendar) in Android's shape: the key's report type (a key
-/// without one is ConfirmedTest, COCOA's `report_type_when_missing` 1).
-pub fn android_window(w: &en_protocol::scoring::ExposureWindow) -> ExposureWindow {
-    let report_type = match ReportType::try_from(w.report_type) {
-        Ok(ReportType::Unknown) => ReportType::ConfirmedTest,
-        Ok(r) => r,
-        Err(_) => ReportType::Unknown,
-    };
-    ExposureWindow {
-        date_millis_since_epoch: day_number(w.date) * MILLIS_PER_DAY,
-        report_type,
-        infectiousness: match w.infectiousness {
-            en_protocol::scoring::Infectiousness::None => Infectiousness::None,
-            en_protocol::scoring::Infectiousness::Standard => Infectiousness::Standard,
-            en_protocol::scoring::Infectiousness::High => Infectiousness::High,
-        },
-        calibration_confidence: 0,
-        scan_instances: w
-            .scan_instances
-            .iter()
-            .map(|s| ScanInstance {
-                min_attenuation_db: s.min_attenuation_db,
-                typical_attenuation_db: s.typical_attenuation_db,
-                seconds_since_last_scan: s.seconds_since_last_scan,
-            })
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use en_protocol::exposure_configuration::{
+        Infectiousness, MILLIS_PER_DAY, ReportType, ScanInstance,
+    };
     use en_protocol::risk_calculation::{Op, Threshold};
 
     use super::*;
