@@ -28,6 +28,20 @@ fn json_out(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> serde_
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `cocoa issuer create-centre` of みなと保健所 (Tokyo) in a new data folder; its id.
+fn create_centre(dir: &std::path::Path) -> i64 {
+    let args = [
+        "issuer",
+        "create-centre",
+        "--create-data",
+        "--name",
+        "みなと保健所",
+        "--prefecture",
+        "13",
+    ];
+    json_out(&args, dir, None)["centre_id"].as_i64().unwrap()
+}
+
 /// One HTTP/1.1 request; returns (status, body).
 /// One POST with a JSON body; (status, the answer as JSON or `Null`).
 fn http(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
@@ -41,20 +55,7 @@ fn http(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, s
 #[test]
 fn management_commands_and_serve_work_together() {
     let dir = tempfile::tempdir().unwrap();
-    let centre = json_out(
-        &[
-            "issuer",
-            "create-centre",
-            "--create-data",
-            "--name",
-            "みなと保健所",
-            "--prefecture",
-            "13",
-        ],
-        dir.path(),
-        None,
-    );
-    let centre_id = centre["centre_id"].as_i64().unwrap();
+    let centre_id = create_centre(dir.path());
     let user = json_out(
         &[
             "issuer",
@@ -216,21 +217,7 @@ fn bad_management_input_exits_with_status_2() {
 #[test]
 fn api_keys_are_listed_and_revoked_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let centre = json_out(
-        &[
-            "issuer",
-            "create-centre",
-            "--create-data",
-            "--name",
-            "みなと保健所",
-            "--prefecture",
-            "13",
-        ],
-        dir.path(),
-        None,
-    )["centre_id"]
-        .as_i64()
-        .unwrap();
+    let centre = create_centre(dir.path());
     let key = |args: &[&str]| {
         json_out(args, dir.path(), None)["api_key"]
             .as_str()
