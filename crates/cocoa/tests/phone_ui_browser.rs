@@ -389,7 +389,12 @@ async fn a_phone_registers_and_another_is_notified_in_headless_chromium() {
     seen.look(&d, "home-contact").await;
     d.click("#to-notification").await;
     let page = d.wait_for("これからすること").await;
-    assert!(page.contains(&format!("<li>{met_ja}</li>")));
+    assert!(
+        page.contains(&format!(
+            "<span class=\"contact-date\">{met_ja}</span> <span class=\"contact-minutes\">約"
+        )),
+        "the notification gives the date and about how long: {page}"
+    );
     assert!(page.contains("href=\"tel:0120565653\""));
     assert!(page.contains("東京都の受診・相談センター"));
     seen.look(&d, "notification").await;

@@ -163,6 +163,9 @@ pub struct Notification {
     /// not serialized (`dates` holds them).
     #[serde(skip)]
     pub contact_dates: Vec<NaiveDate>,
+    /// For each date of `dates`, the whole minutes the phone was near the positive's keys that
+    /// day ([`crate::risk::minutes_on`]): how long, never the time of day.
+    pub minutes: Vec<u32>,
     /// The consultation centre (受診・相談センター) of the phone's prefecture.
     pub consultation_centre: ConsultationCentre,
     /// The message.
@@ -558,6 +561,15 @@ impl Phone {
     pub fn notification(&self) -> Result<Notification> {
         let last: Option<CheckRecord> = self.store.last_check()?;
         let dates = self.contact_days()?;
+        let windows = if dates.is_empty() {
+            Vec::new()
+        } else {
+            self.exposure_windows()?
+        };
+        let minutes = dates
+            .iter()
+            .map(|d| crate::risk::minutes_on(&windows, *d))
+            .collect();
         let overrides: Vec<CentreOverride> = self.store.get(CENTRES)?.unwrap_or_default();
         let centre = consultation_centre(self.settings.prefecture.as_deref(), &overrides);
         let message = notification_text(&dates, &centre, last.as_ref().map(|c| c.ran_at));
@@ -566,6 +578,7 @@ impl Phone {
             contacts: dates.len(),
             dates: dates.iter().map(NaiveDate::to_string).collect(),
             contact_dates: dates.clone(),
+            minutes,
             consultation_centre: centre,
             message,
         })

@@ -40,6 +40,20 @@ pub fn window_date(w: &ExposureWindow) -> NaiveDate {
     date_of_day(w.days_since_epoch())
 }
 
+/// The whole minutes the phone was within Bluetooth range of the keys of `date`'s windows:
+/// the sum of their scans' `secondsSinceLastScan`, rounded down. The notification screen may
+/// show it (「1日あたりの接触時間（分）」, never the time of day): it says how long, and
+/// nothing of when.
+pub fn minutes_on(windows: &[ExposureWindow], date: NaiveDate) -> u32 {
+    let seconds: u64 = windows
+        .iter()
+        .filter(|w| window_date(w) == date)
+        .flat_map(|w| &w.scan_instances)
+        .map(|s| u64::from(s.seconds_since_last_scan))
+        .sum();
+    u32::try_from(seconds / 60).unwrap_or(u32::MAX)
+}
+
 /// The exposure windows of a key's matched sightings, dated by Japan's calendar date of
 /// their sightings (「日付は日本の暦日」: a contact at 01:53 JST on 12月1日 is a contact on
 /// 12月1日, not on 11月30日 as its UTC day would say). The sightings are cut at 00:00 JST
@@ -297,6 +311,21 @@ mod tests {
         );
         let c = RiskConfiguration::cocoa();
         assert_eq!(c.contact_days(&w, day(11, 20), day(12, 1)), [day(12, 1)]);
+    }
+
+    #[test]
+    fn minutes_per_day_count_that_japan_days_scans_only() {
+        // 20 minutes ending at 00:08 JST: 12 before midnight (3 scans), 8 after (2 scans).
+        let w = japan_day_windows(
+            (0..5)
+                .map(|n| seen(MIDNIGHT_JST - 12 * 60 + n * 240, 50))
+                .collect(),
+            ReportType::ConfirmedTest,
+        );
+        assert_eq!(minutes_on(&w, day(11, 30)), 12);
+        assert_eq!(minutes_on(&w, day(12, 1)), 8);
+        assert_eq!(minutes_on(&w, day(12, 2)), 0);
+        assert_eq!(minutes_on(&[], day(12, 1)), 0);
     }
 
     #[test]

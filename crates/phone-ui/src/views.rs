@@ -658,9 +658,22 @@ pub struct NotificationPage {
     pub l: Layout,
     pub i: usize,
     pub contacts: usize,
-    pub dates: Vec<String>,
+    /// Each contact day: its Japan date and how long (「約20分」), never the time of day.
+    pub days: Vec<(String, String)>,
     pub last_checked: Option<String>,
     pub centre: Centre,
+}
+
+/// How long a contact day lasted, as the notification screen says it: 「約20分」, or
+/// 「1分未満」 for less than a minute.
+pub fn minutes_text(minutes: u32, lang: Lang) -> String {
+    match (minutes, lang) {
+        (0, Lang::Ja) => "1分未満".into(),
+        (0, Lang::En) => "under a minute".into(),
+        (1, Lang::En) => "about 1 minute".into(),
+        (m, Lang::Ja) => format!("約{m}分"),
+        (m, Lang::En) => format!("about {m} minutes"),
+    }
 }
 
 pub fn notification(lang: Lang, i: usize, n: &Notification) -> askama::Result<String> {
@@ -672,10 +685,11 @@ pub fn notification(lang: Lang, i: usize, n: &Notification) -> askama::Result<St
         ),
         i,
         contacts: n.contacts,
-        dates: n
+        days: n
             .contact_dates
             .iter()
-            .map(|d| date_text(*d, lang))
+            .zip(&n.minutes)
+            .map(|(d, m)| (date_text(*d, lang), minutes_text(*m, lang)))
             .collect(),
         last_checked: n.last_checked.map(|t| jst_time(t, lang)),
         centre: Centre::of(&n.consultation_centre, lang),

@@ -557,7 +557,22 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
     let (s, page) = ui.get("/p/0/notification").await;
     assert_eq!(s, StatusCode::OK);
     assert!(page.contains("data-contacts=\"1\""), "{page}");
-    assert!(page.contains("<li>2026年12月2日</li>"), "{page}");
+    // The date and how long (5 scans of 240 s), never the time of day.
+    assert!(
+        page.contains("<li><span class=\"contact-date\">2026年12月2日</span> <span class=\"contact-minutes\">約20分</span></li>"),
+        "{page}"
+    );
+    let listed = page
+        .split("id=\"notification\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap();
+    assert!(
+        !listed.chars().collect::<Vec<_>>().windows(3).any(|w| {
+            w[0].is_ascii_digit() && (w[1] == ':' || w[1] == '時') && w[2].is_ascii_digit()
+        }),
+        "no time of day in the notification: {listed}"
+    );
     assert!(page.contains("症状の有無にかかわらず"));
     assert!(page.contains("接触の時刻や場所、相手が誰かは通知されません"));
     // The home screen says it and names whom to call.
@@ -608,6 +623,7 @@ async fn notification_shows_count_japan_dates_and_the_prefectures_centre_never_t
         .await;
     assert!(page.contains("The Tokyo consultation centre"), "{page}");
     assert!(page.contains("2026-12-02"));
+    assert!(page.contains("about 20 minutes"), "{page}");
     assert!(!page.contains("受診・相談センター"));
 }
 
