@@ -26,6 +26,13 @@ pub mod codes {
     pub const MAINTENANCE_MODE: &str = "maintenance_mode";
     /// Too many requests from this client; retry after `Retry-After` (429).
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// Too many wrong typed numbers from this client address (which many phones may share
+    /// behind a carrier's NAT): typed numbers are refused until `Retry-After`; the app link's
+    /// code is still accepted (429).
+    pub const NUMBER_ATTEMPTS_EXHAUSTED: &str = "number_attempts_exhausted";
+    /// Wrong typed numbers from everywhere reached the guessing bound: typed numbers are
+    /// paused for every client until `Retry-After`; the app link's code is still accepted (429).
+    pub const TYPED_NUMBERS_PAUSED: &str = "typed_numbers_paused";
     /// Unknown, malformed or already used verification token.
     pub const TOKEN_INVALID: &str = "token_invalid";
     /// The verification token has expired.

@@ -193,6 +193,17 @@ pub enum Error {
         /// Seconds the server asked to wait.
         retry_after: Option<u64>,
     },
+    /// The issuer refused to look at a typed processing number for a while (issue 12,
+    /// finding 3): too many wrong numbers from this phone's address, which others behind the
+    /// carrier's NAT share (`everywhere` false), or from everywhere, to stop guessing
+    /// (`everywhere` true). The number was not used; the link in the SMS or e-mail works now.
+    #[error("{}", self.text())]
+    NumberEntryPaused {
+        /// Seconds the server asked to wait.
+        retry_after: Option<u64>,
+        /// Paused for every phone (the guessing bound), not only this address.
+        everywhere: bool,
+    },
     /// The server could not be reached or failed; try again later. A
     /// registration resumes where it stopped.
     #[error("{}", self.text())]
@@ -262,6 +273,7 @@ impl Error {
             Self::PublishRejected { .. } => "publish_rejected",
             Self::Unauthorized => "unauthorized",
             Self::RateLimited { .. } => "rate_limited",
+            Self::NumberEntryPaused { .. } => "number_entry_paused",
             Self::Unavailable { .. } => "unavailable",
             Self::IndexNotFound { .. } => "index_not_found",
             Self::UnexpectedAnswer { .. } => "unexpected_answer",
@@ -297,7 +309,10 @@ impl Error {
 
     /// Whether trying again later can succeed (the registration state is kept).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::NumberEntryPaused { .. } | Self::Unavailable { .. }
+        )
     }
 
     /// The message for the user when an exposure check (接触確認) failed:
@@ -564,6 +579,41 @@ impl Error {
                         .unwrap_or_default()
                 ),
             ),
+            Self::NumberEntryPaused {
+                retry_after,
+                everywhere,
+            } => {
+                let (when_ja, when_en) = match retry_after {
+                    Some(s) if *s >= 3600 => (
+                        format!("（約{}時間後から再び入力できます）", (s + 1799) / 3600),
+                        format!(" (again in about {} h)", (s + 1799) / 3600),
+                    ),
+                    Some(s) => (
+                        format!("（約{}分後から再び入力できます）", s.div_ceil(60)),
+                        format!(" (again in about {} min)", s.div_ceil(60)),
+                    ),
+                    None => (String::new(), String::new()),
+                };
+                if *everywhere {
+                    Text::new(
+                        format!(
+                            "誤った処理番号の入力が全国的に多いため、推測による不正な登録を防ぐ目的で、処理番号の入力による登録が一時停止されています{when_ja}。SMS・メールに記載のリンクを開けば、今すぐ登録できます。処理番号は使われていません。"
+                        ),
+                        format!(
+                            "So many wrong processing numbers are being typed that typed numbers are paused for everyone, to stop guessing{when_en}. Open the link in the SMS or e-mail to register now. The number was not used."
+                        ),
+                    )
+                } else {
+                    Text::new(
+                        format!(
+                            "この回線（同じ接続元を使う他の方を含みます）から誤った処理番号が続けて入力されたため、処理番号の入力をしばらく受け付けられません{when_ja}。SMS・メールに記載のリンクを開けば、今すぐ登録できます。処理番号は使われていません。"
+                        ),
+                        format!(
+                            "Too many wrong processing numbers were typed from this network address (other people on it count too), so typed numbers are refused for a while{when_en}. Open the link in the SMS or e-mail to register now. The number was not used."
+                        ),
+                    )
+                }
+            }
             Self::Unavailable { detail } => Text::new(
                 "サーバーに接続できませんでした。通信環境の良いところで、もう一度お試しください。登録は途中から再開され、処理番号が無駄になることはありません。",
                 format!(

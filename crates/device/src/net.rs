@@ -107,7 +107,26 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
         .and_then(|v| v.trim().parse::<u64>().ok());
     let bytes = read_body(resp, MAX_SMALL_BYTES).await?;
     if status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(Error::RateLimited { retry_after });
+        // Typed numbers refused for a while (the link still works) is not "busy".
+        let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("errorCode")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+            });
+        use api_types::verify::codes;
+        return Err(match code.as_deref() {
+            Some(codes::NUMBER_ATTEMPTS_EXHAUSTED) => Error::NumberEntryPaused {
+                retry_after,
+                everywhere: false,
+            },
+            Some(codes::TYPED_NUMBERS_PAUSED) => Error::NumberEntryPaused {
+                retry_after,
+                everywhere: true,
+            },
+            _ => Error::RateLimited { retry_after },
+        });
     }
     if status == StatusCode::UNAUTHORIZED {
         return Err(Error::Unauthorized);

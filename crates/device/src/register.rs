@@ -394,7 +394,11 @@ impl Phone {
             // The issuer answered that it did nothing (busy, or the app's API
             // key refused): this attempt did not use the number, so a later
             // 「使用済み」 is not blamed on it — but one lost before still may be.
-            Err(e @ (Error::RateLimited { .. } | Error::Unauthorized)) => {
+            Err(
+                e @ (Error::RateLimited { .. }
+                | Error::NumberEntryPaused { .. }
+                | Error::Unauthorized),
+            ) => {
                 reg.verify_answer_pending = lost_before;
                 self.save(id, reg)?;
                 return Err(e);

@@ -360,6 +360,74 @@ async fn a_429_is_an_answer_so_a_used_number_is_not_blamed_on_a_lost_attempt() {
     }
 }
 
+/// Issue 12, finding 3: a 429 that refuses typed numbers for a while is not "the server is
+/// busy": the phone says what happened, when to type again, and that the SMS's link works
+/// now; the number is not used and the registration resumes.
+#[tokio::test]
+async fn typed_numbers_refused_for_a_while_point_to_the_link_and_keep_the_registration() {
+    let fake = Fake::start().await;
+    fake.add_code("56565656");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, clock) = phone(dir.path(), fake.settings(), jst(2020, 12, 10, 12, 0), 9);
+    run_days(
+        &mut p,
+        &clock,
+        jst(2020, 12, 10, 12, 0),
+        jst(2020, 12, 15, 12, 0),
+    );
+    fake.fail_next("/api/verify", Fault::AddressExhausted);
+    fake.fail_next("/api/verify", Fault::TypedPaused);
+    let inp = input(true, d(2020, 12, 13), "56565656");
+    let e = p.register(Some(&inp)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NumberEntryPaused {
+                retry_after: Some(3600),
+                everywhere: false
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    assert_eq!(e.code(), "number_entry_paused");
+    let t = e.text();
+    for words in [
+        "同じ接続元",
+        "約1時間後",
+        "リンク",
+        "今すぐ登録",
+        "使われていません",
+    ] {
+        assert!(t.ja.contains(words), "{words}: {}", t.ja);
+    }
+    assert!(!t.ja.contains("混み合"), "{}", t.ja);
+    assert!(t.en.contains("link") && !t.en.contains("busy"), "{}", t.en);
+    let e = p.register(None).await.unwrap_err();
+    let t = e.text();
+    assert!(
+        matches!(
+            e,
+            Error::NumberEntryPaused {
+                everywhere: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        t.ja.contains("全国的") && t.ja.contains("約2時間後"),
+        "{}",
+        t.ja
+    );
+    // Nothing was used: the next attempt registers.
+    p.register(None).await.unwrap();
+    assert_eq!(
+        p.status().unwrap().registration.unwrap().stage,
+        Stage::Published
+    );
+}
+
 #[tokio::test]
 async fn wrong_expired_and_used_numbers_ask_for_a_new_one() {
     let fake = Fake::start().await;

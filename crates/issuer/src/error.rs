@@ -46,6 +46,20 @@ pub enum Error {
         /// Seconds.
         retry_after: u64,
     },
+    /// This address's wrong typed numbers used its budget (issue 12, finding 3): typed
+    /// numbers from it are refused for `retry_after` seconds; the link code is accepted.
+    #[error("typed numbers refused from this address for {retry_after} s")]
+    NumberAttemptsExhausted {
+        /// Seconds.
+        retry_after: u64,
+    },
+    /// The guessing ledger is full: typed numbers are paused for everyone for
+    /// `retry_after` seconds; the link code is accepted.
+    #[error("typed numbers paused for {retry_after} s")]
+    TypedNumbersPaused {
+        /// Seconds.
+        retry_after: u64,
+    },
     /// The message was not delivered; the number was withdrawn.
     #[error("delivery failed: {0}")]
     DeliveryFailed(String),

@@ -351,10 +351,12 @@ async fn rate_limits_answer_429_with_retry_after() {
         assert_eq!(h.verify(wrong).await.status, 400);
         let r = h.verify(&number).await;
         assert_eq!(r.status, 429, "{}", h.label);
-        assert_eq!(r.body["errorCode"], "quota_exceeded");
-        assert_eq!(r.retry_after.as_deref(), Some("43200"));
+        assert_eq!(r.body["errorCode"], "number_attempts_exhausted");
+        assert_eq!(r.retry_after.as_deref(), Some("3600"));
+        let msg = r.body["error"].as_str().unwrap();
+        assert!(msg.contains("約1時間後") && msg.contains("リンク"), "{msg}");
         // The number was not touched: after the budget refills it works.
-        h.clock.advance(chrono::Duration::hours(12));
+        h.clock.advance(chrono::Duration::hours(1));
         assert_eq!(h.verify(&number).await.status, 200);
 
         let h2 = start_with(
@@ -372,6 +374,7 @@ async fn rate_limits_answer_429_with_retry_after() {
         h2.verify("00000002").await;
         let r = h2.verify("00000003").await;
         assert_eq!(r.status, 429);
+        assert_eq!(r.body["errorCode"], "quota_exceeded");
         assert!(r.retry_after.unwrap().parse::<u64>().unwrap() >= 1);
     }
 }

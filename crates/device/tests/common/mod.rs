@@ -42,6 +42,10 @@ pub enum Fault {
     LoseAnswer,
     /// Answers 429 without doing anything (an answer that arrives).
     Busy,
+    /// Answers 429 `number_attempts_exhausted` (this address's wrong numbers), Retry-After 3600.
+    AddressExhausted,
+    /// Answers 429 `typed_numbers_paused` (the guessing bound), Retry-After 7200.
+    TypedPaused,
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +177,18 @@ fn handle(
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", "120")],
             axum::Json(json!({"error": "fake busy", "errorCode": "rate_limited"})),
+        )
+            .into_response();
+    }
+    if let Some((code, wait)) = match fault {
+        Some(Fault::AddressExhausted) => Some(("number_attempts_exhausted", "3600")),
+        Some(Fault::TypedPaused) => Some(("typed_numbers_paused", "7200")),
+        _ => None,
+    } {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", wait)],
+            axum::Json(json!({"error": "fake refusal", "errorCode": code})),
         )
             .into_response();
     }

@@ -11,6 +11,7 @@ use axum::extract::State;
 use tracing::instrument;
 
 use crate::error::{Error, Result};
+use crate::limits::Refusal;
 use crate::state::App;
 use crate::state::{ApiKeyHeader, ClientIp, JsonBody};
 use crate::store::ApiKeyKind;
@@ -63,13 +64,24 @@ pub(super) async fn verify(
         crate::domain::codes::normalise_code(&req.code),
         Some(crate::domain::codes::TypedCode::Link(_))
     );
+    // The guessing ledger weighs each typed number by the live numbers `L`, recounted at
+    // most once a minute (by one request; the others use the last count).
+    if !link && app.limits.claim_live_recount(now) {
+        let live = app.issuer.store().live_numbers(now).await?;
+        app.limits.set_live_numbers(live, now);
+    }
     let reservation = if link {
         None
     } else {
         Some(
             app.limits
                 .reserve_failure(ip.0, now)
-                .map_err(|retry_after| Error::RateLimited { retry_after })?,
+                .map_err(|refusal| match refusal {
+                    Refusal::Address { retry_after } => {
+                        Error::NumberAttemptsExhausted { retry_after }
+                    }
+                    Refusal::Paused { retry_after } => Error::TypedNumbersPaused { retry_after },
+                })?,
         )
     };
     let r = app

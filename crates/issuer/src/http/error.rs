@@ -105,12 +105,46 @@ impl Error {
                     "ekeyhmac must be the base64 of 32 bytes",
                 ),
             ),
-            Self::RateLimited { .. } => (
+            Self::RateLimited { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 vc::QUOTA_EXCEEDED,
                 m(
-                    "この接続元からの試行が多すぎます。しばらくしてから再度お試しいただくか、SMS・メールのリンクから登録してください",
-                    "too many attempts from this address; retry later, or register with the link in the SMS or e-mail",
+                    &format!(
+                        "この接続元からのリクエストが多すぎます。{}にもう一度お試しください",
+                        wait_ja(*retry_after)
+                    ),
+                    &format!(
+                        "too many requests from this address; try again in {}",
+                        wait_en(*retry_after)
+                    ),
+                ),
+            ),
+            Self::NumberAttemptsExhausted { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                vc::NUMBER_ATTEMPTS_EXHAUSTED,
+                m(
+                    &format!(
+                        "この接続元（同じ回線を使う他の方を含みます）から誤った処理番号が続けて入力されたため、処理番号の入力をしばらく受け付けられません（{}から再び入力できます）。SMS・メールに記載のリンクからなら、今すぐ登録できます",
+                        wait_ja(*retry_after)
+                    ),
+                    &format!(
+                        "too many wrong processing numbers were typed from this address (other people on the same network count too); typed numbers are accepted again in {}. The link in the SMS or e-mail registers now",
+                        wait_en(*retry_after)
+                    ),
+                ),
+            ),
+            Self::TypedNumbersPaused { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                vc::TYPED_NUMBERS_PAUSED,
+                m(
+                    &format!(
+                        "誤った処理番号の入力が全国的に多いため、推測による不正な登録を防ぐ目的で、処理番号の入力による登録を一時停止しています（{}に再開します）。SMS・メールに記載のリンクからなら、今すぐ登録できます",
+                        wait_ja(*retry_after)
+                    ),
+                    &format!(
+                        "so many wrong processing numbers are being typed that typed numbers are paused for everyone, to stop guessing (again in {}). The link in the SMS or e-mail registers now",
+                        wait_en(*retry_after)
+                    ),
                 ),
             ),
             Self::DeliveryFailed(reason) => (
@@ -199,6 +233,25 @@ impl Error {
     }
 }
 
+/// A wait as people say it: 「約5分後」, 「約3時間後」.
+fn wait_ja(seconds: u64) -> String {
+    match seconds {
+        0..=60 => "1分後".into(),
+        61..=3599 => format!("約{}分後", seconds.div_ceil(60)),
+        _ => format!("約{}時間後", (seconds + 1799) / 3600),
+    }
+}
+
+/// A wait in English: "a minute", "about 5 minutes", "about 3 hours".
+fn wait_en(seconds: u64) -> String {
+    match seconds {
+        0..=60 => "a minute".into(),
+        61..=3599 => format!("about {} minutes", seconds.div_ceil(60)),
+        3600..=5399 => "about an hour".into(),
+        _ => format!("about {} hours", (seconds + 1799) / 3600),
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Self::Internal(e) = &self {
@@ -206,7 +259,9 @@ impl IntoResponse for Error {
         }
         let (status, body) = self.to_body();
         let mut resp = (status, axum::Json(body)).into_response();
-        if let Self::RateLimited { retry_after } = self
+        if let Self::RateLimited { retry_after }
+        | Self::NumberAttemptsExhausted { retry_after }
+        | Self::TypedNumbersPaused { retry_after } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -248,6 +303,10 @@ mod tests {
             Error::TokenExpired,
             Error::HmacInvalid,
             Error::RateLimited { retry_after: 600 },
+            Error::NumberAttemptsExhausted { retry_after: 3600 },
+            Error::TypedNumbersPaused {
+                retry_after: 22 * 3600,
+            },
             Error::DeliveryFailed("宛先の電話番号が存在しません".into()),
             Error::MissingIdempotencyKey,
             Error::InvalidRetryKey,
@@ -273,6 +332,8 @@ mod tests {
                 | Error::TokenExpired
                 | Error::HmacInvalid
                 | Error::RateLimited { .. }
+                | Error::NumberAttemptsExhausted { .. }
+                | Error::TypedNumbersPaused { .. }
                 | Error::DeliveryFailed(_)
                 | Error::MissingIdempotencyKey
                 | Error::InvalidRetryKey

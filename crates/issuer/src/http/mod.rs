@@ -99,8 +99,17 @@ pub fn register_metrics() {
     );
     metrics::describe_gauge!(
         "issuer_verify_failed_last_hour",
-        "Failed verifications in the last hour, all addresses (the guessing alarm looks at it)."
+        "Failed verifications in the last hour, all addresses."
     );
+    metrics::describe_gauge!(
+        "issuer_verify_guessing_risk",
+        "The guessing ledger: expected live numbers the typed numbers evaluated in the last 24 h could have found; typed numbers pause at issuer.limits.guessed_numbers_per_day."
+    );
+    metrics::describe_gauge!(
+        "issuer_live_numbers",
+        "Live processing numbers as last counted for the guessing ledger (L of the odds)."
+    );
+    metrics::gauge!("issuer_verify_guessing_risk").set(0.0);
     metrics::counter!("issuer_verify_failed_total").increment(0);
     metrics::gauge!("issuer_verify_failed_last_hour").set(0.0);
     metrics::describe_gauge!(
@@ -122,6 +131,7 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let now = app.issuer.now();
     metrics::gauge!("issuer_verify_failed_last_hour")
         .set(app.limits.failures_last_hour(now) as f64);
+    metrics::gauge!("issuer_verify_guessing_risk").set(app.limits.guessing_risk(now));
     (
         [(axum::http::header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
         telemetry::render(),

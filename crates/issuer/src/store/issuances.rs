@@ -172,6 +172,18 @@ impl Store {
         }
     }
 
+    /// Live numbers at `now` (issued, not yet expired, used or withdrawn): the `L` of the
+    /// guessing odds ([`crate::limits`]).
+    pub async fn live_numbers(&self, now: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM issuances WHERE state = 'issued' AND expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Records a successful delivery.
     pub async fn mark_delivered(&self, issuance_id: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query(

@@ -193,6 +193,10 @@ impl Harness {
         if let Some(i) = idem {
             r = r.header("idempotency-key", i);
         }
+        Self::reply(r).await
+    }
+
+    async fn reply(r: reqwest::RequestBuilder) -> Reply {
         let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -251,6 +255,21 @@ impl Harness {
             Some(&self.device_key),
             None,
             &body.to_string(),
+        )
+        .await
+    }
+
+    /// `verify` from the client `address`, as a trusted proxy in front says it
+    /// (`X-Forwarded-For`; the harness needs `trusted_proxies: ["127.0.0.1"]`).
+    pub async fn verify_from(&self, address: &str, code: &str) -> Reply {
+        let body = serde_json::json!({"code": code, "accept": ["confirmed"], "padding": "AAAA"});
+        Self::reply(
+            self.http
+                .post(format!("{}/api/verify", self.base))
+                .header("content-type", "application/json")
+                .header("x-api-key", &self.device_key)
+                .header("x-forwarded-for", address)
+                .body(body.to_string()),
         )
         .await
     }

@@ -230,6 +230,7 @@ async fn start_servers(
         limits: issuer::limits::LimitsConfig {
             requests_per_minute: 0,
             failure_burst: u32::MAX,
+            guessed_numbers_per_day: f64::INFINITY,
             ..Default::default()
         },
         ..Default::default()
