@@ -8,56 +8,23 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Options, backends, case_json, start_with};
-use issuer::delivery::{Delivery, Sender, TwilioConfig, TwilioSender};
+use common::{Options, backends, case_json, slow_sms_gateway, start_with, twilio_delivery};
 use issuer::store::IdempotencyBegin;
 use tokio::io::AsyncWriteExt as _;
-
-/// A Twilio-compatible gateway that takes 300 ms per message and counts them.
-async fn slow_gateway() -> (String, Arc<Mutex<usize>>) {
-    let sent = Arc::new(Mutex::new(0usize));
-    let counter = sent.clone();
-    let app = axum::Router::new().route(
-        "/2010-04-01/Accounts/{sid}/Messages.json",
-        axum::routing::post(move || {
-            let counter = counter.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                *counter.lock().unwrap() += 1;
-                (
-                    axum::http::StatusCode::CREATED,
-                    axum::Json(serde_json::json!({"sid": "SM1", "status": "queued"})),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, sent)
-}
 
 #[tokio::test]
 async fn a_reset_during_issuance_finishes_the_work_and_the_retry_gets_the_answer() {
     const N: usize = 12;
-    let (gateway, sent) = slow_gateway().await;
+    let (gateway, sent) = slow_sms_gateway(Duration::from_millis(300)).await;
     for db in backends().await {
         *sent.lock().unwrap() = 0;
-        let sender = TwilioSender::new(TwilioConfig {
-            base_url: gateway.clone(),
-            account_sid: "AC1".into(),
-            auth_token: "token".to_owned().into(),
-            from: "+815000000000".into(),
-            status_callback: None,
-        })
-        .unwrap();
         let h = start_with(
             &db,
             Options {
-                delivery: Some(Delivery::uniform(Sender::Twilio(Arc::new(sender)))),
+                delivery: Some(twilio_delivery(&gateway)),
                 ..Default::default()
             },
         )

@@ -350,6 +350,44 @@ async fn wrong_passwords_from_other_addresses_do_not_lock_the_user_out() {
     }
 }
 
+/// Bounds on the throttle's counters: when the tables are full of live
+/// windows (a flood of new addresses), a new address is refused with a
+/// page that says so and until when — the counts already made are kept,
+/// so the flood cannot reset them — and it logs in once the oldest window
+/// ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_throttle_refuses_new_addresses_until_the_oldest_window_ends() {
+    for db in backends().await {
+        let mut o = through_proxy();
+        o.portal.throttle.max_tracked = 1;
+        let h = start_with(&db, o).await;
+        staff(&h, "yamada").await;
+        let mut flood = Browser::from(&h, "198.51.100.1");
+        assert_eq!(flood.login("nobody", "wrong password!!").await.status, 401);
+        let mut user = Browser::from(&h, "203.0.113.7");
+        let p = user.login("yamada", PASSWORD).await;
+        assert_eq!(p.status, 429, "{}: {}", h.label, p.body);
+        assert_eq!(p.retry_after.as_deref(), Some("900"), "{}", h.label);
+        assert!(
+            p.body
+                .contains("初めての接続元からはしばらくログインできません")
+                && p.body.contains("2020年12月16日 10:15"),
+            "{}: {}",
+            h.label,
+            p.body
+        );
+        // The tracked address is still counted (and still refused at its
+        // limit, not forgotten).
+        for _ in 0..4 {
+            assert_eq!(flood.login("nobody", "wrong password!!").await.status, 401);
+        }
+        assert_eq!(flood.login("nobody", "wrong password!!").await.status, 429);
+        h.clock.advance(chrono::Duration::seconds(15 * 60));
+        let p = user.login("yamada", PASSWORD).await;
+        assert_eq!((p.status, p.location.as_str()), (303, "/portal/cases"));
+    }
+}
+
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 fn code_at(unix: i64) -> String {

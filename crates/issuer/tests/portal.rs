@@ -902,6 +902,88 @@ async fn a_triple_click_on_issue_sends_one_sms() {
     }
 }
 
+/// Issue 12, finding 7, in the portal: the tab is closed (the connection
+/// reset) while the SMS gateway is still taking the message. The issuance
+/// finishes anyway, once; the same page posted again lands on 「送信済み」
+/// without sending again; no delivery stays pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_tab_during_issue_sends_once_and_the_page_again_lands_on_sent() {
+    use tokio::io::AsyncWriteExt as _;
+    let (gateway, sent) = slow_sms_gateway(std::time::Duration::from_millis(400)).await;
+    for db in backends().await {
+        *sent.lock().unwrap() = 0;
+        let h = start_with(
+            &db,
+            Options {
+                delivery: Some(twilio_delivery(&gateway)),
+                ..Options::default()
+            },
+        )
+        .await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let confirm = b.get(&format!("/portal/cases/{id}/issue")).await.body;
+        let (token, once) = (csrf(&confirm), hidden(&confirm, "form_token").unwrap());
+        let body = format!("csrf={}&form_token={}", urlencode(&token), urlencode(&once));
+        let req = format!(
+            "POST /portal/cases/{id}/issue HTTP/1.1\r\nhost: x\r\ncookie: {}\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+            b.cookie_header(),
+            body.len()
+        );
+        let addr = h.base.trim_start_matches("http://").to_owned();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        s.set_zero_linger().unwrap();
+        drop(s);
+        // The detached work finishes: one SMS.
+        for _ in 0..100 {
+            if *sent.lock().unwrap() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(*sent.lock().unwrap(), 1, "{}", h.label);
+        // The same page again (the user reopens and clicks): the first
+        // answer, nothing sent again.
+        let p = b
+            .post(
+                &format!("/portal/cases/{id}/issue"),
+                &[("csrf", &token), ("form_token", &once)],
+            )
+            .await;
+        let sent_page = format!("/portal/cases/{id}?tab=id&msg=sent");
+        assert_eq!((p.status, p.location.as_str()), (303, sent_page.as_str()));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(*sent.lock().unwrap(), 1, "{}: nothing sent twice", h.label);
+        assert_eq!(h.count("issuances").await, 1);
+        use sqlx::Row as _;
+        let pending: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM issuances WHERE delivery_status = 'pending'")
+                .fetch_one(h.app.issuer.store().pool())
+                .await
+                .unwrap()
+                .try_get("n")
+                .unwrap();
+        assert_eq!(pending, 0, "{}: no delivery left pending", h.label);
+        let p = b.get(&sent_page).await;
+        assert!(p.body.contains("送信済み"), "{}", h.label);
+    }
+}
+
+/// Form-urlencodes `s` (the tokens are base64url with a dot, but be safe).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (c as char).to_string(),
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
 async fn exec(h: &Harness, sql: &str) {
     sqlx::query(sql)
         .execute(h.app.issuer.store().pool())

@@ -58,6 +58,7 @@ fn refusal_text(lang: super::i18n::Lang, r: Refusal) -> String {
         Limit::LoginFromAddress => t.login_throttled,
         Limit::Address => t.address_throttled,
         Limit::Codes => t.totp_throttled,
+        Limit::Crowded => t.crowded_throttled,
     };
     text.replace("{until}", &super::views::when(lang, r.until))
 }

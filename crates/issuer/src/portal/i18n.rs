@@ -80,6 +80,7 @@ texts! {
     login_throttled: "このログインIDは、この接続元からのログインの失敗が続いたため、しばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Too many failed logins for this login ID from your network: logging in is refused until {until}. Please try again after that.";
     totp_throttled: "確認コードの誤りが続いたため、このアカウントはしばらく2段階認証ができません（{until}まで）。{until}以降に再度お試しください。", "Too many wrong verification codes for this account: the second step is refused until {until}. Please try again after that.";
     address_throttled: "この接続元からのログインの失敗が続いたため、しばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Too many failed logins from your network: logging in is refused until {until}. Please try again after that.";
+    crowded_throttled: "ただいま多くの接続元からログインが試されているため、初めての接続元からはしばらくログインできません（{until}まで）。{until}以降に再度お試しください。", "Logins are being tried from very many networks right now, so logging in from a new network is refused until {until}. Please try again after that.";
     login_busy: "ただいまログインが混み合っています。数秒おいて再度お試しください。", "The login is busy right now. Please try again in a few seconds.";
     session_expired: "セッションの有効期限が切れました。再度ログインしてください。", "Your session has expired. Please log in again.";
     logged_out: "ログアウトしました。", "You have logged out.";

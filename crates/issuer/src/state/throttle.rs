@@ -60,6 +60,11 @@ pub struct ThrottleConfig {
     /// How long a password check waits for a free core before it is
     /// refused with 503, milliseconds.
     pub hash_wait_ms: u64,
+    /// Most keys each counter table holds (about 150 bytes each, so the
+    /// four tables stay under ~150 MB at the default). A table full of
+    /// live windows refuses new addresses or login ids until its oldest
+    /// window ends, rather than forgetting counts an attacker could reset.
+    pub max_tracked: usize,
 }
 
 impl Default for ThrottleConfig {
@@ -74,6 +79,7 @@ impl Default for ThrottleConfig {
             totp_per_login: 5,
             hash_queue: 16,
             hash_wait_ms: 3_000,
+            max_tracked: 250_000,
         }
     }
 }
@@ -90,12 +96,106 @@ impl Window {
     }
 }
 
+/// One kind of counter (per pair, address, login or account), bounded:
+/// ended windows are swept when the table has doubled since the last
+/// sweep (so a sweep costs O(1) per insert, amortized), and a table that
+/// is still full of live windows takes no new keys until its oldest
+/// window ends (issue 12: bounds on the login-throttle counters — a flood
+/// of new addresses or login ids must neither grow memory without limit
+/// nor make every request sweep the whole table).
+#[derive(Debug)]
+struct Table<K> {
+    map: HashMap<K, Window>,
+    /// Sweep when a new key would make the table this long.
+    sweep_at: usize,
+    /// Full of live windows: no sweep (and no new key) before this time.
+    full_until: i64,
+    sweeps: u64,
+}
+
+impl<K> Default for Table<K> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_at: 1024,
+            full_until: i64::MIN,
+            sweeps: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Table<K> {
+    /// The live window of `key` (none: a fresh one), without taking room.
+    fn current(&self, key: &K, window: i64, now: i64) -> Window {
+        match self.map.get(key) {
+            Some(w) if w.live(window, now) => *w,
+            _ => Window {
+                start: now,
+                attempts: 0,
+            },
+        }
+    }
+
+    /// Whether `key` can be counted: it is tracked already, or there is
+    /// room (after a sweep when due). `Err(until)`: full of live windows
+    /// until then.
+    fn room(&mut self, key: &K, window: i64, now: i64, cap: usize) -> Result<(), i64> {
+        if self.map.contains_key(key) {
+            return Ok(());
+        }
+        let len = self.map.len();
+        if len < self.sweep_at.min(cap) {
+            return Ok(());
+        }
+        if now < self.full_until {
+            return Err(self.full_until);
+        }
+        self.map.retain(|_, w| w.live(window, now));
+        self.sweeps += 1;
+        self.sweep_at = (self.map.len() * 2).max(1024);
+        if self.map.len() >= cap {
+            // Every window is live: the oldest ends first.
+            let oldest = self.map.values().map(|w| w.start).min().unwrap_or(now);
+            self.full_until = (oldest + window).max(now + 1);
+            metrics::counter!("issuer_login_throttle_full_total").increment(1);
+            return Err(self.full_until);
+        }
+        self.full_until = i64::MIN;
+        Ok(())
+    }
+
+    /// Counts one attempt of `key` (call [`Table::room`] first).
+    fn take(&mut self, key: K, window: i64, now: i64) {
+        let w = self.map.entry(key).or_insert(Window {
+            start: now,
+            attempts: 0,
+        });
+        if !w.live(window, now) {
+            *w = Window {
+                start: now,
+                attempts: 0,
+            };
+        }
+        w.attempts += 1;
+    }
+
+    fn give_back(&mut self, key: &K) {
+        if let Some(w) = self.map.get_mut(key) {
+            w.attempts = w.attempts.saturating_sub(1);
+        }
+    }
+
+    fn remove(&mut self, key: &K) {
+        self.map.remove(key);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
-    pairs: HashMap<(String, IpAddr), Window>,
-    addresses: HashMap<IpAddr, Window>,
-    logins: HashMap<String, Window>,
-    codes: HashMap<String, Window>,
+    pairs: Table<(String, IpAddr)>,
+    addresses: Table<IpAddr>,
+    logins: Table<String>,
+    codes: Table<String>,
 }
 
 /// What reached its limit.
@@ -107,6 +207,10 @@ pub enum Limit {
     Address,
     /// TOTP codes of this account, from every address.
     Codes,
+    /// So many addresses or login ids tried in this window that no more
+    /// can be counted ([`ThrottleConfig::max_tracked`]): new ones wait
+    /// until the oldest window ends.
+    Crowded,
 }
 
 /// Why an attempt is refused, and until when (unix seconds).
@@ -134,35 +238,6 @@ pub struct LoginThrottle {
     hashes: HashGate,
 }
 
-/// The window of `key` at `now` (a new one when it ended).
-fn window<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, Window>,
-    key: K,
-    window: i64,
-    now: i64,
-) -> &mut Window {
-    if map.len() > 100_000 {
-        map.retain(|_, w| w.live(window, now));
-    }
-    let w = map.entry(key).or_insert(Window {
-        start: now,
-        attempts: 0,
-    });
-    if !w.live(window, now) {
-        *w = Window {
-            start: now,
-            attempts: 0,
-        };
-    }
-    w
-}
-
-fn give_back<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Window>, key: &K) {
-    if let Some(w) = map.get_mut(key) {
-        w.attempts = w.attempts.saturating_sub(1);
-    }
-}
-
 impl LoginThrottle {
     /// Counters with these limits.
     pub fn new(config: ThrottleConfig) -> Self {
@@ -188,11 +263,12 @@ impl LoginThrottle {
     /// of the window. The login id as a whole is only slowed down.
     pub fn reserve(&self, login: &str, ip: IpAddr, now: i64) -> Result<Admission, Refusal> {
         let cfg = &self.config;
-        let win = cfg.window_seconds;
+        let (win, cap) = (cfg.window_seconds, cfg.max_tracked);
         let pair = (login.to_owned(), ip);
+        let login = login.to_owned();
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let p = *window(&mut c.pairs, pair.clone(), win, now);
-        let a = *window(&mut c.addresses, ip, win, now);
+        let p = c.pairs.current(&pair, win, now);
+        let a = c.addresses.current(&ip, win, now);
         if p.attempts >= cfg.per_login_address {
             return Err(Refusal {
                 limit: Limit::LoginFromAddress,
@@ -205,11 +281,21 @@ impl LoginThrottle {
                 until: a.start + win,
             });
         }
-        window(&mut c.pairs, pair, win, now).attempts += 1;
-        window(&mut c.addresses, ip, win, now).attempts += 1;
-        let l = window(&mut c.logins, login.to_owned(), win, now);
-        let before = l.attempts;
-        l.attempts += 1;
+        let room = [
+            c.pairs.room(&pair, win, now, cap),
+            c.addresses.room(&ip, win, now, cap),
+            c.logins.room(&login, win, now, cap),
+        ];
+        if let Some(until) = room.iter().filter_map(|r| r.err()).max() {
+            return Err(Refusal {
+                limit: Limit::Crowded,
+                until,
+            });
+        }
+        let before = c.logins.current(&login, win, now).attempts;
+        c.pairs.take(pair, win, now);
+        c.addresses.take(ip, win, now);
+        c.logins.take(login, win, now);
         let over = u64::from(before.saturating_sub(cfg.slow_login_after.saturating_sub(1)));
         let delay = (cfg.slow_step_ms.saturating_mul(over)).min(cfg.slow_max_ms);
         Ok(Admission {
@@ -222,10 +308,11 @@ impl LoginThrottle {
     /// any address) or the address its attempts.
     pub fn reserve_code(&self, login: &str, ip: IpAddr, now: i64) -> Result<(), Refusal> {
         let cfg = &self.config;
-        let win = cfg.window_seconds;
+        let (win, cap) = (cfg.window_seconds, cfg.max_tracked);
+        let login = login.to_owned();
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let k = *window(&mut c.codes, login.to_owned(), win, now);
-        let a = *window(&mut c.addresses, ip, win, now);
+        let k = c.codes.current(&login, win, now);
+        let a = c.addresses.current(&ip, win, now);
         if k.attempts >= cfg.totp_per_login {
             return Err(Refusal {
                 limit: Limit::Codes,
@@ -238,18 +325,38 @@ impl LoginThrottle {
                 until: a.start + win,
             });
         }
-        window(&mut c.codes, login.to_owned(), win, now).attempts += 1;
-        window(&mut c.addresses, ip, win, now).attempts += 1;
+        let room = [
+            c.codes.room(&login, win, now, cap),
+            c.addresses.room(&ip, win, now, cap),
+        ];
+        if let Some(until) = room.iter().filter_map(|r| r.err()).max() {
+            return Err(Refusal {
+                limit: Limit::Crowded,
+                until,
+            });
+        }
+        c.codes.take(login, win, now);
+        c.addresses.take(ip, win, now);
         Ok(())
+    }
+
+    /// Keys tracked now, over all four tables, and sweeps so far (for
+    /// tests and the gauge).
+    pub fn tracked(&self) -> (usize, u64) {
+        let c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            c.pairs.map.len() + c.addresses.map.len() + c.logins.map.len() + c.codes.map.len(),
+            c.pairs.sweeps + c.addresses.sweeps + c.logins.sweeps + c.codes.sweeps,
+        )
     }
 
     /// Gives back an attempt that was reserved but not checked (the server
     /// was too busy to hash it).
     pub fn release(&self, login: &str, ip: IpAddr) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        give_back(&mut c.pairs, &(login.to_owned(), ip));
-        give_back(&mut c.addresses, &ip);
-        give_back(&mut c.logins, &login.to_owned());
+        c.pairs.give_back(&(login.to_owned(), ip));
+        c.addresses.give_back(&ip);
+        c.logins.give_back(&login.to_owned());
     }
 
     /// After a whole login succeeded (password, and the code when the
@@ -258,10 +365,11 @@ impl LoginThrottle {
     /// gives the address its attempt back.
     pub fn succeeded(&self, login: &str, ip: IpAddr) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        c.pairs.remove(&(login.to_owned(), ip));
-        c.logins.remove(login);
-        c.codes.remove(login);
-        give_back(&mut c.addresses, &ip);
+        let login = login.to_owned();
+        c.pairs.remove(&(login.clone(), ip));
+        c.logins.remove(&login);
+        c.codes.remove(&login);
+        c.addresses.give_back(&ip);
     }
 }
 
@@ -421,6 +529,66 @@ mod tests {
         assert!(t.reserve("sato", b, 5).is_err(), "b used its 3");
         t.succeeded("yamada", c);
         assert_eq!(ms(t.reserve("yamada", c, 5)), 0, "a success clears");
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    fn ip(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    /// A flood of new addresses and login ids: memory stays bounded, the
+    /// table is swept O(1) per attempt amortized (not once per attempt),
+    /// a full table refuses only new keys and only until its oldest window
+    /// ends, and what was counted is never forgotten early.
+    #[test]
+    fn a_flood_of_new_addresses_is_bounded_and_forgets_nothing() {
+        let cap = 5_000;
+        let t = LoginThrottle::new(ThrottleConfig {
+            per_login_address: 2,
+            window_seconds: 100,
+            max_tracked: cap,
+            ..ThrottleConfig::default()
+        });
+        // A known address tries the real login and fails twice.
+        let home = ip(0);
+        assert!(t.reserve("yamada", home, 0).is_ok());
+        assert!(t.reserve("yamada", home, 0).is_ok());
+        // 50,000 attempts, each from a new address with a new login id,
+        // over 40 seconds.
+        let mut crowded = 0;
+        for i in 1..=50_000u32 {
+            match t.reserve(&format!("x{i}"), ip(i), i64::from(i / 1250)) {
+                Ok(_) => {}
+                Err(r) => {
+                    assert_eq!(r.limit, Limit::Crowded);
+                    assert_eq!(r.until, 100, "the oldest window (at 0) ends");
+                    crowded += 1;
+                }
+            }
+        }
+        let (tracked, sweeps) = t.tracked();
+        assert!(tracked <= 3 * cap, "{tracked} keys");
+        assert!(crowded > 40_000, "{crowded}");
+        assert!(sweeps < 40, "{sweeps} sweeps for 50,000 attempts");
+        // The pair counted before the flood still holds.
+        assert_eq!(
+            t.reserve("yamada", home, 50).map(|_| ()),
+            Err(Refusal {
+                limit: Limit::LoginFromAddress,
+                until: 100
+            })
+        );
+        // Known addresses keep working; so do new ones once the window
+        // of the flood's first attempts has ended.
+        assert!(t.reserve("x1", ip(1), 60).is_ok());
+        assert!(t.reserve("suzuki", ip(999_999), 120).is_ok());
+        assert!(t.reserve_code("suzuki", ip(999_999), 120).is_ok());
+        let (after, _) = t.tracked();
+        assert!(after <= 3 * cap);
     }
 }
 

@@ -27,6 +27,44 @@ pub async fn backends() -> Vec<TestDb> {
     store_support::testing::backends("issuer").await
 }
 
+/// A Twilio-compatible SMS gateway that takes `delay` per message and
+/// counts the messages it accepted.
+pub async fn slow_sms_gateway(delay: std::time::Duration) -> (String, Arc<Mutex<usize>>) {
+    let sent = Arc::new(Mutex::new(0usize));
+    let counter = sent.clone();
+    let app = axum::Router::new().route(
+        "/2010-04-01/Accounts/{sid}/Messages.json",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                *counter.lock().unwrap() += 1;
+                (
+                    axum::http::StatusCode::CREATED,
+                    axum::Json(serde_json::json!({"sid": "SM1", "status": "queued"})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, sent)
+}
+
+/// Delivery of every message through the Twilio-compatible gateway at `base`.
+pub fn twilio_delivery(base: &str) -> Delivery {
+    let sender = issuer::delivery::TwilioSender::new(issuer::delivery::TwilioConfig {
+        base_url: base.to_owned(),
+        account_sid: "AC1".into(),
+        auth_token: "token".to_owned().into(),
+        from: "+815000000000".into(),
+        status_callback: None,
+    })
+    .unwrap();
+    Delivery::uniform(Sender::Twilio(Arc::new(sender)))
+}
+
 /// A running issuer on a real socket.
 pub struct Harness {
     pub app: Arc<App>,
