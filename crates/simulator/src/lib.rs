@@ -45,6 +45,7 @@ pub mod rng;
 pub mod scoring;
 pub mod summary;
 pub mod time;
+pub mod trial;
 pub mod truth;
 pub mod world;
 
