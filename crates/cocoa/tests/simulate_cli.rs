@@ -334,3 +334,51 @@ fn a_trial_prints_its_rate_with_intervals_and_repeats_by_seed() {
         assert!(err.contains(code), "{bad:?}: {err}");
     }
 }
+
+/// Issue 14: `--compare <current>,<candidate>` scores the same city under
+/// both, prints both columns and the difference, writes them in the JSON and
+/// the HTML report; a bad `--compare` exits 2 and runs nothing.
+#[test]
+fn compare_scores_one_city_under_two_configurations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (current, candidate) = (dir.path().join("current"), dir.path().join("candidate"));
+    std::fs::create_dir(&current).unwrap();
+    std::fs::create_dir(&candidate).unwrap();
+    write_cocoa_configs(&current, 1350.0);
+    write_cocoa_configs(&candidate, 1.0e9);
+    let dirs = format!("{},{}", current.display(), candidate.display());
+    let v = simulate(dir.path(), "cmp", &["--compare", &dirs]);
+    let c = &v["comparison"];
+    assert_eq!(c["current"]["notified"], v["notified"]);
+    assert!(v["notified"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(c["candidate"]["notified"], 0, "a threshold nobody reaches");
+    assert_eq!(
+        c["notified_difference"]["value"].as_f64().unwrap(),
+        -v["notified"].as_f64().unwrap()
+    );
+    assert_eq!(c["trials"].as_array().unwrap().len(), 10);
+    let html = std::fs::read_to_string(dir.path().join("cmp.html")).unwrap();
+    assert!(html.contains("Current against candidate"));
+
+    for bad in [
+        vec!["--compare".to_owned(), current.display().to_string()],
+        vec![
+            "--compare".to_owned(),
+            format!("{},/nonexistent", current.display()),
+        ],
+        vec![
+            "--compare".to_owned(),
+            dirs.clone(),
+            "--sweep".to_owned(),
+            "threshold=900".to_owned(),
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+            .args(["simulate", "--devices", "10", "--quiet"])
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+    }
+}

@@ -28,6 +28,7 @@
 
 pub mod backend;
 pub mod canary;
+pub mod compare;
 pub mod config;
 pub mod device_adapter;
 pub mod encounters;

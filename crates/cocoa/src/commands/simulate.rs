@@ -72,6 +72,11 @@ pub struct SimulateArgs {
     /// The phones' `risk_calculation_configuration.json` (COCOA's format; default COCOA's).
     #[arg(long)]
     pub risk: Option<PathBuf>,
+    /// `<current dir>,<candidate dir>`, each holding `configuration.json` and
+    /// `risk_calculation_configuration.json`: both scored on the same
+    /// population, side by side with the paired difference and the trial grid.
+    #[arg(long, conflicts_with_all = ["config", "risk", "sweep"])]
+    pub compare: Option<String>,
     /// The radio model (TOML; default crates/simulator/data/radio_model.toml:
     /// Lovett et al.'s log-normal fit, scan cadence, placements, phone models).
     #[arg(long)]
@@ -216,10 +221,33 @@ fn config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
         .map(str::parse::<Sweep>)
         .transpose()
         .map_err(bad_input)?;
-    let scoring = simulator::scoring::Scoring::from_files(a.config.as_deref(), a.risk.as_deref())
-        .map_err(|e| bad_input(format!("{}: {} / {}", e.code, e.ja, e.en)))?;
+    let scoring_error = |e: simulator::scoring::ScoringFileError| {
+        bad_input(format!("{}: {} / {}", e.code, e.ja, e.en))
+    };
+    let (scoring, candidate) = match &a.compare {
+        Some(dirs) => {
+            let Some((current, candidate)) = dirs.split_once(',') else {
+                return Err(bad_input(format!(
+                    "SIM_COMPARE: --compare は「現行のフォルダ,候補のフォルダ」の形で指定してください / \
+                     --compare {dirs:?}: expected <current dir>,<candidate dir>"
+                )));
+            };
+            let from =
+                |d: &str| simulator::scoring::Scoring::from_dir(std::path::Path::new(d.trim()));
+            (
+                from(current).map_err(scoring_error)?,
+                Some(from(candidate).map_err(scoring_error)?),
+            )
+        }
+        None => (
+            simulator::scoring::Scoring::from_files(a.config.as_deref(), a.risk.as_deref())
+                .map_err(scoring_error)?,
+            None,
+        ),
+    };
     let mut c = SimConfig {
         scoring,
+        candidate,
         people: a.devices,
         days: a.days,
         seed: a.seed,
@@ -320,7 +348,51 @@ fn table(s: &Summary, t: &Timings, seconds: f64, peak: Option<u64>) -> String {
             s.phones.keys_matched.to_string(),
         ),
     ];
-    for r in s.sweep.iter().skip(1) {
+    if let Some(c) = &s.comparison {
+        let diff = |d: Option<&simulator::compare::Difference>| {
+            d.map_or_else(
+                || "-".to_owned(),
+                |d| {
+                    format!(
+                        "{:+.1} pt [{:+.1}, {:+.1}]",
+                        d.value * 100.0,
+                        d.ci95[0] * 100.0,
+                        d.ci95[1] * 100.0
+                    )
+                },
+            )
+        };
+        rows.push((
+            "compare recall current / candidate".into(),
+            format!(
+                "{} / {}  (difference {})",
+                pct(c.current.recall),
+                pct(c.candidate.recall),
+                diff(c.recall_difference.as_ref())
+            ),
+        ));
+        rows.push((
+            "compare precision current / candidate".into(),
+            format!(
+                "{} / {}  (difference {})",
+                pct(c.current.precision),
+                pct(c.candidate.precision),
+                diff(c.precision_difference.as_ref())
+            ),
+        ));
+        rows.push((
+            "compare notified current / candidate".into(),
+            format!(
+                "{} / {}  (difference {:+.0} [{:+.0}, {:+.0}])",
+                c.current.notified,
+                c.candidate.notified,
+                c.notified_difference.value,
+                c.notified_difference.ci95[0],
+                c.notified_difference.ci95[1]
+            ),
+        ));
+    }
+    for r in s.sweep.iter().skip(1).filter(|_| s.comparison.is_none()) {
         rows.push((
             format!("sweep {}={}", r.parameter, r.value),
             format!(
