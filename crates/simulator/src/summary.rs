@@ -59,6 +59,17 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 
+/// The Wilson 95 % interval of `a / b` (`None` when `b` is 0): every rate
+/// in the summary carries one (issue 14, "an interval beside every rate").
+pub fn interval(a: u64, b: u64) -> Option<[f64; 2]> {
+    (b > 0).then(|| {
+        crate::trial::wilson(
+            u32::try_from(a).unwrap_or(u32::MAX),
+            u32::try_from(b).unwrap_or(u32::MAX),
+        )
+    })
+}
+
 /// Recall and precision for one (receiver model, sender model) pair,
 /// counted over (person, positive) pairs: does this positive's keys alone
 /// make a contact day on this person's phone?
@@ -76,6 +87,8 @@ pub struct ModelPairStats {
     pub detections: u64,
     /// detected_contacts / contacts.
     pub recall: Option<f64>,
+    /// Wilson 95 % interval of `recall`.
+    pub recall_ci95: Option<[f64; 2]>,
     /// detected_contacts / detections.
     pub precision: Option<f64>,
 }
@@ -91,6 +104,8 @@ pub struct PlaceStats {
     pub detected: u64,
     /// detected / contacts.
     pub recall: Option<f64>,
+    /// Wilson 95 % interval of `recall`.
+    pub recall_ci95: Option<[f64; 2]>,
     /// Infections that happened there.
     pub infections: u64,
 }
@@ -108,8 +123,12 @@ pub struct SweepRow {
     pub true_positives: u64,
     /// Recall.
     pub recall: Option<f64>,
+    /// Wilson 95 % interval of `recall`.
+    pub recall_ci95: Option<[f64; 2]>,
     /// Precision.
     pub precision: Option<f64>,
+    /// Wilson 95 % interval of `precision`.
+    pub precision_ci95: Option<[f64; 2]>,
     /// Median hours from the positive result to the notification.
     pub delay_p50_hours: Option<f64>,
 }
@@ -206,8 +225,12 @@ pub struct DelayBreakdown {
 pub struct Summary {
     /// Phones notified that should have been / phones that should have been.
     pub recall: Option<f64>,
+    /// Wilson 95 % interval of `recall`.
+    pub recall_ci95: Option<[f64; 2]>,
     /// Phones notified that should have been / phones notified.
     pub precision: Option<f64>,
+    /// Wilson 95 % interval of `precision`.
+    pub precision_ci95: Option<[f64; 2]>,
     /// Share of notified phones that had ≥ 15 minutes within the relaxed
     /// distance (2 m) of a registered positive in the window: how many of
     /// the "false" positives were near misses of the definition.
@@ -395,7 +418,9 @@ pub fn summarise(
             notified,
             true_positives: tp,
             recall: ratio(tp, should),
+            recall_ci95: interval(tp, should),
             precision: ratio(tp, notified),
+            precision_ci95: interval(tp, notified),
             delay_p50_hours: delay.p50,
         });
         if v == 0 {
@@ -452,6 +477,7 @@ pub fn summarise(
             detected_contacts: d,
             detections: n,
             recall: ratio(d, c),
+            recall_ci95: interval(d, c),
             precision: ratio(d, n),
         })
         .collect();
@@ -470,6 +496,7 @@ pub fn summarise(
                 contacts: c,
                 detected: d,
                 recall: ratio(d, c),
+                recall_ci95: interval(d, c),
                 infections: infections_by_place.get(&place).copied().unwrap_or(0),
             }
         })
@@ -579,7 +606,9 @@ pub fn summarise(
     };
     Summary {
         recall: ratio(tp, should),
+        recall_ci95: interval(tp, should),
         precision: ratio(tp, notified),
+        precision_ci95: interval(tp, notified),
         precision_relaxed: ratio(near, notified),
         notified,
         should_be_notified: should,
