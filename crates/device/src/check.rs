@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
 use crate::phone::Phone;
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
+use crate::served::ConfigurationState;
 use crate::store::{FailedFileRow, StoredExposure};
 use crate::text::{Lang, Text, ja_date};
 
@@ -147,6 +148,10 @@ pub struct CheckRecord {
     /// Decoding, matching and scoring the keys.
     #[serde(default)]
     pub match_seconds: f64,
+    /// The configuration the days were scored with (served or built-in) and what this check
+    /// refused of the served one ([`crate::served`]).
+    #[serde(default)]
+    pub configuration: ConfigurationState,
 }
 
 /// What a notified user is told (the seed's FAQ 問2): how many contacts and
@@ -423,6 +428,8 @@ impl Phone {
         let index_url = self.settings.exports_url()?;
         let verification_keys = self.settings.verification_keys()?;
         self.refresh_centres().await;
+        // Before scoring: the days are scored with what this applies (or kept).
+        let configuration = self.refresh_configuration(&verification_keys).await?;
 
         let fetching = Instant::now();
         let body = fetch_optional(&self.http, &index_url, MAX_SMALL_BYTES)
@@ -446,6 +453,7 @@ impl Phone {
             fetch_seconds: 0.0,
             verify_seconds: 0.0,
             match_seconds: 0.0,
+            configuration,
         };
         let mut index: Option<SightingIndex> = None;
         for url in files {

@@ -23,9 +23,10 @@ const RECORDS: &[&str] = &[
 ];
 
 /// Values of the `settings` table that are configuration, kept by
-/// [`Store::erase_records`]; every other value (the installation time, the
+/// [`Store::erase_records`] (`served_configuration`: the last good configuration the key
+/// server served); every other value (the installation time, the
 /// last failed check) is a record.
-const KEPT_SETTINGS: &[&str] = &["settings", "consultation_centres"];
+const KEPT_SETTINGS: &[&str] = &["settings", "consultation_centres", "served_configuration"];
 
 impl Store {
     /// Deletes every record (keys, sightings, registrations, processed files,
