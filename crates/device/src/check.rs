@@ -428,8 +428,6 @@ impl Phone {
         let index_url = self.settings.exports_url()?;
         let verification_keys = self.settings.verification_keys()?;
         self.refresh_centres().await;
-        // Before scoring: the days are scored with what this applies (or kept).
-        let configuration = self.refresh_configuration(&verification_keys).await?;
 
         let fetching = Instant::now();
         let body = fetch_optional(&self.http, &index_url, MAX_SMALL_BYTES)
@@ -438,6 +436,9 @@ impl Phone {
                 url: index_url.to_string(),
             })?;
         let files = parse_index(&index_url, &body)?;
+        // Once the index is read (a check that fails scores nothing), before scoring: the
+        // days are scored with what this applies (or keeps).
+        let configuration = self.refresh_configuration(&verification_keys).await?;
         let mut fetch_seconds = fetching.elapsed().as_secs_f64();
         let listed: Vec<String> = files.iter().map(reqwest::Url::to_string).collect();
         self.store.forget_failed_files_except(&listed)?;
@@ -682,6 +683,14 @@ mod tests {
     use super::*;
     use en_protocol::Tek;
     use en_protocol::time::EnIntervalNumber;
+
+    /// A check runs on a multi-threaded runtime (the phone UI spawns it): its future must be
+    /// `Send`, so nothing of it may hold a `&Phone` across an await. A compile-time check.
+    #[allow(dead_code)]
+    fn the_check_can_be_spawned(p: &mut Phone) {
+        fn send<T: Send>(_: T) {}
+        send(p.check());
+    }
 
     #[test]
     fn indexes_of_both_styles_resolve_against_their_url() {

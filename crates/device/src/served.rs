@@ -179,10 +179,8 @@ impl Phone {
         let Ok(base) = self.settings.keyserver_url() else {
             return Ok(ConfigurationState::of(applied.as_ref(), None));
         };
-        match self
-            .fetch_configuration(&base, keys, applied.as_ref())
-            .await
-        {
+        let now = self.now().timestamp();
+        match fetch_configuration(&self.http, now, &base, keys, applied.as_ref()).await {
             Ok(Some(new)) => {
                 self.store.set(APPLIED_KEY, &new)?;
                 Ok(ConfigurationState::of(Some(&new), None))
@@ -191,66 +189,67 @@ impl Phone {
             Err(refused) => Ok(ConfigurationState::of(applied.as_ref(), Some(refused))),
         }
     }
+}
 
-    /// `Ok(None)`: nothing published (404) or nothing new (304).
-    async fn fetch_configuration(
-        &self,
-        base: &reqwest::Url,
-        keys: &[VerificationKey],
-        applied: Option<&AppliedConfiguration>,
-    ) -> std::result::Result<Option<AppliedConfiguration>, ConfigurationRefusal> {
-        let etag = applied.and_then(|a| a.bundle_etag.as_deref());
-        let (bundle, etag) = match fetch_revalidated(
-            &self.http,
-            &join(base, BUNDLE_PATH),
-            etag,
-            MAX_CONFIGURATION_BYTES,
-        )
-        .await
-        {
-            Ok(Revalidated::NotFound | Revalidated::NotModified) => return Ok(None),
-            Ok(Revalidated::Body { bytes, etag }) => (bytes, etag),
-            Err(e) => return Err(ConfigurationRefusal::unavailable("bundle.json", &e)),
-        };
-        let configuration = self.document(base, CONFIGURATION_PATH).await?;
-        let risk = self.document(base, RISK_CALCULATION_PATH).await?;
-        let verified = verify_served(
-            &bundle,
-            &configuration,
-            &risk,
-            keys,
-            applied.map(|a| a.version),
-        )
-        .map_err(|e| ConfigurationRefusal::of(&e))?;
-        let text = |b: Vec<u8>| {
-            String::from_utf8(b)
-                .map_err(|e| ConfigurationRefusal::of(&ServedConfigError::Invalid(e.to_string())))
-        };
-        Ok(Some(AppliedConfiguration {
-            version: verified.version,
-            published_at: verified.published_at,
-            configuration_json: text(configuration)?,
-            risk_calculation_configuration_json: text(risk)?,
-            bundle_etag: etag,
-            applied_at: self.now().timestamp(),
-        }))
-    }
+/// `Ok(None)`: nothing published (404) or nothing new (304).
+async fn fetch_configuration(
+    http: &reqwest::Client,
+    now: i64,
+    base: &reqwest::Url,
+    keys: &[VerificationKey],
+    applied: Option<&AppliedConfiguration>,
+) -> std::result::Result<Option<AppliedConfiguration>, ConfigurationRefusal> {
+    let etag = applied.and_then(|a| a.bundle_etag.as_deref());
+    let (bundle, etag) = match fetch_revalidated(
+        http,
+        &join(base, BUNDLE_PATH),
+        etag,
+        MAX_CONFIGURATION_BYTES,
+    )
+    .await
+    {
+        Ok(Revalidated::NotFound | Revalidated::NotModified) => return Ok(None),
+        Ok(Revalidated::Body { bytes, etag }) => (bytes, etag),
+        Err(e) => return Err(ConfigurationRefusal::unavailable("bundle.json", &e)),
+    };
+    let configuration = document(http, base, CONFIGURATION_PATH).await?;
+    let risk = document(http, base, RISK_CALCULATION_PATH).await?;
+    let verified = verify_served(
+        &bundle,
+        &configuration,
+        &risk,
+        keys,
+        applied.map(|a| a.version),
+    )
+    .map_err(|e| ConfigurationRefusal::of(&e))?;
+    let text = |b: Vec<u8>| {
+        String::from_utf8(b)
+            .map_err(|e| ConfigurationRefusal::of(&ServedConfigError::Invalid(e.to_string())))
+    };
+    Ok(Some(AppliedConfiguration {
+        version: verified.version,
+        published_at: verified.published_at,
+        configuration_json: text(configuration)?,
+        risk_calculation_configuration_json: text(risk)?,
+        bundle_etag: etag,
+        applied_at: now,
+    }))
+}
 
-    async fn document(
-        &self,
-        base: &reqwest::Url,
-        path: &str,
-    ) -> std::result::Result<Vec<u8>, ConfigurationRefusal> {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        match fetch_optional(&self.http, &join(base, path), MAX_CONFIGURATION_BYTES).await {
-            Ok(Some(b)) => Ok(b),
-            Ok(None) => Err(ConfigurationRefusal::unavailable(
-                name,
-                &Error::Unavailable {
-                    detail: "not found (HTTP 404)".into(),
-                },
-            )),
-            Err(e) => Err(ConfigurationRefusal::unavailable(name, &e)),
-        }
+async fn document(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    path: &str,
+) -> std::result::Result<Vec<u8>, ConfigurationRefusal> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match fetch_optional(http, &join(base, path), MAX_CONFIGURATION_BYTES).await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(ConfigurationRefusal::unavailable(
+            name,
+            &Error::Unavailable {
+                detail: "not found (HTTP 404)".into(),
+            },
+        )),
+        Err(e) => Err(ConfigurationRefusal::unavailable(name, &e)),
     }
 }

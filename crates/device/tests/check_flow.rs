@@ -85,7 +85,7 @@ async fn contacts_in_the_window_are_notified_and_the_others_are_not() {
     );
 
     // A second check downloads nothing new and still reports the contact (it asks for the
-    // served configuration first: nothing published here).
+    // served configuration after the index: nothing published here).
     fake.clear_log();
     let again = b.check().await.unwrap();
     assert_eq!(again.check.files_new, 0);
@@ -93,7 +93,7 @@ async fn contacts_in_the_window_are_notified_and_the_others_are_not() {
     let paths: Vec<String> = fake.log().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
         paths,
-        ["/exposure_configuration/bundle.json", "/exports/index.txt"]
+        ["/exports/index.txt", "/exposure_configuration/bundle.json"]
     );
     let status = b.status().unwrap();
     assert_eq!((status.contacts, status.files_processed), (1, 1));
