@@ -1,7 +1,7 @@
-//! The exposure check (接触確認): fetch the index, download the export files
-//! not seen before, verify each against the configured public key, match
-//! their keys against the sighting log, score the days, and keep what was
-//! found.
+//! The exposure check (接触確認): fetch the index, fetch and verify the served
+//! configuration ([`crate::served`]), download the export files not seen before,
+//! verify each against the configured public key, match their keys against the
+//! sighting log, score the days, and keep what was found.
 //!
 //! Memory stays proportional to one file and to the sighting log, never to
 //! the number of keys: files are processed one at a time, and their keys are
@@ -383,7 +383,9 @@ impl Phone {
     /// the backoff survives a restart). The check itself fails when the
     /// index cannot be read — a missing index (404) is what a wrong URL looks
     /// like ([`Error::IndexNotFound`]) — and the failure is kept for
-    /// [`Phone::status`] ([`CheckFailure`]) until a check succeeds.
+    /// [`Phone::status`] ([`CheckFailure`]) until a check succeeds. A served
+    /// configuration that is refused never stops it either: the last good one (or the
+    /// built-in values) scores the days, and [`CheckRecord::configuration`] says why.
     pub async fn check(&mut self) -> Result<CheckReport> {
         let ran_at = self.now();
         match self.run_check(ran_at).await {

@@ -91,7 +91,25 @@ pub struct ConfigurationRefusal {
     pub message_en: String,
 }
 
+/// How a refusal ends when a last good configuration stays (en-protocol's Japanese).
+const KEEP_LAST_JA: &str = "前回の正しい設定を使い続けます";
+const KEEP_LAST_EN: &str = "The last good configuration stays in use.";
+
 impl ConfigurationRefusal {
+    /// The same refusal when no served configuration was ever applied: the built-in values stay.
+    fn keeping_built_in(self) -> Self {
+        Self {
+            message_ja: self
+                .message_ja
+                .replace(KEEP_LAST_JA, "内蔵の設定（COCOAの既定値）を使い続けます"),
+            message_en: self.message_en.replace(
+                KEEP_LAST_EN,
+                "The built-in configuration (COCOA's values) stays in use.",
+            ),
+            ..self
+        }
+    }
+
     fn of(e: &ServedConfigError) -> Self {
         let full = e.to_string();
         let detail = full
@@ -102,7 +120,7 @@ impl ConfigurationRefusal {
             code: e.code().to_owned(),
             message_ja: e.message_ja(),
             message_en: format!(
-                "The served exposure configuration was refused ({detail}). The last good configuration stays in use."
+                "The served exposure configuration was refused ({detail}). {KEEP_LAST_EN}"
             ),
         }
     }
@@ -115,10 +133,10 @@ impl ConfigurationRefusal {
         Self {
             code: UNAVAILABLE.to_owned(),
             message_ja: format!(
-                "配信された接触確認の設定（{what}）を取得できませんでした。前回の正しい設定を使い続けます"
+                "配信された接触確認の設定（{what}）を取得できませんでした。{KEEP_LAST_JA}"
             ),
             message_en: format!(
-                "The served exposure configuration ({what}) could not be fetched: {detail}. The last good configuration stays in use."
+                "The served exposure configuration ({what}) could not be fetched: {detail}. {KEEP_LAST_EN}"
             ),
         }
     }
@@ -186,7 +204,13 @@ impl Phone {
                 Ok(ConfigurationState::of(Some(&new), None))
             }
             Ok(None) => Ok(ConfigurationState::of(applied.as_ref(), None)),
-            Err(refused) => Ok(ConfigurationState::of(applied.as_ref(), Some(refused))),
+            Err(refused) => {
+                let refused = match applied {
+                    Some(_) => refused,
+                    None => refused.keeping_built_in(),
+                };
+                Ok(ConfigurationState::of(applied.as_ref(), Some(refused)))
+            }
         }
     }
 }

@@ -107,6 +107,22 @@ async fn nothing_published_means_the_built_in_cocoa_values() {
         s.phone.risk_configuration().unwrap(),
         device::risk::RiskConfiguration::cocoa()
     );
+
+    // A first served configuration that is bad: refused, and COCOA's values stay.
+    let c = json(&ExposureConfiguration::cocoa());
+    let raised = json(&risk_with_score_sum(100_000.0));
+    serve(&s.fake, 1, (&c, &raised), (&c, &raised), &[]);
+    let r = s.phone.check().await.unwrap();
+    assert_eq!(r.notification.dates, ["2020-12-13"]);
+    let c = &r.check.configuration;
+    assert_eq!((c.source, c.version), (ConfigurationSource::BuiltIn, None));
+    let refused = c.refused.as_ref().unwrap();
+    assert_eq!(refused.code, "SERVED_CONFIG_UNSIGNED");
+    assert!(
+        refused.message_ja.contains("内蔵の設定（COCOAの既定値）"),
+        "{refused:?}"
+    );
+    assert!(refused.message_en.contains("built-in"), "{refused:?}");
 }
 
 #[tokio::test]
