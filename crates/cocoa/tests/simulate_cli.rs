@@ -240,3 +240,145 @@ fn a_radio_model_file_replaces_the_shipped_one_and_a_bad_one_exits_2() {
         "{err}"
     );
 }
+
+fn trial(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cocoa"))
+        .args(["simulate", "trial"])
+        .args(args)
+        .output()
+        .expect("run cocoa")
+}
+
+/// Issue 14: `cocoa simulate trial` prints `{"trials", "detected", "rate",
+/// "ci95", "by_pair", "share_weighted_rate"}`, repeats by seed, and a bad
+/// request exits 2 with its code and nothing printed on stdout.
+#[test]
+fn a_trial_prints_its_rate_with_intervals_and_repeats_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.json");
+    let args = [
+        "--distance",
+        "1",
+        "--minutes",
+        "20",
+        "--trials",
+        "100",
+        "--pair",
+        "iphone:iphone",
+        "--pair",
+        "budget:pixel",
+        "--placement",
+        "face",
+        "--seed",
+        "5",
+    ];
+    let out = trial(&[&args[..], &["--json", file.to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["trials"], 200);
+    for field in ["detected", "rate", "ci95", "share_weighted_rate"] {
+        assert!(!v[field].is_null(), "{field}: {v}");
+    }
+    let (lo, hi) = (
+        v["ci95"][0].as_f64().unwrap(),
+        v["ci95"][1].as_f64().unwrap(),
+    );
+    let rate = v["rate"].as_f64().unwrap();
+    assert!(lo <= rate && rate <= hi && lo < hi, "{v}");
+    assert_eq!(v["by_pair"]["iphone:iphone"]["trials"], 100);
+    assert_eq!(v["by_pair"]["budget:pixel"]["trials"], 100);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&file).unwrap()).unwrap(),
+        v
+    );
+    let again = trial(&args);
+    assert_eq!(
+        again.stdout, out.stdout,
+        "the same seed gives the same result"
+    );
+
+    for (bad, code) in [
+        (vec!["--distance", "0", "--minutes", "15"], "TRIAL_DISTANCE"),
+        (
+            vec!["--distance", "1", "--minutes", "2000"],
+            "TRIAL_MINUTES",
+        ),
+        (
+            vec!["--distance", "1", "--minutes", "15", "--trials", "0"],
+            "TRIAL_COUNT",
+        ),
+        (
+            vec!["--distance", "1", "--minutes", "15", "--pair", "iphone"],
+            "TRIAL_PAIR",
+        ),
+        (
+            vec![
+                "--distance",
+                "1",
+                "--minutes",
+                "15",
+                "--pair",
+                "iphone:nokia",
+            ],
+            "TRIAL_UNKNOWN_MODEL",
+        ),
+    ] {
+        let out = trial(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(code), "{bad:?}: {err}");
+    }
+}
+
+/// Issue 14: `--compare <current>,<candidate>` scores the same city under
+/// both, prints both columns and the difference, writes them in the JSON and
+/// the HTML report; a bad `--compare` exits 2 and runs nothing.
+#[test]
+fn compare_scores_one_city_under_two_configurations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (current, candidate) = (dir.path().join("current"), dir.path().join("candidate"));
+    std::fs::create_dir(&current).unwrap();
+    std::fs::create_dir(&candidate).unwrap();
+    write_cocoa_configs(&current, 1350.0);
+    write_cocoa_configs(&candidate, 1.0e9);
+    let dirs = format!("{},{}", current.display(), candidate.display());
+    let v = simulate(dir.path(), "cmp", &["--compare", &dirs]);
+    let c = &v["comparison"];
+    assert_eq!(c["current"]["notified"], v["notified"]);
+    assert!(v["notified"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(c["candidate"]["notified"], 0, "a threshold nobody reaches");
+    assert_eq!(
+        c["notified_difference"]["value"].as_f64().unwrap(),
+        -v["notified"].as_f64().unwrap()
+    );
+    assert_eq!(c["trials"].as_array().unwrap().len(), 10);
+    let html = std::fs::read_to_string(dir.path().join("cmp.html")).unwrap();
+    assert!(html.contains("Current against candidate"));
+
+    for bad in [
+        vec!["--compare".to_owned(), current.display().to_string()],
+        vec![
+            "--compare".to_owned(),
+            format!("{},/nonexistent", current.display()),
+        ],
+        vec![
+            "--compare".to_owned(),
+            dirs.clone(),
+            "--sweep".to_owned(),
+            "threshold=900".to_owned(),
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cocoa"))
+            .args(["simulate", "--devices", "10", "--quiet"])
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+    }
+}

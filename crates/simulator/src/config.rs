@@ -292,6 +292,10 @@ pub struct SimConfig {
     pub scoring: Scoring,
     /// Scoring variants to compare on the same population.
     pub sweep: Option<Sweep>,
+    /// `--compare`: the candidate configuration, scored on the same
+    /// population beside `scoring` (the current one); the last variant.
+    #[serde(default)]
+    pub candidate: Option<Scoring>,
     /// The disease.
     pub epidemic: EpidemicParams,
     /// Testing, issuance and registration.
@@ -320,6 +324,7 @@ impl Default for SimConfig {
             matching: Matching::Inverted,
             scoring: Scoring::cocoa(),
             sweep: None,
+            candidate: None,
             epidemic: EpidemicParams::default(),
             health: HealthParams::default(),
             radio: RadioParams::default(),
@@ -362,6 +367,15 @@ impl SimConfig {
         self.scoring
             .validate()
             .map_err(|e| ConfigError(format!("scoring: {e}")))?;
+        if let Some(c) = &self.candidate {
+            if self.sweep.is_some() {
+                return Err(ConfigError(
+                    "--compare and --sweep cannot be used together".into(),
+                ));
+            }
+            c.validate()
+                .map_err(|e| ConfigError(format!("candidate scoring: {e}")))?;
+        }
         crate::radio_model::RadioModelFile {
             source: self.radio.source.clone(),
             attenuation: self.radio.attenuation.clone(),
@@ -386,7 +400,7 @@ impl SimConfig {
     }
 
     /// The scoring configurations evaluated: COCOA's (or the configured one)
-    /// first, then each sweep value.
+    /// first, then each sweep value, then the `--compare` candidate.
     pub fn scoring_variants(&self) -> Vec<Scoring> {
         let mut out = vec![self.scoring.clone()];
         if let Some(sweep) = &self.sweep {
@@ -397,6 +411,7 @@ impl SimConfig {
                     .map(|v| sweep.parameter.apply(&self.scoring, *v)),
             );
         }
+        out.extend(self.candidate.iter().cloned());
         out
     }
 

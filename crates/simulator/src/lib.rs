@@ -28,6 +28,7 @@
 
 pub mod backend;
 pub mod canary;
+pub mod compare;
 pub mod config;
 pub mod device_adapter;
 pub mod encounters;
@@ -45,6 +46,7 @@ pub mod rng;
 pub mod scoring;
 pub mod summary;
 pub mod time;
+pub mod trial;
 pub mod truth;
 pub mod world;
 

@@ -302,6 +302,117 @@ fn heat(v: Option<f64>) -> String {
     }
 }
 
+fn with_interval(v: Option<f64>, ci: Option<[f64; 2]>) -> String {
+    match (v, ci) {
+        (Some(v), Some([lo, hi])) => format!(
+            "{} <small>[{:.1}–{:.1} %]</small>",
+            pct(Some(v)),
+            lo * 100.0,
+            hi * 100.0
+        ),
+        (v, _) => pct(v),
+    }
+}
+
+fn signed_points(d: Option<&crate::compare::Difference>) -> String {
+    d.map_or_else(
+        || "–".to_owned(),
+        |d| {
+            format!(
+                "{:+.1} pt <small>[{:+.1} to {:+.1}]</small>",
+                d.value * 100.0,
+                d.ci95[0] * 100.0,
+                d.ci95[1] * 100.0
+            )
+        },
+    )
+}
+
+/// `--compare`: the two configurations on the same population, and the
+/// trial grid under both.
+fn comparison_section(out: &mut String, c: &crate::compare::Comparison) {
+    out.push_str(
+        "<h2>Current against candidate configuration (same population, same matches)</h2>\
+         <p>Each phone's windows are scored once by each configuration. Intervals: Wilson 95 % \
+         for a rate, a paired bootstrap (2,000 resamples of the people either configuration \
+         notified or should have notified) for a difference.</p>",
+    );
+    for w in &c.warnings {
+        let _ = write!(out, "<p><b>Warning:</b> {}</p>", esc(&w.en));
+    }
+    let d = &c.notified_difference;
+    table(
+        out,
+        &["", "current", "candidate", "candidate − current"],
+        &[
+            vec![
+                "recall".into(),
+                with_interval(c.current.recall, c.current.recall_ci95),
+                with_interval(c.candidate.recall, c.candidate.recall_ci95),
+                signed_points(c.recall_difference.as_ref()),
+            ],
+            vec![
+                "precision".into(),
+                with_interval(c.current.precision, c.current.precision_ci95),
+                with_interval(c.candidate.precision, c.candidate.precision_ci95),
+                signed_points(c.precision_difference.as_ref()),
+            ],
+            vec![
+                "phones notified".into(),
+                c.current.notified.to_string(),
+                c.candidate.notified.to_string(),
+                format!(
+                    "{:+.0} <small>[{:+.0} to {:+.0}]</small>",
+                    d.value, d.ci95[0], d.ci95[1]
+                ),
+            ],
+            vec![
+                "of them true positives".into(),
+                c.current.true_positives.to_string(),
+                c.candidate.true_positives.to_string(),
+                format!(
+                    "{:+}",
+                    c.candidate.true_positives as i64 - c.current.true_positives as i64
+                ),
+            ],
+            vec![
+                "notified by only one".into(),
+                c.notified_only_by_current.to_string(),
+                c.notified_only_by_candidate.to_string(),
+                String::new(),
+            ],
+        ],
+    );
+    let _ = write!(
+        out,
+        "<h3>Controlled trials ({} contacts per cell, models and placements drawn by share)</h3>",
+        crate::compare::GRID_TRIALS
+    );
+    let rows: Vec<Vec<String>> = c
+        .trials
+        .iter()
+        .map(|cell| {
+            let rate = |r: &crate::trial::Rate| with_interval(Some(r.rate), Some(r.ci95));
+            vec![
+                format!("{} m", cell.distance_m),
+                format!("{} min", cell.minutes),
+                rate(&cell.current),
+                rate(&cell.candidate),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "distance",
+            "duration",
+            "current detected",
+            "candidate detected",
+        ],
+        &rows,
+    );
+}
+
 /// The report of a run.
 pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
     let s = summary;
@@ -571,7 +682,9 @@ pub fn html(summary: &Summary, timings: Option<&Timings>) -> String {
         &rows,
     );
 
-    if s.sweep.len() > 1 {
+    if let Some(cmp) = &s.comparison {
+        comparison_section(&mut out, cmp);
+    } else if s.sweep.len() > 1 {
         out.push_str("<h2>Scoring sweep (same population, same matches)</h2>");
         let rows: Vec<&crate::summary::SweepRow> = s.sweep.iter().skip(1).collect();
         let ticks: Vec<(f64, String)> = rows.iter().map(|r| (r.value, short(r.value))).collect();

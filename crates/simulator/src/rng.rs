@@ -30,6 +30,10 @@ pub enum Purpose {
     Server = 9,
     /// One patient's registration.
     Registration = 10,
+    /// One contact of a controlled trial (`cocoa simulate trial`).
+    Trial = 11,
+    /// The paired bootstrap of `--compare`.
+    Bootstrap = 12,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

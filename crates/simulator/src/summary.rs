@@ -247,6 +247,8 @@ pub struct Summary {
     pub by_place: Vec<PlaceStats>,
     /// The scoring variants (`--sweep`), COCOA's first.
     pub sweep: Vec<SweepRow>,
+    /// `--compare`: the current and the candidate configuration side by side.
+    pub comparison: Option<crate::compare::Comparison>,
     /// Estimated attenuation by true distance, over the sightings generated.
     pub attenuation_by_distance: Vec<AttenuationRow>,
     /// Registrations.
@@ -377,7 +379,13 @@ pub fn summarise(
         let histogram = delay_histogram(&delays);
         let delay = Percentiles::of(delays);
         let (parameter, value) = match (&config.sweep, v) {
+            (_, 0) if config.candidate.is_some() => {
+                ("current".to_owned(), variants[0].risk.score_sum.value)
+            }
             (_, 0) => ("cocoa".to_owned(), variants[0].risk.score_sum.value),
+            (None, v) if config.candidate.is_some() => {
+                ("candidate".to_owned(), variants[v].risk.score_sum.value)
+            }
             (Some(s), v) => (s.parameter.name().to_owned(), s.values[v - 1]),
             (None, _) => ("cocoa".to_owned(), 0.0),
         };
@@ -592,6 +600,10 @@ pub fn summarise(
         by_model_pair,
         by_place,
         sweep,
+        comparison: config
+            .candidate
+            .as_ref()
+            .map(|c| crate::compare::compare(config, &config.scoring, c, fleet, truth)),
         attenuation_by_distance,
         registrations: regs.len() as u64,
         keys_per_registration: (!regs.is_empty())

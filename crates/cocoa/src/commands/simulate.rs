@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use simulator::summary::Summary;
 use simulator::{Matching, SimConfig, Sweep, Timings};
@@ -31,7 +31,11 @@ pub enum BackendArg {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimulateArgs {
+    /// `trial`: controlled contacts between two phones; none: a population.
+    #[command(subcommand)]
+    pub command: Option<SimulateCommand>,
     /// Where phones register and download: the servers' functions in
     /// process, or the real servers over HTTP (small N: every registration
     /// is real requests and database writes).
@@ -68,6 +72,11 @@ pub struct SimulateArgs {
     /// The phones' `risk_calculation_configuration.json` (COCOA's format; default COCOA's).
     #[arg(long)]
     pub risk: Option<PathBuf>,
+    /// `<current dir>,<candidate dir>`, each holding `configuration.json` and
+    /// `risk_calculation_configuration.json`: both scored on the same
+    /// population, side by side with the paired difference and the trial grid.
+    #[arg(long, conflicts_with_all = ["config", "risk", "sweep"])]
+    pub compare: Option<String>,
     /// The radio model (TOML; default crates/simulator/data/radio_model.toml:
     /// Lovett et al.'s log-normal fit, scan cadence, placements, phone models).
     #[arg(long)]
@@ -87,6 +96,108 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// Controlled trials: k contacts of exactly this distance and duration
+    /// between phones of the given models, through the real device, matcher
+    /// and scoring; prints the detection rate with Wilson 95 % intervals as JSON.
+    Trial(TrialArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlacementArg {
+    /// In the hand, at the face.
+    Face,
+    /// Flat on a desk or a table.
+    Desk,
+    /// In a bag or a pocket.
+    Bag,
+}
+
+#[derive(Debug, Args)]
+pub struct TrialArgs {
+    /// Distance between the two phones, metres (0.1 to 25.5).
+    #[arg(long)]
+    pub distance: f64,
+    /// Duration of each contact, minutes (1 to 1000).
+    #[arg(long)]
+    pub minutes: f64,
+    /// Contacts per `--pair` (without `--pair`: in all, models drawn by market share).
+    #[arg(long, default_value_t = 1000)]
+    pub trials: u32,
+    /// `sender:receiver` phone models (repeatable), e.g. `iphone:pixel`.
+    #[arg(long = "pair")]
+    pub pairs: Vec<String>,
+    /// Both phones' placement (default: drawn per contact by the model's shares).
+    #[arg(long, value_enum)]
+    pub placement: Option<PlacementArg>,
+    /// The phones' `configuration.json` (COCOA's format; default COCOA's values).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The phones' `risk_calculation_configuration.json` (default COCOA's).
+    #[arg(long)]
+    pub risk: Option<PathBuf>,
+    /// The radio model (TOML; default the built-in Lovett et al. fit).
+    #[arg(long)]
+    pub radio_model: Option<PathBuf>,
+    /// Seed: the same seed and arguments give the same result.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the JSON result here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `cocoa simulate trial`: the JSON result on stdout, the time on stderr.
+fn run_trial(a: &TrialArgs) -> anyhow::Result<()> {
+    let mut config = SimConfig {
+        seed: a.seed,
+        scoring: simulator::scoring::Scoring::from_files(a.config.as_deref(), a.risk.as_deref())
+            .map_err(|e| bad_input(format!("{}: {} / {}", e.code, e.ja, e.en)))?,
+        ..SimConfig::default()
+    };
+    if let Some(path) = &a.radio_model {
+        let f = radio_model(path)?;
+        config.radio = f.radio();
+        config.phone_models = f.models;
+    }
+    let trial_error =
+        |e: simulator::trial::TrialError| bad_input(format!("{}: {} / {}", e.code, e.ja, e.en));
+    let pairs = a
+        .pairs
+        .iter()
+        .map(|p| simulator::trial::parse_pair(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(trial_error)?;
+    let spec = simulator::trial::TrialSpec {
+        distance_m: a.distance,
+        minutes: a.minutes,
+        trials: a.trials,
+        pairs,
+        placement: a.placement.map(|p| match p {
+            PlacementArg::Face => simulator::radio::Placement::Face,
+            PlacementArg::Desk => simulator::radio::Placement::Desk,
+            PlacementArg::Bag => simulator::radio::Placement::Bag,
+        }),
+    };
+    let started = Instant::now();
+    let report = simulator::trial::run_trials(&config, &spec).map_err(trial_error)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &a.json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{json}");
+    eprintln!(
+        "{} 回の接触を {seconds:.2} 秒で試行しました / {} contacts in {seconds:.2} s",
+        report.trials, report.trials
+    );
+    for w in &report.warnings {
+        eprintln!("注意: {} / warning: {}", w.ja, w.en);
+    }
+    Ok(())
 }
 
 /// The progress bar.
@@ -110,10 +221,33 @@ fn config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
         .map(str::parse::<Sweep>)
         .transpose()
         .map_err(bad_input)?;
-    let scoring = simulator::scoring::Scoring::from_files(a.config.as_deref(), a.risk.as_deref())
-        .map_err(|e| bad_input(format!("{}: {} / {}", e.code, e.ja, e.en)))?;
+    let scoring_error = |e: simulator::scoring::ScoringFileError| {
+        bad_input(format!("{}: {} / {}", e.code, e.ja, e.en))
+    };
+    let (scoring, candidate) = match &a.compare {
+        Some(dirs) => {
+            let Some((current, candidate)) = dirs.split_once(',') else {
+                return Err(bad_input(format!(
+                    "SIM_COMPARE: --compare は「現行のフォルダ,候補のフォルダ」の形で指定してください / \
+                     --compare {dirs:?}: expected <current dir>,<candidate dir>"
+                )));
+            };
+            let from =
+                |d: &str| simulator::scoring::Scoring::from_dir(std::path::Path::new(d.trim()));
+            (
+                from(current).map_err(scoring_error)?,
+                Some(from(candidate).map_err(scoring_error)?),
+            )
+        }
+        None => (
+            simulator::scoring::Scoring::from_files(a.config.as_deref(), a.risk.as_deref())
+                .map_err(scoring_error)?,
+            None,
+        ),
+    };
     let mut c = SimConfig {
         scoring,
+        candidate,
         people: a.devices,
         days: a.days,
         seed: a.seed,
@@ -214,7 +348,51 @@ fn table(s: &Summary, t: &Timings, seconds: f64, peak: Option<u64>) -> String {
             s.phones.keys_matched.to_string(),
         ),
     ];
-    for r in s.sweep.iter().skip(1) {
+    if let Some(c) = &s.comparison {
+        let diff = |d: Option<&simulator::compare::Difference>| {
+            d.map_or_else(
+                || "-".to_owned(),
+                |d| {
+                    format!(
+                        "{:+.1} pt [{:+.1}, {:+.1}]",
+                        d.value * 100.0,
+                        d.ci95[0] * 100.0,
+                        d.ci95[1] * 100.0
+                    )
+                },
+            )
+        };
+        rows.push((
+            "compare recall current / candidate".into(),
+            format!(
+                "{} / {}  (difference {})",
+                pct(c.current.recall),
+                pct(c.candidate.recall),
+                diff(c.recall_difference.as_ref())
+            ),
+        ));
+        rows.push((
+            "compare precision current / candidate".into(),
+            format!(
+                "{} / {}  (difference {})",
+                pct(c.current.precision),
+                pct(c.candidate.precision),
+                diff(c.precision_difference.as_ref())
+            ),
+        ));
+        rows.push((
+            "compare notified current / candidate".into(),
+            format!(
+                "{} / {}  (difference {:+.0} [{:+.0}, {:+.0}])",
+                c.current.notified,
+                c.candidate.notified,
+                c.notified_difference.value,
+                c.notified_difference.ci95[0],
+                c.notified_difference.ci95[1]
+            ),
+        ));
+    }
+    for r in s.sweep.iter().skip(1).filter(|_| s.comparison.is_none()) {
         rows.push((
             format!("sweep {}={}", r.parameter, r.value),
             format!(
@@ -258,6 +436,9 @@ fn table(s: &Summary, t: &Timings, seconds: f64, peak: Option<u64>) -> String {
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    if let Some(SimulateCommand::Trial(t)) = &args.command {
+        return run_trial(t);
+    }
     let config = config(&args)?;
     let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
