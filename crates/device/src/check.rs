@@ -1,7 +1,7 @@
-//! The exposure check (接触確認): fetch the index, download the export files
-//! not seen before, verify each against the configured public key, match
-//! their keys against the sighting log, score the days, and keep what was
-//! found.
+//! The exposure check (接触確認): fetch the index, fetch and verify the served
+//! configuration ([`crate::served`]), download the export files not seen before,
+//! verify each against the configured public key, match their keys against the
+//! sighting log, score the days, and keep what was found.
 //!
 //! Memory stays proportional to one file and to the sighting log, never to
 //! the number of keys: files are processed one at a time, and their keys are
@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::net::{MAX_DOWNLOAD_BYTES, MAX_SMALL_BYTES, fetch, fetch_optional};
 use crate::phone::Phone;
 use crate::prefecture::{CentreOverride, ConsultationCentre, consultation_centre};
+use crate::served::ConfigurationState;
 use crate::store::{FailedFileRow, StoredExposure};
 use crate::text::{Lang, Text, ja_date};
 
@@ -147,6 +148,10 @@ pub struct CheckRecord {
     /// Decoding, matching and scoring the keys.
     #[serde(default)]
     pub match_seconds: f64,
+    /// The configuration the days were scored with (served or built-in) and what this check
+    /// refused of the served one ([`crate::served`]).
+    #[serde(default)]
+    pub configuration: ConfigurationState,
 }
 
 /// What a notified user is told (the seed's FAQ 問2): how many contacts and
@@ -378,7 +383,9 @@ impl Phone {
     /// the backoff survives a restart). The check itself fails when the
     /// index cannot be read — a missing index (404) is what a wrong URL looks
     /// like ([`Error::IndexNotFound`]) — and the failure is kept for
-    /// [`Phone::status`] ([`CheckFailure`]) until a check succeeds.
+    /// [`Phone::status`] ([`CheckFailure`]) until a check succeeds. A served
+    /// configuration that is refused never stops it either: the last good one (or the
+    /// built-in values) scores the days, and [`CheckRecord::configuration`] says why.
     pub async fn check(&mut self) -> Result<CheckReport> {
         let ran_at = self.now();
         match self.run_check(ran_at).await {
@@ -431,6 +438,9 @@ impl Phone {
                 url: index_url.to_string(),
             })?;
         let files = parse_index(&index_url, &body)?;
+        // Once the index is read (a check that fails scores nothing), before scoring: the
+        // days are scored with what this applies (or keeps).
+        let configuration = self.refresh_configuration(&verification_keys).await?;
         let mut fetch_seconds = fetching.elapsed().as_secs_f64();
         let listed: Vec<String> = files.iter().map(reqwest::Url::to_string).collect();
         self.store.forget_failed_files_except(&listed)?;
@@ -446,6 +456,7 @@ impl Phone {
             fetch_seconds: 0.0,
             verify_seconds: 0.0,
             match_seconds: 0.0,
+            configuration,
         };
         let mut index: Option<SightingIndex> = None;
         for url in files {
@@ -674,6 +685,14 @@ mod tests {
     use super::*;
     use en_protocol::Tek;
     use en_protocol::time::EnIntervalNumber;
+
+    /// A check runs on a multi-threaded runtime (the phone UI spawns it): its future must be
+    /// `Send`, so nothing of it may hold a `&Phone` across an await. A compile-time check.
+    #[allow(dead_code)]
+    fn the_check_can_be_spawned(p: &mut Phone) {
+        fn send<T: Send>(_: T) {}
+        send(p.check());
+    }
 
     #[test]
     fn indexes_of_both_styles_resolve_against_their_url() {

@@ -15,6 +15,7 @@
 //! | [`register`] | verify → certificate → publish, resumable |
 //! | [`check`] | index, download, signature, match, notification |
 //! | [`risk`] | the decision: COCOA's configuration.json + risk_calculation_configuration.json |
+//! | [`served`] | the configuration the key server serves: fetched, verified, applied whole or kept |
 //! | [`meet`] | two phones near each other (path-loss model) |
 //! | [`prefecture`] | prefectures and consultation centres |
 //! | [`status`] | [`Status`]: the phone at a glance (keys, registration, checks) |
@@ -33,6 +34,7 @@ pub mod phone;
 pub mod prefecture;
 pub mod register;
 pub mod risk;
+pub mod served;
 pub mod settings;
 pub mod status;
 pub mod store;
@@ -46,6 +48,7 @@ pub use meet::{MeetReport, meet};
 pub use number::{Code, normalise_number, parse_app_link, parse_link_code};
 pub use phone::{Phone, Rng, SightingInput};
 pub use register::{RegistrationInput, RegistrationOutcome, Stage};
+pub use served::{ConfigurationRefusal, ConfigurationSource, ConfigurationState};
 pub use settings::Settings;
 pub use status::Status;
 pub use text::{Lang, Text};

@@ -21,6 +21,8 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 pub const MAX_DOWNLOAD_BYTES: usize = 80 << 20;
 /// Largest JSON answer or index read.
 pub const MAX_SMALL_BYTES: usize = 4 << 20;
+/// Largest served configuration document read (COCOA's are under 2 KB).
+pub const MAX_CONFIGURATION_BYTES: usize = 64 << 10;
 
 /// The HTTP client of a phone.
 pub fn client() -> Result<reqwest::Client> {
@@ -207,4 +209,54 @@ pub async fn fetch_optional(
         return Err(unavailable(format!("GET {url}: {status}")));
     }
     read_body(resp, limit).await.map(Some)
+}
+
+/// What a GET with `If-None-Match` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revalidated {
+    /// 404: nothing there.
+    NotFound,
+    /// 304: the copy with that entity tag is still current.
+    NotModified,
+    /// 200: the body and its entity tag, when the server sent one.
+    Body {
+        /// The body, at most the limit.
+        bytes: Vec<u8>,
+        /// Its `ETag`.
+        etag: Option<String>,
+    },
+}
+
+/// GETs an `http(s)://` URL, sending `If-None-Match: etag` when one is given, at most
+/// `limit` bytes. Network failures and other statuses are errors, as for [`fetch`].
+pub async fn fetch_revalidated(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    etag: Option<&str>,
+    limit: usize,
+) -> Result<Revalidated> {
+    let mut req = client.get(url.clone());
+    if let Some(tag) = etag {
+        req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+    }
+    let resp = req.send().await.map_err(unavailable)?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Ok(Revalidated::NotFound);
+    }
+    if status == StatusCode::NOT_MODIFIED {
+        return Ok(Revalidated::NotModified);
+    }
+    if !status.is_success() {
+        return Err(unavailable(format!("GET {url}: {status}")));
+    }
+    let etag = resp
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(Revalidated::Body {
+        bytes: read_body(resp, limit).await?,
+        etag,
+    })
 }

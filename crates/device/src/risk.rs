@@ -204,11 +204,16 @@ pub fn stored_windows(json: &str) -> std::result::Result<Vec<ExposureWindow>, St
 }
 
 impl Phone {
-    /// The configuration the phone decides with: its settings' two documents.
-    pub fn risk_configuration(&self) -> RiskConfiguration {
-        RiskConfiguration {
-            exposure: self.settings().exposure_configuration.clone(),
-            risk: self.settings().risk_calculation_configuration.clone(),
+    /// The configuration the phone decides with: the last good one the key server served
+    /// ([`crate::served`]), else the built-in values (its settings' two documents, COCOA's by
+    /// default).
+    pub fn risk_configuration(&self) -> Result<RiskConfiguration> {
+        match self.applied_configuration()? {
+            Some(applied) => applied.documents(),
+            None => Ok(RiskConfiguration {
+                exposure: self.settings().exposure_configuration.clone(),
+                risk: self.settings().risk_calculation_configuration.clone(),
+            }),
         }
     }
 
@@ -216,7 +221,7 @@ impl Phone {
     /// with each key's current report type (revisions applied): what
     /// `cocoa en daily-summaries` takes to replay the phone's decision.
     pub fn exposure_windows(&self) -> Result<Vec<ExposureWindow>> {
-        let config = self.risk_configuration();
+        let config = self.risk_configuration()?;
         let mut windows: Vec<ExposureWindow> = Vec::new();
         for e in self.store.exposures()? {
             let mut w = stored_windows(&e.windows_json).map_err(Error::Corrupt)?;
@@ -235,7 +240,7 @@ impl Phone {
         let today = en_protocol::time::japan_date(self.now());
         let oldest = en_protocol::time::japan_date(self.now() - Duration::days(RETENTION_DAYS));
         Ok(self
-            .risk_configuration()
+            .risk_configuration()?
             .scored_days(&self.exposure_windows()?, oldest, today))
     }
 

@@ -13,6 +13,7 @@ use crate::check::{CheckFailure, FailedFile};
 use crate::error::Result;
 use crate::phone::Phone;
 use crate::register::RegistrationSummary;
+use crate::served::ConfigurationState;
 
 /// What `status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +44,9 @@ pub struct Status {
     pub last_check_failure: Option<CheckFailure>,
     /// Export files that failed and are tried again at later checks.
     pub failed_files: Vec<FailedFile>,
+    /// The configuration days are scored with: the served version applied, or the built-in
+    /// values (what the last check refused is in its record).
+    pub configuration: ConfigurationState,
     /// Contact days found (within 14 days).
     pub contacts: usize,
     /// Their dates, `YYYY-MM-DD` (Japan's calendar dates).
@@ -75,6 +79,7 @@ impl Phone {
             last_checked: notification.last_checked,
             last_check_failure: self.last_check_failure()?,
             failed_files: self.failed_files()?,
+            configuration: self.configuration_state()?,
             contacts: notification.contacts,
             dates: notification.dates,
             contact_dates: notification.contact_dates,

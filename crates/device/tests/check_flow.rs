@@ -6,86 +6,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use base64::Engine as _;
 use chrono::NaiveDate;
-use common::{Fake, jst, phone, run_days};
-use device::{Phone, RegistrationInput, meet, normalise_number};
-use en_protocol::export::{
-    ExportMeta, ExportSigner, ExposureKey, ReportType, SignatureInfo, SoftwareSigner, build_export,
-    write_zip,
-};
-use en_protocol::time::{EnIntervalNumber, FixedClock};
-use en_protocol::{TEK_ROLLING_PERIOD, Tek};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
-
-fn signer(seed: u64) -> SoftwareSigner {
-    SoftwareSigner::generate(
-        &mut ChaCha20Rng::seed_from_u64(seed),
-        SignatureInfo::new("440", "v1"),
-    )
-}
-
-/// A phone that has run since 12-01, checking against `fake` with `pem`.
-fn checking_phone(
-    home: &Path,
-    fake: &Fake,
-    pem: &str,
-    seed: u64,
-    exports: Option<String>,
-) -> (Phone, Arc<FixedClock>) {
-    let mut s = fake.settings();
-    s.export_public_keys = vec![pem.to_owned()];
-    s.exports = exports;
-    let (mut p, clock) = phone(home, s, jst(2020, 12, 1, 12, 0), seed);
-    run_days(
-        &mut p,
-        &clock,
-        jst(2020, 12, 1, 12, 0),
-        jst(2020, 12, 16, 12, 0),
-    );
-    (p, clock)
-}
-
-/// The published keys of `fake` plus `noise` random keys, as one signed file.
-fn export_of(fake: &Fake, noise: usize, signers: &[&dyn ExportSigner]) -> Vec<u8> {
-    let published = fake.state.lock().unwrap().published.clone();
-    let mut keys: Vec<ExposureKey> = published
-        .iter()
-        .flatten()
-        .map(|k| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(k["key"].as_str().unwrap())
-                .unwrap();
-            let mut key = ExposureKey::new(
-                Tek::try_from_slice(&bytes).unwrap(),
-                EnIntervalNumber::new(k["rollingStartNumber"].as_u64().unwrap() as u32),
-            );
-            key.report_type = Some(ReportType::CONFIRMED_TEST);
-            key
-        })
-        .collect();
-    let mut rng = ChaCha20Rng::seed_from_u64(99);
-    let day = EnIntervalNumber::from_datetime(jst(2020, 12, 14, 9, 0)).unwrap();
-    for i in 0..noise {
-        let mut b = [0u8; 16];
-        rng.fill_bytes(&mut b);
-        let start = day.get() - TEK_ROLLING_PERIOD * (i as u32 % 10);
-        keys.push(ExposureKey::new(
-            Tek::from_bytes(b),
-            EnIntervalNumber::new(start),
-        ));
-    }
-    let meta = ExportMeta {
-        start_timestamp: 1_608_000_000,
-        end_timestamp: 1_608_003_600,
-        region: "440".into(),
-    };
-    build_export(&meta, keys, signers).unwrap()
-}
+use common::{Fake, checking_phone, export_of, jst, phone, signer};
+use device::{RegistrationInput, meet, normalise_number};
+use en_protocol::export::write_zip;
 
 fn date(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -160,13 +84,17 @@ async fn contacts_in_the_window_are_notified_and_the_others_are_not() {
         "COCOA list.json index"
     );
 
-    // A second check downloads nothing new and still reports the contact.
+    // A second check downloads nothing new and still reports the contact (it asks for the
+    // served configuration after the index: nothing published here).
     fake.clear_log();
     let again = b.check().await.unwrap();
     assert_eq!(again.check.files_new, 0);
     assert_eq!(again.notification.contacts, 1);
     let paths: Vec<String> = fake.log().iter().map(|r| r.path.clone()).collect();
-    assert_eq!(paths, ["/exports/index.txt"]);
+    assert_eq!(
+        paths,
+        ["/exports/index.txt", "/exposure_configuration/bundle.json"]
+    );
     let status = b.status().unwrap();
     assert_eq!((status.contacts, status.files_processed), (1, 1));
 }

@@ -1074,7 +1074,15 @@ async fn info(
     let saved = query.is_ok_and(|q| q.0.saved.is_some());
     page(
         StatusCode::OK,
-        views::info(lang, i, &app.form_token, phone.settings(), None, saved),
+        views::info(
+            lang,
+            i,
+            &app.form_token,
+            phone.settings(),
+            phone.configuration_state().ok().as_ref(),
+            None,
+            saved,
+        ),
     )
 }
 
@@ -1157,6 +1165,7 @@ async fn save_settings(
                     i,
                     &app.form_token,
                     phone.settings(),
+                    phone.configuration_state().ok().as_ref(),
                     Some(shown),
                     false,
                 ),

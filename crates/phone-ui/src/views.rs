@@ -8,7 +8,10 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use device::prefecture::{ConsultationCentre, PREFECTURES, Prefecture};
 use device::register::{RegistrationSummary, Stage};
 use device::text::{ja_date, screen};
-use device::{Lang, Notification, Phone, RegistrationInput, RegistrationOutcome, Settings};
+use device::{
+    ConfigurationSource, ConfigurationState, Lang, Notification, Phone, RegistrationInput,
+    RegistrationOutcome, Settings,
+};
 use en_protocol::time::{japan_date, jst};
 
 use crate::emulator::Message;
@@ -776,6 +779,24 @@ pub struct InfoPage {
     pub no_prefecture: bool,
     pub error: Option<Shown>,
     pub saved: bool,
+    /// Which configuration the phone decides with ([`configuration_line`]).
+    pub configuration: Option<String>,
+}
+
+/// 「リスク判定の設定: 版 N（配信）」, or 「…: 内蔵（COCOA既定値）」 before the key server
+/// served one (issue 14: the served configuration applied, else COCOA's built-in values).
+pub fn configuration_line(c: &ConfigurationState, lang: Lang) -> String {
+    match (c.source, c.version) {
+        (ConfigurationSource::Served, Some(v)) => match lang {
+            Lang::Ja => format!("リスク判定の設定: 版 {v}（配信）"),
+            Lang::En => format!("Risk decision settings: version {v} (served)"),
+        },
+        _ => tr(
+            lang,
+            "リスク判定の設定: 内蔵（COCOA既定値）",
+            "Risk decision settings: built-in (COCOA's values)",
+        ),
+    }
 }
 
 pub fn info(
@@ -783,6 +804,7 @@ pub fn info(
     i: usize,
     form: &str,
     settings: &Settings,
+    configuration: Option<&ConfigurationState>,
     error: Option<Shown>,
     saved: bool,
 ) -> askama::Result<String> {
@@ -824,6 +846,7 @@ pub fn info(
         no_prefecture: current.is_none(),
         error,
         saved,
+        configuration: configuration.map(|c| configuration_line(c, lang)),
     }
     .render()
 }
@@ -911,4 +934,35 @@ pub fn meet(
         done,
     }
     .render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_line_names_the_served_version_or_cocoas_built_in_values() {
+        let served = ConfigurationState {
+            version: Some(3),
+            source: ConfigurationSource::Served,
+            ..ConfigurationState::default()
+        };
+        assert_eq!(
+            configuration_line(&served, Lang::Ja),
+            "リスク判定の設定: 版 3（配信）"
+        );
+        assert_eq!(
+            configuration_line(&served, Lang::En),
+            "Risk decision settings: version 3 (served)"
+        );
+        let built_in = ConfigurationState::default();
+        assert_eq!(
+            configuration_line(&built_in, Lang::Ja),
+            "リスク判定の設定: 内蔵（COCOA既定値）"
+        );
+        assert_eq!(
+            configuration_line(&built_in, Lang::En),
+            "Risk decision settings: built-in (COCOA's values)"
+        );
+    }
 }

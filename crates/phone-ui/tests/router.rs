@@ -655,6 +655,8 @@ async fn information_has_the_faq_privacy_and_labelled_settings() {
         "※登録は匿名で行われ",
         "<option value=\"13\" selected>東京都</option>",
         "すべてのデータを削除",
+        // Nothing served yet: COCOA's built-in values.
+        "リスク判定の設定: 内蔵（COCOA既定値）",
     ] {
         assert!(page.contains(phrase), "{phrase} missing");
     }

@@ -23,9 +23,10 @@ const RECORDS: &[&str] = &[
 ];
 
 /// Values of the `settings` table that are configuration, kept by
-/// [`Store::erase_records`]; every other value (the installation time, the
+/// [`Store::erase_records`] (`served_configuration`: the last good configuration the key
+/// server served); every other value (the installation time, the
 /// last failed check) is a record.
-const KEPT_SETTINGS: &[&str] = &["settings", "consultation_centres"];
+const KEPT_SETTINGS: &[&str] = &["settings", "consultation_centres", "served_configuration"];
 
 impl Store {
     /// Deletes every record (keys, sightings, registrations, processed files,
@@ -74,7 +75,20 @@ mod tests {
         .unwrap();
         let old_keys = p.keys().unwrap();
         assert_eq!(old_keys.len(), 2, "the days of 12-01 and 12-02");
+        // The last good served configuration is configuration, not a record: it stays.
+        let applied = crate::served::AppliedConfiguration {
+            version: 7,
+            published_at: 1_606_780_800,
+            configuration_json: en_protocol::exposure_configuration::COCOA_CONFIGURATION_JSON
+                .into(),
+            risk_calculation_configuration_json:
+                en_protocol::risk_calculation::COCOA_RISK_CALCULATION_JSON.into(),
+            bundle_etag: None,
+            applied_at: 1_606_780_800,
+        };
+        p.store.set(crate::served::APPLIED_KEY, &applied).unwrap();
         p.erase_all_data().unwrap();
+        assert_eq!(p.applied_configuration().unwrap(), Some(applied));
         let keys = p.keys().unwrap();
         assert_eq!(keys.len(), 1, "only today's new key");
         assert!(!old_keys.contains(&keys[0]));

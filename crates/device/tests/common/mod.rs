@@ -13,9 +13,13 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
 use device::{Phone, Settings};
-use en_protocol::time::FixedClock;
+use en_protocol::export::{
+    ExportMeta, ExportSigner, ExposureKey, ReportType, SignatureInfo, SoftwareSigner, build_export,
+};
+use en_protocol::time::{EnIntervalNumber, FixedClock};
+use en_protocol::{TEK_ROLLING_PERIOD, Tek};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 
 /// One request as the server saw it.
@@ -61,6 +65,9 @@ pub struct FakeState {
     pub published: Vec<Vec<Value>>,
     /// Static files under /exports/.
     pub files: HashMap<String, Vec<u8>>,
+    /// The served configuration under /exposure_configuration/ (`bundle.json`...), with an
+    /// entity tag (its SHA-256) and 304 on `If-None-Match`, as the key server serves it.
+    pub configuration: HashMap<String, Vec<u8>>,
     pub next_token: u32,
 }
 
@@ -135,6 +142,15 @@ impl Fake {
 
     pub fn put_file(&self, path: &str, bytes: Vec<u8>) {
         self.state.lock().unwrap().files.insert(path.into(), bytes);
+    }
+
+    /// Serves `name` under /exposure_configuration/ (`None`: 404).
+    pub fn put_configuration(&self, name: &str, bytes: Option<Vec<u8>>) {
+        let mut s = self.state.lock().unwrap();
+        match bytes {
+            Some(b) => s.configuration.insert(name.into(), b),
+            None => s.configuration.remove(name),
+        };
     }
 
     pub fn settings(&self) -> Settings {
@@ -252,6 +268,27 @@ fn handle(
                 axum::Json(json!({"insertedExposures": keys.len(), "padding": "p"})).into_response()
             }
         }
+        ("GET", p) if p.starts_with("/exposure_configuration/") => {
+            match s
+                .configuration
+                .get(p.trim_start_matches("/exposure_configuration/"))
+            {
+                Some(b) => {
+                    use sha2::Digest as _;
+                    let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(b)));
+                    let fresh = headers
+                        .get("if-none-match")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v == etag);
+                    if fresh {
+                        (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response()
+                    } else {
+                        ([("etag", etag)], b.clone()).into_response()
+                    }
+                }
+                None => error(StatusCode::NOT_FOUND, "configuration_not_published"),
+            }
+        }
         ("GET", p) if p.starts_with("/exports/") => {
             match s.files.get(p.trim_start_matches("/exports/")) {
                 Some(b) => b.clone().into_response(),
@@ -303,4 +340,69 @@ pub fn run_days(p: &mut Phone, clock: &FixedClock, from: DateTime<Utc>, to: Date
         t += chrono::Duration::days(1);
     }
     clock.set(to);
+}
+
+pub fn signer(seed: u64) -> SoftwareSigner {
+    SoftwareSigner::generate(
+        &mut ChaCha20Rng::seed_from_u64(seed),
+        SignatureInfo::new("440", "v1"),
+    )
+}
+
+/// A phone that has run since 12-01, checking against `fake` with `pem`.
+pub fn checking_phone(
+    home: &Path,
+    fake: &Fake,
+    pem: &str,
+    seed: u64,
+    exports: Option<String>,
+) -> (Phone, Arc<FixedClock>) {
+    let mut s = fake.settings();
+    s.export_public_keys = vec![pem.to_owned()];
+    s.exports = exports;
+    let (mut p, clock) = phone(home, s, jst(2020, 12, 1, 12, 0), seed);
+    run_days(
+        &mut p,
+        &clock,
+        jst(2020, 12, 1, 12, 0),
+        jst(2020, 12, 16, 12, 0),
+    );
+    (p, clock)
+}
+
+/// The published keys of `fake` plus `noise` random keys, as one signed file.
+pub fn export_of(fake: &Fake, noise: usize, signers: &[&dyn ExportSigner]) -> Vec<u8> {
+    let published = fake.state.lock().unwrap().published.clone();
+    let mut keys: Vec<ExposureKey> = published
+        .iter()
+        .flatten()
+        .map(|k| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(k["key"].as_str().unwrap())
+                .unwrap();
+            let mut key = ExposureKey::new(
+                Tek::try_from_slice(&bytes).unwrap(),
+                EnIntervalNumber::new(k["rollingStartNumber"].as_u64().unwrap() as u32),
+            );
+            key.report_type = Some(ReportType::CONFIRMED_TEST);
+            key
+        })
+        .collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let day = EnIntervalNumber::from_datetime(jst(2020, 12, 14, 9, 0)).unwrap();
+    for i in 0..noise {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        let start = day.get() - TEK_ROLLING_PERIOD * (i as u32 % 10);
+        keys.push(ExposureKey::new(
+            Tek::from_bytes(b),
+            EnIntervalNumber::new(start),
+        ));
+    }
+    let meta = ExportMeta {
+        start_timestamp: 1_608_000_000,
+        end_timestamp: 1_608_003_600,
+        region: "440".into(),
+    };
+    build_export(&meta, keys, signers).unwrap()
 }
