@@ -357,7 +357,19 @@ fn compare_scores_one_city_under_two_configurations() {
         -v["notified"].as_f64().unwrap()
     );
     assert_eq!(c["trials"].as_array().unwrap().len(), 10);
+    // The report is Japanese by default, English with --lang en.
     let html = std::fs::read_to_string(dir.path().join("cmp.html")).unwrap();
+    assert!(
+        html.contains("現行の設定と候補の設定"),
+        "Japanese by default"
+    );
+    assert!(html.contains("lang=\"ja\""));
+    let en = simulate(dir.path(), "cmp-en", &["--compare", &dirs, "--lang", "en"]);
+    assert_eq!(
+        en["comparison"], v["comparison"],
+        "the language changes only the words"
+    );
+    let html = std::fs::read_to_string(dir.path().join("cmp-en.html")).unwrap();
     assert!(html.contains("Current against candidate"));
 
     for bad in [

@@ -71,8 +71,13 @@ fn a_lower_threshold_notifies_more_on_the_same_population_with_paired_intervals(
         "the candidate does not change the current column"
     );
     // The report has the section.
-    let html = simulator::report::html(&s, None);
+    let html = simulator::report::html(&s, None, simulator::report::Lang::En);
     assert!(html.contains("Current against candidate"), "report");
+    let ja = simulator::report::html(&s, None, simulator::report::Lang::Ja);
+    assert!(
+        ja.contains("現行の設定と候補の設定") && ja.contains("lang=\"ja\""),
+        "report"
+    );
 }
 
 #[test]

@@ -93,6 +93,9 @@ pub struct SimulateArgs {
     /// Write the HTML report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// The report's language: `ja` (default) or `en`.
+    #[arg(long, default_value = "ja", value_parser = ["ja", "en"])]
+    pub lang: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -483,7 +486,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.report {
         std::fs::write(
             path,
-            simulator::report::html(summary, Some(&outcome.timings)),
+            simulator::report::html(
+                summary,
+                Some(&outcome.timings),
+                args.lang.parse().unwrap_or_default(),
+            ),
         )
         .with_context(|| format!("writing {}", path.display()))?;
     }
