@@ -51,6 +51,11 @@ pub mod codes {
     pub const RECEIPT_SIGNATURE_INVALID: &str = "receipt_signature_invalid";
     /// A delivery receipt for a message this issuer never sent.
     pub const MESSAGE_UNKNOWN: &str = "message_unknown";
+    /// `POST …/processing-number/expire`, but the case has no live number.
+    pub const NO_LIVE_NUMBER: &str = "no_live_number";
+    /// `POST /api/v1/processing-numbers:batch` with no case, more than
+    /// [`super::MAX_BATCH`], or one case twice.
+    pub const INVALID_BATCH: &str = "invalid_batch";
     /// Unexpected server error (details are in the server log only).
     pub const INTERNAL_ERROR: &str = "internal_error";
 }
@@ -141,4 +146,83 @@ pub struct IssueResponse {
     pub channel: String,
     /// Expiry, RFC 3339.
     pub expires_at: String,
+}
+
+/// The most cases one `POST /api/v1/processing-numbers:batch` may name.
+pub const MAX_BATCH: usize = 100;
+
+/// `GET /api/v1/cases/{case_id}/processing-number`: the case's latest number
+/// as the case system may see it — never the number or its link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberStatusResponse {
+    /// The case.
+    pub case_id: i64,
+    /// `none` (never issued), `issued` (live), `used` (registered),
+    /// `expired` (past its validity, ended, or withdrawn because it was not
+    /// delivered) or `superseded` (a reissue replaced it).
+    pub state: String,
+    /// `sms` or `email` (absent when `none`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// `pending`, `sent`, `delivered`, `failed` or `undelivered`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_status: Option<String>,
+    /// Why the delivery failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_error: Option<String>,
+    /// How many numbers the case had before this one (再発行).
+    pub reissues: u32,
+    /// Issued, RFC 3339 (JST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// Handed to the gateway or relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+    /// Delivered (the gateway's receipt, or sending where there are none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    /// Expires (or expired, or was ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Used by a registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<String>,
+}
+
+/// `POST /api/v1/processing-numbers:batch` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchIssueRequest {
+    /// 1 to [`MAX_BATCH`] distinct case ids.
+    pub case_ids: Vec<i64>,
+}
+
+/// One case's result in a batch: the issuance, or the error the single
+/// `POST …/processing-number` would have answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchIssueResult {
+    /// The case.
+    pub case_id: i64,
+    /// `sent` or `error`.
+    pub status: String,
+    /// `sms` or `email` when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Expiry, RFC 3339, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The error's stable code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The error's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/processing-numbers:batch` answer: one result per case, in
+/// the order asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchIssueResponse {
+    /// One per case id.
+    pub results: Vec<BatchIssueResult>,
 }

@@ -84,6 +84,12 @@ pub enum Error {
     /// A delivery receipt for an unknown message.
     #[error("message unknown")]
     MessageUnknown,
+    /// `POST …/processing-number/expire` for a case without a live number.
+    #[error("no live number")]
+    NoLiveNumber,
+    /// A batch that names no case, more than 100, or one twice.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
     /// Body too large.
     #[error("payload too large")]
     PayloadTooLarge,

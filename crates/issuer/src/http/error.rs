@@ -207,6 +207,21 @@ impl Error {
                     "no message with this MessageSid was sent",
                 ),
             ),
+            Self::NoLiveNumber => (
+                StatusCode::CONFLICT,
+                cc::NO_LIVE_NUMBER,
+                m(
+                    "この事例には有効な処理番号がありません（未発行、登録済み、期限切れ、または無効化済み）",
+                    "this case has no live processing number (none issued, already used, expired or ended)",
+                ),
+            ),
+            Self::InvalidBatch(why) => (StatusCode::BAD_REQUEST, cc::INVALID_BATCH, {
+                let (ja, en) = batch_why(why);
+                m(
+                    &format!("一括発行の指定が正しくありません: {ja}"),
+                    &format!("invalid batch: {en}"),
+                )
+            }),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 cc::PAYLOAD_TOO_LARGE,
@@ -230,6 +245,29 @@ impl Error {
                 error_code: code.to_owned(),
             },
         )
+    }
+}
+
+/// An [`Error::InvalidBatch`] reason (`empty`, `too_many`, `duplicate:<id>`)
+/// in Japanese and in English.
+fn batch_why(why: &str) -> (String, String) {
+    let max = api_types::cases::MAX_BATCH;
+    match why {
+        "empty" => (
+            "事例IDを1件以上指定してください".into(),
+            "name at least one case id".into(),
+        ),
+        "too_many" => (
+            format!("一度に指定できる事例は{max}件までです"),
+            format!("at most {max} cases in one batch"),
+        ),
+        w => match w.strip_prefix("duplicate:") {
+            Some(id) => (
+                format!("同じ事例ID（{id}）が2回以上指定されています"),
+                format!("case {id} is named more than once"),
+            ),
+            None => (w.into(), w.into()),
+        },
     }
 }
 
@@ -315,6 +353,8 @@ mod tests {
             Error::CanaryNotConfigured,
             Error::ReceiptSignatureInvalid,
             Error::MessageUnknown,
+            Error::NoLiveNumber,
+            Error::InvalidBatch("too_many".into()),
             Error::PayloadTooLarge,
             Error::Internal(anyhow::anyhow!("connection refused (os error 111)")),
         ];
@@ -342,6 +382,8 @@ mod tests {
                 | Error::CanaryNotConfigured
                 | Error::ReceiptSignatureInvalid
                 | Error::MessageUnknown
+                | Error::NoLiveNumber
+                | Error::InvalidBatch(_)
                 | Error::PayloadTooLarge
                 | Error::Internal(_) => {}
             }

@@ -1,12 +1,17 @@
 //! Machine API for HER-SYS or any case system (admin API key, `Idempotency-Key`):
 //! `POST /api/v1/cases`, `PATCH /api/v1/cases/{case_id}`,
-//! `POST /api/v1/cases/{case_id}/processing-number`.
+//! `POST /api/v1/cases/{case_id}/processing-number`,
+//! `GET /api/v1/cases/{case_id}/processing-number` (its state, never the
+//! number), `POST /api/v1/cases/{case_id}/processing-number/expire` and
+//! `POST /api/v1/processing-numbers:batch` (parity with Google's
+//! verification server: issue 13).
 
 use std::sync::Arc;
 
 use api_types::cases::{
-    Classification, CreateCanaryCaseRequest, CreateCaseRequest, CreateCaseResponse, IssueResponse,
-    Sex,
+    BatchIssueRequest, BatchIssueResponse, BatchIssueResult, Classification,
+    CreateCanaryCaseRequest, CreateCaseRequest, CreateCaseResponse, IssueResponse, MAX_BATCH,
+    NumberStatusResponse, Sex,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -228,6 +233,183 @@ pub(super) async fn issue(
             Ok((StatusCode::OK, b))
         },
     )
+    .await
+}
+
+/// `GET /api/v1/cases/{case_id}/processing-number`: the latest number's
+/// state, channel, delivery and times — never the number (it is not
+/// stored). `state` is `none` for a case that never had one.
+#[instrument(skip_all)]
+pub(super) async fn number_status(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    Path(case_id): Path<String>,
+) -> Response {
+    let key = match app
+        .issuer
+        .authenticate(key.0.as_deref(), ApiKeyKind::Admin)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(case_id) = case_id.parse::<i64>() else {
+        return Error::CaseNotFound.into_response();
+    };
+    let actor = Actor::api(&key);
+    let (latest, reissues) = match app.issuer.number_status(&actor, case_id).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let at = |t: Option<i64>| t.map(rfc3339_jst);
+    let body = match latest {
+        None => NumberStatusResponse {
+            case_id,
+            state: "none".into(),
+            channel: None,
+            delivery_status: None,
+            delivery_error: None,
+            reissues: 0,
+            issued_at: None,
+            sent_at: None,
+            delivered_at: None,
+            expires_at: None,
+            used_at: None,
+        },
+        Some(i) => NumberStatusResponse {
+            case_id,
+            state: i.state.as_str().into(),
+            channel: Some(i.channel.as_str().into()),
+            delivery_status: Some(i.delivery_status.clone()),
+            delivery_error: i.delivery_error.clone(),
+            reissues,
+            issued_at: at(Some(i.issued_at)),
+            sent_at: at(i.sent_at),
+            delivered_at: at(i.delivered_at),
+            expires_at: at(Some(i.expires_at)),
+            used_at: at(i.used_at),
+        },
+    };
+    match serde_json::to_string(&body) {
+        Ok(b) => json_response(StatusCode::OK, b),
+        Err(e) => Error::Internal(e.into()).into_response(),
+    }
+}
+
+/// `POST /api/v1/cases/{case_id}/processing-number/expire`: ends the live
+/// number at once (sent to the wrong person). 409 `no_live_number` when
+/// there is none. `Idempotency-Key` optional; with one, a retry gets the
+/// first answer.
+#[instrument(skip_all)]
+pub(super) async fn expire(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Response {
+    let (key, idem) = match admin_request(&app, &key, &headers).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(case_id) = case_id.parse::<i64>() else {
+        return Error::CaseNotFound.into_response();
+    };
+    let fp = format!("POST /api/v1/cases/{case_id}/processing-number/expire");
+    let actor = Actor::api(&key);
+    idempotent(app, key, idem, fp.into_bytes(), move |app| async move {
+        app.issuer.expire_number(&actor, case_id).await?;
+        let (latest, reissues) = app.issuer.number_status(&actor, case_id).await?;
+        let expires_at = latest.map(|i| rfc3339_jst(i.expires_at));
+        let b = serde_json::json!({
+            "case_id": case_id,
+            "state": "expired",
+            "expires_at": expires_at,
+            "reissues": reissues,
+        })
+        .to_string();
+        Ok((StatusCode::OK, b))
+    })
+    .await
+}
+
+/// The ids of a batch: 1 to [`MAX_BATCH`], none twice.
+fn batch_ids(body: &[u8]) -> Result<Vec<i64>> {
+    let req: BatchIssueRequest = serde_json::from_slice(body)
+        .map_err(|e| Error::Unparsable(format!("{:?}", e.classify()).to_lowercase()))?;
+    if req.case_ids.is_empty() {
+        return Err(Error::InvalidBatch("empty".into()));
+    }
+    if req.case_ids.len() > MAX_BATCH {
+        return Err(Error::InvalidBatch("too_many".into()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(req.case_ids.len());
+    for id in &req.case_ids {
+        if !seen.insert(*id) {
+            return Err(Error::InvalidBatch(format!("duplicate:{id}")));
+        }
+    }
+    Ok(req.case_ids)
+}
+
+/// `POST /api/v1/processing-numbers:batch` `{"case_ids": [...]}`: issues a
+/// number for each case (1 to 100, none twice), one result each in the
+/// order asked — what the single `POST …/processing-number` would have
+/// answered, so a case of another centre is `case_not_found` and a case
+/// with a missing prerequisite names it. `Idempotency-Key` required: a
+/// retry (after a dropped connection, say) gets the first answer and sends
+/// nothing again. A malformed batch changes nothing.
+#[instrument(skip_all)]
+pub(super) async fn issue_batch(
+    State(app): State<Arc<App>>,
+    key: ApiKeyHeader,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (key, idem) = match admin_request(&app, &key, &headers).await {
+        Ok((key, Some(idem))) => (key, idem),
+        Ok((_, None)) => return Error::MissingIdempotencyKey.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let ids = match batch_ids(&body) {
+        Ok(ids) => ids,
+        Err(e) => return e.into_response(),
+    };
+    let mut fp = b"POST /api/v1/processing-numbers:batch\n".to_vec();
+    fp.extend_from_slice(&body);
+    let actor = Actor::api(&key);
+    idempotent(app, key, Some(idem), fp, move |app| async move {
+        let mut results = Vec::with_capacity(ids.len());
+        for case_id in ids {
+            let r = match app.issuer.issue(&actor, case_id).await {
+                Ok(issued) => BatchIssueResult {
+                    case_id,
+                    status: "sent".into(),
+                    channel: Some(issued.channel.as_str().into()),
+                    expires_at: Some(rfc3339_jst(issued.expires_at)),
+                    error_code: None,
+                    error: None,
+                },
+                Err(e) => {
+                    if let Error::Internal(detail) = &e {
+                        tracing::error!(case_id, error = %detail, "batch issuance failed");
+                    }
+                    let (_, b) = e.to_body();
+                    BatchIssueResult {
+                        case_id,
+                        status: "error".into(),
+                        channel: None,
+                        expires_at: None,
+                        error_code: Some(b.error_code),
+                        error: Some(b.error),
+                    }
+                }
+            };
+            results.push(r);
+        }
+        let b =
+            serde_json::to_string(&BatchIssueResponse { results }).map_err(anyhow::Error::from)?;
+        Ok((StatusCode::OK, b))
+    })
     .await
 }
 

@@ -43,7 +43,15 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/api/v1/cases", post(machine::create_case))
         .route("/api/v1/cases/{case_id}", patch(machine::update_case))
         .route("/api/v1/canary-cases", post(machine::create_canary_case))
-        .route("/api/v1/cases/{case_id}/processing-number", post(machine::issue))
+        .route(
+            "/api/v1/cases/{case_id}/processing-number",
+            post(machine::issue).get(machine::number_status),
+        )
+        .route(
+            "/api/v1/cases/{case_id}/processing-number/expire",
+            post(machine::expire),
+        )
+        .route("/api/v1/processing-numbers:batch", post(machine::issue_batch))
         .route(TWILIO_STATUS_PATH, post(receipts::twilio_status))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

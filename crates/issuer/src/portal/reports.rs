@@ -39,6 +39,7 @@ fn action_label(lang: Lang, action: &str) -> String {
         "staff_reset_password" => ("パスワード再設定", "password reset"),
         "staff_reset_totp" => ("2段階認証の再設定", "two-factor reset"),
         "revoke_api_key" => ("APIキー失効", "API key revoked"),
+        "expire_number" => ("処理番号の無効化", "processing number ended"),
         // An action this build does not know (a newer replica's): shown
         // as recorded rather than hidden.
         other => (other, other),
@@ -58,6 +59,7 @@ fn outcome_label(lang: Lang, outcome: &str) -> String {
         ),
         "delivery_failed" => ("送信失敗", "delivery failed"),
         "case_not_found" => ("拒否（患者なし）", "refused: no such case"),
+        "no_live_number" => ("拒否（有効な処理番号なし）", "refused: no live number"),
         other => (other, other),
     };
     lang.pick(ja, en).to_owned()
@@ -67,7 +69,7 @@ fn outcome_label(lang: Lang, outcome: &str) -> String {
 pub const AUDIT_PAGE_SIZE: i64 = 50;
 
 /// The actions the kind filter offers.
-const AUDIT_KINDS: [&str; 8] = [
+const AUDIT_KINDS: [&str; 9] = [
     "login",
     "logout",
     "enable_totp",
@@ -76,6 +78,7 @@ const AUDIT_KINDS: [&str; 8] = [
     "report_case",
     "issue_number",
     "reissue_number",
+    "expire_number",
 ];
 
 /// Query of the audit page: `kind` (an action), `account` (an actor),
@@ -355,6 +358,7 @@ mod tests {
                         "reissue_number",
                         "report_case",
                         "revoke_api_key",
+                        "expire_number",
                     ]
                     .contains(&lit)
                     || word("create_") && lit.ends_with("case")

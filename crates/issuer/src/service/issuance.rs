@@ -5,7 +5,7 @@ use tracing::{info, instrument, warn};
 use super::{Actor, Issuer};
 use crate::delivery::{Message, MessageContext, render};
 use crate::domain::codes::{CodeKind, LinkCode, ProcessingNumber};
-use crate::domain::model::{Centre, Channel};
+use crate::domain::model::{Centre, Channel, Issuance};
 use crate::domain::rules;
 use crate::domain::rules::Blocker;
 use crate::error::{Error, Result};
@@ -26,6 +26,56 @@ pub struct Issued {
 }
 
 impl Issuer {
+    /// The case's latest issuance and how many came before it (expiry
+    /// applied), for `GET /api/v1/cases/{id}/processing-number`: never the
+    /// number, which is not stored.
+    pub async fn number_status(
+        &self,
+        actor: &Actor,
+        case_id: i64,
+    ) -> Result<(Option<Issuance>, u32)> {
+        self.case_for(actor, case_id).await?;
+        let mut history = self.store.issuance_history(case_id, self.now()).await?;
+        let earlier = u32::try_from(history.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        // Newest first.
+        let latest = if history.is_empty() {
+            None
+        } else {
+            Some(history.swap_remove(0))
+        };
+        Ok((latest, earlier))
+    }
+
+    /// Ends the case's live number at once (issue 13: "for a number sent to
+    /// the wrong person"); a registration with it is then answered as
+    /// expired. Audited as `expire_number`; [`Error::NoLiveNumber`] when
+    /// there is none, and nothing changes.
+    #[instrument(skip_all, fields(actor = %actor.name, case_id))]
+    pub async fn expire_number(&self, actor: &Actor, case_id: i64) -> Result<()> {
+        let case = self.case_for(actor, case_id).await?;
+        let ended = self.store.expire_live_number(case_id, self.now()).await?;
+        let (outcome, detail) = match ended {
+            Some(id) => ("ok", format!("issuance_id={id}")),
+            None => ("no_live_number", String::new()),
+        };
+        self.audit(
+            actor,
+            case.data.centre_id,
+            Some(case_id),
+            "expire_number",
+            outcome,
+            detail,
+        )
+        .await;
+        match ended {
+            Some(id) => {
+                info!(case_id, issuance_id = id, "processing number ended");
+                Ok(())
+            }
+            None => Err(Error::NoLiveNumber),
+        }
+    }
+
     /// Issues (or reissues) a processing number for a case and sends it.
     /// Checks [`rules::issuance_prerequisites`] and [`rules::reissue_allowed`];
     /// the previous live number stops working at once. If the message cannot

@@ -314,6 +314,27 @@ impl Store {
         Ok(())
     }
 
+    /// Ends the case's live number at once (a number sent to the wrong
+    /// person, issue 13): its state becomes `expired` with `expires_at` now,
+    /// so verification answers it as expired from this moment. Returns the
+    /// issuance id, or `None` when the case had no live number.
+    pub async fn expire_live_number(
+        &self,
+        case_id: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let _turn = self.write_turn().await;
+        let r = sqlx::query(
+            "UPDATE issuances SET state = 'expired', expires_at = $1 \
+             WHERE case_id = $2 AND state = 'issued' AND expires_at > $1 RETURNING id",
+        )
+        .bind(now)
+        .bind(case_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(|r| r.get::<i64, _>(0)))
+    }
+
     /// Withdraws the numbers whose delivery was left `pending` since before
     /// `issued_before` (a process stopped between issuing and sending): "no
     /// delivery stays pending forever" (issue 12, finding 7). Nobody can be
