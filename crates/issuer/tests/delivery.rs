@@ -320,7 +320,7 @@ async fn an_unreachable_gateway_is_a_visible_failure() {
         h.app
             .issuer
             .store()
-            .stats(None, h.app.issuer.now())
+            .stats(None, 0, i64::MAX, h.app.issuer.now())
             .await
             .unwrap()
             .delivery_failed,

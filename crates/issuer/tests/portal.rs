@@ -1529,3 +1529,168 @@ async fn administrators_manage_their_centres_staff_accounts() {
         }
     }
 }
+
+/// The statistics page (issue 13): a reissued number counts as 再発行により無効,
+/// the period is shown and chosen, and the registration funnel counts people
+/// — given a number, sent, registered, the share — by Japan day, for the
+/// centre beside the nation, with a CSV of the same. A bad period says so
+/// and shows the default.
+#[tokio::test]
+async fn statistics_show_the_period_reissues_and_the_registration_funnel() {
+    for db in backends().await {
+        let h = start(&db).await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        // Person A: a number, a reissue, registered with the second.
+        let a = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(a, "a1").await.status, 200);
+        assert_eq!(h.issue(a, "a2").await.status, 200);
+        let (number, _) = h.last_number();
+        assert_eq!(h.verify(&number).await.status, 200);
+        // Person B: a number, not used.
+        let b_case = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(b_case, "b1").await.status, 200);
+        // Person C: no number.
+        h.create_case(&case_json()).await;
+        // Another centre's person: national only.
+        let other = second_centre(&h).await;
+        let (other_key, _) = h
+            .app
+            .issuer
+            .create_api_key(issuer::store::ApiKeyKind::Admin, Some(other))
+            .await
+            .unwrap();
+        let r = h
+            .post(
+                "/api/v1/cases",
+                Some(&other_key),
+                None,
+                &case_json().to_string(),
+            )
+            .await;
+        let theirs = r.body["case_id"].as_i64().unwrap();
+        let r = h
+            .post(
+                &format!("/api/v1/cases/{theirs}/processing-number"),
+                Some(&other_key),
+                Some("o1"),
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // The next Japan day: one more person of this centre.
+        h.clock.advance(chrono::Duration::days(1));
+        let d = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(d, "d1").await.status, 200);
+
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let s = b.get("/portal/stats").await;
+        assert_eq!(s.status, 200, "{}: {}", h.label, s.body);
+        // The period: the last 28 Japan days ending today (2020-12-17).
+        assert!(
+            s.body.contains("集計期間: 2020年11月20日〜2020年12月17日"),
+            "{}",
+            s.body
+        );
+        // Four numbers of this centre: one used, one replaced by the reissue,
+        // two live.
+        assert!(
+            s.body.contains(r#"<td id="superseded-1">1</td>"#),
+            "{}",
+            s.body
+        );
+        assert!(s.body.contains("再発行により無効"));
+        // The funnel: 3 people of this centre given a number, 3 sent, 1
+        // registered; 4 nationally.
+        let total =
+            r#"<tr class="total"><th>期間合計</th><td>3</td><td>3</td><td>1</td><td>33.3%</td>"#;
+        assert!(s.body.contains(total), "{}", s.body);
+        assert!(
+            s.body
+                .contains(r#"<tr class="total"><th>全国（期間合計）</th><td>4</td><td>4</td><td>1</td><td>25.0%</td>"#),
+            "{}",
+            s.body
+        );
+        assert!(
+            s.body
+                .contains("<th>2020年12月16日</th><td>2</td><td>2</td><td>1</td><td>50.0%</td>")
+        );
+        assert!(
+            s.body
+                .contains("<th>2020年12月17日</th><td>1</td><td>1</td><td>0</td><td>0.0%</td>")
+        );
+        assert!(!s.body.contains(&number));
+
+        // A chosen period: only the 16th.
+        let s = b.get("/portal/stats?from=2020-12-16&to=2020-12-16").await;
+        assert!(s.body.contains(
+            r#"<tr class="total"><th>期間合計</th><td>2</td><td>2</td><td>1</td><td>50.0%</td>"#
+        ));
+        assert!(s.body.contains(r#"<td id="superseded-1">1</td>"#));
+        let s = b.get("/portal/stats?from=2020-12-17&to=2020-12-17").await;
+        assert!(
+            s.body.contains(r#"<td id="superseded-1">0</td>"#),
+            "{}",
+            s.body
+        );
+
+        // The CSV: a line per day, then the total.
+        let csv = b
+            .get("/portal/stats/funnel.csv?from=2020-12-15&to=2020-12-17")
+            .await;
+        assert_eq!(csv.status, 200);
+        assert!(csv.body.starts_with('\u{feff}'));
+        let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines.len(), 5, "{}", csv.body);
+        assert!(
+            lines[0].starts_with("日付,処理番号を発行した人,"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[1], "2020-12-15,0,0,0,,,");
+        assert!(
+            lines[2].starts_with("2020-12-16,2,2,1,0.5000,0,"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].starts_with("2020-12-17,1,1,0,0.0000,0,"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[4].starts_with("期間合計,3,3,1,0.3333,0,"),
+            "{}",
+            lines[4]
+        );
+
+        // Bad periods: said, the default shown; the CSV refuses.
+        for q in [
+            "from=2020-12-17&to=2020-12-01",
+            "from=2019-01-01&to=2020-12-17",
+            "from=yesterday",
+        ] {
+            let s = b.get(&format!("/portal/stats?{q}")).await;
+            assert_eq!(s.status, 400, "{q}");
+            assert!(s.body.contains(r#"id="period-error""#), "{q}");
+            assert!(s.body.contains("集計期間: 2020年11月20日〜2020年12月17日"));
+            let c = b.get(&format!("/portal/stats/funnel.csv?{q}")).await;
+            assert_eq!(c.status, 400, "{q}");
+        }
+
+        // English.
+        let s = b.get("/portal/stats?lang=en").await;
+        assert!(s.body.contains("Registration funnel") && s.body.contains("Replaced by a reissue"));
+        assert!(
+            s.body.contains("Period: 2020-11-20 to 2020-12-17"),
+            "{}",
+            s.body
+        );
+        let csv = b.get("/portal/stats/funnel.csv").await;
+        assert!(
+            csv.body.contains("Date,People given a number,"),
+            "{}",
+            csv.body
+        );
+    }
+}

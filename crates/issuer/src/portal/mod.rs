@@ -62,6 +62,7 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
+        .route("/portal/stats/funnel.csv", get(reports::funnel_csv))
         .route(
             "/portal/admin/staff",
             get(admin::staff_list).post(admin::staff_create),

@@ -6,17 +6,20 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::i18n::Lang;
 use super::session::Viewer;
 use super::views::{
-    AuditKind, AuditPage, AuditRow, Layout, StatsColumn, StatsPage, duration, when,
+    AuditKind, AuditPage, AuditRow, FunnelLine, Layout, ScopeChoice, StatsColumn, StatsPage, date,
+    duration, when,
 };
 use super::{Failure, OrPage, page};
+use crate::domain::funnel::{self, Funnel, FunnelFigures};
+use crate::domain::model::Centre;
 use crate::state::App;
 use crate::store::{AuditFilter, IssuanceStats};
 
@@ -232,33 +235,385 @@ fn column(lang: Lang, label: &'static str, s: &IssuanceStats) -> StatsColumn {
     StatsColumn {
         label,
         issued: s.issued,
-        delivered: s.delivered,
+        live: s.live,
         used: s.used,
         expired: s.expired,
+        superseded: s.superseded,
+        failed: s.delivery_failed,
         median: s
             .median_seconds_to_registration
             .map_or_else(|| lang.texts().s_none.to_owned(), |m| duration(lang, m)),
     }
 }
 
-/// `GET /portal/stats`.
-pub async fn stats(State(app): State<Arc<App>>, v: Viewer) -> Result<Response, Failure> {
+/// Query of the statistics page and its CSV: `from` / `to` (Japan dates,
+/// inclusive; default the last 28 days) and, for system administrators,
+/// `centre` (a centre id; empty: national).
+#[derive(Debug, Default, Deserialize)]
+pub struct StatsQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    centre: String,
+}
+
+/// Days in the default period.
+const DEFAULT_PERIOD_DAYS: i64 = 28;
+
+/// The period and scope a statistics request asks for, checked: a bad
+/// period falls back to the default with a message; an unknown centre is
+/// national.
+struct Period {
+    from: NaiveDate,
+    to: NaiveDate,
+    error: &'static str,
+    /// The funnel's centre: the viewer's own, or the one a system
+    /// administrator chose.
+    centre: Option<i64>,
+}
+
+impl Period {
+    fn of(v: &Viewer, q: &StatsQuery, now: i64, centres: &[Centre]) -> Self {
+        let today = funnel::japan_day(now);
+        let default_from = today - chrono::Duration::days(DEFAULT_PERIOD_DAYS - 1);
+        let (from, to, error) = match (parse_day(&q.from), parse_day(&q.to)) {
+            (Ok(f), Ok(t)) => {
+                let from = f.unwrap_or(default_from);
+                let to = t.unwrap_or(today);
+                if from <= to && (to - from).num_days() < funnel::MAX_FUNNEL_DAYS {
+                    (from, to, "")
+                } else {
+                    (default_from, today, v.lang.texts().s_bad_period)
+                }
+            }
+            _ => (default_from, today, v.lang.texts().s_bad_period),
+        };
+        let centre = match v.actor.centre_id {
+            Some(c) => Some(c),
+            None => q
+                .centre
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|c| centres.iter().any(|x| x.id == *c)),
+        };
+        Self {
+            from,
+            to,
+            error,
+            centre,
+        }
+    }
+
+    /// `[start of from, start of the day after to)` in unix seconds.
+    fn bounds(&self) -> (i64, i64) {
+        (
+            japan_midnight(self.from),
+            japan_midnight(self.to + chrono::Duration::days(1)),
+        )
+    }
+
+    fn query(&self, v: &Viewer) -> String {
+        let mut q = format!("from={}&to={}", self.from, self.to);
+        if v.actor.centre_id.is_none()
+            && let Some(c) = self.centre
+        {
+            q.push_str(&format!("&centre={c}"));
+        }
+        q
+    }
+}
+
+fn share(lang: Lang, f: &FunnelFigures) -> String {
+    f.registered_share().map_or_else(
+        || lang.texts().s_none.to_owned(),
+        |s| format!("{:.1}%", s * 100.0),
+    )
+}
+
+fn funnel_line(lang: Lang, label: String, f: &FunnelFigures, total: bool) -> FunnelLine {
+    let t = lang.texts();
+    let d = |x: Option<i64>| x.map_or_else(|| t.s_none.to_owned(), |m| duration(lang, m));
+    FunnelLine {
+        label,
+        numbered: f.numbered,
+        delivered: f.delivered,
+        registered: f.registered,
+        share: share(lang, f),
+        to_number: d(f.median_result_to_number),
+        to_registration: d(f.median_number_to_registration),
+        total,
+    }
+}
+
+/// `GET /portal/stats`: the numbers of the period by state (the viewer's
+/// centre beside the nation), and the registration funnel by day — people
+/// given a number, of them sent, of them registered, the share registered,
+/// the median times (issue 13) — with a chart and a CSV of the same.
+pub async fn stats(
+    State(app): State<Arc<App>>,
+    v: Viewer,
+    Query(q): Query<StatsQuery>,
+) -> Result<Response, Failure> {
     let t = v.lang.texts();
     let now = app.issuer.now();
     let store = app.issuer.store();
-    let national = store.stats(None, now).await.or_page(v.lang)?;
+    let centres = store.centres().await.or_page(v.lang)?;
+    let p = Period::of(&v, &q, now, &centres);
+    let (from, until) = p.bounds();
+    let national = store.stats(None, from, until, now).await.or_page(v.lang)?;
     let mut columns = Vec::new();
     if let Some(c) = v.actor.centre_id {
-        let own = store.stats(Some(c), now).await.or_page(v.lang)?;
+        let own = store
+            .stats(Some(c), from, until, now)
+            .await
+            .or_page(v.lang)?;
         columns.push(column(v.lang, t.stats_centre, &own));
     }
     columns.push(column(v.lang, t.stats_national, &national));
-    let p = StatsPage {
+    let rows = store
+        .funnel_rows(p.centre, from, until)
+        .await
+        .or_page(v.lang)?;
+    let f = funnel::funnel(&rows, p.from, p.to);
+    let mut lines = vec![funnel_line(v.lang, t.f_total.to_owned(), &f.total, true)];
+    if p.centre.is_some() {
+        let all = store.funnel_rows(None, from, until).await.or_page(v.lang)?;
+        let n = funnel::funnel(&all, p.from, p.to);
+        lines.push(funnel_line(
+            v.lang,
+            t.f_national_total.to_owned(),
+            &n.total,
+            true,
+        ));
+    }
+    for (d, figures) in f.days.iter().rev() {
+        lines.push(funnel_line(v.lang, date(v.lang, *d), figures, false));
+    }
+    let scope_label = match p.centre {
+        Some(c) => centres
+            .iter()
+            .find(|x| x.id == c)
+            .map_or_else(|| t.stats_centre.to_owned(), |x| x.name.clone()),
+        None => t.stats_national.to_owned(),
+    };
+    let scopes = if v.actor.centre_id.is_none() {
+        std::iter::once(ScopeChoice {
+            value: String::new(),
+            label: t.stats_national.to_owned(),
+            selected: p.centre.is_none(),
+        })
+        .chain(centres.iter().map(|c| ScopeChoice {
+            value: c.id.to_string(),
+            label: c.name.clone(),
+            selected: p.centre == Some(c.id),
+        }))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let page_ = StatsPage {
         l: Layout::of(&v, t.stats_title, "/portal/stats"),
         chart: chart(v.lang, &columns),
         columns,
+        from: p.from.to_string(),
+        to: p.to.to_string(),
+        period: format!(
+            "{}{}{}",
+            date(v.lang, p.from),
+            v.lang.pick("〜", " to "),
+            date(v.lang, p.to)
+        ),
+        error: p.error,
+        scopes,
+        scope_label,
+        funnel_chart: funnel_chart(v.lang, &f),
+        funnel: lines,
+        csv: format!("/portal/stats/funnel.csv?{}", p.query(&v)),
     };
-    Ok(page(StatusCode::OK, &p))
+    let status = if p.error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok(page(status, &page_))
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `GET /portal/stats/funnel.csv`: the funnel of the statistics page, a line
+/// per Japan day then the period total, for a spreadsheet (UTF-8 with a byte
+/// order mark, which Excel needs to read Japanese; headers in the page's
+/// language; times in seconds).
+pub async fn funnel_csv(
+    State(app): State<Arc<App>>,
+    v: Viewer,
+    Query(q): Query<StatsQuery>,
+) -> Result<Response, Failure> {
+    let t = v.lang.texts();
+    let now = app.issuer.now();
+    let store = app.issuer.store();
+    let centres = store.centres().await.or_page(v.lang)?;
+    let p = Period::of(&v, &q, now, &centres);
+    if !p.error.is_empty() {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            p.error,
+        )
+            .into_response());
+    }
+    let (from, until) = p.bounds();
+    let rows = store
+        .funnel_rows(p.centre, from, until)
+        .await
+        .or_page(v.lang)?;
+    let f = funnel::funnel(&rows, p.from, p.to);
+    let secs = v.lang.pick("（秒）", " (s)");
+    let mut out = String::from("\u{feff}");
+    let header_row = [
+        t.f_day.to_owned(),
+        t.f_numbered.to_owned(),
+        t.f_delivered.to_owned(),
+        t.f_registered.to_owned(),
+        t.f_share.to_owned(),
+        format!("{}{secs}", t.f_to_number),
+        format!("{}{secs}", t.f_to_registration),
+    ];
+    let line = |out: &mut String, label: &str, f: &FunnelFigures| {
+        let o = |x: Option<i64>| x.map(|v| v.to_string()).unwrap_or_default();
+        let fields = [
+            label.to_owned(),
+            f.numbered.to_string(),
+            f.delivered.to_string(),
+            f.registered.to_string(),
+            f.registered_share()
+                .map(|s| format!("{s:.4}"))
+                .unwrap_or_default(),
+            o(f.median_result_to_number),
+            o(f.median_number_to_registration),
+        ];
+        let fields: Vec<String> = fields.iter().map(|x| csv_field(x)).collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    };
+    out.push_str(
+        &header_row
+            .iter()
+            .map(|x| csv_field(x))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("\r\n");
+    for (d, figures) in &f.days {
+        line(&mut out, &d.to_string(), figures);
+    }
+    line(&mut out, t.f_total, &f.total);
+    let name = format!(
+        "attachment; filename=\"funnel-{}-{}_{}.csv\"",
+        p.centre
+            .map_or_else(|| "national".to_owned(), |c| format!("centre{c}")),
+        p.from,
+        p.to
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// The funnel by day as grouped bars (people given a number, sent,
+/// registered), oldest day on the left, one label every 7 days; scaled to the
+/// busiest day. Built from numbers and the fixed labels only.
+pub fn funnel_chart(lang: Lang, f: &Funnel) -> String {
+    let t = lang.texts();
+    const DAY_W: usize = 18;
+    const PLOT_H: usize = 160;
+    const LEFT: usize = 40;
+    const TOP: usize = 34;
+    let series = [
+        (t.f_numbered, "#1d4e89"),
+        (t.f_delivered, "#3f7fc4"),
+        (t.f_registered, "#2e8b57"),
+    ];
+    let n = f.days.len().max(1);
+    let width = LEFT + n * DAY_W + 20;
+    let height = TOP + PLOT_H + 40;
+    let max = f
+        .days
+        .iter()
+        .map(|(_, d)| d.numbered)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{}" font-size="11">"#,
+        escape(t.f_title)
+    );
+    let mut x = LEFT;
+    for (label, colour) in series {
+        let _ = write!(
+            svg,
+            r##"<rect x="{x}" y="6" width="10" height="10" fill="{colour}"/><text x="{}" y="15" fill="#222">{}</text>"##,
+            x + 14,
+            escape(label)
+        );
+        x += 14 + label.chars().count() * 12 + 16;
+    }
+    let base = TOP + PLOT_H;
+    let _ = write!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{base}" x2="{}" y2="{base}" stroke="#666"/><text x="{}" y="{}" text-anchor="end" fill="#333">{max}</text><text x="{}" y="{}" text-anchor="end" fill="#333">0</text>"##,
+        width - 10,
+        LEFT - 4,
+        TOP + 4,
+        LEFT - 4,
+        base
+    );
+    for (i, (d, day)) in f.days.iter().enumerate() {
+        let x0 = LEFT + i * DAY_W + 2;
+        for (j, (v, (_, colour))) in [day.numbered, day.delivered, day.registered]
+            .into_iter()
+            .zip(series)
+            .enumerate()
+        {
+            let h = (v as usize * PLOT_H) / max as usize;
+            if h > 0 {
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{}" y="{}" width="4" height="{h}" fill="{colour}"/>"#,
+                    x0 + j * 5,
+                    base - h
+                );
+            }
+        }
+        if i % 7 == 0 || i + 1 == f.days.len() {
+            let _ = write!(
+                svg,
+                r##"<text x="{x0}" y="{}" fill="#333">{}</text>"##,
+                base + 16,
+                d.format("%-m/%-d")
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 fn escape(s: &str) -> String {
@@ -279,9 +634,10 @@ pub fn chart(lang: Lang, columns: &[StatsColumn]) -> String {
     const GAP: usize = 8;
     let metrics = [
         (t.s_issued, "#1d4e89"),
-        (t.s_delivered, "#3f7fc4"),
+        (t.s_live, "#3f7fc4"),
         (t.s_used, "#2e8b57"),
         (t.s_expired, "#9aa5b1"),
+        (t.s_superseded, "#c9a227"),
     ];
     let height = 30 + metrics.len() * (BAR_H + GAP);
     let width = PANEL_W * columns.len().max(1);
@@ -293,7 +649,7 @@ pub fn chart(lang: Lang, columns: &[StatsColumn]) -> String {
     );
     for (i, c) in columns.iter().enumerate() {
         let x0 = i * PANEL_W;
-        let values = [c.issued, c.delivered, c.used, c.expired];
+        let values = [c.issued, c.live, c.used, c.expired, c.superseded];
         let max = values.iter().copied().max().unwrap_or(0).max(1);
         let _ = write!(
             svg,
@@ -381,18 +737,27 @@ mod tests {
     }
 
     #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("みなと保健所"), "みなと保健所");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
     fn chart_is_svg_with_one_bar_per_metric_and_column() {
         let c = |label| StatsColumn {
             label,
             issued: 10,
-            delivered: 9,
+            live: 3,
             used: 4,
             expired: 2,
+            superseded: 1,
+            failed: 1,
             median: String::new(),
         };
         let svg = chart(Lang::Ja, &[c("自保健所"), c("全国<x>")]);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        assert_eq!(svg.matches("<rect").count(), 8);
+        assert_eq!(svg.matches("<rect").count(), 10);
         assert!(svg.contains("全国&lt;x&gt;") && !svg.contains("<x>"));
     }
 }

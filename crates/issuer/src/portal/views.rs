@@ -348,10 +348,34 @@ pub struct AuditPage {
 pub struct StatsColumn {
     pub label: &'static str,
     pub issued: i64,
-    pub delivered: i64,
+    pub live: i64,
     pub used: i64,
     pub expired: i64,
+    pub superseded: i64,
+    pub failed: i64,
     pub median: String,
+}
+
+/// One line of the funnel table (a day, or a total).
+#[derive(Debug, Clone)]
+pub struct FunnelLine {
+    pub label: String,
+    pub numbered: u64,
+    pub delivered: u64,
+    pub registered: u64,
+    pub share: String,
+    pub to_number: String,
+    pub to_registration: String,
+    /// A total line (shown in bold).
+    pub total: bool,
+}
+
+/// A choice of the scope select (system administrators).
+#[derive(Debug, Clone)]
+pub struct ScopeChoice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
 /// Statistics.
@@ -362,6 +386,23 @@ pub struct StatsPage {
     pub columns: Vec<StatsColumn>,
     /// Inline SVG, built by [`super::reports::chart`] from numbers and fixed labels.
     pub chart: String,
+    /// `YYYY-MM-DD` of the period's ends, for the form.
+    pub from: String,
+    pub to: String,
+    /// The period for people (Japan dates).
+    pub period: String,
+    /// Why the asked period was not used, or empty.
+    pub error: &'static str,
+    /// Scope choices (system administrators only; empty otherwise).
+    pub scopes: Vec<ScopeChoice>,
+    /// The scope the funnel is of (a centre's name, or national).
+    pub scope_label: String,
+    /// Funnel lines: the totals first, then every day.
+    pub funnel: Vec<FunnelLine>,
+    /// Inline SVG of the funnel by day, from numbers and fixed labels.
+    pub funnel_chart: String,
+    /// The CSV link with the same period and scope.
+    pub csv: String,
 }
 
 /// A unix time in JST for people.

@@ -5,6 +5,7 @@ use sqlx::Row;
 use store_support::unique_violation;
 
 use super::{IssuanceStats, Store, StoreError, rows};
+use crate::domain::funnel::FunnelIssuance;
 use crate::domain::model::{Channel, Issuance, IssuanceState, ReportType};
 use crate::domain::rules;
 use crate::domain::rules::Blocker;
@@ -360,20 +361,62 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Counts of issuances by state and delivery, for a centre or nationally,
-    /// and the median seconds from issue to registration.
+    /// Counts of the numbers issued in `[from, until)` (unix seconds) by
+    /// state and delivery, for a centre or nationally, and the median
+    /// seconds from issue to registration. The canary's synthetic cases are
+    /// not counted.
     pub async fn stats(
         &self,
         centre_id: Option<i64>,
+        from: i64,
+        until: i64,
         now: i64,
     ) -> Result<IssuanceStats, StoreError> {
         let rs = sqlx::query(
             "SELECT i.state, i.delivery_status, i.expires_at, i.issued_at, i.used_at FROM issuances i \
-             JOIN cases c ON c.id = i.case_id WHERE ($1 = -1 OR c.centre_id = $1)",
+             JOIN cases c ON c.id = i.case_id WHERE ($1 = -1 OR c.centre_id = $1) \
+             AND c.canary = 0 AND i.issued_at >= $2 AND i.issued_at < $3",
         )
         .bind(centre_id.unwrap_or(-1))
+        .bind(from)
+        .bind(until)
         .fetch_all(&self.pool)
         .await?;
         rows::stats(&rs, now)
+    }
+
+    /// Every issuance of the people (cases) whose first number was issued
+    /// in `[from, until)`, for a centre or nationally, canary cases left
+    /// out: the rows of [`crate::domain::funnel::funnel`].
+    pub async fn funnel_rows(
+        &self,
+        centre_id: Option<i64>,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<FunnelIssuance>, StoreError> {
+        let rs = sqlx::query(
+            "SELECT i.case_id, c.created_at, i.issued_at, i.delivery_status, i.used_at \
+             FROM issuances i JOIN cases c ON c.id = i.case_id \
+             WHERE ($1 = -1 OR c.centre_id = $1) AND c.canary = 0 AND i.case_id IN \
+             (SELECT case_id FROM issuances GROUP BY case_id \
+              HAVING MIN(issued_at) >= $2 AND MIN(issued_at) < $3)",
+        )
+        .bind(centre_id.unwrap_or(-1))
+        .bind(from)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rs.iter()
+            .map(|r| {
+                let delivery: String = r.try_get("delivery_status")?;
+                Ok(FunnelIssuance {
+                    case_id: r.try_get("case_id")?,
+                    case_filed_at: r.try_get("created_at")?,
+                    issued_at: r.try_get("issued_at")?,
+                    delivered: matches!(delivery.as_str(), "sent" | "delivered"),
+                    used_at: r.try_get("used_at")?,
+                })
+            })
+            .collect()
     }
 }
