@@ -254,8 +254,32 @@ async fn staff_issue_a_number_in_headless_chromium() {
     d.goto(&format!("{base}/portal/audit")).await;
     pages.push(d.wait_for("staff:yamada").await);
     d.goto(&format!("{base}/portal/stats")).await;
-    pages.push(d.wait_for("<svg").await);
-    d.screenshot(&dir.path().join("stats.png")).await;
+    let stats = d.wait_for("陽性登録までの流れ").await;
+    // Two numbers of one person, the first replaced by the reissue: one
+    // person in the funnel.
+    assert!(stats.contains(r#"<td id="superseded-1">1</td>"#), "{stats}");
+    assert!(stats.contains("<th>期間合計</th><td>1</td>"), "{stats}");
+    pages.push(stats);
+    // The statistics and the funnel fit a phone and a desktop: the page
+    // never scrolls sideways (wide tables scroll inside their box).
+    for (w, h) in [(390, 844), (1280, 900)] {
+        d.resize(w, h).await;
+        let dims = d
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+        assert!(
+            scroll <= inner,
+            "stats at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.path().join(format!("stats-{w}.png")))
+            .await;
+    }
+    d.goto(&format!("{base}/portal/stats?lang=en")).await;
+    d.wait_for("Registration funnel").await;
+    d.screenshot(&dir.path().join("stats-en.png")).await;
+    d.goto(&format!("{base}/portal/stats?lang=ja")).await;
+    d.wait_for("陽性登録までの流れ").await;
     d.goto(&format!("{base}/portal/cases/1?tab=id&lang=en"))
         .await;
     pages.push(d.wait_for("it cannot be reissued").await);

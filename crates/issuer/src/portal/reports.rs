@@ -628,8 +628,8 @@ fn escape(s: &str) -> String {
 /// Built from numbers and the fixed labels only, every label escaped.
 pub fn chart(lang: Lang, columns: &[StatsColumn]) -> String {
     let t = lang.texts();
-    const PANEL_W: usize = 360;
-    const LABEL_W: usize = 90;
+    const PANEL_W: usize = 410;
+    const LABEL_W: usize = 142;
     const BAR_H: usize = 22;
     const GAP: usize = 8;
     let metrics = [
