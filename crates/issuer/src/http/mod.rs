@@ -130,6 +130,74 @@ pub fn register_metrics() {
     );
     metrics::gauge!("issuer_login_hashes_in_flight").set(0.0);
     metrics::counter!("issuer_login_hash_refused_total").increment(0);
+    for (name, help) in [
+        (
+            "issuer_numbers_issued_24h",
+            "Processing numbers issued in the last 24 h, per centre (canary cases not counted).",
+        ),
+        (
+            "issuer_registrations_24h",
+            "Registrations (numbers used) in the last 24 h, per centre.",
+        ),
+        (
+            "issuer_registration_ratio_24h",
+            "Registrations per number issued over the last 24 h, per centre (0 when none was issued).",
+        ),
+        (
+            "issuer_messages_last_hour",
+            "Processing-number messages issued in the last hour.",
+        ),
+        (
+            "issuer_delivery_failure_ratio_last_hour",
+            "Of the messages issued in the last hour, the share that failed or were undelivered.",
+        ),
+        (
+            "issuer_delivery_oldest_pending_seconds",
+            "Age of the oldest message not yet handed to a gateway (0 when none).",
+        ),
+        (
+            "issuer_delivery_oldest_awaiting_receipt_seconds",
+            "Age of the oldest message handed to the SMS gateway and still without its delivered receipt (0 when none).",
+        ),
+    ] {
+        metrics::describe_gauge!(name, help);
+    }
+}
+
+/// Brings the anomaly gauges (issue 13) up to date: per centre the numbers
+/// issued, registrations and their ratio over the last 24 h (every centre
+/// is set, so one that goes quiet drops to 0 rather than keeping its last
+/// value), the delivery failure ratio of the last hour and the age of the
+/// oldest message waiting. Alert rules: docs/production.md.
+async fn refresh_anomaly_gauges(app: &App, now: i64) -> Result<(), crate::store::StoreError> {
+    let store = app.issuer.store();
+    let signals = store.anomaly_signals(now).await?;
+    for c in store.centres().await? {
+        let day = signals.centres.iter().find(|d| d.centre_id == c.id);
+        let (issued, registered) = day.map_or((0, 0), |d| (d.issued_24h, d.registered_24h));
+        let centre = c.id.to_string();
+        metrics::gauge!("issuer_numbers_issued_24h", "centre" => centre.clone()).set(issued as f64);
+        metrics::gauge!("issuer_registrations_24h", "centre" => centre.clone())
+            .set(registered as f64);
+        let ratio = if issued > 0 {
+            registered as f64 / issued as f64
+        } else {
+            0.0
+        };
+        metrics::gauge!("issuer_registration_ratio_24h", "centre" => centre).set(ratio);
+    }
+    metrics::gauge!("issuer_messages_last_hour").set(signals.messages_last_hour as f64);
+    let failure = if signals.messages_last_hour > 0 {
+        signals.failed_last_hour as f64 / signals.messages_last_hour as f64
+    } else {
+        0.0
+    };
+    metrics::gauge!("issuer_delivery_failure_ratio_last_hour").set(failure);
+    let age = |t: Option<i64>| t.map_or(0.0, |t| (now - t).max(0) as f64);
+    metrics::gauge!("issuer_delivery_oldest_pending_seconds").set(age(signals.oldest_pending));
+    metrics::gauge!("issuer_delivery_oldest_awaiting_receipt_seconds")
+        .set(age(signals.oldest_awaiting_receipt));
+    Ok(())
 }
 
 /// The process's registry. The last-hour gauge depends on the time of the
@@ -140,6 +208,16 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     metrics::gauge!("issuer_verify_failed_last_hour")
         .set(app.limits.failures_last_hour(now) as f64);
     metrics::gauge!("issuer_verify_guessing_risk").set(app.limits.guessing_risk(now));
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        refresh_anomaly_gauges(&app, now),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "anomaly gauges not refreshed"),
+        Err(_) => tracing::warn!("anomaly gauges not refreshed: the database took over 2 s"),
+    }
     (
         [(axum::http::header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
         telemetry::render(),

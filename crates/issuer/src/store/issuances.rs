@@ -69,6 +69,32 @@ impl Receipt {
     }
 }
 
+/// One centre's last 24 hours, for the anomaly signals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CentreDay {
+    /// The centre.
+    pub centre_id: i64,
+    /// Numbers issued in the last 24 h.
+    pub issued_24h: i64,
+    /// Registrations (numbers used) in the last 24 h.
+    pub registered_24h: i64,
+}
+
+/// What `/metrics` reports for alerting (see [`Store::anomaly_signals`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomalySignals {
+    /// Centres with a number issued or used in the last 24 h.
+    pub centres: Vec<CentreDay>,
+    /// Numbers issued in the last hour.
+    pub messages_last_hour: i64,
+    /// Of them, messages that failed or were undelivered.
+    pub failed_last_hour: i64,
+    /// Issue time of the oldest message not yet handed to a gateway.
+    pub oldest_pending: Option<i64>,
+    /// Hand-off time of the oldest message still without its receipt.
+    pub oldest_awaiting_receipt: Option<i64>,
+}
+
 /// Why [`Store::insert_issuance`] did not insert.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -383,6 +409,89 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows::stats(&rs, now)
+    }
+
+    /// The anomaly signals of `now` (issue 13), canary cases left out: per
+    /// centre the numbers issued and the registrations of the last 24 h;
+    /// the messages issued in the last hour and how many of them failed;
+    /// the oldest message not yet handed to a gateway and the oldest handed
+    /// over but still without its delivered receipt (last 7 days).
+    pub async fn anomaly_signals(&self, now: i64) -> Result<AnomalySignals, StoreError> {
+        let day = now - 86_400;
+        let per_centre = |col: &'static str| {
+            format!(
+                "SELECT c.centre_id AS centre, COUNT(*) AS n FROM issuances i \
+                 JOIN cases c ON c.id = i.case_id \
+                 WHERE c.canary = 0 AND c.centre_id IS NOT NULL AND i.{col} >= $1 \
+                 GROUP BY c.centre_id"
+            )
+        };
+        let mut centres: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+        for (i, col) in ["issued_at", "used_at"].into_iter().enumerate() {
+            let rs = sqlx::query(&per_centre(col))
+                .bind(day)
+                .fetch_all(&self.pool)
+                .await?;
+            for r in rs {
+                let e = centres.entry(r.try_get("centre")?).or_default();
+                let n: i64 = r.try_get("n")?;
+                if i == 0 {
+                    e.0 = n;
+                } else {
+                    e.1 = n;
+                }
+            }
+        }
+        let count = |sql: &'static str| async move {
+            let r = sqlx::query(sql)
+                .bind(now - 3600)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok::<i64, StoreError>(r.try_get(0)?)
+        };
+        let messages_last_hour = count(
+            "SELECT COUNT(*) FROM issuances i JOIN cases c ON c.id = i.case_id \
+             WHERE c.canary = 0 AND i.issued_at >= $1",
+        )
+        .await?;
+        let failed_last_hour = count(
+            "SELECT COUNT(*) FROM issuances i JOIN cases c ON c.id = i.case_id \
+             WHERE c.canary = 0 AND i.issued_at >= $1 \
+             AND i.delivery_status IN ('failed', 'undelivered')",
+        )
+        .await?;
+        let oldest = |sql: &'static str| async move {
+            let r = sqlx::query(sql)
+                .bind(now - 7 * 86_400)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok::<Option<i64>, StoreError>(r.try_get(0)?)
+        };
+        let oldest_pending = oldest(
+            "SELECT MIN(issued_at) FROM issuances \
+             WHERE delivery_status = 'pending' AND issued_at >= $1",
+        )
+        .await?;
+        let oldest_awaiting_receipt = oldest(
+            "SELECT MIN(sent_at) FROM issuances WHERE delivery_status = 'sent' \
+             AND message_sid IS NOT NULL AND delivered_at IS NULL AND state = 'issued' \
+             AND issued_at >= $1",
+        )
+        .await?;
+        Ok(AnomalySignals {
+            centres: centres
+                .into_iter()
+                .map(|(id, (issued, registered))| CentreDay {
+                    centre_id: id,
+                    issued_24h: issued,
+                    registered_24h: registered,
+                })
+                .collect(),
+            messages_last_hour,
+            failed_last_hour,
+            oldest_pending,
+            oldest_awaiting_receipt,
+        })
     }
 
     /// Every issuance of the people (cases) whose first number was issued

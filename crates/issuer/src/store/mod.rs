@@ -20,7 +20,7 @@ pub use audit::{AuditFilter, AuditLine};
 pub use cases::{CaseExtra, ListPage, ListState};
 pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
-pub use issuances::{IssueError, NewIssuance, Receipt};
+pub use issuances::{AnomalySignals, CentreDay, IssueError, NewIssuance, Receipt};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
 pub use staff::{ApiKeyListing, StaffListing};
