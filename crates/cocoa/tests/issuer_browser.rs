@@ -252,7 +252,14 @@ async fn staff_issue_a_number_in_headless_chromium() {
 
     // The audit log and statistics pages.
     d.goto(&format!("{base}/portal/audit")).await;
-    pages.push(d.wait_for("staff:yamada").await);
+    // Issue 13: who issued, by name (the login when no display name is
+    // set), never the stored id `staff:yamada`.
+    let audit = d.wait_for("処理番号発行").await;
+    assert!(
+        audit.contains(">yamada<") && !audit.contains("staff:yamada"),
+        "{audit}"
+    );
+    pages.push(audit);
     d.goto(&format!("{base}/portal/stats")).await;
     let stats = d.wait_for("陽性登録までの流れ").await;
     // Two numbers of one person, the first replaced by the reissue: one

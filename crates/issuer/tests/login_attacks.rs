@@ -551,7 +551,7 @@ async fn the_audit_page_is_paged_filtered_and_pruned() {
         assert_eq!(audit_rows(&p3), 27, "{}", h.label);
         let p = root.get("/portal/audit?kind=logout").await.body;
         assert_eq!(audit_rows(&p), 6, "{}", h.label);
-        let p = root.get("/portal/audit?account=staff:suzuki").await.body;
+        let p = root.get("/portal/audit?account=suzuki").await.body;
         assert_eq!(audit_rows(&p), 5, "{}", h.label);
         let p = root
             .get("/portal/audit?from=2020-12-14&to=2020-12-14")

@@ -193,6 +193,12 @@ async fn staff_issue_and_see_sent_but_never_the_number() {
     for db in backends().await {
         let h = start(&db).await;
         staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let store = h.app.issuer.store();
+        let yamada = store.staff_by_login("yamada").await.unwrap().unwrap();
+        store
+            .set_staff_display_name(yamada.id, "山田 太郎")
+            .await
+            .unwrap();
         let mut b = Browser::new(&h);
         assert_eq!(b.get("/portal/cases").await.location, "/portal/login");
         let p = b.login("yamada", PASSWORD).await;
@@ -291,7 +297,9 @@ async fn staff_issue_and_see_sent_but_never_the_number() {
 
         // Audit log and statistics: who, which case, outcome; never a number.
         let a = b.get("/portal/audit").await;
-        assert!(a.body.contains("staff:yamada") && a.body.contains("処理番号発行"));
+        // Issue 13: the display name, never the stored id `staff:yamada`.
+        assert!(a.body.contains("山田 太郎") && a.body.contains("処理番号発行"));
+        assert!(!a.body.contains(">staff:yamada<"), "{}", a.body);
         assert!(a.body.contains("拒否（登録済みのため再発行不可）"));
         let s = b.get("/portal/stats").await;
         assert!(s.body.contains("<svg") && s.body.contains("自保健所") && s.body.contains("全国"));

@@ -460,6 +460,7 @@ async fn case_page(
         None => None,
     };
     let history = store.issuance_history(case.id, now).await?;
+    let actors = super::views::Actors::load(store).await?;
     let registered = history.iter().any(|i| i.state == IssuanceState::Used);
     let blockers = rules::issuance_prerequisites(&case.data, centre.as_ref())
         .err()
@@ -482,7 +483,7 @@ async fn case_page(
             issued_at: when(lang, latest.issued_at),
             channel: channel_label(lang, latest.channel),
             valid_until: when(lang, latest.expires_at),
-            issued_by: latest.issued_by.clone(),
+            issued_by: actors.name(lang, &latest.issued_by),
             used_at: latest.used_at.map(|u| when(lang, u)).unwrap_or_default(),
             reason: latest.delivery_error.clone().unwrap_or_default(),
             help: match class {
@@ -499,7 +500,7 @@ async fn case_page(
                 state: state_label(lang, i.state, &i.delivery_status).0,
                 channel: channel_label(lang, i.channel),
                 valid_until: when(lang, i.expires_at),
-                issued_by: i.issued_by.clone(),
+                issued_by: actors.name(lang, &i.issued_by),
             })
             .collect();
     }

@@ -152,7 +152,14 @@ pub async fn audit(
     let filter = AuditFilter {
         centre_id: v.actor.centre_id,
         action: kind.clone(),
-        actor: Some(account.clone()).filter(|a| !a.is_empty()),
+        // Staff type a login (`yamada`); the log keeps `staff:yamada`.
+        actor: Some(account.clone()).filter(|a| !a.is_empty()).map(|a| {
+            if a.contains(':') {
+                a
+            } else {
+                format!("staff:{a}")
+            }
+        }),
         from: from.map(japan_midnight),
         until: to.and_then(|d| d.succ_opt()).map(japan_midnight),
     };
@@ -171,11 +178,14 @@ pub async fn audit(
     };
     let more = lines.len() as i64 > AUDIT_PAGE_SIZE;
     lines.truncate(AUDIT_PAGE_SIZE as usize);
+    let actors = super::views::Actors::load(app.issuer.store())
+        .await
+        .or_page(v.lang)?;
     let rows = lines
         .iter()
         .map(|l| AuditRow {
             at: when(v.lang, l.entry.at),
-            actor: l.entry.actor.clone(),
+            actor: actors.name(v.lang, &l.entry.actor),
             case_id: l.entry.case_id.map(|c| c.to_string()).unwrap_or_default(),
             action: action_label(v.lang, &l.entry.action),
             outcome: outcome_label(v.lang, &l.entry.outcome),

@@ -405,6 +405,59 @@ pub struct StatsPage {
     pub csv: String,
 }
 
+/// Who did something, as staff read it (issue 13: "Issuer shown by staff
+/// display name, not `staff:demo` / `api:2`"): a staff member's display name
+/// (their login when none is set), an API key's label, 自動発行 for
+/// automatic issuance, and so on. The stored actor stays the stable id; only
+/// the screen changes.
+#[derive(Debug, Default)]
+pub struct Actors {
+    staff: std::collections::HashMap<String, String>,
+    keys: std::collections::HashMap<String, String>,
+}
+
+impl Actors {
+    /// Loads the names of every account and key.
+    pub async fn load(store: &crate::store::Store) -> Result<Self, crate::store::StoreError> {
+        let staff = store.staff_display_names().await?;
+        let keys = store
+            .api_key_listing(None)
+            .await?
+            .into_iter()
+            .map(|k| (format!("api:{}", k.id), k.label))
+            .collect();
+        Ok(Self { staff, keys })
+    }
+
+    /// The name of `actor` in `lang`.
+    pub fn name(&self, lang: Lang, actor: &str) -> String {
+        if let Some(n) = self.staff.get(actor) {
+            return n.clone();
+        }
+        if let Some(id) = actor.strip_prefix("api:") {
+            let label = self.keys.get(actor).filter(|l| !l.is_empty());
+            return match (lang, label) {
+                (Lang::Ja, Some(l)) => format!("連携システム（{l}）"),
+                (Lang::Ja, None) => format!("連携システム（APIキー {id}）"),
+                (Lang::En, Some(l)) => format!("case system ({l})"),
+                (Lang::En, None) => format!("case system (API key {id})"),
+            };
+        }
+        let fixed = match actor {
+            "auto" => Some(("自動発行", "automatic issuance")),
+            "cli" => Some(("管理コマンド", "command line")),
+            "system" => Some(("システム", "system")),
+            "demo-seed" => Some(("デモデータ", "demo data")),
+            _ => None,
+        };
+        match fixed {
+            Some((ja, en)) => lang.pick(ja, en).to_owned(),
+            // An account deleted since, or another replica's actor: as recorded.
+            None => actor.strip_prefix("staff:").unwrap_or(actor).to_owned(),
+        }
+    }
+}
+
 /// A unix time in JST for people.
 pub fn when(lang: Lang, t: i64) -> String {
     let Some(d) = Utc.timestamp_opt(t, 0).single() else {
@@ -453,6 +506,19 @@ pub fn duration(lang: Lang, seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actors_are_named_as_staff_read_them() {
+        let mut a = Actors::default();
+        a.staff.insert("staff:demo".into(), "山田 花子".into());
+        a.keys.insert("api:2".into(), "HER-SYS連携".into());
+        assert_eq!(a.name(Lang::Ja, "staff:demo"), "山田 花子");
+        assert_eq!(a.name(Lang::Ja, "api:2"), "連携システム（HER-SYS連携）");
+        assert_eq!(a.name(Lang::En, "api:3"), "case system (API key 3)");
+        assert_eq!(a.name(Lang::Ja, "auto"), "自動発行");
+        assert_eq!(a.name(Lang::En, "auto"), "automatic issuance");
+        assert_eq!(a.name(Lang::Ja, "staff:gone"), "gone");
+    }
 
     #[test]
     fn age_counts_whole_months() {
