@@ -100,8 +100,19 @@ pub fn check(
             String::new()
         }
     };
-    let name_kanji = note(validate::name_kanji(&f.name_kanji));
-    let name_kana = note(validate::name_kana(&f.name_kana));
+    // Issue 13: "氏名 and フリガナ required" in the portal (the machine API
+    // may create a case without them; issuance then names what is missing).
+    let name_kanji = note(validate::name_kanji(&f.name_kanji).and_then(|s| {
+        required(s, "name_kanji", "氏名を入力してください", "enter the name")
+    }));
+    let name_kana = note(validate::name_kana(&f.name_kana).and_then(|s| {
+        required(
+            s,
+            "name_kana",
+            "フリガナを全角カタカナで入力してください",
+            "enter the furigana in full-width katakana",
+        )
+    }));
     let birth_date = note(
         validate::past_date("birth_date", &f.birth_date, today)
             .map(|_| f.birth_date.trim().to_owned()),
@@ -191,6 +202,19 @@ pub fn check(
     ))
 }
 
+/// `s` unless it is empty.
+fn required(s: String, field: &'static str, ja: &str, en: &str) -> Result<String, FieldError> {
+    if s.is_empty() {
+        Err(FieldError {
+            field,
+            message_ja: ja.into(),
+            message_en: en.into(),
+        })
+    } else {
+        Ok(s)
+    }
+}
+
 /// The form's values of a stored case.
 pub fn values_of(c: &Case, extra: &CaseExtra) -> CaseFormValues {
     let d = &c.data;
@@ -235,6 +259,18 @@ mod tests {
             uses_app: Some("on".into()),
             ..CaseForm::default()
         }
+    }
+
+    #[test]
+    fn the_portal_requires_name_and_furigana() {
+        let today = NaiveDate::from_ymd_opt(2020, 12, 16).unwrap();
+        let mut f = form();
+        f.name_kanji = "  ".into();
+        f.name_kana = String::new();
+        let errors = check(Lang::Ja, &f, today, &[]).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["name_kanji", "name_kana"]);
+        assert_eq!(errors[0].1, "氏名を入力してください");
     }
 
     #[test]

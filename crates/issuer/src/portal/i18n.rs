@@ -118,6 +118,7 @@ texts! {
     back: "戻る", "Back";
     f_name_kanji: "氏名", "Name (kanji)";
     f_name_kana: "フリガナ", "Furigana (katakana)";
+    f_required: "必須", "required";
     f_birth_date: "生年月日", "Date of birth";
     f_sex: "性別", "Sex";
     sex_male: "男性", "Male";
