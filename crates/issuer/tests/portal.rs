@@ -653,6 +653,8 @@ async fn totp_login_with_fresh_session_ids_and_expiry() {
             )
             .await;
         assert_eq!(p.status, 422);
+        // Issue 13: the QR code beside the secret, inline SVG.
+        assert!(p.body.contains("<svg id=\"totp-qr\""), "{}", p.body);
         let at = p.body.find("id=\"totp-secret\">").unwrap() + 17;
         let secret = p.body[at..at + p.body[at..].find('<').unwrap()].to_owned();
         let now = h.app.issuer.now();

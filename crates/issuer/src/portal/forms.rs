@@ -102,9 +102,10 @@ pub fn check(
     };
     // Issue 13: "氏名 and フリガナ required" in the portal (the machine API
     // may create a case without them; issuance then names what is missing).
-    let name_kanji = note(validate::name_kanji(&f.name_kanji).and_then(|s| {
-        required(s, "name_kanji", "氏名を入力してください", "enter the name")
-    }));
+    let name_kanji = note(
+        validate::name_kanji(&f.name_kanji)
+            .and_then(|s| required(s, "name_kanji", "氏名を入力してください", "enter the name")),
+    );
     let name_kana = note(validate::name_kana(&f.name_kana).and_then(|s| {
         required(
             s,

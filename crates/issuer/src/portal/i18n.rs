@@ -90,6 +90,7 @@ texts! {
     totp_failed: "確認コードが正しくありません。", "Wrong verification code.";
     totp_setup_help: "認証アプリに次のキーを登録し、表示された6桁の確認コードを入力してください。", "Add this key to your authenticator app, then enter the 6-digit code it shows.";
     totp_key: "キー", "Key";
+    totp_qr: "認証アプリでこのQRコードを読み取るか、下のキーを入力してください", "Scan this QR code with an authenticator app, or type the key below";
     totp_on: "2段階認証は有効です。", "Two-factor authentication is on.";
     totp_enable: "有効にする", "Turn on";
     totp_enabled_now: "2段階認証を有効にしました。次回のログインから確認コードが必要です。", "Two-factor authentication is now on; the next login will ask for a code.";

@@ -131,6 +131,8 @@ pub struct TotpSetupPage {
     pub enabled: bool,
     pub secret: String,
     pub uri: String,
+    /// The URI as an inline SVG QR code (markup we generate; shown unescaped).
+    pub qr: String,
     pub error: &'static str,
     pub info: &'static str,
 }
