@@ -168,26 +168,9 @@ impl Default for NationalLine {
     }
 }
 
-/// One entry of a server-provided list of centres.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CentreOverride {
-    /// Prefecture code (or name).
-    pub prefecture: String,
-    /// Centre name.
-    pub name: String,
-    /// Centre name in English; "<prefecture> consultation centre" when absent.
-    #[serde(default)]
-    pub name_en: Option<String>,
-    /// Telephone.
-    #[serde(default)]
-    pub phone: Option<String>,
-    /// Web page.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Hours.
-    #[serde(default)]
-    pub hours: Option<String>,
-}
+/// One entry of a server-provided list of centres: the issuer's
+/// `GET /api/v1/consultation-centres` serves a list of these.
+pub use api_types::centres::ConsultationCentreEntry as CentreOverride;
 
 /// The English name of a prefecture's consultation centre (受診・相談センター).
 fn centre_name_en(pref: &Prefecture) -> String {

@@ -13,10 +13,15 @@ pub struct Centre {
     pub name: String,
     /// Prefecture code (JIS X 0401, "01".."47").
     pub prefecture: String,
-    /// Phone of the consultation centre (受診・相談センター) shown to notified users.
+    /// Name of the consultation centre (受診・相談センター) shown to notified
+    /// phones of the prefecture; empty: the phones keep their built-in entry.
+    pub consultation_name: String,
+    /// Phone of the consultation centre shown to notified users.
     pub consultation_phone: String,
     /// Web page of the consultation centre.
     pub consultation_url: String,
+    /// Opening hours of the consultation centre, as people read them.
+    pub consultation_hours: String,
     /// How long a processing number stays valid, in seconds (default 24 h).
     pub validity_seconds: i64,
     /// Issue and send automatically when a case qualifies (COCOA from Dec 2021).

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cases;
+pub mod centres;
 mod issuance;
 mod verification;
 

@@ -29,7 +29,8 @@ impl Store {
     pub async fn update_centre(&self, c: &Centre) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE centres SET name = $1, prefecture = $2, consultation_phone = $3, consultation_url = $4, \
-             validity_seconds = $5, auto_issue = $6, allow_clinical = $7 WHERE id = $8",
+             validity_seconds = $5, auto_issue = $6, allow_clinical = $7, consultation_name = $9, \
+             consultation_hours = $10 WHERE id = $8",
         )
         .bind(&c.name)
         .bind(&c.prefecture)
@@ -39,6 +40,8 @@ impl Store {
         .bind(i64::from(c.auto_issue))
         .bind(i64::from(c.allow_clinical))
         .bind(c.id)
+        .bind(&c.consultation_name)
+        .bind(&c.consultation_hours)
         .execute(&self.pool)
         .await?;
         Ok(())

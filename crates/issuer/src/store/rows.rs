@@ -11,7 +11,7 @@ use crate::domain::model::{
     self, Case, CaseData, Centre, Channel, Issuance, IssuanceState, ReportType, Role,
 };
 
-pub(super) const CENTRE_COLUMNS: &str = "id, name, prefecture, consultation_phone, consultation_url, validity_seconds, auto_issue, allow_clinical";
+pub(super) const CENTRE_COLUMNS: &str = "id, name, prefecture, consultation_name, consultation_phone, consultation_url, consultation_hours, validity_seconds, auto_issue, allow_clinical";
 
 pub(super) const CASE_COLUMNS: &str = "id, centre_id, name_kanji, name_kana, birth_date, sex, mobile, email, \
      outpatient_facility, test_positive, classification, diagnosis_date, reported, uses_app, created_at, canary";
@@ -174,8 +174,10 @@ pub(super) fn centre(r: &AnyRow) -> Result<Centre, StoreError> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         prefecture: r.try_get("prefecture")?,
+        consultation_name: r.try_get("consultation_name")?,
         consultation_phone: r.try_get("consultation_phone")?,
         consultation_url: r.try_get("consultation_url")?,
+        consultation_hours: r.try_get("consultation_hours")?,
         validity_seconds: r.try_get("validity_seconds")?,
         auto_issue: flag(r, "auto_issue")?,
         allow_clinical: flag(r, "allow_clinical")?,

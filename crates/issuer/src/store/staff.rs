@@ -222,6 +222,16 @@ impl Store {
             .collect()
     }
 
+    /// Sets an API key's label (shown on the keys page and in the audit log).
+    pub async fn set_api_key_label(&self, id: i64, label: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET label = $1 WHERE id = $2")
+            .bind(label)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Revokes a live API key: `false` when there is no live key `id`
     /// (unknown, or revoked already: the first revocation time stays).
     pub async fn revoke_api_key(&self, id: i64, now: i64) -> Result<bool, StoreError> {
