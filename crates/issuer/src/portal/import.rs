@@ -1075,6 +1075,7 @@ pub async fn result(
                 errors: o.errors.iter().map(|e| e.text(v.lang).to_owned()).collect(),
                 number,
                 number_ok: o.number == "sent",
+                number_bad: matches!(o.number.as_str(), "failed" | "blocked"),
             });
         }
     }

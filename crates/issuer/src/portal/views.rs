@@ -365,7 +365,9 @@ pub struct ResultRow {
     pub errors: Vec<String>,
     /// What happened to its processing number (empty: not asked).
     pub number: String,
+    /// Sent (shown green) / not sent (red); neither: not asked or not eligible.
     pub number_ok: bool,
+    pub number_bad: bool,
 }
 
 /// The result of a confirmed import.
