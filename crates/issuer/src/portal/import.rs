@@ -610,12 +610,21 @@ async fn existing_ids(
 }
 
 /// The upload, parsed from the multipart body by the CSRF guard.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Upload {
     /// The form's CSRF token.
     pub csrf: String,
     /// The chosen file's bytes (empty: none chosen).
     pub file: Vec<u8>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The file holds personal data: only its size in a debug line.
+        f.debug_struct("Upload")
+            .field("file_bytes", &self.file.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads a `multipart/form-data` body: the `csrf` field and the `file`.
