@@ -290,6 +290,74 @@ async fn staff_issue_a_number_in_headless_chromium() {
     d.goto(&format!("{base}/portal/cases/1?tab=id&lang=en"))
         .await;
     pages.push(d.wait_for("it cannot be reissued").await);
+    // CSV import: a file with one error row (Shift_JIS, as Excel saves it on
+    // Japanese Windows), the preview names the row, the confirmation
+    // imports the good rows, and the case list shows them.
+    let csv = "ID,氏名,フリガナ,生年月日,性別,携帯電話,メール,外来機関,検査陽性,確定/無症状/疑似症,診断日,報告,アプリ利用\n\
+               HS-0001,佐藤 花子,サトウ ハナコ,1990/04/01,女性,090-2222-3333,,港区帰国者・接触者外来,はい,確定,2020/12/15,はい,はい\n\
+               HS-0002,高橋 次郎,タカハシ ジロウ,1985-13-40,男性,,jiro.takahashi.long.address@example.jp,港区帰国者・接触者外来,はい,確定,2020-12-15,はい,はい\n\
+               HS-0003,伊藤 三郎,イトウ サブロウ,1970-05-05,男性,,saburo@example.jp,港区帰国者・接触者外来,はい,無症状,2020-12-14,はい,いいえ\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(csv);
+    let csv_path = dir.path().join("cases.csv");
+    std::fs::write(&csv_path, &sjis).unwrap();
+    d.goto(&format!("{base}/portal/cases?lang=ja")).await;
+    d.wait_for("患者一覧").await;
+    d.click("#nav-import").await;
+    d.wait_for("CSVファイルの取込").await;
+    d.choose_file("#file", &csv_path).await;
+    d.click("#upload").await;
+    let preview = d.wait_for("取込内容の確認").await;
+    assert!(preview.contains("Shift_JIS"), "{preview}");
+    assert!(
+        preview.contains("3行目: 生年月日: 日付は YYYY-MM-DD の形式で入力してください"),
+        "{preview}"
+    );
+    assert!(preview.contains(r#"<dd id="valid">2</dd>"#), "{preview}");
+    pages.push(preview);
+    for (w, h) in [(390, 844), (1280, 900)] {
+        d.resize(w, h).await;
+        let dims = d
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+        assert!(
+            scroll <= inner,
+            "import preview at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.path().join(format!("import-preview-{w}.png")))
+            .await;
+    }
+    d.click("#issue").await;
+    d.click("#confirm-import").await;
+    let result = d.wait_for("取込の結果").await;
+    assert!(result.contains(r#"<dd id="imported">2</dd>"#), "{result}");
+    assert!(
+        result.contains(r#"<dd id="numbers-sent">1</dd>"#),
+        "{result}"
+    );
+    assert!(result.contains("佐藤 花子") && result.contains("伊藤 三郎"));
+    pages.push(result);
+    for (w, h) in [(390, 844), (1280, 900)] {
+        d.resize(w, h).await;
+        let dims = d
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+        assert!(
+            scroll <= inner,
+            "import result at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.path().join(format!("import-result-{w}.png")))
+            .await;
+    }
+    d.click("#to-cases").await;
+    let list = d.wait_for("患者一覧").await;
+    assert!(list.contains("佐藤 花子") && list.contains("伊藤 三郎"));
+    assert!(!list.contains("高橋 次郎"), "the error row was not saved");
+    pages.push(list);
+    let imported_numbers = outbox_numbers(&outbox);
+    assert_eq!(imported_numbers.len(), 3, "one SMS for the imported case");
+
     drop(d);
     drop(chromedriver);
     drop(server);
@@ -301,7 +369,12 @@ async fn staff_issue_a_number_in_headless_chromium() {
         "logs were captured"
     );
     let db = all_bytes(&data);
-    for n in [&old, &new] {
+    let third = imported_numbers
+        .iter()
+        .find(|n| **n != old && **n != new)
+        .unwrap()
+        .clone();
+    for n in [&old, &new, &third] {
         for (i, p) in pages.iter().enumerate() {
             assert!(!p.contains(n.as_str()), "the number is on page {i}");
         }

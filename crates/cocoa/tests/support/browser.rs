@@ -109,6 +109,17 @@ impl Driver {
         .await;
     }
 
+    /// Chooses the local file `path` in the file input `css`.
+    pub async fn choose_file(&self, css: &str, path: &Path) {
+        let e = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": path.to_str().unwrap() })),
+        )
+        .await;
+    }
+
     pub async fn set_value(&self, id: &str, value: &str) {
         self.call(
             reqwest::Method::POST,

@@ -73,7 +73,7 @@ pub struct ShowQuery {
     msg: Option<String>,
 }
 
-fn today(app: &App) -> NaiveDate {
+pub(super) fn today(app: &App) -> NaiveDate {
     Utc.timestamp_opt(app.issuer.now(), 0)
         .single()
         .map(|t| t.with_timezone(&jst()).date_naive())

@@ -16,32 +16,32 @@ use crate::store::CaseExtra;
 #[derive(Debug, Default, Deserialize)]
 pub struct CaseForm {
     #[serde(default)]
-    name_kanji: String,
+    pub name_kanji: String,
     #[serde(default)]
-    name_kana: String,
+    pub name_kana: String,
     #[serde(default)]
-    birth_date: String,
+    pub birth_date: String,
     #[serde(default)]
-    sex: String,
+    pub sex: String,
     #[serde(default)]
-    mobile: String,
+    pub mobile: String,
     #[serde(default)]
-    email: String,
+    pub email: String,
     #[serde(default)]
-    residence: String,
+    pub residence: String,
     #[serde(default)]
-    symptoms: String,
+    pub symptoms: String,
     #[serde(default)]
-    outpatient_facility: String,
-    test_positive: Option<String>,
+    pub outpatient_facility: String,
+    pub test_positive: Option<String>,
     #[serde(default)]
-    classification: String,
+    pub classification: String,
     #[serde(default)]
-    diagnosis_date: String,
-    reported: Option<String>,
-    uses_app: Option<String>,
+    pub diagnosis_date: String,
+    pub reported: Option<String>,
+    pub uses_app: Option<String>,
     #[serde(default)]
-    centre_id: String,
+    pub centre_id: String,
 }
 
 /// Longest value kept for redisplay, characters (longer ones are refused
@@ -83,6 +83,19 @@ pub fn message(lang: Lang, e: &FieldError) -> String {
     lang.pick(&e.message_ja, &e.message_en).to_owned()
 }
 
+/// A Japan calendar date as typed, `2026-12-01` or `2026/12/01` (the
+/// case systems' export form), as `YYYY-MM-DD`; anything else trimmed and
+/// unchanged (validation then names it).
+pub fn ymd(s: &str) -> String {
+    let s = s.trim();
+    if s.contains('/')
+        && let Ok(d) = NaiveDate::parse_from_str(s, "%Y/%m/%d")
+    {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    s.to_owned()
+}
+
 /// Checks every field; returns the request and the header fields, or every
 /// field's message. `today` is in JST; `centres` is the choice of a system
 /// administrator (empty for centre staff).
@@ -114,10 +127,9 @@ pub fn check(
             "enter the furigana in full-width katakana",
         )
     }));
-    let birth_date = note(
-        validate::past_date("birth_date", &f.birth_date, today)
-            .map(|_| f.birth_date.trim().to_owned()),
-    );
+    let birth_date = ymd(&f.birth_date);
+    let birth_date =
+        note(validate::past_date("birth_date", &birth_date, today).map(|_| birth_date));
     let mobile = note(if f.mobile.trim().is_empty() {
         Ok(String::new())
     } else {
@@ -133,11 +145,11 @@ pub fn check(
         "outpatient_facility",
         &f.outpatient_facility,
     ));
-    let diagnosis_date = note(if f.diagnosis_date.trim().is_empty() {
+    let diagnosis_date = ymd(&f.diagnosis_date);
+    let diagnosis_date = note(if diagnosis_date.is_empty() {
         Ok(String::new())
     } else {
-        validate::past_date("diagnosis_date", &f.diagnosis_date, today)
-            .map(|_| f.diagnosis_date.trim().to_owned())
+        validate::past_date("diagnosis_date", &diagnosis_date, today).map(|_| diagnosis_date)
     });
     let choice = |field: &'static str| FieldError {
         field,
@@ -289,5 +301,21 @@ mod tests {
         assert!(e[0].1.contains("全角カタカナ"));
         let e = check(Lang::En, &f, today, &[]).unwrap_err();
         assert!(e[0].1.contains("katakana"));
+    }
+
+    #[test]
+    fn dates_are_taken_with_dashes_or_slashes() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        let mut f = form();
+        f.birth_date = "1998/9/09".into();
+        f.diagnosis_date = " 2026/12/01 ".into();
+        let (req, _) = check(Lang::Ja, &f, today, &[]).unwrap();
+        assert_eq!(
+            (req.birth_date.as_str(), req.diagnosis_date.as_str()),
+            ("1998-09-09", "2026-12-01")
+        );
+        f.birth_date = "1998.09.09".into();
+        let e = check(Lang::Ja, &f, today, &[]).unwrap_err();
+        assert_eq!(e[0].0, "birth_date");
     }
 }

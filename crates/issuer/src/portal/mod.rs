@@ -6,6 +6,8 @@
 //! - [`cases`]: case list and search, create and edit, the HER-SYS case
 //!   screen with its ID管理 tab, issuance with a confirmation step.
 //! - [`reports`]: audit log and statistics (with an inline SVG chart).
+//! - [`import`]: CSV import of confirmed cases, with a preview and a
+//!   once-only confirmation.
 //!
 //! Every form post passes [`csrf_guard`] first: without the session's token
 //! it is refused with 403 before any handler runs, so it changes nothing.
@@ -15,6 +17,7 @@ mod auth;
 mod cases;
 mod forms;
 pub mod i18n;
+mod import;
 mod reports;
 pub mod session;
 mod views;
@@ -60,6 +63,12 @@ pub fn router() -> Router<Arc<App>> {
             "/portal/cases/{id}/issue",
             get(cases::confirm_issue).post(cases::issue),
         )
+        .route(import::UPLOAD_PATH, get(import::form).post(import::upload))
+        .route(
+            "/portal/import/{id}",
+            get(import::preview).post(import::confirm),
+        )
+        .route("/portal/import/{id}/result", get(import::result))
         .route("/portal/audit", get(reports::audit))
         .route("/portal/stats", get(reports::stats))
         .route("/portal/stats/funnel.csv", get(reports::funnel_csv))
@@ -138,20 +147,48 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Refuses (403) every form post that does not carry the CSRF token of the
 /// session in its cookie (for the login form: of the login cookie), before
 /// any handler runs. The loaded session and the token are handed on to the
-/// handler.
+/// handler. The CSV upload (`multipart/form-data`, up to
+/// [`import::MAX_UPLOAD_BODY_BYTES`]) is read here too: its token is a field
+/// of the multipart body, and the handler gets the parsed [`import::Upload`].
 async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
     let lang = session::lang_of(&parts);
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("multipart/form-data"))
+        .map(str::to_owned);
+    let upload = parts.uri.path() == import::UPLOAD_PATH && multipart.is_some();
+    let limit = if upload {
+        import::MAX_UPLOAD_BODY_BYTES
+    } else {
+        MAX_FORM_BYTES
+    };
+    let Ok(mut bytes) = axum::body::to_bytes(body, limit).await else {
+        let m = if upload {
+            Msg::TooLarge
+        } else {
+            Msg::Forbidden
+        };
         return page(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &views::message(lang, None, Msg::Forbidden),
+            &views::message(lang, None, m),
         );
     };
-    let token = form_value(&bytes, "csrf").unwrap_or_default();
+    let token = match (&multipart, upload) {
+        (Some(ct), true) => {
+            let up = import::read_upload(ct, bytes).await.unwrap_or_default();
+            bytes = axum::body::Bytes::new();
+            let token = up.csrf.clone();
+            parts.extensions.insert(up);
+            token
+        }
+        _ => form_value(&bytes, "csrf").unwrap_or_default(),
+    };
     let s = match session::load(&app, &parts.headers).await {
         Ok(s) => s,
         Err(e) => return server_error(lang, &e),
@@ -249,6 +286,8 @@ pub(crate) enum Msg {
     NotFound,
     /// 500.
     Error,
+    /// 413 of the CSV upload.
+    TooLarge,
 }
 
 /// 403: a form post without a valid CSRF token or session.

@@ -43,6 +43,7 @@ fn action_label(lang: Lang, action: &str) -> String {
         "staff_reset_totp" => ("2段階認証の再設定", "two-factor reset"),
         "revoke_api_key" => ("APIキー失効", "API key revoked"),
         "expire_number" => ("処理番号の無効化", "processing number ended"),
+        "import_cases" => ("CSV取込", "CSV import"),
         // An action this build does not know (a newer replica's): shown
         // as recorded rather than hidden.
         other => (other, other),
@@ -72,7 +73,7 @@ fn outcome_label(lang: Lang, outcome: &str) -> String {
 pub const AUDIT_PAGE_SIZE: i64 = 50;
 
 /// The actions the kind filter offers.
-const AUDIT_KINDS: [&str; 9] = [
+const AUDIT_KINDS: [&str; 10] = [
     "login",
     "logout",
     "enable_totp",
@@ -82,6 +83,7 @@ const AUDIT_KINDS: [&str; 9] = [
     "issue_number",
     "reissue_number",
     "expire_number",
+    "import_cases",
 ];
 
 /// Query of the audit page: `kind` (an action), `account` (an actor),

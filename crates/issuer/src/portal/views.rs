@@ -25,6 +25,8 @@ pub struct Layout {
     pub nav: bool,
     /// Whether the administration link shows.
     pub admin: bool,
+    /// Whether the CSV import link shows (a centre's staff).
+    pub import: bool,
     /// The session's CSRF token (for the logout form and every other form).
     pub csrf: String,
     /// Link to this page in Japanese.
@@ -56,6 +58,7 @@ impl Layout {
             user: String::new(),
             nav: false,
             admin: false,
+            import: false,
             csrf: csrf.to_owned(),
             href_ja: lang_href(here, "ja"),
             href_en: lang_href(here, "en"),
@@ -76,6 +79,7 @@ impl Layout {
             ),
             nav: true,
             admin: matches!(v.staff.role, Role::Admin | Role::System),
+            import: v.staff.role != Role::System,
             ..Self::anon(v.lang, title, &v.session.row.csrf_token, here)
         }
     }
@@ -97,6 +101,7 @@ pub fn message(lang: Lang, v: Option<&Viewer>, m: Msg) -> MessagePage {
         Msg::Forbidden => (t.forbidden_title, t.forbidden_text),
         Msg::NotFound => (t.not_found_title, t.not_found_text),
         Msg::Error => (t.error_title, t.error_text),
+        Msg::TooLarge => (t.imp_title, t.imp_too_large),
     };
     let l = match v {
         Some(v) => Layout::of(v, heading, "/portal/cases"),
@@ -306,6 +311,81 @@ pub struct ConfirmPage {
     pub to: String,
     /// The once-only token of this confirmation (a repeat sends nothing).
     pub form_token: String,
+}
+
+/// The CSV upload form.
+#[derive(Debug, Template)]
+#[template(path = "import.html")]
+pub struct ImportPage {
+    pub l: Layout,
+    /// Why the file was refused, or empty.
+    pub error: String,
+    /// Whether the viewer may import (a centre's staff).
+    pub allowed: bool,
+    /// The header names, comma-separated.
+    pub columns: String,
+}
+
+/// One row of an import's preview.
+#[derive(Debug, Clone)]
+pub struct PreviewRow {
+    pub line: u64,
+    pub ok: bool,
+    pub id: String,
+    pub name: String,
+    pub kana: String,
+    pub birth: String,
+    pub sex: String,
+    pub contact: String,
+    pub uses_app: String,
+    pub errors: Vec<String>,
+}
+
+/// The preview of an uploaded file, with the confirmation form.
+#[derive(Debug, Template)]
+#[template(path = "import_preview.html")]
+pub struct PreviewPage {
+    pub l: Layout,
+    pub action: String,
+    /// The encoding the file was read in, for people.
+    pub encoding: &'static str,
+    pub total: usize,
+    pub valid: usize,
+    pub invalid: usize,
+    /// Header names not used, comma-separated (empty: none).
+    pub ignored: String,
+    pub rows: Vec<PreviewRow>,
+}
+
+/// One row of an import's result.
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    pub line: u64,
+    /// The created case (0: none, the row had errors).
+    pub case_id: i64,
+    pub name: String,
+    pub errors: Vec<String>,
+    /// What happened to its processing number (empty: not asked).
+    pub number: String,
+    /// Sent (shown green) / not sent (red); neither: not asked or not eligible.
+    pub number_ok: bool,
+    pub number_bad: bool,
+}
+
+/// The result of a confirmed import.
+#[derive(Debug, Template)]
+#[template(path = "import_result.html")]
+pub struct ImportResultPage {
+    pub l: Layout,
+    /// Whether the import has finished (else it is still running).
+    pub done: bool,
+    /// Whether numbers were asked for.
+    pub issue: bool,
+    pub imported: usize,
+    pub skipped: usize,
+    pub sent: usize,
+    pub not_sent: usize,
+    pub rows: Vec<ResultRow>,
 }
 
 /// One audit-log row.

@@ -91,6 +91,38 @@ impl Issuer {
         Ok(id)
     }
 
+    /// Creates a case of a CSV import with the case system's ID
+    /// (`external_id`), validated and audited like any other case; `Ok(None)`
+    /// (nothing stored) when that ID is already a case of the centre.
+    #[instrument(skip_all, fields(actor = %actor.name))]
+    pub async fn create_imported_case(
+        &self,
+        actor: &Actor,
+        r: &CreateCaseRequest,
+        external_id: &str,
+    ) -> Result<Option<i64>> {
+        let data = self.validate_case(actor, r)?;
+        let Some(id) = self
+            .store
+            .insert_case_with_external_id(&data, external_id, self.now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.audit(
+            actor,
+            data.centre_id,
+            Some(id),
+            "create_case",
+            "ok",
+            "import".to_owned(),
+        )
+        .await;
+        info!(case_id = id, "case imported");
+        self.maybe_issue_automatically(id).await;
+        Ok(Some(id))
+    }
+
     /// Creates a synthetic case for the production canary (`cocoa canary`):
     /// a confirmed, reported case of `centre_id` (the caller's own centre
     /// for a centre's key) whose numbers go through the canary channel and

@@ -15,6 +15,10 @@ use issuer::service::{Issuer, Settings};
 use issuer::store::{ApiKeyKind, Store};
 use rand::SeedableRng;
 
+pub mod browser;
+#[allow(unused_imports)]
+pub use browser::{Browser, Page, csrf, hidden};
+
 /// 2020-12-16 10:00 JST, the seed's date.
 pub fn t0() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc.with_ymd_and_hms(2020, 12, 16, 1, 0, 0).unwrap()
