@@ -10,7 +10,7 @@ use en_protocol::risk_calculation::RiskCalculationConfiguration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::prefecture::Prefecture;
+use crate::prefecture::{ParsePrefecture, Prefecture};
 use crate::text::Lang;
 
 /// Default transmit power advertised in the metadata, dBm.

@@ -1127,9 +1127,11 @@ async fn save_settings(
     let prefecture = if f.prefecture.trim().is_empty() {
         Ok(None)
     } else {
-        device::prefecture::Prefecture::parse(&f.prefecture)
-            .map(|p| Some(p.code.to_owned()))
-            .map_err(|e| Shown::device(&e, lang))
+        <device::prefecture::Prefecture as device::prefecture::ParsePrefecture>::parse(
+            &f.prefecture,
+        )
+        .map(|p| Some(p.code.to_owned()))
+        .map_err(|e| Shown::device(&e, lang))
     };
     let result = match (chosen, prefecture) {
         (Ok(l), Ok(p)) => {

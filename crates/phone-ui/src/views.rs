@@ -5,7 +5,7 @@
 
 use askama::Template;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use device::prefecture::{ConsultationCentre, PREFECTURES, Prefecture};
+use device::prefecture::{ConsultationCentre, PREFECTURES, ParsePrefecture, Prefecture};
 use device::register::{RegistrationSummary, Stage};
 use device::text::{ja_date, screen};
 use device::{

@@ -96,13 +96,16 @@ fn prefecture_name(lang: Lang, code: Option<&str>) -> String {
             Lang::Ja => "未設定".into(),
             Lang::En => "not set".into(),
         },
-        Some(c) => match device::prefecture::Prefecture::parse(c) {
-            Ok(p) => match lang {
-                Lang::Ja => p.name_ja.into(),
-                Lang::En => p.name_en.into(),
-            },
-            Err(_) => c.into(),
-        },
+        Some(c) => {
+            match <device::prefecture::Prefecture as device::prefecture::ParsePrefecture>::parse(c)
+            {
+                Ok(p) => match lang {
+                    Lang::Ja => p.name_ja.into(),
+                    Lang::En => p.name_en.into(),
+                },
+                Err(_) => c.into(),
+            }
+        }
     }
 }
 
