@@ -151,3 +151,18 @@ pub(super) async fn jwks(State(app): State<Arc<App>>) -> Result<Json<JwkSet>> {
         .await?;
     Ok(Json(app.issuer.keyring().jwks()))
 }
+
+/// `GET /api/v1/consultation-centres`: the consultation centre of each
+/// prefecture whose health centre set one in its settings, for phones to
+/// show beside a notification (the phone's `--consultation-centres-url`).
+/// Public and the same for everyone, so it may be cached for five minutes;
+/// it carries no personal data.
+pub(super) async fn consultation_centres(
+    State(app): State<Arc<App>>,
+) -> Result<impl axum::response::IntoResponse> {
+    let list = app.issuer.consultation_centres().await?;
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        Json(list),
+    ))
+}

@@ -40,6 +40,10 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(device_api)
         .route("/.well-known/jwks.json", get(device::jwks))
+        .route(
+            "/api/v1/consultation-centres",
+            get(device::consultation_centres),
+        )
         .route("/api/v1/cases", post(machine::create_case))
         .route("/api/v1/cases/{case_id}", patch(machine::update_case))
         .route("/api/v1/canary-cases", post(machine::create_canary_case))

@@ -20,6 +20,7 @@ pub mod i18n;
 mod import;
 mod reports;
 pub mod session;
+mod settings;
 mod views;
 
 use std::sync::Arc;
@@ -79,6 +80,23 @@ pub fn router() -> Router<Arc<App>> {
         .route(
             "/portal/admin/staff/{id}",
             axum::routing::post(admin::staff_change),
+        )
+        .route("/portal/admin/centre", get(settings::own_centre))
+        .route(
+            "/portal/admin/centres",
+            get(settings::centres).post(settings::centre_create),
+        )
+        .route(
+            "/portal/admin/centres/{id}",
+            get(settings::centre_form).post(settings::centre_save),
+        )
+        .route(
+            "/portal/admin/keys",
+            get(settings::keys).post(settings::key_create),
+        )
+        .route(
+            "/portal/admin/keys/{id}/revoke",
+            axum::routing::post(settings::key_revoke),
         )
         // Every other portal URL gets the portal's own 404 page.
         .route("/portal/{*rest}", axum::routing::any(unknown))

@@ -25,6 +25,8 @@ pub struct Layout {
     pub nav: bool,
     /// Whether the administration link shows.
     pub admin: bool,
+    /// Whether the viewer is a system administrator (the list of centres).
+    pub system: bool,
     /// Whether the CSV import link shows (a centre's staff).
     pub import: bool,
     /// The session's CSRF token (for the logout form and every other form).
@@ -58,6 +60,7 @@ impl Layout {
             user: String::new(),
             nav: false,
             admin: false,
+            system: false,
             import: false,
             csrf: csrf.to_owned(),
             href_ja: lang_href(here, "ja"),
@@ -79,6 +82,7 @@ impl Layout {
             ),
             nav: true,
             admin: matches!(v.staff.role, Role::Admin | Role::System),
+            system: v.staff.role == Role::System,
             import: v.staff.role != Role::System,
             ..Self::anon(v.lang, title, &v.session.row.csrf_token, here)
         }
