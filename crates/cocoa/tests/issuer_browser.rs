@@ -131,6 +131,20 @@ async fn staff_issue_a_number_in_headless_chromium() {
         &data,
         Some(&format!("{PASSWORD}\n")),
     );
+    json_out(
+        &[
+            "issuer",
+            "create-user",
+            "--centre",
+            &centre.to_string(),
+            "--login",
+            "kanri",
+            "--role",
+            "admin",
+        ],
+        &data,
+        Some(&format!("{PASSWORD}\n")),
+    );
     let device = json_out(
         &["issuer", "create-api-key", "--kind", "device"],
         &data,
@@ -357,6 +371,97 @@ async fn staff_issue_a_number_in_headless_chromium() {
     pages.push(list);
     let imported_numbers = outbox_numbers(&outbox);
     assert_eq!(imported_numbers.len(), 3, "one SMS for the imported case");
+
+    // Administration, as the centre's administrator: the settings page (a
+    // bad field named and nothing saved, then saved), API keys (a new key
+    // shown once) and staff accounts; none scrolls sideways on a phone.
+    d.click("#logout").await;
+    d.wait_for("id=\"login-submit\"").await;
+    d.type_into("#login", "kanri").await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-submit").await;
+    d.wait_for("患者一覧").await;
+    d.click("#nav-admin").await;
+    d.wait_for("職員アカウント").await;
+    d.click("#tab-centre").await;
+    d.wait_for("受診・相談センター（通知を受けた方に表示）")
+        .await;
+    d.type_into("#validity_hours", "12").await;
+    d.type_into("#consultation_name", "東京都発熱相談センター")
+        .await;
+    d.type_into("#consultation_phone", "03-5320-4592").await;
+    d.type_into("#consultation_url", "javascript:alert(1)")
+        .await;
+    d.type_into("#consultation_hours", "24時間（土日祝日も含む）")
+        .await;
+    d.click("#save-settings").await;
+    let refused = d.wait_for("id=\"err-consultation_url\"").await;
+    assert!(refused.contains("入力内容を確認してください。保存されていません。"));
+    d.screenshot(&dir.path().join("settings-error.png")).await;
+    d.type_into(
+        "#consultation_url",
+        "https://www.fukushihoken.metro.tokyo.lg.jp/",
+    )
+    .await;
+    d.click("#save-settings").await;
+    pages.push(d.wait_for("設定を保存しました。").await);
+    let served: Value = reqwest::get(format!("{base}/api/v1/consultation-centres"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served[0]["name"], "東京都発熱相談センター", "{served}");
+    assert_eq!(served[0]["phone"], "03-5320-4592", "{served}");
+    for (w, h) in [(390, 844), (1280, 900)] {
+        d.resize(w, h).await;
+        let dims = d
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+        assert!(
+            scroll <= inner,
+            "settings at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.path().join(format!("settings-{w}.png")))
+            .await;
+    }
+    d.click("#tab-keys").await;
+    d.wait_for("APIキーの作成").await;
+    d.type_into("#key-label", "HER-SYS連携").await;
+    d.click("#create-key").await;
+    let created = d.wait_for("id=\"new-key\"").await;
+    assert!(created.contains("HER-SYS連携"));
+    for (w, h) in [(390, 844), (1280, 900)] {
+        d.resize(w, h).await;
+        let dims = d
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+        assert!(
+            scroll <= inner,
+            "keys at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.path().join(format!("keys-{w}.png")))
+            .await;
+    }
+    d.click("#tab-keys").await;
+    let listed = d.wait_for("HER-SYS連携").await;
+    assert!(!listed.contains("id=\"new-key\""), "the key is shown once");
+    pages.push(listed);
+    d.click("#tab-staff").await;
+    let accounts = d.wait_for("アカウントの作成").await;
+    assert!(accounts.contains("yamada") && accounts.contains("kanri"));
+    d.resize(390, 844).await;
+    d.screenshot(&dir.path().join("staff-390.png")).await;
+    pages.push(accounts);
+    if let Ok(keep) = std::env::var("COCOA_SCREENSHOTS") {
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if f.path().extension().is_some_and(|e| e == "png") {
+                std::fs::copy(f.path(), Path::new(&keep).join(f.file_name())).unwrap();
+            }
+        }
+    }
 
     drop(d);
     drop(chromedriver);
