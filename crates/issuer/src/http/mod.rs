@@ -324,7 +324,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = build(config, data_dir, clock).await?;
-    serve_router(router(app, config.max_body_bytes), listener, shutdown).await
+    // The send-queue worker runs beside the listener and stops with it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker_app = app.clone();
+    let worker = tokio::spawn(async move {
+        crate::service::run_send_queue(
+            &worker_app.issuer,
+            std::time::Duration::from_secs(1),
+            stop_rx,
+        )
+        .await;
+    });
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let r = serve_router(router(app, config.max_body_bytes), listener, shutdown).await;
+    let _ = worker.await;
+    r
 }
 
 /// Serves any router (one role or several merged) with client addresses,

@@ -130,6 +130,26 @@ impl Store {
     /// refuses when a registration already succeeded
     /// ([`rules::reissue_allowed`]), and inserts the new issuance.
     pub async fn insert_issuance(&self, n: &NewIssuance<'_>) -> Result<i64, IssueError> {
+        self.insert_issuance_with(n, None).await
+    }
+
+    /// [`Store::insert_issuance`] and, in the same transaction, the
+    /// message that carries the number as a row of the send queue (sealed),
+    /// due at once: "a message to send is a row written in the same
+    /// transaction as the issuance" (issue 13).
+    pub async fn insert_issuance_queued(
+        &self,
+        n: &NewIssuance<'_>,
+        msg: &crate::delivery::Message,
+    ) -> Result<i64, IssueError> {
+        self.insert_issuance_with(n, Some(msg)).await
+    }
+
+    async fn insert_issuance_with(
+        &self,
+        n: &NewIssuance<'_>,
+        msg: Option<&crate::delivery::Message>,
+    ) -> Result<i64, IssueError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         // First statement writes: serialises issuances of this case (a row
@@ -188,6 +208,16 @@ impl Store {
         match r {
             Ok(row) => {
                 let id: i64 = row.try_get("id").map_err(StoreError::from)?;
+                if let Some(msg) = msg {
+                    self.insert_queue_row(
+                        &mut tx,
+                        id,
+                        super::MessageKind::Number,
+                        msg,
+                        n.issued_at,
+                    )
+                    .await?;
+                }
                 tx.commit().await.map_err(StoreError::from)?;
                 Ok(id)
             }
