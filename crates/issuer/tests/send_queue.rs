@@ -440,3 +440,57 @@ async fn a_second_message_of_one_kind_is_not_queued() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_superseded_number_is_not_sent_and_dead_letters_show_on_metrics() {
+    for db in common::backends().await {
+        let (h, g) = harness(&db).await;
+        let (id, _) = queue_one(&h, 6).await;
+        sqlx::query("UPDATE issuances SET state = 'superseded' WHERE id = $1")
+            .bind(id)
+            .execute(h.app.issuer.store().pool())
+            .await
+            .unwrap();
+        let p = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!((p.sent, p.dead), (0, 1), "{}", db.label);
+        assert!(g.accepted().is_empty());
+        let m = h
+            .http
+            .get(format!("{}/metrics", h.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            telemetry::sample(&m, "issuer_delivery_dead_letters"),
+            Some(1.0),
+            "{}: {m}",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_queued_number_survives_the_interrupted_delivery_sweep() {
+    for db in common::backends().await {
+        let (h, g) = harness(&db).await;
+        g.set(Mode::Down);
+        let (id, _) = queue_one(&h, 7).await;
+        h.app.issuer.process_send_queue().await.unwrap();
+        h.clock.advance(chrono::Duration::minutes(20));
+        let now = h.app.issuer.now();
+        let swept = h
+            .app
+            .issuer
+            .store()
+            .fail_interrupted_deliveries(now - 600, now)
+            .await
+            .unwrap();
+        assert_eq!(swept, 0, "{}", db.label);
+        g.set(Mode::Up);
+        assert_eq!(h.app.issuer.process_send_queue().await.unwrap().sent, 1);
+        assert_eq!(delivery_status(h.app.issuer.store(), id).await, "sent");
+    }
+}

@@ -153,7 +153,11 @@ pub fn register_metrics() {
         ),
         (
             "issuer_delivery_oldest_pending_seconds",
-            "Age of the oldest message not yet handed to a gateway (0 when none).",
+            "Age of the oldest message not yet handed to a gateway, the send queue's included (0 when none).",
+        ),
+        (
+            "issuer_delivery_dead_letters",
+            "Messages of the send queue given up (dead-letter) and not retried.",
         ),
         (
             "issuer_delivery_oldest_awaiting_receipt_seconds",
@@ -194,7 +198,14 @@ async fn refresh_anomaly_gauges(app: &App, now: i64) -> Result<(), crate::store:
     };
     metrics::gauge!("issuer_delivery_failure_ratio_last_hour").set(failure);
     let age = |t: Option<i64>| t.map_or(0.0, |t| (now - t).max(0) as f64);
-    metrics::gauge!("issuer_delivery_oldest_pending_seconds").set(age(signals.oldest_pending));
+    // The send queue's rows (retries waiting for their backoff, reminders)
+    // count as pending too.
+    let oldest_pending = match (signals.oldest_pending, store.oldest_queued().await?) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    metrics::gauge!("issuer_delivery_oldest_pending_seconds").set(age(oldest_pending));
+    metrics::gauge!("issuer_delivery_dead_letters").set(store.dead_letter_count().await? as f64);
     metrics::gauge!("issuer_delivery_oldest_awaiting_receipt_seconds")
         .set(age(signals.oldest_awaiting_receipt));
     Ok(())

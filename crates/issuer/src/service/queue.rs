@@ -44,6 +44,20 @@ impl Issuer {
     }
 
     async fn send_claimed(&self, c: ClaimedMessage, pass: &mut QueuePass) -> Result<()> {
+        // A number replaced by a reissue, ended or expired while its message
+        // waited is not sent: it would not work.
+        if !self.issuance_live(c.issuance_id).await? {
+            self.store
+                .dead_letter_message(
+                    c.id,
+                    &c.token,
+                    "the number is no longer valid (reissued, ended or expired)",
+                    self.now(),
+                )
+                .await?;
+            pass.dead += 1;
+            return Ok(());
+        }
         let r = self.delivery.send(&c.message, self.now()).await;
         let now = self.now();
         match r {
@@ -96,6 +110,19 @@ impl Issuer {
             }
         }
         Ok(())
+    }
+
+    /// Whether the issuance's number is still live (issued, not expired).
+    async fn issuance_live(&self, issuance_id: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM issuances WHERE id = $1 AND state = 'issued' AND expires_at > $2",
+        )
+        .bind(issuance_id)
+        .bind(self.now())
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+        Ok(n > 0)
     }
 
     /// The validity (seconds) an issuance was issued with.

@@ -396,8 +396,9 @@ impl Store {
     /// `issued_before` (a process stopped between issuing and sending): "no
     /// delivery stays pending forever" (issue 12, finding 7). Nobody can be
     /// known to have received them, so they must not stay usable; the
-    /// centre sees `failed` with the reason and issues again. Returns how
-    /// many.
+    /// centre sees `failed` with the reason and issues again. A number
+    /// whose message waits in the send queue is not interrupted: the queue
+    /// survives the restart and sends it. Returns how many.
     pub async fn fail_interrupted_deliveries(
         &self,
         issued_before: i64,
@@ -408,7 +409,9 @@ impl Store {
              delivery_error = 'interrupted: the server stopped before the message was sent', \
              state = CASE WHEN state = 'issued' THEN 'expired' ELSE state END, \
              expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END \
-             WHERE delivery_status = 'pending' AND issued_at < $2",
+             WHERE delivery_status = 'pending' AND issued_at < $2 \
+             AND id NOT IN (SELECT issuance_id FROM send_queue \
+             WHERE kind = 'number' AND status IN ('queued', 'sending'))",
         )
         .bind(now)
         .bind(issued_before)
