@@ -31,13 +31,18 @@ impl Issuer {
     /// dead-letter", and so does a message after [`MAX_ATTEMPTS`]. A dead
     /// number message withdraws its number (nobody received it).
     pub async fn process_send_queue(&self) -> Result<QueuePass> {
-        let now = self.now();
-        let claimed = self
-            .store
-            .claim_due_messages(now, CLAIM_LEASE_SECONDS, BATCH)
-            .await?;
+        // One claim per message, just before it is sent: a batch claimed at
+        // once could outlive its lease behind slow gateway calls (20 s
+        // timeout each) and be taken — and sent — by another worker.
         let mut pass = QueuePass::default();
-        for c in claimed {
+        for _ in 0..BATCH {
+            let claimed = self
+                .store
+                .claim_due_messages(self.now(), CLAIM_LEASE_SECONDS, 1)
+                .await?;
+            let Some(c) = claimed.into_iter().next() else {
+                break;
+            };
             self.send_claimed(c, &mut pass).await?;
         }
         Ok(pass)

@@ -233,7 +233,8 @@ impl Store {
             "SELECT id FROM send_queue WHERE {DUE} ORDER BY due_at, id LIMIT $2"
         ))
         .bind(now)
-        .bind(limit)
+        // A few more candidates than wanted: another worker may take some.
+        .bind(limit + 16)
         .fetch_all(&self.pool)
         .await?
         .iter()
@@ -241,6 +242,9 @@ impl Store {
         .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
         for id in ids {
+            if out.len() as i64 >= limit {
+                break;
+            }
             let mut t = [0u8; 16];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut t);
             let token: String = t.iter().map(|b| format!("{b:02x}")).collect();
