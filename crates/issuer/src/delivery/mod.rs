@@ -148,3 +148,53 @@ impl Delivery {
         }
     }
 }
+
+impl DeliveryError {
+    /// Whether the gateway refused the message for good: a 4xx answer
+    /// (such as an invalid number) goes straight to dead-letter, "permanent
+    /// ones (4xx such as invalid number) go straight to dead-letter";
+    /// everything else (5xx, timeouts, connection refused) is retried.
+    pub fn is_permanent(&self) -> bool {
+        let s = self.0.as_str();
+        s.contains("answered 4") || s.starts_with("no canary channel")
+    }
+}
+
+/// The send queue's retry policy (issue 13): attempt `n` failed with a
+/// transient error is retried after `BACKOFF_FIRST_SECONDS · 2^(n-1)`,
+/// capped at [`BACKOFF_CAP_SECONDS`]; after [`MAX_ATTEMPTS`] the message
+/// is dead-lettered.
+pub const BACKOFF_FIRST_SECONDS: i64 = 30;
+/// The backoff's cap (15 minutes).
+pub const BACKOFF_CAP_SECONDS: i64 = 15 * 60;
+/// Gateway calls before a message is dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// How long a claimed message is held by its worker: a claim abandoned by
+/// a crash is due again after this.
+pub const CLAIM_LEASE_SECONDS: i64 = 120;
+
+/// Seconds to wait after the failed attempt `attempt` (1-based).
+pub fn backoff_seconds(attempt: u32) -> i64 {
+    let shift = attempt.saturating_sub(1).min(20);
+    (BACKOFF_FIRST_SECONDS << shift).min(BACKOFF_CAP_SECONDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let v: Vec<i64> = (1..=8).map(backoff_seconds).collect();
+        assert_eq!(v, [30, 60, 120, 240, 480, 900, 900, 900]);
+        assert_eq!(backoff_seconds(u32::MAX), BACKOFF_CAP_SECONDS);
+    }
+
+    #[test]
+    fn four_hundreds_are_permanent_the_rest_transient() {
+        let p = |s: &str| DeliveryError(s.into()).is_permanent();
+        assert!(p("sms gateway answered 400 Bad Request: invalid number"));
+        assert!(!p("sms gateway answered 503 Service Unavailable: down"));
+        assert!(!p("sms gateway unreachable: connection refused"));
+    }
+}

@@ -157,7 +157,11 @@ pub fn register_metrics() {
         ),
         (
             "issuer_delivery_oldest_pending_seconds",
-            "Age of the oldest message not yet handed to a gateway (0 when none).",
+            "Age of the oldest message not yet handed to a gateway, the send queue's included (0 when none).",
+        ),
+        (
+            "issuer_delivery_dead_letters",
+            "Messages of the send queue given up (dead-letter) and not retried.",
         ),
         (
             "issuer_delivery_oldest_awaiting_receipt_seconds",
@@ -198,7 +202,14 @@ async fn refresh_anomaly_gauges(app: &App, now: i64) -> Result<(), crate::store:
     };
     metrics::gauge!("issuer_delivery_failure_ratio_last_hour").set(failure);
     let age = |t: Option<i64>| t.map_or(0.0, |t| (now - t).max(0) as f64);
-    metrics::gauge!("issuer_delivery_oldest_pending_seconds").set(age(signals.oldest_pending));
+    // The send queue's rows (retries waiting for their backoff, reminders)
+    // count as pending too.
+    let oldest_pending = match (signals.oldest_pending, store.oldest_queued().await?) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    metrics::gauge!("issuer_delivery_oldest_pending_seconds").set(age(oldest_pending));
+    metrics::gauge!("issuer_delivery_dead_letters").set(store.dead_letter_count().await? as f64);
     metrics::gauge!("issuer_delivery_oldest_awaiting_receipt_seconds")
         .set(age(signals.oldest_awaiting_receipt));
     Ok(())
@@ -328,7 +339,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = build(config, data_dir, clock).await?;
-    serve_router(router(app, config.max_body_bytes), listener, shutdown).await
+    // The send-queue worker runs beside the listener and stops with it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker_app = app.clone();
+    let worker = tokio::spawn(async move {
+        crate::service::run_send_queue(
+            &worker_app.issuer,
+            std::time::Duration::from_secs(1),
+            stop_rx,
+        )
+        .await;
+    });
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let r = serve_router(router(app, config.max_body_bytes), listener, shutdown).await;
+    let _ = worker.await;
+    r
 }
 
 /// Serves any router (one role or several merged) with client addresses,

@@ -5,6 +5,7 @@ mod accounts;
 mod cases;
 pub mod centres;
 mod issuance;
+mod queue;
 mod verification;
 
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use crate::store::{ApiKeyRow, AuditEntry, StaffRow, Store};
 
 pub use accounts::{MAX_DISPLAY_NAME_CHARS, StaffChange, display_name};
 pub use issuance::Issued;
+pub use queue::{QueuePass, run_send_queue};
 pub use verification::TOKEN_LIFETIME_SECONDS;
 
 /// Who acts, and on which centre's cases.

@@ -130,6 +130,26 @@ impl Store {
     /// refuses when a registration already succeeded
     /// ([`rules::reissue_allowed`]), and inserts the new issuance.
     pub async fn insert_issuance(&self, n: &NewIssuance<'_>) -> Result<i64, IssueError> {
+        self.insert_issuance_with(n, None).await
+    }
+
+    /// [`Store::insert_issuance`] and, in the same transaction, the
+    /// message that carries the number as a row of the send queue (sealed),
+    /// due at once: "a message to send is a row written in the same
+    /// transaction as the issuance" (issue 13).
+    pub async fn insert_issuance_queued(
+        &self,
+        n: &NewIssuance<'_>,
+        msg: &crate::delivery::Message,
+    ) -> Result<i64, IssueError> {
+        self.insert_issuance_with(n, Some(msg)).await
+    }
+
+    async fn insert_issuance_with(
+        &self,
+        n: &NewIssuance<'_>,
+        msg: Option<&crate::delivery::Message>,
+    ) -> Result<i64, IssueError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         // First statement writes: serialises issuances of this case (a row
@@ -188,6 +208,16 @@ impl Store {
         match r {
             Ok(row) => {
                 let id: i64 = row.try_get("id").map_err(StoreError::from)?;
+                if let Some(msg) = msg {
+                    self.insert_queue_row(
+                        &mut tx,
+                        id,
+                        super::MessageKind::Number,
+                        msg,
+                        n.issued_at,
+                    )
+                    .await?;
+                }
                 tx.commit().await.map_err(StoreError::from)?;
                 Ok(id)
             }
@@ -366,8 +396,9 @@ impl Store {
     /// `issued_before` (a process stopped between issuing and sending): "no
     /// delivery stays pending forever" (issue 12, finding 7). Nobody can be
     /// known to have received them, so they must not stay usable; the
-    /// centre sees `failed` with the reason and issues again. Returns how
-    /// many.
+    /// centre sees `failed` with the reason and issues again. A number
+    /// whose message waits in the send queue is not interrupted: the queue
+    /// survives the restart and sends it. Returns how many.
     pub async fn fail_interrupted_deliveries(
         &self,
         issued_before: i64,
@@ -378,7 +409,9 @@ impl Store {
              delivery_error = 'interrupted: the server stopped before the message was sent', \
              state = CASE WHEN state = 'issued' THEN 'expired' ELSE state END, \
              expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END \
-             WHERE delivery_status = 'pending' AND issued_at < $2",
+             WHERE delivery_status = 'pending' AND issued_at < $2 \
+             AND id NOT IN (SELECT issuance_id FROM send_queue \
+             WHERE kind = 'number' AND status IN ('queued', 'sending'))",
         )
         .bind(now)
         .bind(issued_before)

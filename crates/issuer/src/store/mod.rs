@@ -10,6 +10,7 @@ mod claims;
 mod idempotency;
 mod imports;
 mod issuances;
+mod queue;
 mod rows;
 mod sessions;
 mod signing_keys;
@@ -23,6 +24,7 @@ pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
 pub use imports::{IMPORT_RESULT_SECONDS, ImportRow};
 pub use issuances::{AnomalySignals, CentreDay, IssueError, NewIssuance, Receipt};
+pub use queue::{ClaimedMessage, DeadLetter, DeliverySettings, MessageKind};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
 pub use staff::{ApiKeyListing, StaffListing};
@@ -84,6 +86,9 @@ pub struct Store {
     /// under the server secret" (issue 12, finding 1). Set once, by the
     /// issuer, from the server secret ([`Store::seal_totp_secrets_with`]).
     totp_sealing: std::sync::Arc<std::sync::OnceLock<store_support::sealed::SealingKey>>,
+    /// Seals queued messages at rest (they hold the processing number),
+    /// set with the TOTP key from the same server secret.
+    message_sealing: std::sync::Arc<std::sync::OnceLock<store_support::sealed::SealingKey>>,
 }
 
 /// The purpose the TOTP sealing key is derived for.
@@ -102,17 +107,24 @@ impl Store {
             backend,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             totp_sealing: std::sync::Arc::default(),
+            message_sealing: std::sync::Arc::default(),
         })
     }
 
-    /// Seals staff TOTP secrets under `secret` (the server secret) from now
-    /// on, in this store and its clones; a second call changes nothing.
+    /// Seals staff TOTP secrets and queued messages under `secret` (the
+    /// server secret) from now on, in this store and its clones; a second call changes nothing.
     pub fn seal_totp_secrets_with(&self, secret: &[u8]) {
         let _ = self
             .totp_sealing
             .set(store_support::sealed::SealingKey::derive(
                 secret,
                 TOTP_SEALING_PURPOSE,
+            ));
+        let _ = self
+            .message_sealing
+            .set(store_support::sealed::SealingKey::derive(
+                secret,
+                queue::MESSAGE_SEALING_PURPOSE,
             ));
     }
 

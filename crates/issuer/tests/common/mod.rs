@@ -356,6 +356,10 @@ impl Harness {
                 "number_hmac, link_hmac, report_type, state, channel, delivery_status, COALESCE(delivery_error, ''), issued_by",
             ),
             ("tokens", "token_hmac, report_type"),
+            (
+                "send_queue",
+                "kind, channel, recipient, COALESCE(sealed_message, ''), status, COALESCE(last_error, '')",
+            ),
             ("issuances", "COALESCE(token_hmac, '')"),
             ("signing_keys", "kid, private_pkcs8_hex, public_pem"),
             ("audit_log", "actor, action, outcome, detail"),
