@@ -140,7 +140,10 @@ pub struct CreateCaseResponse {
 /// `POST /api/v1/cases/{case_id}/processing-number` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueResponse {
-    /// Always `sent`.
+    /// `sent` (200): handed to the gateway; `queued` (202): the gateway
+    /// could not take it yet, the send queue retries with backoff and the
+    /// number's validity starts when it is sent (`expires_at` is the
+    /// ceiling until then).
     pub status: String,
     /// `sms` or `email`.
     pub channel: String,
@@ -203,9 +206,9 @@ pub struct BatchIssueRequest {
 pub struct BatchIssueResult {
     /// The case.
     pub case_id: i64,
-    /// `sent` or `error`.
+    /// `sent`, `queued` (see [`IssueResponse::status`]) or `error`.
     pub status: String,
-    /// `sms` or `email` when sent.
+    /// `sms` or `email` when sent or queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// Expiry, RFC 3339, when sent.

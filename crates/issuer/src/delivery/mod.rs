@@ -13,7 +13,7 @@ use crate::domain::model::Channel;
 
 pub use outbox::OutboxMessage;
 pub use smtp::{SmtpConfig, SmtpSender, SmtpTls};
-pub use template::{MessageContext, render};
+pub use template::{MessageContext, render, render_reminder};
 pub use twilio::{TwilioConfig, TwilioSender};
 
 /// One message to send. Its body holds the processing number, so it never
@@ -38,10 +38,44 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// Why a message was not delivered (shown to staff; never holds the body).
+/// Why a message was not delivered (shown to staff; never holds the body),
+/// and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DeliveryError(pub String);
+#[error("{reason}")]
+pub struct DeliveryError {
+    /// The reason, in the gateway's words.
+    pub reason: String,
+    /// The gateway refused the message for good (an invalid number, a
+    /// mailbox that does not exist): retrying cannot help.
+    pub permanent: bool,
+}
+
+impl DeliveryError {
+    /// A failure that may pass (5xx, timeouts, connection refused).
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
+
+    /// A refusal for good.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: true,
+        }
+    }
+
+    /// Whether the gateway refused the message for good: "permanent ones
+    /// (4xx such as invalid number) go straight to dead-letter"; everything
+    /// else (5xx, timeouts, connection refused) is retried. Which answers
+    /// are permanent is decided where the answer is read: Twilio 4xx except
+    /// 408 and 429, SMTP 5xx replies, an address that cannot be parsed.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
 
 /// A message handed over: the gateway's id of it, and whether receipts
 /// will follow (then a number's validity waits for the delivered receipt).
@@ -90,7 +124,12 @@ impl Sender {
                     .push(msg.clone());
                 Ok(Sent::default())
             }
-            Self::Failing(reason) => Err(DeliveryError(reason.clone())),
+            // "answered 4xx" in the reason makes the failure permanent, as
+            // a gateway's 4xx would.
+            Self::Failing(reason) => Err(DeliveryError {
+                reason: reason.clone(),
+                permanent: reason.contains("answered 4"),
+            }),
         }
     }
 
@@ -143,20 +182,9 @@ impl Delivery {
             Channel::Email => self.email.send(msg, sent_at).await,
             Channel::Canary => match &self.canary {
                 Some(s) => s.send(msg, sent_at).await,
-                None => Err(DeliveryError("no canary channel is configured".into())),
+                None => Err(DeliveryError::permanent("no canary channel is configured")),
             },
         }
-    }
-}
-
-impl DeliveryError {
-    /// Whether the gateway refused the message for good: a 4xx answer
-    /// (such as an invalid number) goes straight to dead-letter, "permanent
-    /// ones (4xx such as invalid number) go straight to dead-letter";
-    /// everything else (5xx, timeouts, connection refused) is retried.
-    pub fn is_permanent(&self) -> bool {
-        let s = self.0.as_str();
-        s.contains("answered 4") || s.starts_with("no canary channel")
     }
 }
 
@@ -190,11 +218,4 @@ mod tests {
         assert_eq!(backoff_seconds(u32::MAX), BACKOFF_CAP_SECONDS);
     }
 
-    #[test]
-    fn four_hundreds_are_permanent_the_rest_transient() {
-        let p = |s: &str| DeliveryError(s.into()).is_permanent();
-        assert!(p("sms gateway answered 400 Bad Request: invalid number"));
-        assert!(!p("sms gateway answered 503 Service Unavailable: down"));
-        assert!(!p("sms gateway unreachable: connection refused"));
-    }
 }

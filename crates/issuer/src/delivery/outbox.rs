@@ -37,11 +37,11 @@ pub(super) async fn write(dir: &Path, msg: &Message, sent_at: i64) -> Result<(),
             .unwrap_or_default(),
     };
     let json =
-        serde_json::to_vec_pretty(&file).map_err(|e| DeliveryError(format!("outbox: {e}")))?;
+        serde_json::to_vec_pretty(&file).map_err(|e| DeliveryError::transient(format!("outbox: {e}")))?;
     // Messages hold names and phone numbers: the folder 0700, the files
     // 0600 whatever the umask (issue 12, finding 1).
     store_support::private::create_private_dir(dir)
-        .map_err(|e| DeliveryError(format!("outbox: {e}")))?;
+        .map_err(|e| DeliveryError::transient(format!("outbox: {e}")))?;
     let name = format!(
         "{sent_at}-{}-{:016x}.json",
         msg.channel.as_str(),
@@ -50,10 +50,10 @@ pub(super) async fn write(dir: &Path, msg: &Message, sent_at: i64) -> Result<(),
     let tmp = dir.join(format!(".{name}.tmp"));
     write_private(&tmp, &json)
         .await
-        .map_err(|e| DeliveryError(format!("outbox {}: {e}", dir.display())))?;
+        .map_err(|e| DeliveryError::transient(format!("outbox {}: {e}", dir.display())))?;
     tokio::fs::rename(&tmp, dir.join(&name))
         .await
-        .map_err(|e| DeliveryError(format!("outbox {}: {e}", dir.display())))?;
+        .map_err(|e| DeliveryError::transient(format!("outbox {}: {e}", dir.display())))?;
     Ok(())
 }
 

@@ -74,7 +74,7 @@ impl SmtpSender {
         c: &SmtpConfig,
         timeout: std::time::Duration,
     ) -> Result<Self, DeliveryError> {
-        let err = |e: &dyn std::fmt::Display| DeliveryError(format!("smtp: {e}"));
+        let err = |e: &dyn std::fmt::Display| DeliveryError::permanent(format!("smtp: {e}"));
         let mut b = match c.tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
@@ -99,22 +99,26 @@ impl SmtpSender {
         let to = msg
             .to
             .parse()
-            .map_err(|e| DeliveryError(format!("smtp: bad recipient: {e}")))?;
+            .map_err(|e| DeliveryError::permanent(format!("smtp: bad recipient: {e}")))?;
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(msg.subject.clone().unwrap_or_default())
             .header(ContentType::TEXT_PLAIN)
             .body(msg.body.clone())
-            .map_err(|e| DeliveryError(format!("smtp: {e}")))?;
+            .map_err(|e| DeliveryError::permanent(format!("smtp: {e}")))?;
         // lettre's own timeout covers reads and writes once the session is
         // under way, not a server that accepts and never greets: bound the
         // whole exchange too.
         match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
-            Ok(sent) => sent
-                .map(|_| ())
-                .map_err(|e| DeliveryError(format!("smtp: {e}"))),
-            Err(_) => Err(DeliveryError(format!(
+            // A 5xx reply (550 no such mailbox) refuses the message for
+            // good; 4xx replies (451 try later), timeouts and broken
+            // connections may pass.
+            Ok(sent) => sent.map(|_| ()).map_err(|e| DeliveryError {
+                reason: format!("smtp: {e}"),
+                permanent: e.is_permanent(),
+            }),
+            Err(_) => Err(DeliveryError::transient(format!(
                 "smtp: no answer within {} s",
                 self.timeout.as_secs_f64()
             ))),

@@ -41,7 +41,7 @@ pub fn render(channel: Channel, c: &MessageContext<'_>) -> (Option<String>, Stri
          次のリンクを開くと、処理番号が入力された状態でアプリが開きます。\n\
          {link}\n\
          \n\
-         有効期限: {until}（日本時間）まで（発行から{hours}時間）。期限を過ぎると処理番号は無効になります。\n\
+         有効期限: このお知らせが届いてから{hours}時間（すぐに届いた場合は {until}（日本時間）まで）。期限を過ぎると処理番号は無効になります。\n\
          アプリで処理番号を入力する場合は、半角数字8桁で入力してください。\n\
          \n\
          正しく入力しても登録できない場合のお問い合わせ: {phone}（{help_hours}）\n\
@@ -53,6 +53,38 @@ pub fn render(channel: Channel, c: &MessageContext<'_>) -> (Option<String>, Stri
     );
     let subject = match channel {
         Channel::Email => Some("【HER-SYS】COCOA 処理番号のお知らせ".to_owned()),
+        Channel::Sms | Channel::Canary => None,
+    };
+    (subject, body)
+}
+
+/// The one reminder of a number still unused N hours after it arrived
+/// (issue 13: "one reminder with the same link, never more"): the same
+/// number and link under a heading that says it is a reminder, and that it
+/// is the only one.
+pub fn render_reminder(channel: Channel, c: &MessageContext<'_>) -> (Option<String>, String) {
+    let link = format!("https://{}/cocoa/a/?pn={}", c.link_host, c.link.expose());
+    let body = format!(
+        "【HER-SYS】再送：接触確認アプリ（COCOA）陽性登録のための処理番号のお知らせ\n\
+         \n\
+         先にお送りした処理番号での陽性登録がまだ確認できていないため、一度だけ再度お知らせします。\
+         登録済みの場合や、登録しないことにした場合は、このメッセージは破棄してください。\n\
+         \n\
+         処理番号: {number}\n\
+         \n\
+         次のリンクを開くと、処理番号が入力された状態でアプリが開きます。\n\
+         {link}\n\
+         \n\
+         有効期限: 最初のお知らせが届いてから{hours}時間。期限を過ぎると処理番号は無効になります。\n\
+         \n\
+         お問い合わせ: {phone}（{help_hours}）",
+        number = c.number.expose(),
+        hours = c.validity_hours,
+        phone = c.help_phone,
+        help_hours = c.help_hours,
+    );
+    let subject = match channel {
+        Channel::Email => Some("【HER-SYS】再送：COCOA 処理番号のお知らせ".to_owned()),
         Channel::Sms | Channel::Canary => None,
     };
     (subject, body)
@@ -87,5 +119,11 @@ mod tests {
         assert!(body.contains("2020年12月16日 10:00"));
         assert!(body.contains("0120-565653"));
         assert_eq!(render(Channel::Sms, &c).0, None);
+        let (subject, body) = render_reminder(Channel::Email, &c);
+        assert!(subject.unwrap().starts_with("【HER-SYS】再送："));
+        assert!(body.starts_with("【HER-SYS】再送："));
+        assert!(body.contains("一度だけ"));
+        assert!(body.contains(&format!("処理番号: {}", n.expose())));
+        assert!(body.contains(&format!("pn={}", l.expose())));
     }
 }

@@ -53,7 +53,7 @@ impl TwilioSender {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| DeliveryError(format!("sms: {e}")))?;
+            .map_err(|e| DeliveryError::permanent(format!("sms: {e}")))?;
         Ok(Self { client, config })
     }
 
@@ -131,7 +131,7 @@ impl TwilioSender {
             .form(&form)
             .send()
             .await
-            .map_err(|e| DeliveryError(format!("sms gateway unreachable: {}", e.without_url())))?;
+            .map_err(|e| DeliveryError::transient(format!("sms gateway unreachable: {}", e.without_url())))?;
         let status = resp.status();
         if status.is_success() {
             let answer: serde_json::Value = resp.json().await.unwrap_or_default();
@@ -149,8 +149,32 @@ impl TwilioSender {
             .chars()
             .take(200)
             .collect::<String>();
-        Err(DeliveryError(format!(
-            "sms gateway answered {status}: {message}"
-        )))
+        let reason = format!("sms gateway answered {status}: {message}");
+        Err(DeliveryError {
+            reason,
+            permanent: is_permanent_status(status.as_u16()),
+        })
+    }
+}
+
+/// Whether a gateway's HTTP answer refuses the message for good: a 4xx
+/// (such as 400 for an invalid number), except 408 Request Timeout and 429
+/// Too Many Requests, which say "later", not "never".
+fn is_permanent_status(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
+#[cfg(test)]
+mod permanence_tests {
+    use super::is_permanent_status;
+
+    #[test]
+    fn four_hundreds_are_permanent_except_timeout_and_rate_limit() {
+        assert!(is_permanent_status(400));
+        assert!(is_permanent_status(404));
+        assert!(!is_permanent_status(408));
+        assert!(!is_permanent_status(429));
+        assert!(!is_permanent_status(500));
+        assert!(!is_permanent_status(503));
     }
 }

@@ -225,12 +225,18 @@ pub(super) async fn issue(
         move |app| async move {
             let issued = app.issuer.issue(&actor, case_id).await?;
             let b = serde_json::to_string(&IssueResponse {
-                status: "sent".into(),
+                status: issued_status(&issued).into(),
                 channel: issued.channel.as_str().into(),
                 expires_at: rfc3339_jst(issued.expires_at),
             })
             .map_err(anyhow::Error::from)?;
-            Ok((StatusCode::OK, b))
+            // 202: accepted, waiting in the send queue.
+            let code = if issued.queued {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok((code, b))
         },
     )
     .await
@@ -383,7 +389,7 @@ pub(super) async fn issue_batch(
             let r = match app.issuer.issue(&actor, case_id).await {
                 Ok(issued) => BatchIssueResult {
                     case_id,
-                    status: "sent".into(),
+                    status: issued_status(&issued).into(),
                     channel: Some(issued.channel.as_str().into()),
                     expires_at: Some(rfc3339_jst(issued.expires_at)),
                     error_code: None,
@@ -504,4 +510,9 @@ pub(super) async fn update_case(
         Ok((StatusCode::OK, b))
     })
     .await
+}
+
+/// `sent`, or `queued` for a number whose message waits in the send queue.
+fn issued_status(issued: &crate::service::Issued) -> &'static str {
+    if issued.queued { "queued" } else { "sent" }
 }

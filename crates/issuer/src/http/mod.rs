@@ -202,9 +202,9 @@ async fn refresh_anomaly_gauges(app: &App, now: i64) -> Result<(), crate::store:
     };
     metrics::gauge!("issuer_delivery_failure_ratio_last_hour").set(failure);
     let age = |t: Option<i64>| t.map_or(0.0, |t| (now - t).max(0) as f64);
-    // The send queue's rows (retries waiting for their backoff, reminders)
+    // The send queue's rows (retries waiting for their backoff, released reminders)
     // count as pending too.
-    let oldest_pending = match (signals.oldest_pending, store.oldest_queued().await?) {
+    let oldest_pending = match (signals.oldest_pending, store.oldest_queued(now).await?) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };

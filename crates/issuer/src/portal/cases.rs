@@ -596,6 +596,7 @@ pub async fn show(
     let t = v.lang.texts();
     let flash = match q.msg.as_deref() {
         Some("sent") => t.sent_flash,
+        Some("queued") => t.queued_flash,
         Some("saved") => t.saved_flash,
         Some("reported") => t.reported_flash,
         _ => "",
@@ -738,6 +739,7 @@ pub async fn issue(
         tokio::spawn(async move {
             let r = app.issuer.issue(&actor, id).await;
             let location = match &r {
+                Ok(i) if i.queued => format!("/portal/cases/{id}?tab=id&msg=queued"),
                 Ok(_) => format!("/portal/cases/{id}?tab=id&msg=sent"),
                 Err(_) => format!("/portal/cases/{id}?tab=id"),
             };
@@ -751,6 +753,9 @@ pub async fn issue(
         .await
         .map_err(|e| Failure(v.lang, Error::from(anyhow::Error::from(e))))?;
     let (status, errors) = match r {
+        Ok(i) if i.queued => {
+            return Ok(redirect(&format!("/portal/cases/{id}?tab=id&msg=queued")));
+        }
         Ok(_) => return Ok(redirect(&format!("/portal/cases/{id}?tab=id&msg=sent"))),
         Err(Error::Blocked(bs)) => {
             let status = if bs.contains(&Blocker::AlreadyRegistered) {

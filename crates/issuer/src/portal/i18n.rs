@@ -180,6 +180,7 @@ texts! {
     ch_canary: "カナリア（監視用）", "Canary (monitoring)";
     failed_help: "メッセージを送信できなかったため、この処理番号は無効にしました。連絡先を確認し、再送信してください。", "The message could not be delivered, so this number was withdrawn. Check the contact details and retry.";
     sent_flash: "処理番号を送信しました。", "The processing number was sent.";
+    queued_flash: "送信先のゲートウェイが応答しないため、処理番号は送信待ちです。自動で再送します（有効期限は送信した時から数えます）。", "The gateway did not answer: the processing number waits to be sent and is retried automatically (its validity counts from sending).";
     saved_flash: "保存しました。", "Saved.";
     missing_title: "処理番号を発行するには、次の入力が必要です。", "Before a number can be issued:";
     history: "発行履歴", "History";

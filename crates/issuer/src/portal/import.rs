@@ -915,7 +915,7 @@ async fn run(
     app.issuer.store().finish_import(&key, &json).await?;
     let (imported, invalid) = (out.imported(), out.rows.len() - out.imported());
     let (sent, failed) = (
-        out.count("sent"),
+        out.count("sent") + out.count("queued"),
         out.count("failed") + out.count("blocked"),
     );
     app.issuer
@@ -963,6 +963,7 @@ async fn issue_for(app: &App, v: &Viewer, id: i64, req: &CreateCaseRequest, o: &
         return;
     }
     match app.issuer.issue(&v.actor, id).await {
+        Ok(i) if i.queued => o.number = "queued".into(),
         Ok(_) => o.number = "sent".into(),
         Err(Error::Blocked(bs)) => {
             o.number = "blocked".into();
@@ -1069,6 +1070,7 @@ pub async fn result(
             };
             let number = match o.number.as_str() {
                 "sent" => t.st_sent.to_owned(),
+                "queued" => t.ls_pending.to_owned(),
                 "not_eligible" => t.imp_not_eligible.to_owned(),
                 "" => String::new(),
                 _ => o
@@ -1083,7 +1085,7 @@ pub async fn result(
                 name,
                 errors: o.errors.iter().map(|e| e.text(v.lang).to_owned()).collect(),
                 number,
-                number_ok: o.number == "sent",
+                number_ok: o.number == "sent" || o.number == "queued",
                 number_bad: matches!(o.number.as_str(), "failed" | "blocked"),
             });
         }
@@ -1099,7 +1101,7 @@ pub async fn result(
         issue: out.issue,
         imported: out.imported(),
         skipped: out.rows.len() - out.imported(),
-        sent: out.count("sent"),
+        sent: out.count("sent") + out.count("queued"),
         not_sent: out.count("failed") + out.count("blocked"),
         rows,
     };

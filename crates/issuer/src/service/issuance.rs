@@ -3,13 +3,14 @@
 use tracing::{info, instrument, warn};
 
 use super::{Actor, Issuer};
-use crate::delivery::{Message, MessageContext, render};
+use super::queue::Outcome;
+use crate::delivery::{CLAIM_LEASE_SECONDS, Message, MessageContext, render, render_reminder};
 use crate::domain::codes::{CodeKind, LinkCode, ProcessingNumber};
 use crate::domain::model::{Centre, Channel, Issuance};
 use crate::domain::rules;
 use crate::domain::rules::Blocker;
 use crate::error::{Error, Result};
-use crate::store::{IssueError, NewIssuance};
+use crate::store::{HeldMessage, IssueError, MessageKind, NewIssuance};
 
 /// A sent number as the caller may see it: never the number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,11 @@ pub struct Issued {
     /// Whether the case had a number before (a 再発行: the earlier one no
     /// longer works).
     pub reissue: bool,
+    /// The gateway could not take the message yet: it waits in the send
+    /// queue, which retries with backoff; the number is live and its
+    /// validity starts when it is sent (`expires_at` is the ceiling until
+    /// then).
+    pub queued: bool,
 }
 
 impl Issuer {
@@ -76,16 +82,23 @@ impl Issuer {
         }
     }
 
-    /// Issues (or reissues) a processing number for a case and sends it.
-    /// Checks [`rules::issuance_prerequisites`] and [`rules::reissue_allowed`];
-    /// the previous live number stops working at once. If the message cannot
-    /// be delivered, the new number is withdrawn and the error says why.
+    /// Issues (or reissues) a processing number for a case and sends it
+    /// through the send queue: the issuance and its sealed message (with
+    /// the centre's fallback and reminder, held) commit together, then this
+    /// request makes the first attempt. Checks
+    /// [`rules::issuance_prerequisites`] and [`rules::reissue_allowed`]; the
+    /// previous live number stops working at once. A gateway that is down
+    /// or slow leaves the number live and queued ([`Issued::queued`]); a
+    /// refusal for good withdraws it and the error says why — unless the
+    /// centre falls back to e-mail, which is then sent with the same number.
     #[instrument(skip_all, fields(actor = %actor.name, case_id))]
     pub async fn issue(&self, actor: &Actor, case_id: i64) -> Result<Issued> {
         let r = self.issue_inner(actor, case_id).await;
         let (outcome, detail) = match &r {
+            // A number waiting in the send queue is live: audited as
+            // `queued`, so the log says it was not sent yet.
             Ok(i) => (
-                "ok".to_owned(),
+                if i.queued { "queued" } else { "ok" }.to_owned(),
                 format!("channel={} expires_at={}", i.channel.as_str(), i.expires_at),
             ),
             Err(Error::Blocked(b)) => (
@@ -136,13 +149,72 @@ impl Issuer {
             (None, Some(e)) => (Channel::Email, e.clone()),
             (None, None) => return Err(Error::Blocked(vec![Blocker::MissingContact])),
         };
-        let issued_at = now;
-        let expires_at = rules::expires_at(now, &centre);
+        let validity = rules::expires_at(now, &centre) - now;
+        // Until the message is handed off (or, with receipts, delivered)
+        // the number's expiry is the in-transit ceiling: "a gateway backlog
+        // never expires a number in transit".
+        let expires_at = rules::expires_in_transit(now, validity);
+        let settings = self
+            .store
+            .centre_delivery_settings(centre.id)
+            .await?
+            .unwrap_or_default();
+        let validity_hours = (validity + 1800) / 3600;
         let mut attempt = 0;
-        let (id, number, link) = loop {
+        let id = loop {
             attempt += 1;
             let (number, link) =
                 self.with_rng(|r| (ProcessingNumber::generate(r), LinkCode::generate(r)));
+            let ctx = MessageContext {
+                number: &number,
+                link: &link,
+                link_host: &self.settings.link_host,
+                expires_at: now + validity,
+                validity_hours,
+                help_phone: &self.settings.help_phone,
+                help_hours: &self.settings.help_hours,
+            };
+            let (subject, body) = render(channel, &ctx);
+            let msg = Message {
+                channel,
+                to: to.clone(),
+                subject,
+                body,
+            };
+            // The messages that may carry the number later are written now,
+            // sealed: the number is not stored anywhere after this.
+            let mut held = Vec::new();
+            if settings.fallback
+                && channel == Channel::Sms
+                && let Some(email) = &case.data.email
+            {
+                let (subject, body) = render(Channel::Email, &ctx);
+                held.push(HeldMessage {
+                    kind: MessageKind::Fallback,
+                    message: Message {
+                        channel: Channel::Email,
+                        to: email.clone(),
+                        subject,
+                        body,
+                    },
+                    delay_seconds: 0,
+                });
+            }
+            if let Some(h) = settings.reminder_after_hours
+                && channel != Channel::Canary
+            {
+                let (subject, body) = render_reminder(channel, &ctx);
+                held.push(HeldMessage {
+                    kind: MessageKind::Reminder,
+                    message: Message {
+                        channel,
+                        to: to.clone(),
+                        subject,
+                        body,
+                    },
+                    delay_seconds: i64::from(h) * 3600,
+                });
+            }
             let n = NewIssuance {
                 case_id,
                 number_hmac: &self.hasher.hash(CodeKind::Number, number.expose()),
@@ -153,8 +225,12 @@ impl Issuer {
                 issued_at: now,
                 expires_at,
             };
-            match self.store.insert_issuance(&n).await {
-                Ok(id) => break (id, number, link),
+            match self
+                .store
+                .insert_issuance_with_held(&n, validity, &msg, &held)
+                .await
+            {
+                Ok(id) => break id,
                 Err(IssueError::Collision) if attempt < 20 => continue,
                 Err(IssueError::Collision) => {
                     return Err(
@@ -165,60 +241,73 @@ impl Issuer {
                 Err(IssueError::Store(e)) => return Err(e.into()),
             }
         };
-        let ctx = MessageContext {
-            number: &number,
-            link: &link,
-            link_host: &self.settings.link_host,
-            expires_at,
-            validity_hours: (expires_at - now + 1800) / 3600,
-            help_phone: &self.settings.help_phone,
-            help_hours: &self.settings.help_hours,
+        // The request makes the first attempt itself; the send queue makes
+        // the rest (and the first, should this process stop right here).
+        let claimed = self
+            .store
+            .claim_message(id, MessageKind::Number, now, CLAIM_LEASE_SECONDS)
+            .await?;
+        let outcome = match claimed {
+            Some(c) => self.send_claimed(c).await?,
+            // A worker took it first: it is on its way.
+            None => Outcome::Retried("claimed by the send queue".into()),
         };
-        let (subject, body) = render(channel, &ctx);
-        let msg = Message {
-            channel,
-            to,
-            subject,
-            body,
+        let done = |channel: Channel, queued: bool| async move {
+            let expires_at = self
+                .store
+                .issuance_history(case_id, self.now())
+                .await?
+                .into_iter()
+                .find(|i| i.id == id)
+                .map_or(expires_at, |i| i.expires_at);
+            Ok::<_, Error>(Issued {
+                issuance_id: id,
+                channel,
+                expires_at,
+                reissue,
+                queued,
+            })
         };
-        match self.delivery.send(&msg, now).await {
-            Ok(sent) => {
-                let now = self.now();
-                // Validity from delivery where the gateway sends receipts
-                // (issue 13), from sending otherwise.
-                let expires_at = match (&sent.message_sid, sent.receipts) {
-                    (Some(sid), true) => {
-                        let validity = expires_at - issued_at;
-                        self.store
-                            .mark_sent_awaiting_receipt(id, sid, validity, now)
-                            .await?;
-                        rules::expires_in_transit(now, validity)
-                    }
-                    _ => {
-                        self.store.mark_delivered(id, now).await?;
-                        expires_at
-                    }
-                };
+        match outcome {
+            Outcome::Sent => {
                 info!(
                     case_id,
                     issuance_id = id,
                     channel = channel.as_str(),
                     "processing number sent"
                 );
-                Ok(Issued {
-                    issuance_id: id,
-                    channel,
-                    expires_at,
-                    reissue,
-                })
+                done(channel, false).await
             }
-            Err(e) => {
-                self.store
-                    .mark_delivery_failed(id, &e.0, self.now())
+            Outcome::FellBack(reason) => {
+                // The fallback is due now: send it within this request too.
+                warn!(case_id, issuance_id = id, reason = %reason, "number message refused; sending the e-mail fallback");
+                let claimed = self
+                    .store
+                    .claim_message(id, MessageKind::Fallback, self.now(), CLAIM_LEASE_SECONDS)
                     .await?;
-                warn!(case_id, issuance_id = id, reason = %e.0, "delivery failed; number withdrawn");
-                Err(Error::DeliveryFailed(e.0))
+                let outcome = match claimed {
+                    Some(c) => self.send_claimed(c).await?,
+                    None => Outcome::Retried("claimed by the send queue".into()),
+                };
+                match outcome {
+                    Outcome::Sent => done(Channel::Email, false).await,
+                    Outcome::Retried(_) => done(Channel::Email, true).await,
+                    Outcome::Dead(r) => Err(Error::DeliveryFailed(format!("{reason}; {r}"))),
+                    Outcome::FellBack(r) => Err(Error::DeliveryFailed(r)),
+                    Outcome::Cancelled => Err(Error::DeliveryFailed(reason)),
+                }
             }
+            Outcome::Retried(reason) => {
+                warn!(case_id, issuance_id = id, reason = %reason, "gateway not reachable yet; the number waits in the send queue");
+                done(channel, true).await
+            }
+            Outcome::Dead(reason) => {
+                warn!(case_id, issuance_id = id, reason = %reason, "delivery failed; number withdrawn");
+                Err(Error::DeliveryFailed(reason))
+            }
+            Outcome::Cancelled => Err(Error::DeliveryFailed(
+                "the number was replaced before it was sent".into(),
+            )),
         }
     }
 }

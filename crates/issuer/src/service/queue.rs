@@ -18,23 +18,49 @@ pub struct QueuePass {
     pub retried: usize,
     /// Messages given up.
     pub dead: usize,
+    /// Messages not needed any more (their number stopped working), not sent.
+    pub cancelled: usize,
+}
+
+/// What became of one claimed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Handed to the gateway.
+    Sent,
+    /// Failed for now; due again later. The reason of the attempt.
+    Retried(String),
+    /// Failed for good; the number goes on by e-mail (the held fallback,
+    /// released). The reason of the failure.
+    FellBack(String),
+    /// Given up (dead-letter). The reason.
+    Dead(String),
+    /// Not sent: its number stopped working while it waited.
+    Cancelled,
 }
 
 /// Messages one pass claims at most.
 const BATCH: i64 = 50;
 
 impl Issuer {
-    /// One pass of the worker: claims the due messages (see
-    /// [`crate::store::Store::claim_due_messages`]) and sends each once.
+    /// One pass of the worker: cancels what dead numbers would still send
+    /// (see [`crate::store::Store::cancel_messages_of_dead_numbers`]), then
+    /// claims the due messages one by one and sends each once.
     /// "Transient gateway errors (5xx, timeouts, connection refused) retry;
     /// permanent ones (4xx such as invalid number) go straight to
     /// dead-letter", and so does a message after [`MAX_ATTEMPTS`]. A dead
-    /// number message withdraws its number (nobody received it).
+    /// number message withdraws its number (nobody received it), unless
+    /// the centre falls back to e-mail.
     pub async fn process_send_queue(&self) -> Result<QueuePass> {
+        let mut pass = QueuePass::default();
+        pass.cancelled += usize::try_from(
+            self.store
+                .cancel_messages_of_dead_numbers(self.now())
+                .await?,
+        )
+        .unwrap_or(usize::MAX);
         // One claim per message, just before it is sent: a batch claimed at
         // once could outlive its lease behind slow gateway calls (20 s
         // timeout each) and be taken — and sent — by another worker.
-        let mut pass = QueuePass::default();
         for _ in 0..BATCH {
             let claimed = self
                 .store
@@ -43,25 +69,35 @@ impl Issuer {
             let Some(c) = claimed.into_iter().next() else {
                 break;
             };
-            self.send_claimed(c, &mut pass).await?;
+            match self.send_claimed(c).await? {
+                Outcome::Sent | Outcome::FellBack(_) => pass.sent += 1,
+                Outcome::Retried(_) => pass.retried += 1,
+                Outcome::Dead(_) => pass.dead += 1,
+                Outcome::Cancelled => pass.cancelled += 1,
+            }
         }
         Ok(pass)
     }
 
-    async fn send_claimed(&self, c: ClaimedMessage, pass: &mut QueuePass) -> Result<()> {
+    /// Sends one claimed message and records what became of it. Used by
+    /// the worker and by the request that issues a number (its first
+    /// attempt).
+    pub(crate) async fn send_claimed(&self, c: ClaimedMessage) -> Result<Outcome> {
         // A number replaced by a reissue, ended or expired while its message
         // waited is not sent: it would not work.
         if !self.issuance_live(c.issuance_id).await? {
+            let reason = "the number is no longer valid (reissued, ended or expired)";
+            let now = self.now();
+            if c.kind == MessageKind::Reminder {
+                self.store
+                    .cancel_claimed_message(c.id, &c.token, reason, now)
+                    .await?;
+                return Ok(Outcome::Cancelled);
+            }
             self.store
-                .dead_letter_message(
-                    c.id,
-                    &c.token,
-                    "the number is no longer valid (reissued, ended or expired)",
-                    self.now(),
-                )
+                .dead_letter_message(c.id, &c.token, reason, now)
                 .await?;
-            pass.dead += 1;
-            return Ok(());
+            return Ok(Outcome::Dead(reason.into()));
         }
         let r = self.delivery.send(&c.message, self.now()).await;
         let now = self.now();
@@ -73,15 +109,32 @@ impl Issuer {
                         "claim lost before the outcome was recorded"
                     );
                 }
-                if c.kind == MessageKind::Number {
+                if c.kind.carries_number() {
                     let validity = self.validity_of(c.issuance_id).await?;
                     match (&sent.message_sid, sent.receipts, validity) {
                         (Some(sid), true, Some(v)) => {
+                            // The reminder and the fallback wait for the
+                            // receipt.
                             self.store
                                 .mark_sent_awaiting_receipt(c.issuance_id, sid, v, now)
                                 .await?;
                         }
-                        _ => self.store.mark_delivered(c.issuance_id, now).await?,
+                        _ => {
+                            self.store.mark_delivered(c.issuance_id, now).await?;
+                            // Handed off without receipts: the fallback is
+                            // not needed, the reminder's hours start now.
+                            self.store
+                                .cancel_message(
+                                    c.issuance_id,
+                                    MessageKind::Fallback,
+                                    "not needed: the number message was sent",
+                                    now,
+                                )
+                                .await?;
+                            self.store
+                                .release_held(c.issuance_id, MessageKind::Reminder, now)
+                                .await?;
+                        }
                     }
                 }
                 info!(
@@ -91,30 +144,46 @@ impl Issuer {
                     attempts = c.attempts,
                     "queued message sent"
                 );
-                pass.sent += 1;
+                Ok(Outcome::Sent)
             }
             Err(e) if !e.is_permanent() && c.attempts < MAX_ATTEMPTS => {
                 let due = now + backoff_seconds(c.attempts);
                 self.store
-                    .retry_message_later(c.id, &c.token, &e.0, due)
+                    .retry_message_later(c.id, &c.token, &e.reason, due)
                     .await?;
-                warn!(queue_id = c.id, attempts = c.attempts, reason = %e.0, retry_at = due, "delivery failed; will retry");
-                pass.retried += 1;
+                warn!(queue_id = c.id, attempts = c.attempts, reason = %e.reason, retry_at = due, "delivery failed; will retry");
+                Ok(Outcome::Retried(e.reason))
             }
             Err(e) => {
                 self.store
-                    .dead_letter_message(c.id, &c.token, &e.0, now)
+                    .dead_letter_message(c.id, &c.token, &e.reason, now)
                     .await?;
-                if c.kind == MessageKind::Number {
+                warn!(queue_id = c.id, attempts = c.attempts, reason = %e.reason, "delivery given up (dead-letter)");
+                if c.kind == MessageKind::Number
+                    && self
+                        .store
+                        .release_held(c.issuance_id, MessageKind::Fallback, now)
+                        .await?
+                {
+                    // "Optional fallback to the other channel when one
+                    // fails (per centre)": the same number by e-mail.
                     self.store
-                        .mark_delivery_failed(c.issuance_id, &e.0, now)
+                        .note_fallback(c.issuance_id, &e.reason, now)
+                        .await?;
+                    info!(
+                        issuance_id = c.issuance_id,
+                        "number message failed; falling back to e-mail"
+                    );
+                    return Ok(Outcome::FellBack(e.reason));
+                }
+                if c.kind.carries_number() {
+                    self.store
+                        .mark_delivery_failed(c.issuance_id, &e.reason, now)
                         .await?;
                 }
-                warn!(queue_id = c.id, attempts = c.attempts, reason = %e.0, "delivery given up (dead-letter)");
-                pass.dead += 1;
+                Ok(Outcome::Dead(e.reason))
             }
         }
-        Ok(())
     }
 
     /// Whether the issuance's number is still live (issued, not expired).
@@ -133,7 +202,9 @@ impl Issuer {
     /// The validity (seconds) an issuance was issued with.
     async fn validity_of(&self, issuance_id: i64) -> Result<Option<i64>> {
         use sqlx::Row as _;
-        let r = sqlx::query("SELECT issued_at, expires_at FROM issuances WHERE id = $1")
+        let r = sqlx::query(
+            "SELECT issued_at, expires_at, validity_seconds FROM issuances WHERE id = $1",
+        )
             .bind(issuance_id)
             .fetch_optional(self.store.pool())
             .await
@@ -146,7 +217,12 @@ impl Issuer {
                 let b: i64 = r
                     .try_get("expires_at")
                     .map_err(crate::store::StoreError::from)?;
-                Some(b - a)
+                let v: Option<i64> = r
+                    .try_get("validity_seconds")
+                    .map_err(crate::store::StoreError::from)?;
+                // Recorded at issue for numbers issued through the queue;
+                // else the expiry set at issue tells it.
+                Some(v.unwrap_or(b - a))
             }
             None => None,
         })

@@ -130,7 +130,7 @@ impl Store {
     /// refuses when a registration already succeeded
     /// ([`rules::reissue_allowed`]), and inserts the new issuance.
     pub async fn insert_issuance(&self, n: &NewIssuance<'_>) -> Result<i64, IssueError> {
-        self.insert_issuance_with(n, None).await
+        self.insert_issuance_with(n, None, None).await
     }
 
     /// [`Store::insert_issuance`] and, in the same transaction, the
@@ -142,13 +142,31 @@ impl Store {
         n: &NewIssuance<'_>,
         msg: &crate::delivery::Message,
     ) -> Result<i64, IssueError> {
-        self.insert_issuance_with(n, Some(msg)).await
+        self.insert_issuance_with(n, None, Some((msg, &[]))).await
+    }
+
+    /// [`Store::insert_issuance_queued`], recording the validity the number
+    /// was issued with (`n.expires_at` is then the in-transit ceiling,
+    /// [`rules::expires_in_transit`]; hand-off or delivery sets the real
+    /// expiry), and the held messages (fallback, reminder) written in the
+    /// same transaction: the number is not stored, so every message that
+    /// carries it is sealed now or never.
+    pub async fn insert_issuance_with_held(
+        &self,
+        n: &NewIssuance<'_>,
+        validity_seconds: i64,
+        msg: &crate::delivery::Message,
+        held: &[super::HeldMessage],
+    ) -> Result<i64, IssueError> {
+        self.insert_issuance_with(n, Some(validity_seconds), Some((msg, held)))
+            .await
     }
 
     async fn insert_issuance_with(
         &self,
         n: &NewIssuance<'_>,
-        msg: Option<&crate::delivery::Message>,
+        validity_seconds: Option<i64>,
+        msg: Option<(&crate::delivery::Message, &[super::HeldMessage])>,
     ) -> Result<i64, IssueError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
@@ -192,8 +210,8 @@ impl Store {
         }
         let r = sqlx::query(
             "INSERT INTO issuances (case_id, number_hmac, link_hmac, report_type, state, channel, \
-             delivery_status, issued_by, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, 'issued', $5, 'pending', $6, $7, $8) RETURNING id",
+             delivery_status, issued_by, issued_at, expires_at, validity_seconds) \
+             VALUES ($1, $2, $3, $4, 'issued', $5, 'pending', $6, $7, $8, $9) RETURNING id",
         )
         .bind(n.case_id)
         .bind(n.number_hmac)
@@ -203,20 +221,33 @@ impl Store {
         .bind(n.issued_by)
         .bind(n.issued_at)
         .bind(n.expires_at)
+        .bind(validity_seconds)
         .fetch_one(&mut *tx)
         .await;
         match r {
             Ok(row) => {
                 let id: i64 = row.try_get("id").map_err(StoreError::from)?;
-                if let Some(msg) = msg {
+                if let Some((msg, held)) = msg {
                     self.insert_queue_row(
                         &mut tx,
                         id,
                         super::MessageKind::Number,
                         msg,
                         n.issued_at,
+                        None,
                     )
                     .await?;
+                    for h in held {
+                        self.insert_queue_row(
+                            &mut tx,
+                            id,
+                            h.kind,
+                            &h.message,
+                            n.issued_at,
+                            Some(h.delay_seconds),
+                        )
+                        .await?;
+                    }
                 }
                 tx.commit().await.map_err(StoreError::from)?;
                 Ok(id)
@@ -241,11 +272,20 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Records a successful delivery.
+    /// Records a successful hand-off to a channel without receipts (e-mail:
+    /// accepted by the relay = sent). A number issued through the queue
+    /// (its validity recorded) is valid from now: "validity counted ... from
+    /// sending otherwise". A fallback's note (`fallback to email: …`) stays
+    /// for staff to see.
     pub async fn mark_delivered(&self, issuance_id: i64, now: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE issuances SET delivery_status = 'sent', delivered_at = $1, sent_at = $1, \
-                     delivery_updated_at = $1, delivery_error = NULL WHERE id = $2",
+             delivery_updated_at = $1, \
+             delivery_error = CASE WHEN delivery_error LIKE 'fallback to %' \
+             THEN delivery_error ELSE NULL END, \
+             expires_at = CASE WHEN state = 'issued' AND validity_seconds IS NOT NULL \
+             THEN $1 + validity_seconds ELSE expires_at END WHERE id = $2",
         )
         .bind(now)
         .bind(issuance_id)
@@ -269,7 +309,9 @@ impl Store {
         let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE issuances SET message_sid = $1, sent_at = $2, validity_seconds = $3, \
-             delivery_updated_at = $2, delivery_status = 'sent', delivery_error = NULL, \
+             delivery_updated_at = $2, delivery_status = 'sent', \
+             delivery_error = CASE WHEN delivery_error LIKE 'fallback to %' \
+             THEN delivery_error ELSE NULL END, \
              expires_at = CASE WHEN state = 'issued' THEN $4 ELSE expires_at END \
              WHERE id = $5 AND delivery_status = 'pending'",
         )
@@ -284,12 +326,16 @@ impl Store {
     }
 
     /// Applies a delivery receipt (the gateway's status callback) to the
-    /// issuance whose message has `message_sid`. States only move forward
+    /// issuance whose SMS has `message_sid`. States only move forward
     /// — pending → sent → delivered / failed / undelivered — so receipts in
     /// any order and duplicates are harmless. `delivered` starts the
-    /// number's validity (delivery + the validity it was issued with);
-    /// `failed` and `undelivered` withdraw a live number (nobody received
-    /// it) with the gateway's reason. Returns `None` for an unknown message,
+    /// number's validity (delivery + the validity it was issued with),
+    /// cancels the held fallback and releases the reminder (due N hours
+    /// from delivery); `failed` and `undelivered` release the held
+    /// fallback (the same number by e-mail) when the centre has one, and
+    /// otherwise withdraw a live number (nobody received it) with the
+    /// gateway's reason. Once a number has fallen back to e-mail its SMS's
+    /// receipts change nothing. Returns `None` for an unknown message,
     /// else whether the state moved.
     pub async fn apply_receipt(
         &self,
@@ -299,55 +345,161 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>, StoreError> {
         let rank = "CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END";
-        let reason: Option<String> = reason.map(|r| r.chars().take(200).collect());
-        let moved = {
-            let _turn = self.write_turn().await;
-            match receipt {
-                Receipt::Sent => sqlx::query(&format!(
-                    "UPDATE issuances SET delivery_status = 'sent', delivery_updated_at = $1 \
-                     WHERE message_sid = $2 AND {rank} < 1"
-                ))
-                .bind(now)
+        let reason: String = reason
+            .map_or_else(|| receipt.as_str().to_owned(), |r| r.chars().take(200).collect());
+        let Some(issuance_id) =
+            sqlx::query_scalar::<_, i64>("SELECT id FROM issuances WHERE message_sid = $1")
                 .bind(message_sid)
-                .execute(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?
-                .rows_affected(),
-                Receipt::Delivered => sqlx::query(&format!(
+        else {
+            return Ok(None);
+        };
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let held_fallback: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM send_queue WHERE issuance_id = $1 AND kind = 'fallback' \
+             AND status = 'held'",
+        )
+        .bind(issuance_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let moved = match receipt {
+            Receipt::Sent => sqlx::query(&format!(
+                "UPDATE issuances SET delivery_status = 'sent', delivery_updated_at = $1 \
+                 WHERE id = $2 AND channel = 'sms' AND {rank} < 1"
+            ))
+            .bind(now)
+            .bind(issuance_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            Receipt::Delivered => {
+                let n = sqlx::query(&format!(
                     "UPDATE issuances SET delivery_status = 'delivered', delivery_updated_at = $1, \
                      delivered_at = $1, delivery_error = NULL, \
                      expires_at = CASE WHEN state = 'issued' AND validity_seconds IS NOT NULL \
                      THEN $1 + validity_seconds ELSE expires_at END \
-                     WHERE message_sid = $2 AND {rank} < 2"
+                     WHERE id = $2 AND channel = 'sms' AND {rank} < 2"
                 ))
                 .bind(now)
-                .bind(message_sid)
-                .execute(&self.pool)
+                .bind(issuance_id)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected(),
-                Receipt::Failed | Receipt::Undelivered => sqlx::query(&format!(
-                    "UPDATE issuances SET delivery_status = $3, delivery_updated_at = $1, \
-                     delivery_error = $4, \
-                     expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END, \
-                     state = CASE WHEN state = 'issued' THEN 'expired' ELSE state END \
-                     WHERE message_sid = $2 AND {rank} < 2"
-                ))
-                .bind(now)
-                .bind(message_sid)
-                .bind(receipt.as_str())
-                .bind(reason.unwrap_or_else(|| receipt.as_str().to_owned()))
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+                .rows_affected();
+                if n > 0 {
+                    sqlx::query(
+                        "UPDATE send_queue SET status = 'cancelled', sealed_message = NULL, \
+                         last_error = 'not needed: the SMS was delivered', finished_at = $1 \
+                         WHERE issuance_id = $2 AND kind = 'fallback' AND status = 'held'",
+                    )
+                    .bind(now)
+                    .bind(issuance_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE send_queue SET status = 'queued', \
+                         due_at = $1 + COALESCE(release_delay_seconds, 0) \
+                         WHERE issuance_id = $2 AND kind = 'reminder' AND status = 'held'",
+                    )
+                    .bind(now)
+                    .bind(issuance_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                n
             }
+            Receipt::Failed | Receipt::Undelivered if held_fallback > 0 => {
+                // The same number by e-mail: its validity waits for the
+                // e-mail's hand-off (the in-transit ceiling meanwhile).
+                let n = sqlx::query(&format!(
+                    "UPDATE issuances SET channel = 'email', delivery_status = 'pending', \
+                     delivery_updated_at = $1, delivery_error = $3, \
+                     expires_at = CASE WHEN validity_seconds IS NOT NULL \
+                     THEN $1 + $4 + validity_seconds ELSE expires_at END \
+                     WHERE id = $2 AND channel = 'sms' AND state = 'issued' AND {rank} < 2"
+                ))
+                .bind(now)
+                .bind(issuance_id)
+                .bind(format!("fallback to email: {reason}"))
+                .bind(rules::MAX_TRANSIT_SECONDS)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    sqlx::query(
+                        "UPDATE send_queue SET status = 'queued', due_at = $1 \
+                         WHERE issuance_id = $2 AND kind = 'fallback' AND status = 'held'",
+                    )
+                    .bind(now)
+                    .bind(issuance_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE send_queue SET status = 'cancelled', sealed_message = NULL, \
+                         last_error = 'dropped: the number fell back to e-mail', finished_at = $1 \
+                         WHERE issuance_id = $2 AND kind = 'reminder' AND status IN ('held', 'queued')",
+                    )
+                    .bind(now)
+                    .bind(issuance_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                n
+            }
+            Receipt::Failed | Receipt::Undelivered => sqlx::query(&format!(
+                "UPDATE issuances SET delivery_status = $3, delivery_updated_at = $1, \
+                 delivery_error = $4, \
+                 expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END, \
+                 state = CASE WHEN state = 'issued' THEN 'expired' ELSE state END \
+                 WHERE id = $2 AND channel = 'sms' AND {rank} < 2"
+            ))
+            .bind(now)
+            .bind(issuance_id)
+            .bind(receipt.as_str())
+            .bind(&reason)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
         };
-        if moved > 0 {
-            return Ok(Some(true));
-        }
-        let known = sqlx::query("SELECT id FROM issuances WHERE message_sid = $1")
-            .bind(message_sid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(known.map(|_| false))
+        tx.commit().await?;
+        Ok(Some(moved > 0))
+    }
+
+    /// Records that the number message failed for good and the number goes
+    /// on by e-mail (the held fallback, released by the caller): the
+    /// channel becomes `email`, delivery `pending` again, and the reason is
+    /// kept as `fallback to email: <reason>` for staff. The reminder (written
+    /// for the SMS) is dropped.
+    pub async fn note_fallback(
+        &self,
+        issuance_id: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let reason: String = reason.chars().take(400).collect();
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE issuances SET channel = 'email', delivery_status = 'pending', \
+             delivery_updated_at = $1, delivery_error = $2 WHERE id = $3",
+        )
+        .bind(now)
+        .bind(format!("fallback to email: {reason}"))
+        .bind(issuance_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE send_queue SET status = 'cancelled', sealed_message = NULL, \
+             last_error = 'dropped: the number fell back to e-mail', finished_at = $1 \
+             WHERE issuance_id = $2 AND kind = 'reminder' AND status IN ('held', 'queued')",
+        )
+        .bind(now)
+        .bind(issuance_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a failed delivery and withdraws the number: nobody received
@@ -411,7 +563,7 @@ impl Store {
              expires_at = CASE WHEN state = 'issued' THEN $1 ELSE expires_at END \
              WHERE delivery_status = 'pending' AND issued_at < $2 \
              AND id NOT IN (SELECT issuance_id FROM send_queue \
-             WHERE kind = 'number' AND status IN ('queued', 'sending'))",
+             WHERE kind IN ('number', 'fallback') AND status IN ('queued', 'sending'))",
         )
         .bind(now)
         .bind(issued_before)

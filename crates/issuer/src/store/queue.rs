@@ -37,6 +37,9 @@ pub enum MessageKind {
     Number,
     /// The one reminder of an unused number.
     Reminder,
+    /// The same number through the case's other channel (e-mail), sent
+    /// only when the number message fails for good.
+    Fallback,
 }
 
 impl MessageKind {
@@ -45,6 +48,7 @@ impl MessageKind {
         match self {
             Self::Number => "number",
             Self::Reminder => "reminder",
+            Self::Fallback => "fallback",
         }
     }
 
@@ -52,9 +56,42 @@ impl MessageKind {
         match s {
             "number" => Some(Self::Number),
             "reminder" => Some(Self::Reminder),
+            "fallback" => Some(Self::Fallback),
             _ => None,
         }
     }
+
+    /// Whether the message is how the number reaches its owner (the number
+    /// message, or its fallback): its hand-off and receipts start the
+    /// number's validity, and its failure withdraws the number.
+    pub fn carries_number(self) -> bool {
+        matches!(self, Self::Number | Self::Fallback)
+    }
+}
+
+/// A message written with the issuance but held back until released
+/// ([`Store::release_held`]): the fallback and the reminder.
+#[derive(Debug)]
+pub struct HeldMessage {
+    /// Fallback or reminder.
+    pub kind: MessageKind,
+    /// The message (sealed when stored).
+    pub message: Message,
+    /// Seconds from its release to when it is due (the reminder's N hours).
+    pub delay_seconds: i64,
+}
+
+/// Where a number's own message stands in the queue, for the case page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueState {
+    /// `queued`, `sending`, `sent`, `dead`, `held` or `cancelled`.
+    pub status: String,
+    /// The last failed attempt's reason.
+    pub last_error: Option<String>,
+    /// Gateway calls so far.
+    pub attempts: u32,
+    /// When the next attempt is due (unix seconds).
+    pub due_at: i64,
 }
 
 /// A row claimed by [`Store::claim_due_messages`], its message opened.
@@ -99,6 +136,11 @@ struct SealedForm {
     subject: Option<String>,
     body: String,
 }
+
+/// A row a worker may claim at `$1`: queued and due, or claimed by a
+/// worker whose lease ran out.
+const DUE: &str = "((status = 'queued' AND due_at <= $1) \
+                   OR (status = 'sending' AND claimed_until <= $1))";
 
 fn row_label(issuance_id: i64, kind: MessageKind) -> String {
     format!("send_queue:{issuance_id}:{}", kind.as_str())
@@ -164,7 +206,9 @@ impl Store {
         Ok(key.seal(&plain, label, nonce))
     }
 
-    /// Inserts a queue row (in `tx`): due at `now`.
+    /// Inserts a queue row (in `tx`): due at `now`, or held back until
+    /// released when `held_delay` is given (then due that many seconds
+    /// after its release).
     pub(super) async fn insert_queue_row(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -172,21 +216,141 @@ impl Store {
         kind: MessageKind,
         msg: &Message,
         now: i64,
+        held_delay: Option<i64>,
     ) -> Result<(), StoreError> {
         let sealed = self.seal_message(msg, &row_label(issuance_id, kind))?;
         sqlx::query(
             "INSERT INTO send_queue (issuance_id, kind, channel, recipient, sealed_message, \
-             status, attempts, due_at, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
+             status, attempts, due_at, created_at, release_delay_seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $8)",
         )
         .bind(issuance_id)
         .bind(kind.as_str())
         .bind(msg.channel.as_str())
         .bind(&msg.to)
         .bind(sealed)
+        .bind(if held_delay.is_some() { "held" } else { "queued" })
         .bind(now)
+        .bind(held_delay)
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Releases the issuance's held message of `kind`: due
+    /// `release_delay_seconds` after `now`. Returns whether one was held.
+    pub async fn release_held(
+        &self,
+        issuance_id: i64,
+        kind: MessageKind,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let r = sqlx::query(
+            "UPDATE send_queue SET status = 'queued', \
+             due_at = $1 + COALESCE(release_delay_seconds, 0) \
+             WHERE issuance_id = $2 AND kind = $3 AND status = 'held'",
+        )
+        .bind(now)
+        .bind(issuance_id)
+        .bind(kind.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Cancels the issuance's unsent message of `kind` (held or queued, not
+    /// claimed) and clears its text. Returns whether there was one.
+    pub async fn cancel_message(
+        &self,
+        issuance_id: i64,
+        kind: MessageKind,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let r = sqlx::query(
+            "UPDATE send_queue SET status = 'cancelled', sealed_message = NULL, \
+             last_error = $1, finished_at = $2 \
+             WHERE issuance_id = $3 AND kind = $4 AND status IN ('held', 'queued')",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(issuance_id)
+        .bind(kind.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Cancels a claimed row (its number stopped working while it waited)
+    /// and clears its text.
+    pub async fn cancel_claimed_message(
+        &self,
+        id: i64,
+        token: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let r = sqlx::query(
+            "UPDATE send_queue SET status = 'cancelled', sealed_message = NULL, \
+             claim_token = NULL, claimed_until = NULL, last_error = $1, finished_at = $2 \
+             WHERE id = $3 AND claim_token = $4 AND status = 'sending'",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Cancels the held messages, and the queued reminders, of numbers that
+    /// no longer work (used, reissued, ended, withdrawn or expired at
+    /// `now`): a reminder "never more" than once, and never for a number
+    /// that cannot be used. Returns how many.
+    pub async fn cancel_messages_of_dead_numbers(&self, now: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let r = sqlx::query(
+            "UPDATE send_queue SET status = 'cancelled', sealed_message = NULL, \
+             last_error = 'the number no longer works (used, reissued, ended or expired)', \
+             finished_at = $1 \
+             WHERE (status = 'held' OR (status = 'queued' AND kind = 'reminder')) \
+             AND issuance_id IN (SELECT id FROM issuances \
+             WHERE state <> 'issued' OR expires_at <= $1)",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Where the issuance's message of `kind` stands; `None` when it has
+    /// none.
+    pub async fn message_state(
+        &self,
+        issuance_id: i64,
+        kind: MessageKind,
+    ) -> Result<Option<QueueState>, StoreError> {
+        let r = sqlx::query(
+            "SELECT status, last_error, attempts, due_at FROM send_queue \
+             WHERE issuance_id = $1 AND kind = $2",
+        )
+        .bind(issuance_id)
+        .bind(kind.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| {
+            Ok(QueueState {
+                status: r.try_get("status")?,
+                last_error: r.try_get("last_error")?,
+                attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                due_at: r.try_get("due_at")?,
+            })
+        })
+        .transpose()
     }
 
     /// Queues a message of `kind` for an issuance, due at `now`. At most one
@@ -202,7 +366,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         match self
-            .insert_queue_row(&mut tx, issuance_id, kind, msg, now)
+            .insert_queue_row(&mut tx, issuance_id, kind, msg, now, None)
             .await
         {
             Ok(()) => {
@@ -227,8 +391,6 @@ impl Store {
         lease_seconds: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
-        const DUE: &str = "((status = 'queued' AND due_at <= $1) \
-                           OR (status = 'sending' AND claimed_until <= $1))";
         let ids: Vec<i64> = sqlx::query(&format!(
             "SELECT id FROM send_queue WHERE {DUE} ORDER BY due_at, id LIMIT $2"
         ))
@@ -245,66 +407,101 @@ impl Store {
             if out.len() as i64 >= limit {
                 break;
             }
-            let mut t = [0u8; 16];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut t);
-            let token: String = t.iter().map(|b| format!("{b:02x}")).collect();
-            let claimed = {
-                let _turn = self.write_turn().await;
-                sqlx::query(&format!(
-                    "UPDATE send_queue SET status = 'sending', claim_token = $2, \
-                     claimed_until = $3, attempts = attempts + 1 WHERE id = $4 AND {DUE}"
-                ))
-                .bind(now)
-                .bind(&token)
-                .bind(now + lease_seconds)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                    == 1
-            };
-            if !claimed {
-                continue;
+            if let Some(c) = self.claim_row(id, now, lease_seconds).await? {
+                out.push(c);
             }
-            let r = sqlx::query(
-                "SELECT issuance_id, kind, channel, recipient, sealed_message, attempts \
-                 FROM send_queue WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
-            let issuance_id: i64 = r.try_get("issuance_id")?;
-            let kind = MessageKind::parse(&r.try_get::<String, _>("kind")?)
-                .ok_or(StoreError::Corrupt("send_queue.kind"))?;
-            let channel = Channel::parse(&r.try_get::<String, _>("channel")?)
-                .ok_or(StoreError::Corrupt("send_queue.channel"))?;
-            let sealed: Option<String> = r.try_get("sealed_message")?;
-            let Some(sealed) = sealed else {
-                // Nothing left to send (cleared): give the row up.
-                self.dead_letter_message(id, &token, "message text no longer stored", now)
-                    .await?;
-                continue;
-            };
-            let key = self.message_sealing.get().ok_or(StoreError::NoSealingKey)?;
-            let plain = key.open(&sealed, &row_label(issuance_id, kind))?;
-            let form: SealedForm = serde_json::from_slice(&plain)
-                .map_err(|_| StoreError::Corrupt("send_queue.sealed_message"))?;
-            let attempts: i64 = r.try_get("attempts")?;
-            out.push(ClaimedMessage {
-                id,
-                issuance_id,
-                kind,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                token,
-                message: Message {
-                    channel,
-                    to: r.try_get("recipient")?,
-                    subject: form.subject,
-                    body: form.body,
-                },
-            });
         }
         Ok(out)
+    }
+
+    /// Claims the issuance's message of `kind` if it is due (the request
+    /// that issues a number makes the first attempt itself; the worker
+    /// makes the rest). `None` when it is not due or another worker has it.
+    pub async fn claim_message(
+        &self,
+        issuance_id: i64,
+        kind: MessageKind,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Option<ClaimedMessage>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM send_queue WHERE issuance_id = $1 AND kind = $2")
+                .bind(issuance_id)
+                .bind(kind.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        match id {
+            Some(id) => self.claim_row(id, now, lease_seconds).await,
+            None => Ok(None),
+        }
+    }
+
+    /// One conditional `UPDATE` claims row `id` if it is due; then its
+    /// message is opened.
+    async fn claim_row(
+        &self,
+        id: i64,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Option<ClaimedMessage>, StoreError> {
+        let mut t = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut t);
+        let token: String = t.iter().map(|b| format!("{b:02x}")).collect();
+        let claimed = {
+            let _turn = self.write_turn().await;
+            sqlx::query(&format!(
+                "UPDATE send_queue SET status = 'sending', claim_token = $2, \
+                 claimed_until = $3, attempts = attempts + 1 WHERE id = $4 AND {DUE}"
+            ))
+            .bind(now)
+            .bind(&token)
+            .bind(now + lease_seconds)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1
+        };
+        if !claimed {
+            return Ok(None);
+        }
+        let r = sqlx::query(
+            "SELECT issuance_id, kind, channel, recipient, sealed_message, attempts \
+             FROM send_queue WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        let issuance_id: i64 = r.try_get("issuance_id")?;
+        let kind = MessageKind::parse(&r.try_get::<String, _>("kind")?)
+            .ok_or(StoreError::Corrupt("send_queue.kind"))?;
+        let channel = Channel::parse(&r.try_get::<String, _>("channel")?)
+            .ok_or(StoreError::Corrupt("send_queue.channel"))?;
+        let sealed: Option<String> = r.try_get("sealed_message")?;
+        let Some(sealed) = sealed else {
+            // Nothing left to send (cleared): give the row up.
+            self.dead_letter_message(id, &token, "message text no longer stored", now)
+                .await?;
+            return Ok(None);
+        };
+        let key = self.message_sealing.get().ok_or(StoreError::NoSealingKey)?;
+        let plain = key.open(&sealed, &row_label(issuance_id, kind))?;
+        let form: SealedForm = serde_json::from_slice(&plain)
+            .map_err(|_| StoreError::Corrupt("send_queue.sealed_message"))?;
+        let attempts: i64 = r.try_get("attempts")?;
+        Ok(Some(ClaimedMessage {
+            id,
+            issuance_id,
+            kind,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            token,
+            message: Message {
+                channel,
+                to: r.try_get("recipient")?,
+                subject: form.subject,
+                body: form.body,
+            },
+        }))
     }
 
     /// Records a claimed row as sent and clears its text. Returns `false`
@@ -417,11 +614,17 @@ impl Store {
         )
     }
 
-    /// Creation time of the oldest message still waiting in the queue.
-    pub async fn oldest_queued(&self) -> Result<Option<i64>, StoreError> {
+    /// Since when the longest-waiting message has waited at `now`: its
+    /// creation, or for a released reminder the time it fell due (a
+    /// reminder is not late while its N hours run; held rows are not
+    /// waiting).
+    pub async fn oldest_queued(&self, now: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(created_at) FROM send_queue WHERE status IN ('queued', 'sending')",
+            "SELECT MIN(CASE WHEN kind = 'reminder' THEN due_at ELSE created_at END) \
+             FROM send_queue WHERE status IN ('queued', 'sending') \
+             AND NOT (kind = 'reminder' AND due_at > $1)",
         )
+        .bind(now)
         .fetch_one(&self.pool)
         .await?)
     }

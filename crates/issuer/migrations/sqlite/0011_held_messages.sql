@@ -1,0 +1,16 @@
+-- Fallback and reminder (issue 13, "Delivery lifecycle"). The number is
+-- not stored, so every message that carries it is written, sealed, when it
+-- is drawn: besides the number message, a centre with fallback on gets a
+-- 'fallback' row (the same number through the case's other channel) and a
+-- centre with a reminder gets a 'reminder' row, both with status 'held'.
+--
+-- A held row is sent only when released: the fallback when the number
+-- message is dead-lettered or its SMS receipt says failed/undelivered; the
+-- reminder when the number message is handed off (no receipts) or
+-- delivered (receipt), due release_delay_seconds later. A held or queued
+-- row whose number stops working (used, reissued, ended, expired), or
+-- that is not needed any more (the number message arrived), becomes
+-- 'cancelled' and its text is cleared.
+--
+-- status: held -> queued -> sending -> sent | dead; held | queued -> cancelled.
+ALTER TABLE send_queue ADD COLUMN release_delay_seconds INTEGER;
