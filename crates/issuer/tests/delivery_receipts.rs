@@ -88,6 +88,16 @@ async fn post_receipt(h: &Harness, params: &[(&str, &str)], sig: &str) -> (u16, 
 }
 
 async fn start(db: &common::TestDb, base: &str, receipts: bool) -> Harness {
+    start_delivering(db, base, receipts, None).await
+}
+
+/// [`start`], with e-mail through the SMTP server on `smtp_port`.
+async fn start_delivering(
+    db: &common::TestDb,
+    base: &str,
+    receipts: bool,
+    smtp_port: Option<u16>,
+) -> Harness {
     let sender = TwilioSender::new(TwilioConfig {
         base_url: base.to_owned(),
         account_sid: "AC123".into(),
@@ -99,7 +109,23 @@ async fn start(db: &common::TestDb, base: &str, receipts: bool) -> Harness {
     let h = start_with(
         db,
         Options {
-            delivery: Some(Delivery::uniform(Sender::Twilio(Arc::new(sender)))),
+            delivery: Some({
+                let mut d = Delivery::uniform(Sender::Twilio(Arc::new(sender)));
+                if let Some(port) = smtp_port {
+                    d.email = Sender::Smtp(Arc::new(
+                        issuer::delivery::SmtpSender::new(&issuer::delivery::SmtpConfig {
+                            host: "127.0.0.1".into(),
+                            port,
+                            tls: issuer::delivery::SmtpTls::None,
+                            username: None,
+                            password: None,
+                            from: "HER-SYS <noreply@example.jp>".into(),
+                        })
+                        .unwrap(),
+                    ));
+                }
+                d
+            }),
             ..Default::default()
         },
     )
@@ -278,4 +304,121 @@ async fn without_receipts_validity_counts_from_sending_and_receipts_are_refused(
     assert_eq!(i.delivered_at, i.sent_at);
     assert_eq!(i.expires_at, i.issued_at + 3600);
     assert_eq!(receipt(&h, "SM1", "delivered", None).await.0, 403);
+}
+
+async fn queue_status(h: &Harness, issuance_id: i64, kind: issuer::store::MessageKind) -> String {
+    h.app
+        .issuer
+        .store()
+        .message_state(issuance_id, kind)
+        .await
+        .unwrap()
+        .map(|s| s.status)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_undelivered_sms_falls_back_to_email() {
+    use issuer::store::MessageKind;
+    let (base, got) = gateway().await;
+    let (port, mail) = common::smtp_sink().await;
+    for db in backends().await {
+        got.lock().unwrap().clear();
+        mail.lock().unwrap().clear();
+        let h = start_delivering(&db, &base, true, Some(port)).await;
+        let store = h.app.issuer.store();
+        store
+            .set_centre_delivery_settings(h.centre_id, true, Some(2))
+            .await
+            .unwrap();
+        let mut c = case_json();
+        c["email"] = "kenta@example.jp".into();
+        let id = h.create_case(&c).await;
+        assert_eq!(h.issue(id, "a").await.status, 200, "{}", h.label);
+        let sid = format!("SM{}", got.lock().unwrap().len());
+        let number = number_of(&got.lock().unwrap().last().unwrap().clone());
+        let i = latest(&h, id).await;
+        // Handed off, not yet delivered: the fallback waits for the receipt.
+        assert_eq!(queue_status(&h, i.id, MessageKind::Fallback).await, "held");
+        assert!(mail.lock().unwrap().is_empty());
+
+        h.clock.advance(chrono::Duration::minutes(20));
+        assert_eq!(receipt(&h, &sid, "undelivered", Some("30003")).await.0, 200);
+        let i = latest(&h, id).await;
+        assert_eq!(
+            (i.channel.as_str(), i.state.as_str(), i.delivery_status.as_str()),
+            ("email", "issued", "pending"),
+            "{}: not withdrawn, going by e-mail",
+            h.label
+        );
+        assert_eq!(
+            i.delivery_error.as_deref(),
+            Some("fallback to email: undelivered: ErrorCode 30003")
+        );
+        assert_eq!(queue_status(&h, i.id, MessageKind::Reminder).await, "cancelled");
+        let pass = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(pass.sent, 1, "{}", h.label);
+        let mails = mail.lock().unwrap().clone();
+        assert_eq!(mails.len(), 1);
+        assert_eq!(
+            number_of(&HashMap::from([(
+                "Body".to_owned(),
+                common::mail_text(&mails[0])
+            )])),
+            number,
+            "the same number"
+        );
+        let sent_at = h.app.issuer.now();
+        let i = latest(&h, id).await;
+        assert_eq!(i.delivery_status, "sent");
+        assert_eq!(i.expires_at, sent_at + 3600, "validity from the e-mail");
+
+        // A late SMS receipt changes nothing now.
+        assert_eq!(receipt(&h, &sid, "delivered", None).await.0, 200);
+        let j = latest(&h, id).await;
+        assert_eq!(
+            (j.channel.as_str(), j.delivery_status.as_str(), j.expires_at),
+            ("email", "sent", sent_at + 3600)
+        );
+        let pass = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(pass.sent, 0);
+        assert_eq!(h.verify(&number).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn the_reminder_counts_from_the_delivered_receipt() {
+    let (base, got) = gateway().await;
+    for db in backends().await {
+        got.lock().unwrap().clear();
+        let h = start(&db, &base, true).await;
+        let store = h.app.issuer.store();
+        // 3-hour numbers, a reminder after 2 hours.
+        let mut centre = store.centre(h.centre_id).await.unwrap().unwrap();
+        centre.validity_seconds = 3 * 3600;
+        store.update_centre(&centre).await.unwrap();
+        store
+            .set_centre_delivery_settings(h.centre_id, false, Some(2))
+            .await
+            .unwrap();
+        let id = h.create_case(&case_json()).await;
+        assert_eq!(h.issue(id, "a").await.status, 200);
+        // A five-hour backlog: no reminder of a message not yet arrived.
+        h.clock.advance(chrono::Duration::hours(5));
+        h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(got.lock().unwrap().len(), 1, "{}", h.label);
+        assert_eq!(receipt(&h, "SM1", "delivered", None).await.0, 200);
+        h.clock.advance(chrono::Duration::minutes(119));
+        h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(got.lock().unwrap().len(), 1, "not before 2 h after delivery");
+        h.clock.advance(chrono::Duration::minutes(2));
+        let pass = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(pass.sent, 1, "{}", h.label);
+        let all = got.lock().unwrap().clone();
+        assert!(all[1]["Body"].starts_with("【HER-SYS】再送："));
+        assert_eq!(number_of(&all[1]), number_of(&all[0]));
+        // Its receipt touches nothing (the number's own SMS was delivered).
+        assert_eq!(receipt(&h, "SM2", "undelivered", Some("30003")).await.0, 404);
+        assert_eq!(latest(&h, id).await.state.as_str(), "issued");
+    }
 }

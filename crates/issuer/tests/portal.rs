@@ -211,7 +211,9 @@ async fn failed_delivery_shows_the_reason_and_a_retry() {
             &db,
             Options {
                 delivery: Some(issuer::delivery::Delivery::uniform(
-                    issuer::delivery::Sender::Failing("gateway answered 503".into()),
+                    issuer::delivery::Sender::Failing(
+                        "gateway answered 400: invalid number".into(),
+                    ),
                 )),
                 ..Options::default()
             },
@@ -223,12 +225,12 @@ async fn failed_delivery_shows_the_reason_and_a_retry() {
         let id = create_case(&mut b).await;
         let p = issue(&mut b, id).await;
         assert_eq!(p.status, 502, "{}", h.label);
-        assert!(p.body.contains("送信失敗") && p.body.contains("gateway answered 503"));
+        assert!(p.body.contains("送信失敗") && p.body.contains("gateway answered 400"));
         assert!(p.body.contains("再送信"));
         let p = b.get(&format!("/portal/cases/{id}")).await;
         assert!(
             p.body
-                .contains("id=\"delivery-reason\">gateway answered 503")
+                .contains("id=\"delivery-reason\">gateway answered 400")
         );
     }
 }

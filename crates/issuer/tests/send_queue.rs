@@ -494,3 +494,241 @@ async fn a_queued_number_survives_the_interrupted_delivery_sweep() {
         assert_eq!(delivery_status(h.app.issuer.store(), id).await, "sent");
     }
 }
+
+/// A harness whose SMS goes to the loopback gateway and whose e-mail goes
+/// to a real SMTP server on loopback.
+async fn harness_with_mail(
+    db: &common::TestDb,
+) -> (common::Harness, Gateway, Arc<Mutex<Vec<String>>>) {
+    let g = Gateway::start().await;
+    let (port, mail) = common::smtp_sink().await;
+    let sms = common::twilio_delivery(&g.base).sms;
+    let email = issuer::delivery::Sender::Smtp(Arc::new(
+        issuer::delivery::SmtpSender::new(&issuer::delivery::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: issuer::delivery::SmtpTls::None,
+            username: None,
+            password: None,
+            from: "HER-SYS <noreply@example.jp>".into(),
+        })
+        .unwrap(),
+    ));
+    let h = common::start_with(
+        db,
+        common::Options {
+            delivery: Some(issuer::delivery::Delivery {
+                sms,
+                email,
+                canary: None,
+            }),
+            ..common::Options::default()
+        },
+    )
+    .await;
+    (h, g, mail)
+}
+
+/// The number in a message text.
+fn number_in(text: &str) -> String {
+    text.split("処理番号: ").nth(1).unwrap()[..8].to_owned()
+}
+
+async fn queue_status(store: &Store, issuance_id: i64, kind: MessageKind) -> String {
+    store
+        .message_state(issuance_id, kind)
+        .await
+        .unwrap()
+        .map(|s| s.status)
+        .unwrap_or_default()
+}
+
+async fn latest(h: &common::Harness, case_id: i64) -> issuer::domain::model::Issuance {
+    h.app
+        .issuer
+        .store()
+        .issuance_history(case_id, h.app.issuer.now())
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+#[tokio::test]
+async fn a_queued_number_keeps_its_whole_validity_from_sending() {
+    for db in common::backends().await {
+        let (h, g) = harness(&db).await;
+        g.set(Mode::Down);
+        let case_id = h.create_case(&common::case_json()).await;
+        let r = h.issue(case_id, "down").await;
+        assert_eq!((r.status, r.body["status"].as_str()), (202, Some("queued")));
+        // Over an hour of outage, retried with backoff all along (attempts
+        // 2 to 6; the eighth would be the last).
+        for _ in 0..5 {
+            h.clock.advance(chrono::Duration::minutes(15));
+            h.app.issuer.process_send_queue().await.unwrap();
+        }
+        assert!(g.accepted().is_empty());
+        g.set(Mode::Up);
+        h.clock.advance(chrono::Duration::minutes(15));
+        let pass = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(pass.sent, 1, "{}", h.label);
+        let sent_at = h.app.issuer.now();
+        let i = latest(&h, case_id).await;
+        assert_eq!(i.delivery_status, "sent");
+        assert_eq!(
+            i.expires_at,
+            sent_at + 86_400,
+            "{}: the whole validity from sending, not from issue",
+            h.label
+        );
+        // 23 hours after sending (24.5 after issue) the number still works.
+        h.clock.advance(chrono::Duration::hours(23));
+        let v = h.verify(&number_in(&g.accepted()[0])).await;
+        assert_eq!(v.status, 200, "{}: {}", h.label, v.body);
+    }
+}
+
+#[tokio::test]
+async fn smtp_550_is_permanent_and_451_is_retried() {
+    for db in common::backends().await {
+        let (h, _g, mail) = harness_with_mail(&db).await;
+        let store = h.app.issuer.store();
+        for (address, status, queue) in [
+            ("nosuch@example.jp", 502, "dead"),
+            ("busy@example.jp", 202, "queued"),
+        ] {
+            let mut c = common::case_json();
+            c["mobile"] = serde_json::Value::Null;
+            c["email"] = address.into();
+            let case_id = h.create_case(&c).await;
+            let r = h.issue(case_id, address).await;
+            assert_eq!(r.status, status, "{address} {}: {}", h.label, r.body);
+            let i = latest(&h, case_id).await;
+            assert_eq!(
+                queue_status(store, i.id, MessageKind::Number).await,
+                queue,
+                "{address}"
+            );
+            if status == 502 {
+                assert_eq!(r.body["errorCode"], "delivery_failed");
+                assert!(r.body["error"].as_str().unwrap().contains("550"));
+                assert_eq!(i.state.as_str(), "expired", "withdrawn");
+            } else {
+                assert_eq!(i.state.as_str(), "issued", "live, waiting");
+            }
+        }
+        assert!(mail.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_refused_sms_falls_back_to_email_with_the_same_number() {
+    for db in common::backends().await {
+        let (h, g, mail) = harness_with_mail(&db).await;
+        let store = h.app.issuer.store();
+        // Off by default: the refused SMS withdraws the number.
+        g.set(Mode::Invalid);
+        let mut c = common::case_json();
+        c["email"] = "kenta@example.jp".into();
+        let plain = h.create_case(&c).await;
+        assert_eq!(h.issue(plain, "off").await.status, 502);
+        assert!(mail.lock().unwrap().is_empty(), "no fallback when off");
+        // On: the same number by e-mail, at once, in the same request.
+        assert!(
+            store
+                .set_centre_delivery_settings(h.centre_id, true, Some(6))
+                .await
+                .unwrap()
+        );
+        let case_id = h.create_case(&c).await;
+        let r = h.issue(case_id, "on").await;
+        assert_eq!(r.status, 200, "{}: {}", h.label, r.body);
+        assert_eq!(r.body["channel"], "email");
+        let i = latest(&h, case_id).await;
+        assert_eq!(i.channel.as_str(), "email");
+        assert_eq!(i.delivery_status, "sent");
+        assert!(
+            i.delivery_error
+                .as_deref()
+                .unwrap()
+                .starts_with("fallback to email: sms gateway answered 400"),
+            "{:?}",
+            i.delivery_error
+        );
+        assert_eq!(queue_status(store, i.id, MessageKind::Number).await, "dead");
+        assert_eq!(queue_status(store, i.id, MessageKind::Fallback).await, "sent");
+        assert_eq!(
+            queue_status(store, i.id, MessageKind::Reminder).await,
+            "cancelled",
+            "the SMS reminder is dropped"
+        );
+        let mails = mail.lock().unwrap().clone();
+        assert_eq!(mails.len(), 1);
+        let text = common::mail_text(&mails[0]);
+        // Nothing more goes out later, and the number works.
+        h.clock.advance(chrono::Duration::hours(8));
+        let pass = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!((pass.sent, pass.dead), (0, 0));
+        assert_eq!(mail.lock().unwrap().len(), 1);
+        assert!(g.accepted().is_empty());
+        let v = h.verify(&number_in(&text)).await;
+        assert_eq!(v.status, 200, "{}: {}", h.label, v.body);
+        // A delivered SMS cancels the fallback: nothing by e-mail.
+        g.set(Mode::Up);
+        let other = h.create_case(&c).await;
+        assert_eq!(h.issue(other, "up").await.status, 200);
+        let i = latest(&h, other).await;
+        assert_eq!(i.channel.as_str(), "sms");
+        assert_eq!(
+            queue_status(store, i.id, MessageKind::Fallback).await,
+            "cancelled"
+        );
+        assert_eq!(mail.lock().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn one_reminder_after_n_hours_and_none_once_used() {
+    for db in common::backends().await {
+        let (h, g) = harness(&db).await;
+        let store = h.app.issuer.store();
+        store
+            .set_centre_delivery_settings(h.centre_id, false, Some(4))
+            .await
+            .unwrap();
+        let unused = h.create_case(&common::case_json()).await;
+        assert_eq!(h.issue(unused, "a").await.status, 200);
+        let used = h.create_case(&common::case_json()).await;
+        assert_eq!(h.issue(used, "b").await.status, 200);
+        let sent = g.accepted();
+        assert_eq!(sent.len(), 2);
+        // The second number is used at once: it gets no reminder.
+        assert_eq!(h.verify(&number_in(&sent[1])).await.status, 200);
+        h.clock.advance(chrono::Duration::hours(3));
+        h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(g.accepted().len(), 2, "not before N hours");
+        h.clock.advance(chrono::Duration::minutes(61));
+        let pass = h.app.issuer.process_send_queue().await.unwrap();
+        assert_eq!(pass.sent, 1, "{}", h.label);
+        let all = g.accepted();
+        assert_eq!(all.len(), 3);
+        assert!(all[2].starts_with("【HER-SYS】再送："), "{}", all[2]);
+        assert!(all[2].contains("一度だけ"));
+        assert_eq!(number_in(&all[2]), number_in(&sent[0]), "the same number");
+        let i = latest(&h, used).await;
+        assert_eq!(
+            queue_status(store, i.id, MessageKind::Reminder).await,
+            "cancelled"
+        );
+        // Never more: a day of passes sends nothing else.
+        for _ in 0..24 {
+            h.clock.advance(chrono::Duration::hours(1));
+            h.app.issuer.process_send_queue().await.unwrap();
+        }
+        assert_eq!(g.accepted().len(), 3);
+        // And the reminded number still works within its validity? It was
+        // issued 28 h ago with 24 h: expired — the reminder never extends it.
+        let v = h.verify(&number_in(&sent[0])).await;
+        assert_eq!(v.body["errorCode"], "code_expired", "{}", v.body);
+    }
+}

@@ -16,6 +16,9 @@ use issuer::store::{ApiKeyKind, Store};
 use rand::SeedableRng;
 
 pub mod browser;
+pub mod smtp_sink;
+#[allow(unused_imports)]
+pub use smtp_sink::{mail_text, smtp_sink};
 #[allow(unused_imports)]
 pub use browser::{Browser, Page, csrf, hidden};
 
