@@ -253,7 +253,10 @@ async fn an_unreachable_gateway_is_a_visible_failure() {
         .await
         .unwrap();
     assert_eq!(stats.delivery_failed, 1);
-    let hist = store.issuance_history(id, h.app.issuer.now()).await.unwrap();
+    let hist = store
+        .issuance_history(id, h.app.issuer.now())
+        .await
+        .unwrap();
     assert_eq!(hist[0].state.as_str(), "expired", "withdrawn");
     assert_eq!(hist[0].delivery_error.as_deref(), Some("gateway down"));
 }

@@ -346,7 +346,11 @@ async fn an_undelivered_sms_falls_back_to_email() {
         assert_eq!(receipt(&h, &sid, "undelivered", Some("30003")).await.0, 200);
         let i = latest(&h, id).await;
         assert_eq!(
-            (i.channel.as_str(), i.state.as_str(), i.delivery_status.as_str()),
+            (
+                i.channel.as_str(),
+                i.state.as_str(),
+                i.delivery_status.as_str()
+            ),
             ("email", "issued", "pending"),
             "{}: not withdrawn, going by e-mail",
             h.label
@@ -355,7 +359,10 @@ async fn an_undelivered_sms_falls_back_to_email() {
             i.delivery_error.as_deref(),
             Some("fallback to email: undelivered: ErrorCode 30003")
         );
-        assert_eq!(queue_status(&h, i.id, MessageKind::Reminder).await, "cancelled");
+        assert_eq!(
+            queue_status(&h, i.id, MessageKind::Reminder).await,
+            "cancelled"
+        );
         let pass = h.app.issuer.process_send_queue().await.unwrap();
         assert_eq!(pass.sent, 1, "{}", h.label);
         let mails = mail.lock().unwrap().clone();
@@ -410,7 +417,11 @@ async fn the_reminder_counts_from_the_delivered_receipt() {
         assert_eq!(receipt(&h, "SM1", "delivered", None).await.0, 200);
         h.clock.advance(chrono::Duration::minutes(119));
         h.app.issuer.process_send_queue().await.unwrap();
-        assert_eq!(got.lock().unwrap().len(), 1, "not before 2 h after delivery");
+        assert_eq!(
+            got.lock().unwrap().len(),
+            1,
+            "not before 2 h after delivery"
+        );
         h.clock.advance(chrono::Duration::minutes(2));
         let pass = h.app.issuer.process_send_queue().await.unwrap();
         assert_eq!(pass.sent, 1, "{}", h.label);
@@ -418,7 +429,10 @@ async fn the_reminder_counts_from_the_delivered_receipt() {
         assert!(all[1]["Body"].starts_with("【HER-SYS】再送："));
         assert_eq!(number_of(&all[1]), number_of(&all[0]));
         // Its receipt touches nothing (the number's own SMS was delivered).
-        assert_eq!(receipt(&h, "SM2", "undelivered", Some("30003")).await.0, 404);
+        assert_eq!(
+            receipt(&h, "SM2", "undelivered", Some("30003")).await.0,
+            404
+        );
         assert_eq!(latest(&h, id).await.state.as_str(), "issued");
     }
 }

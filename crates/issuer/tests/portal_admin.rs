@@ -464,3 +464,79 @@ async fn system_administrators_list_and_add_centres() {
         assert!(p.body.contains("id=\"new-key\">device_"), "{}", p.body);
     }
 }
+
+#[tokio::test]
+async fn fallback_and_reminder_are_centre_settings_off_by_default() {
+    for db in backends().await {
+        let h = start(&db).await;
+        let store = h.app.issuer.store();
+        staff(&h, h.centre_id, "kanri", Role::Admin).await;
+        let mut a = signed_in(&h, "kanri").await;
+        let path = format!("/portal/admin/centres/{}", h.centre_id);
+        let p = a.get(&path).await;
+        assert!(
+            p.body.contains("id=\"delivery_fallback\">")
+                && !p.body.contains("id=\"delivery_fallback\" checked"),
+            "off by default"
+        );
+        assert!(p.body.contains("id=\"reminder_hours\" name=\"reminder_hours\" type=\"number\" min=\"1\" max=\"167\" value=\"\""));
+        let before = store.centre(h.centre_id).await.unwrap().unwrap();
+        assert!(!before.delivery_fallback && before.reminder_after_hours.is_none());
+
+        // A reminder as late as the validity (12 h) would come too late.
+        let mut f = settings("12", "東京都発熱相談センター", "03-5320-4592", "");
+        f.push(("delivery_fallback", "on".into()));
+        f.push(("reminder_hours", "12".into()));
+        let p = save(&mut a, h.centre_id, &f).await;
+        assert_eq!(p.status, 422, "{}", p.body);
+        assert!(p.body.contains("id=\"err-reminder_hours\""));
+        assert!(p.body.contains("有効期間（12時間）未満"), "{}", p.body);
+        assert_eq!(
+            store.centre(h.centre_id).await.unwrap().unwrap(),
+            before,
+            "{}: nothing saved, the checkbox neither",
+            h.label
+        );
+
+        f.pop();
+        f.push(("reminder_hours", "6".into()));
+        let p = save(&mut a, h.centre_id, &f).await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert!(p.body.contains("id=\"delivery_fallback\" checked"));
+        assert!(
+            p.body.contains(
+                "name=\"reminder_hours\" type=\"number\" min=\"1\" max=\"167\" value=\"6\""
+            )
+        );
+        let c = store.centre(h.centre_id).await.unwrap().unwrap();
+        assert!(c.delivery_fallback);
+        assert_eq!(c.reminder_after_hours, Some(6));
+        let d = store
+            .centre_delivery_settings(h.centre_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(d.fallback && d.reminder_after_hours == Some(6));
+        let log = store.audit_log(Some(h.centre_id), 5).await.unwrap();
+        assert_eq!(log[0].action, "centre_settings");
+        assert!(
+            log[0].detail.contains("delivery_fallback=true")
+                && log[0].detail.contains("reminder=6h"),
+            "{}",
+            log[0].detail
+        );
+
+        // Cleared: both off again.
+        let p = save(
+            &mut a,
+            h.centre_id,
+            &settings("12", "東京都発熱相談センター", "03-5320-4592", ""),
+        )
+        .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let c = store.centre(h.centre_id).await.unwrap().unwrap();
+        assert!(!c.delivery_fallback && c.reminder_after_hours.is_none());
+        let log = store.audit_log(Some(h.centre_id), 5).await.unwrap();
+        assert!(log[0].detail.contains("reminder=off"), "{}", log[0].detail);
+    }
+}

@@ -656,7 +656,10 @@ async fn a_refused_sms_falls_back_to_email_with_the_same_number() {
             i.delivery_error
         );
         assert_eq!(queue_status(store, i.id, MessageKind::Number).await, "dead");
-        assert_eq!(queue_status(store, i.id, MessageKind::Fallback).await, "sent");
+        assert_eq!(
+            queue_status(store, i.id, MessageKind::Fallback).await,
+            "sent"
+        );
         assert_eq!(
             queue_status(store, i.id, MessageKind::Reminder).await,
             "cancelled",

@@ -217,5 +217,4 @@ mod tests {
         assert_eq!(v, [30, 60, 120, 240, 480, 900, 900, 900]);
         assert_eq!(backoff_seconds(u32::MAX), BACKOFF_CAP_SECONDS);
     }
-
 }

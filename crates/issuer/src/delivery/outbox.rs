@@ -36,8 +36,8 @@ pub(super) async fn write(dir: &Path, msg: &Message, sent_at: i64) -> Result<(),
             .map(|t| t.to_rfc3339())
             .unwrap_or_default(),
     };
-    let json =
-        serde_json::to_vec_pretty(&file).map_err(|e| DeliveryError::transient(format!("outbox: {e}")))?;
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| DeliveryError::transient(format!("outbox: {e}")))?;
     // Messages hold names and phone numbers: the folder 0700, the files
     // 0600 whatever the umask (issue 12, finding 1).
     store_support::private::create_private_dir(dir)

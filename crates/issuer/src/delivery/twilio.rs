@@ -131,7 +131,9 @@ impl TwilioSender {
             .form(&form)
             .send()
             .await
-            .map_err(|e| DeliveryError::transient(format!("sms gateway unreachable: {}", e.without_url())))?;
+            .map_err(|e| {
+                DeliveryError::transient(format!("sms gateway unreachable: {}", e.without_url()))
+            })?;
         let status = resp.status();
         if status.is_success() {
             let answer: serde_json::Value = resp.json().await.unwrap_or_default();

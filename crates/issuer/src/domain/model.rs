@@ -28,6 +28,14 @@ pub struct Centre {
     pub auto_issue: bool,
     /// Allow numbers for clinical diagnoses (report type `likely`).
     pub allow_clinical: bool,
+    /// "Optional fallback to the other channel when one fails (per
+    /// centre)": a number whose SMS is refused for good goes by e-mail when
+    /// the case has an address. Off by default.
+    pub delivery_fallback: bool,
+    /// "Reminder (per centre, off by default): when a number is still
+    /// unused N hours after delivery, one reminder with the same link,
+    /// never more." `None`: no reminder.
+    pub reminder_after_hours: Option<u32>,
 }
 
 /// Default validity of a processing number: 24 hours (PROTOCOLS.md §4).

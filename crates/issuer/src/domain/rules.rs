@@ -227,6 +227,8 @@ mod tests {
             validity_seconds: 86400,
             auto_issue: true,
             allow_clinical: false,
+            delivery_fallback: false,
+            reminder_after_hours: None,
         }
     }
 

@@ -161,6 +161,10 @@ pub struct SettingsForm {
     consultation_url: String,
     #[serde(default)]
     consultation_hours: String,
+    #[serde(default)]
+    delivery_fallback: Option<String>,
+    #[serde(default)]
+    reminder_hours: String,
 }
 
 /// `POST /portal/admin/centres/{id}`: saves every setting or none.
@@ -180,6 +184,8 @@ pub async fn centre_save(
         consultation_phone: f.consultation_phone.chars().take(200).collect(),
         consultation_url: f.consultation_url.chars().take(400).collect(),
         consultation_hours: f.consultation_hours.chars().take(200).collect(),
+        delivery_fallback: f.delivery_fallback.is_some(),
+        reminder_hours: f.reminder_hours.chars().take(20).collect(),
     };
     match app
         .issuer

@@ -48,6 +48,10 @@ pub struct CentreSettingsInput {
     pub consultation_url: String,
     /// Its hours.
     pub consultation_hours: String,
+    /// Send the number by e-mail when its SMS fails for good.
+    pub delivery_fallback: bool,
+    /// Hours after delivery of the one reminder; empty: no reminder.
+    pub reminder_hours: String,
 }
 
 impl CentreSettingsInput {
@@ -61,6 +65,11 @@ impl CentreSettingsInput {
             consultation_phone: c.consultation_phone.clone(),
             consultation_url: c.consultation_url.clone(),
             consultation_hours: c.consultation_hours.clone(),
+            delivery_fallback: c.delivery_fallback,
+            reminder_hours: c
+                .reminder_after_hours
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -85,6 +94,28 @@ impl CentreSettingsInput {
         }
         c.auto_issue = self.auto_issue;
         c.allow_clinical = self.allow_clinical;
+        c.delivery_fallback = self.delivery_fallback;
+        // The reminder must come while the number still works: before the
+        // validity ends (counted from the same delivery).
+        let validity_hours = c.validity_seconds / 3600;
+        c.reminder_after_hours = match self.reminder_hours.trim() {
+            "" => None,
+            h => match h.parse::<u32>() {
+                Ok(h) if h >= 1 && i64::from(h) < validity_hours => Some(h),
+                _ => {
+                    errors.push(field(
+                        "reminder_hours",
+                        format!(
+                            "リマインダーは1以上、有効期間（{validity_hours}時間）未満の整数（時間）で入力してください。送らない場合は空欄にします"
+                        ),
+                        format!(
+                            "the reminder must be a whole number of hours from 1 to less than the validity ({validity_hours} h); leave it empty for none"
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
         let mut short = |name: &'static str, input: &str, ja: &str, en: &str| -> String {
             match validate::text(name, input) {
                 Ok(s) if s.chars().count() <= MAX_CONSULTATION_CHARS => s,
@@ -273,6 +304,15 @@ impl Issuer {
         }
         if before.allow_clinical != after.allow_clinical {
             changed.push(format!("allow_clinical={}", after.allow_clinical));
+        }
+        if before.delivery_fallback != after.delivery_fallback {
+            changed.push(format!("delivery_fallback={}", after.delivery_fallback));
+        }
+        if before.reminder_after_hours != after.reminder_after_hours {
+            changed.push(match after.reminder_after_hours {
+                Some(h) => format!("reminder={h}h"),
+                None => "reminder=off".into(),
+            });
         }
         if (
             &before.consultation_name,
@@ -477,6 +517,8 @@ mod tests {
             validity_seconds: 86_400,
             auto_issue: false,
             allow_clinical: false,
+            delivery_fallback: false,
+            reminder_after_hours: None,
         }
     }
 
@@ -489,6 +531,8 @@ mod tests {
             consultation_phone: "03-5320-4592".into(),
             consultation_url: "https://www.fukushihoken.metro.tokyo.lg.jp/".into(),
             consultation_hours: "24時間（土日祝日も含む）".into(),
+            delivery_fallback: true,
+            reminder_hours: "6".into(),
         }
     }
 
@@ -497,6 +541,8 @@ mod tests {
         let c = input().apply(&centre(1, "13", "")).unwrap();
         assert_eq!(c.validity_seconds, 12 * 3600);
         assert!(c.auto_issue && c.allow_clinical);
+        assert!(c.delivery_fallback);
+        assert_eq!(c.reminder_after_hours, Some(6));
         assert_eq!(CentreSettingsInput::of(&c), input());
     }
 
@@ -527,6 +573,26 @@ mod tests {
         i.consultation_name = String::new();
         let e = i.apply(&centre(1, "13", "")).unwrap_err();
         assert_eq!(e[0].field, "consultation_name");
+        // The reminder: empty is off; 1 to less than the validity (12 h).
+        for (h, ok) in [
+            ("", true),
+            ("1", true),
+            ("11", true),
+            ("12", false),
+            ("0", false),
+            ("-1", false),
+            ("2.5", false),
+            ("六", false),
+        ] {
+            let mut i = input();
+            i.reminder_hours = h.into();
+            let r = i.apply(&centre(1, "13", ""));
+            assert_eq!(r.is_ok(), ok, "{h}");
+            if let Err(e) = r {
+                assert_eq!(e[0].field, "reminder_hours");
+                assert!(e[0].message_ja.contains("12時間"));
+            }
+        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use tracing::{info, instrument, warn};
 
-use super::{Actor, Issuer};
 use super::queue::Outcome;
+use super::{Actor, Issuer};
 use crate::delivery::{CLAIM_LEASE_SECONDS, Message, MessageContext, render, render_reminder};
 use crate::domain::codes::{CodeKind, LinkCode, ProcessingNumber};
 use crate::domain::model::{Centre, Channel, Issuance};
@@ -154,11 +154,6 @@ impl Issuer {
         // the number's expiry is the in-transit ceiling: "a gateway backlog
         // never expires a number in transit".
         let expires_at = rules::expires_in_transit(now, validity);
-        let settings = self
-            .store
-            .centre_delivery_settings(centre.id)
-            .await?
-            .unwrap_or_default();
         let validity_hours = (validity + 1800) / 3600;
         let mut attempt = 0;
         let id = loop {
@@ -184,7 +179,7 @@ impl Issuer {
             // The messages that may carry the number later are written now,
             // sealed: the number is not stored anywhere after this.
             let mut held = Vec::new();
-            if settings.fallback
+            if centre.delivery_fallback
                 && channel == Channel::Sms
                 && let Some(email) = &case.data.email
             {
@@ -200,7 +195,7 @@ impl Issuer {
                     delay_seconds: 0,
                 });
             }
-            if let Some(h) = settings.reminder_after_hours
+            if let Some(h) = centre.reminder_after_hours
                 && channel != Channel::Canary
             {
                 let (subject, body) = render_reminder(channel, &ctx);

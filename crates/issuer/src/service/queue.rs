@@ -205,10 +205,10 @@ impl Issuer {
         let r = sqlx::query(
             "SELECT issued_at, expires_at, validity_seconds FROM issuances WHERE id = $1",
         )
-            .bind(issuance_id)
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(crate::store::StoreError::from)?;
+        .bind(issuance_id)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
         Ok(match r {
             Some(r) => {
                 let a: i64 = r

@@ -30,7 +30,8 @@ impl Store {
         sqlx::query(
             "UPDATE centres SET name = $1, prefecture = $2, consultation_phone = $3, consultation_url = $4, \
              validity_seconds = $5, auto_issue = $6, allow_clinical = $7, consultation_name = $9, \
-             consultation_hours = $10 WHERE id = $8",
+             consultation_hours = $10, delivery_fallback = $11, reminder_after_hours = $12 \
+             WHERE id = $8",
         )
         .bind(&c.name)
         .bind(&c.prefecture)
@@ -42,6 +43,8 @@ impl Store {
         .bind(c.id)
         .bind(&c.consultation_name)
         .bind(&c.consultation_hours)
+        .bind(i64::from(c.delivery_fallback))
+        .bind(c.reminder_after_hours.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(())

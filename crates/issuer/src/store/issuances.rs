@@ -345,8 +345,10 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>, StoreError> {
         let rank = "CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END";
-        let reason: String = reason
-            .map_or_else(|| receipt.as_str().to_owned(), |r| r.chars().take(200).collect());
+        let reason: String = reason.map_or_else(
+            || receipt.as_str().to_owned(),
+            |r| r.chars().take(200).collect(),
+        );
         let Some(issuance_id) =
             sqlx::query_scalar::<_, i64>("SELECT id FROM issuances WHERE message_sid = $1")
                 .bind(message_sid)

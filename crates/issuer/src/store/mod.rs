@@ -24,7 +24,9 @@ pub use claims::{Claim, CodeColumn, Redeem};
 pub use idempotency::IdempotencyBegin;
 pub use imports::{IMPORT_RESULT_SECONDS, ImportRow};
 pub use issuances::{AnomalySignals, CentreDay, IssueError, NewIssuance, Receipt};
-pub use queue::{ClaimedMessage, DeadLetter, DeliverySettings, HeldMessage, MessageKind, QueueState};
+pub use queue::{
+    ClaimedMessage, DeadLetter, DeliverySettings, HeldMessage, MessageKind, QueueState,
+};
 pub use rows::{ApiKeyKind, ApiKeyRow, AuditEntry, IssuanceStats, SigningKeyRow, StaffRow};
 pub use sessions::{FORM_RETENTION_SECONDS, FormClaim, SessionRow};
 pub use staff::{ApiKeyListing, StaffListing};

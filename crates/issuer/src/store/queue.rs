@@ -229,7 +229,11 @@ impl Store {
         .bind(msg.channel.as_str())
         .bind(&msg.to)
         .bind(sealed)
-        .bind(if held_delay.is_some() { "held" } else { "queued" })
+        .bind(if held_delay.is_some() {
+            "held"
+        } else {
+            "queued"
+        })
         .bind(now)
         .bind(held_delay)
         .execute(&mut **tx)

@@ -11,7 +11,7 @@ use crate::domain::model::{
     self, Case, CaseData, Centre, Channel, Issuance, IssuanceState, ReportType, Role,
 };
 
-pub(super) const CENTRE_COLUMNS: &str = "id, name, prefecture, consultation_name, consultation_phone, consultation_url, consultation_hours, validity_seconds, auto_issue, allow_clinical";
+pub(super) const CENTRE_COLUMNS: &str = "id, name, prefecture, consultation_name, consultation_phone, consultation_url, consultation_hours, validity_seconds, auto_issue, allow_clinical, delivery_fallback, reminder_after_hours";
 
 pub(super) const CASE_COLUMNS: &str = "id, centre_id, name_kanji, name_kana, birth_date, sex, mobile, email, \
      outpatient_facility, test_positive, classification, diagnosis_date, reported, uses_app, created_at, canary";
@@ -181,6 +181,12 @@ pub(super) fn centre(r: &AnyRow) -> Result<Centre, StoreError> {
         validity_seconds: r.try_get("validity_seconds")?,
         auto_issue: flag(r, "auto_issue")?,
         allow_clinical: flag(r, "allow_clinical")?,
+        delivery_fallback: flag(r, "delivery_fallback")?,
+        reminder_after_hours: r
+            .try_get::<Option<i64>, _>("reminder_after_hours")?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("centres.reminder_after_hours"))?,
     })
 }
 

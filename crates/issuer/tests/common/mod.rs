@@ -18,9 +18,9 @@ use rand::SeedableRng;
 pub mod browser;
 pub mod smtp_sink;
 #[allow(unused_imports)]
-pub use smtp_sink::{mail_text, smtp_sink};
-#[allow(unused_imports)]
 pub use browser::{Browser, Page, csrf, hidden};
+#[allow(unused_imports)]
+pub use smtp_sink::{mail_text, smtp_sink};
 
 /// 2020-12-16 10:00 JST, the seed's date.
 pub fn t0() -> chrono::DateTime<chrono::Utc> {

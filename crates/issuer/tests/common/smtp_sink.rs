@@ -46,10 +46,9 @@ pub async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
                         }
                         // A mailbox that does not exist is refused for
                         // good (550); a busy one for now (451).
-                        "RCPT" if line.contains("nosuch") => w
-                            .write_all(b"550 5.1.1 no such mailbox\r\n")
-                            .await
-                            .unwrap(),
+                        "RCPT" if line.contains("nosuch") => {
+                            w.write_all(b"550 5.1.1 no such mailbox\r\n").await.unwrap()
+                        }
                         "RCPT" if line.contains("busy") => w
                             .write_all(b"451 4.3.0 mailbox busy, try later\r\n")
                             .await
@@ -94,4 +93,3 @@ pub fn mail_text(data: &str) -> String {
         body.to_owned()
     }
 }
-

@@ -103,6 +103,8 @@ impl InProcess {
             validity_seconds: config.health.validity_seconds,
             auto_issue: config.health.auto_issue,
             allow_clinical: false,
+            delivery_fallback: false,
+            reminder_after_hours: None,
         };
         Self {
             calendar,
