@@ -236,6 +236,78 @@ async fn failed_delivery_shows_the_reason_and_a_retry() {
 }
 
 #[tokio::test]
+async fn a_number_waiting_in_the_queue_and_a_dead_letter_show_on_the_case_page() {
+    for db in backends().await {
+        let h = start_with(
+            &db,
+            Options {
+                delivery: Some(issuer::delivery::Delivery::uniform(
+                    issuer::delivery::Sender::Failing("gateway answered 503: maintenance".into()),
+                )),
+                ..Options::default()
+            },
+        )
+        .await;
+        staff(&h, h.centre_id, "yamada", Role::Staff).await;
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let id = create_case(&mut b).await;
+        let from = format!("/portal/cases/{id}/issue");
+        let p = b.submit(&from, &from, &[]).await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (
+                303,
+                format!("/portal/cases/{id}?tab=id&msg=queued").as_str()
+            ),
+            "{}",
+            h.label
+        );
+        let p = b.get(&p.location).await;
+        assert!(p.body.contains("処理番号は送信待ちです"), "{}", p.body);
+        assert!(
+            p.body
+                .contains("id=\"issuance-state\">送信待ち（自動で再送します）")
+        );
+        assert!(p.body.contains("id=\"delivery-attempts\">1回（次回 "));
+        assert!(
+            p.body
+                .contains("id=\"delivery-reason\">gateway answered 503: maintenance")
+        );
+        assert!(!p.body.contains("id=\"dead-letters\""));
+        // The gateway never comes back: the queue gives up, staff see why
+        // and are offered 再送信 (a new number: nobody received this one).
+        for _ in 0..issuer::delivery::MAX_ATTEMPTS {
+            h.clock.advance(chrono::Duration::minutes(16));
+            h.app.issuer.process_send_queue().await.unwrap();
+        }
+        // Two hours later the session has timed out: sign in again.
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let p = b.get(&format!("/portal/cases/{id}")).await;
+        assert!(
+            p.body.contains("id=\"issuance-state\">送信失敗"),
+            "{}",
+            p.body
+        );
+        assert!(p.body.contains("id=\"dead-letters\""));
+        assert!(p.body.contains("送信できなかったメッセージ"));
+        assert!(
+            p.body
+                .contains(&format!("<td>{}</td>", issuer::delivery::MAX_ATTEMPTS))
+        );
+        assert!(
+            p.body
+                .contains("<td class=\"reason\">gateway answered 503: maintenance</td>")
+        );
+        assert!(p.body.contains("id=\"issue-button\">再送信"));
+        // English too.
+        let p = b.get(&format!("/portal/cases/{id}?lang=en")).await;
+        assert!(p.body.contains("Messages given up"), "{}", h.label);
+    }
+}
+
+#[tokio::test]
 async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
     for db in backends().await {
         let h = start(&db).await;

@@ -16,8 +16,8 @@ use super::forms::{self, CaseForm};
 use super::i18n::Lang;
 use super::session::Viewer;
 use super::views::{
-    CaseFormPage, CaseFormValues, CasePage, CaseRow, CentreOption, ConfirmPage, Field, Header,
-    HistoryRow, Layout, Panel, StateChoice, age, date, when,
+    CaseFormPage, CaseFormValues, CasePage, CaseRow, CentreOption, ConfirmPage, DeadRow, Field,
+    Header, HistoryRow, Layout, Panel, StateChoice, age, date, when,
 };
 use super::{Failure, OrPage, page, redirect};
 use crate::domain::model::{Case, Channel, IssuanceState, Role};
@@ -26,7 +26,7 @@ use crate::domain::validate;
 use crate::error::Error;
 use crate::service::jst;
 use crate::state::App;
-use crate::store::{CaseExtra, FormClaim, ListPage, ListState};
+use crate::store::{CaseExtra, FormClaim, ListPage, ListState, MessageKind};
 
 /// `?q=&state=&page=` of the list.
 #[derive(Debug, Default, Deserialize)]
@@ -493,6 +493,36 @@ async fn case_page(
             },
             ..Panel::default()
         };
+        // Waiting in the send queue: say so, with the attempts and the
+        // last reason (the gateway's words).
+        if latest.state == IssuanceState::Issued && latest.delivery_status == "pending" {
+            let kind = if latest
+                .delivery_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("fallback to "))
+            {
+                MessageKind::Fallback
+            } else {
+                MessageKind::Number
+            };
+            if let Some(q) = store.message_state(latest.id, kind).await?
+                && matches!(q.status.as_str(), "queued" | "sending")
+                && q.attempts > 0
+            {
+                panel.state = t.st_queued;
+                panel.help = t.queued_help;
+                panel.attempts = format!(
+                    "{}{}{}{}",
+                    q.attempts,
+                    t.attempts_next,
+                    when(lang, q.due_at.max(now)),
+                    t.attempts_end
+                );
+                if panel.reason.is_empty() {
+                    panel.reason = q.last_error.unwrap_or_default();
+                }
+            }
+        }
         panel.history = history
             .iter()
             .map(|i| HistoryRow {
@@ -504,6 +534,22 @@ async fn case_page(
             })
             .collect();
     }
+    panel.dead = store
+        .dead_letters(case.id)
+        .await?
+        .into_iter()
+        .map(|d| DeadRow {
+            at: when(lang, d.at),
+            kind: match d.kind {
+                MessageKind::Number => t.k_number,
+                MessageKind::Fallback => t.k_fallback,
+                MessageKind::Reminder => t.k_reminder,
+            },
+            channel: channel_label(lang, d.channel),
+            attempts: d.attempts,
+            reason: d.reason,
+        })
+        .collect();
     panel.button = match (registered, blockers.is_empty(), history.first()) {
         (true, _, _) | (false, false, _) => "",
         (false, true, None) => t.issue_button,

@@ -154,6 +154,17 @@ texts! {
     issue_button: "処理番号発行", "Issue processing number";
     reissue_button: "再発行", "Reissue";
     retry_button: "再送信", "Retry";
+    st_queued: "送信待ち（自動で再送します）", "Waiting to send (retried automatically)";
+    p_attempts: "送信の試行", "Attempts";
+    attempts_next: "回（次回 ", " (next ";
+    attempts_end: "）", ")";
+    queued_help: "SMS・メールの送信先が応答していません。処理番号は有効なまま、自動で再送します。有効期限は送信した時（受信確認がある場合は届いた時）から数えます。", "The gateway is not answering. The number stays valid and is retried automatically; its validity counts from sending (from delivery where the gateway confirms it).";
+    dead_title: "送信できなかったメッセージ", "Messages given up";
+    dead_help: "送信をあきらめたメッセージです。連絡先を確認し、「再送信」で新しい処理番号を送ってください。", "The send queue gave these up. Check the contact details and use Retry to send a new number.";
+    k_number: "処理番号", "Processing number";
+    k_fallback: "処理番号（メールへの切替）", "Processing number (e-mail fallback)";
+    k_reminder: "リマインダー", "Reminder";
+    p_given_up: "時刻", "When";
     confirm_title: "処理番号発行の確認", "Confirm issuance";
     confirm_text: "処理番号を発行し、患者本人に直接送信します。よろしいですか？", "A processing number will be issued and sent directly to the patient. Continue?";
     confirm_reissue_text: "現在の処理番号は直ちに無効になり、新しい処理番号を送信します。よろしいですか？", "The current number stops working at once and a new one is sent. Continue?";

@@ -282,6 +282,20 @@ pub struct Panel {
     /// The seed's refusal once a registration succeeded.
     pub refusal: &'static str,
     pub history: Vec<HistoryRow>,
+    /// Waiting in the send queue: attempts so far and the next one.
+    pub attempts: String,
+    /// The case's dead-lettered messages (given up), newest first.
+    pub dead: Vec<DeadRow>,
+}
+
+/// A message the send queue gave up, as staff see it (never the text).
+#[derive(Debug, Clone, Default)]
+pub struct DeadRow {
+    pub at: String,
+    pub kind: &'static str,
+    pub channel: &'static str,
+    pub attempts: u32,
+    pub reason: String,
 }
 
 /// The case screen.
