@@ -394,9 +394,22 @@ async fn staff_issue_a_number_in_headless_chromium() {
         .await;
     d.type_into("#consultation_hours", "24時間（土日祝日も含む）")
         .await;
+    // Delivery: the e-mail fallback, and a reminder as late as the
+    // validity (refused: it would come when the number no longer works).
+    d.click("#delivery_fallback").await;
+    d.type_into("#reminder_hours", "12").await;
     d.click("#save-settings").await;
     let refused = d.wait_for("id=\"err-consultation_url\"").await;
     assert!(refused.contains("入力内容を確認してください。保存されていません。"));
+    assert!(
+        refused.contains("id=\"err-reminder_hours\"") && refused.contains("有効期間（12時間）未満"),
+        "the reminder's error is named"
+    );
+    assert!(
+        refused.contains("id=\"delivery_fallback\" checked"),
+        "what was chosen stays"
+    );
+    d.type_into("#reminder_hours", "6").await;
     d.screenshot(&dir.path().join("settings-error.png")).await;
     d.type_into(
         "#consultation_url",
@@ -404,7 +417,10 @@ async fn staff_issue_a_number_in_headless_chromium() {
     )
     .await;
     d.click("#save-settings").await;
-    pages.push(d.wait_for("設定を保存しました。").await);
+    let saved = d.wait_for("設定を保存しました。").await;
+    assert!(saved.contains("id=\"delivery_fallback\" checked"));
+    assert!(saved.contains("value=\"6\""), "the reminder hours are kept");
+    pages.push(saved);
     let served: Value = reqwest::get(format!("{base}/api/v1/consultation-centres"))
         .await
         .unwrap()
