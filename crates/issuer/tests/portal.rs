@@ -294,7 +294,7 @@ async fn a_number_waiting_in_the_queue_and_a_dead_letter_show_on_the_case_page()
         assert!(p.body.contains("送信できなかったメッセージ"));
         assert!(
             p.body
-                .contains(&format!("<td>{}</td>", issuer::delivery::MAX_ATTEMPTS))
+                .contains(&format!("送信の試行 {}回", issuer::delivery::MAX_ATTEMPTS))
         );
         assert!(
             p.body

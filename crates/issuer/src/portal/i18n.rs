@@ -165,6 +165,7 @@ texts! {
     k_fallback: "処理番号（メールへの切替）", "Processing number (e-mail fallback)";
     k_reminder: "リマインダー", "Reminder";
     p_given_up: "時刻", "When";
+    times: "回", "";
     confirm_title: "処理番号発行の確認", "Confirm issuance";
     confirm_text: "処理番号を発行し、患者本人に直接送信します。よろしいですか？", "A processing number will be issued and sent directly to the patient. Continue?";
     confirm_reissue_text: "現在の処理番号は直ちに無効になり、新しい処理番号を送信します。よろしいですか？", "The current number stops working at once and a new one is sent. Continue?";
