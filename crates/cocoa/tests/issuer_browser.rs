@@ -223,6 +223,20 @@ async fn staff_issue_a_number_in_headless_chromium() {
     assert!(page.contains("送信済み"), "the status panel says sent");
     pages.push(page);
     d.screenshot(&dir.path().join("case-sent.png")).await;
+    // The case header and the status panel fit a phone's width.
+    for (w, h) in [(390, 844), (1280, 900)] {
+        d.resize(w, h).await;
+        let dims = d
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+        assert!(
+            scroll <= inner,
+            "case page at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.path().join(format!("case-{w}.png")))
+            .await;
+    }
     let first = outbox_numbers(&outbox);
     assert_eq!(first.len(), 1);
 
