@@ -10,11 +10,14 @@ mod common;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use common::browser::Browser;
 use common::{Harness, Options, backends, case_json, start_with};
 use issuer::delivery::{Delivery, Sender, TwilioConfig, TwilioSender};
+use issuer::domain::model::Role;
 
 const CALLBACK: &str = "https://issuer.example.jp/api/v1/delivery/twilio/status";
 const TOKEN: &str = "receipt-token";
+const PASSWORD: &str = "correct horse battery staple";
 
 type Got = Arc<Mutex<Vec<HashMap<String, String>>>>;
 
@@ -428,11 +431,58 @@ async fn the_reminder_counts_from_the_delivered_receipt() {
         let all = got.lock().unwrap().clone();
         assert!(all[1]["Body"].starts_with("【HER-SYS】再送："));
         assert_eq!(number_of(&all[1]), number_of(&all[0]));
-        // Its receipt touches nothing (the number's own SMS was delivered).
+        let i = latest(&h, id).await;
         assert_eq!(
-            receipt(&h, "SM2", "undelivered", Some("30003")).await.0,
-            404
+            queue_status(&h, i.id, issuer::store::MessageKind::Reminder).await,
+            "sent"
         );
-        assert_eq!(latest(&h, id).await.state.as_str(), "issued");
+        // The reminder's own receipts are accepted (not 404) and kept on
+        // its queue row; a late "delivered" and a duplicate change nothing,
+        // and they never touch the number (its SMS was delivered).
+        for (status, code) in [
+            ("sent", None),
+            ("undelivered", Some("30003")),
+            ("delivered", None),
+            ("undelivered", Some("30003")),
+        ] {
+            assert_eq!(receipt(&h, "SM2", status, code).await.0, 200, "{status}");
+        }
+        let q = store
+            .message_state(i.id, issuer::store::MessageKind::Reminder)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (q.receipt_status.as_deref(), q.last_error.as_deref()),
+            (Some("undelivered"), Some("undelivered: ErrorCode 30003")),
+            "{}",
+            h.label
+        );
+        let i = latest(&h, id).await;
+        assert_eq!(
+            (i.state.as_str(), i.delivery_status.as_str()),
+            ("issued", "delivered")
+        );
+        // Never more than one reminder, even one that did not arrive.
+        h.clock.advance(chrono::Duration::minutes(30));
+        assert_eq!(h.app.issuer.process_send_queue().await.unwrap().sent, 0);
+        assert_eq!(got.lock().unwrap().len(), 2);
+        // Staff see it on the case page.
+        h.app
+            .issuer
+            .create_staff(h.centre_id, "yamada", PASSWORD, Role::Staff)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut b = Browser::new(&h);
+        b.login("yamada", PASSWORD).await;
+        let p = b.get(&format!("/portal/cases/{id}?tab=id")).await;
+        assert!(
+            p.body.contains("id=\"reminder-state\">送信済み ")
+                && p.body.contains("（届きませんでした。再送はしません）"),
+            "{}",
+            p.body
+        );
+        assert!(!p.body.contains(&number_of(&all[0])), "never the number");
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! Issue 13: "the `X-Twilio-Signature` HMAC-SHA1 verified with the auth
 //! token; refused otherwise" — 403 `receipt_signature_invalid`, nothing
-//! changed. A receipt for a message this issuer never sent is 404
-//! `message_unknown`. States never move backwards, so receipts in any order
-//! and duplicates are harmless (200 either way).
+//! changed. Receipts for a number's SMS move its issuance's delivery
+//! state; receipts for a reminder by SMS are kept on its queue row. A
+//! receipt for a message this issuer never sent is 404 `message_unknown`.
+//! States never move backwards, so receipts in any order and duplicates
+//! are harmless (200 either way).
 
 use std::sync::Arc;
 
@@ -72,12 +74,21 @@ async fn receipt(app: &App, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Resu
         _ => None,
     };
     let now = app.issuer.now();
-    match app
-        .issuer
-        .store()
+    let store = app.issuer.store();
+    // A number's own SMS is found on its issuance; a reminder by SMS on its
+    // queue row.
+    let applied = match store
         .apply_receipt(sid, state, reason.as_deref(), now)
         .await?
     {
+        Some(moved) => Some(moved),
+        None => {
+            store
+                .apply_message_receipt(sid, state, reason.as_deref(), now)
+                .await?
+        }
+    };
+    match applied {
         None => {
             metrics::counter!("issuer_delivery_receipts_total", "outcome" => "unknown")
                 .increment(1);

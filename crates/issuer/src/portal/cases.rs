@@ -26,7 +26,7 @@ use crate::domain::validate;
 use crate::error::Error;
 use crate::service::jst;
 use crate::state::App;
-use crate::store::{CaseExtra, FormClaim, ListPage, ListState, MessageKind};
+use crate::store::{CaseExtra, FormClaim, ListPage, ListState, MessageKind, QueueState};
 
 /// `?q=&state=&page=` of the list.
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +441,31 @@ fn state_label(lang: Lang, s: IssuanceState, delivery: &str) -> (&'static str, &
     }
 }
 
+/// Where a reminder stands, in the staff's words. Issue 13: "one
+/// reminder with the same link, never more" — a reminder that failed or
+/// was not delivered says it is not sent again.
+fn reminder_label(lang: Lang, q: &QueueState) -> String {
+    let t = lang.texts();
+    match q.status.as_str() {
+        "held" => t.rm_held.to_owned(),
+        "queued" => format!("{}{}", t.rm_queued, when(lang, q.due_at)),
+        "sending" => t.rm_sending.to_owned(),
+        "sent" => format!(
+            "{}{}{}",
+            t.rm_sent,
+            when(lang, q.finished_at.unwrap_or(q.due_at)),
+            match q.receipt_status.as_deref() {
+                Some("delivered") => t.rm_delivered,
+                Some("failed" | "undelivered") => t.rm_not_delivered,
+                _ => "",
+            }
+        ),
+        "dead" => t.rm_dead.to_owned(),
+        "cancelled" => t.rm_cancelled.to_owned(),
+        _ => String::new(),
+    }
+}
+
 /// Builds the case screen.
 async fn case_page(
     app: &App,
@@ -522,6 +547,12 @@ async fn case_page(
                     panel.reason = q.last_error.unwrap_or_default();
                 }
             }
+        }
+        if let Some(q) = store
+            .message_state(latest.id, MessageKind::Reminder)
+            .await?
+        {
+            panel.reminder = reminder_label(lang, &q);
         }
         panel.history = history
             .iter()

@@ -164,6 +164,15 @@ texts! {
     k_number: "処理番号", "Processing number";
     k_fallback: "処理番号（メールへの切替）", "Processing number (e-mail fallback)";
     k_reminder: "リマインダー", "Reminder";
+    p_reminder: "リマインダー", "Reminder";
+    rm_held: "届いた後、未使用のままなら1回だけ送信します", "Sent once if the number is still unused after delivery";
+    rm_queued: "送信予定 ", "Due ";
+    rm_sending: "送信中", "Sending";
+    rm_sent: "送信済み ", "Sent ";
+    rm_delivered: "（届きました）", " (delivered)";
+    rm_not_delivered: "（届きませんでした。再送はしません）", " (not delivered; not sent again)";
+    rm_dead: "送信できませんでした（再送はしません）", "Could not be sent (not sent again)";
+    rm_cancelled: "送信しません（不要になりました）", "Not sent (no longer needed)";
     p_given_up: "時刻", "When";
     times: "回", "";
     confirm_title: "処理番号発行の確認", "Confirm issuance";

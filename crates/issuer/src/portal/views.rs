@@ -286,6 +286,8 @@ pub struct Panel {
     pub attempts: String,
     /// The case's dead-lettered messages (given up), newest first.
     pub dead: Vec<DeadRow>,
+    /// Where the latest number's reminder stands; empty: none.
+    pub reminder: String,
 }
 
 /// A message the send queue gave up, as staff see it (never the text).

@@ -103,7 +103,11 @@ impl Issuer {
         let now = self.now();
         match r {
             Ok(sent) => {
-                if !self.store.complete_message(c.id, &c.token, now).await? {
+                if !self
+                    .store
+                    .complete_message(c.id, &c.token, sent.message_sid.as_deref(), now)
+                    .await?
+                {
                     warn!(
                         queue_id = c.id,
                         "claim lost before the outcome was recorded"

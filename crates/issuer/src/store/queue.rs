@@ -12,7 +12,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Receipt, Store, StoreError};
 use crate::delivery::Message;
 use crate::domain::model::Channel;
 
@@ -92,6 +92,11 @@ pub struct QueueState {
     pub attempts: u32,
     /// When the next attempt is due (unix seconds).
     pub due_at: i64,
+    /// When it was sent, given up or cancelled (unix seconds).
+    pub finished_at: Option<i64>,
+    /// The gateway's last receipt for it (`sent`, `delivered`, `failed`,
+    /// `undelivered`); `None` before any, and for e-mail.
+    pub receipt_status: Option<String>,
 }
 
 /// A row claimed by [`Store::claim_due_messages`], its message opened.
@@ -339,8 +344,8 @@ impl Store {
         kind: MessageKind,
     ) -> Result<Option<QueueState>, StoreError> {
         let r = sqlx::query(
-            "SELECT status, last_error, attempts, due_at FROM send_queue \
-             WHERE issuance_id = $1 AND kind = $2",
+            "SELECT status, last_error, attempts, due_at, finished_at, receipt_status \
+             FROM send_queue WHERE issuance_id = $1 AND kind = $2",
         )
         .bind(issuance_id)
         .bind(kind.as_str())
@@ -352,6 +357,8 @@ impl Store {
                 last_error: r.try_get("last_error")?,
                 attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(0),
                 due_at: r.try_get("due_at")?,
+                finished_at: r.try_get("finished_at")?,
+                receipt_status: r.try_get("receipt_status")?,
             })
         })
         .transpose()
@@ -508,27 +515,83 @@ impl Store {
         }))
     }
 
-    /// Records a claimed row as sent and clears its text. Returns `false`
+    /// Records a claimed row as sent and clears its text, keeping the
+    /// gateway's `MessageSid` (when it gave one) so that the message's
+    /// receipts find it ([`Store::apply_message_receipt`]). Returns `false`
     /// when the claim was lost (its lease ran out and another worker took
     /// the row).
     pub async fn complete_message(
         &self,
         id: i64,
         token: &str,
+        message_sid: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let r = sqlx::query(
             "UPDATE send_queue SET status = 'sent', sealed_message = NULL, claim_token = NULL, \
-             claimed_until = NULL, last_error = NULL, finished_at = $1 \
+             claimed_until = NULL, last_error = NULL, finished_at = $1, message_sid = $4 \
              WHERE id = $2 AND claim_token = $3 AND status = 'sending'",
         )
         .bind(now)
         .bind(id)
         .bind(token)
+        .bind(message_sid)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Records a delivery receipt for a queued message that is not a
+    /// number's own SMS (whose receipts go to its issuance,
+    /// [`Store::apply_receipt`]): the reminder. Issue 13: "states queued →
+    /// sent → delivered / failed / undelivered"; they only move forward,
+    /// so receipts in any order and duplicates change nothing. A failed
+    /// reminder is not sent again ("one reminder …, never more"). Returns
+    /// `None` when no queued message has `message_sid`, else whether the
+    /// state moved.
+    pub async fn apply_message_receipt(
+        &self,
+        message_sid: &str,
+        receipt: Receipt,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<Option<bool>, StoreError> {
+        let rank = |r: Receipt| match r {
+            Receipt::Sent => 1,
+            Receipt::Delivered | Receipt::Failed | Receipt::Undelivered => 2,
+        };
+        let reason: Option<String> = match receipt {
+            Receipt::Failed | Receipt::Undelivered => Some(reason.map_or_else(
+                || receipt.as_str().to_owned(),
+                |r| r.chars().take(200).collect(),
+            )),
+            Receipt::Sent | Receipt::Delivered => None,
+        };
+        let _turn = self.write_turn().await;
+        let moved = sqlx::query(
+            "UPDATE send_queue SET receipt_status = $1, \
+             last_error = COALESCE($2, last_error), finished_at = COALESCE(finished_at, $3) \
+             WHERE message_sid = $4 AND (CASE WHEN receipt_status IS NULL THEN 0 \
+             WHEN receipt_status = 'sent' THEN 1 ELSE 2 END) < $5",
+        )
+        .bind(receipt.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(message_sid)
+        .bind(rank(receipt))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if moved > 0 {
+            return Ok(Some(true));
+        }
+        let known: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM send_queue WHERE message_sid = $1")
+                .bind(message_sid)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((known > 0).then_some(false))
     }
 
     /// Puts a claimed row back, due at `due_at`, with the reason of the
