@@ -284,3 +284,75 @@ fn api_keys_are_listed_and_revoked_from_the_command_line() {
     }
     assert_eq!(list(None), after, "nothing changed");
 }
+
+/// `cocoa bench case-list` and `cocoa bench send-queue` (issue 13) run on a
+/// fresh SQLite file: the pages show the rows their filter must (a third
+/// of the cases registered, 50 a page), every queued message is sent once,
+/// and an empty size is refused with exit code 2. (The numbers are for the
+/// README; this checks what they measure, not how fast.)
+#[test]
+fn bench_case_list_and_send_queue_measure_what_they_say() {
+    let out = cocoa()
+        .args(["bench", "case-list", "--cases", "300", "--requests", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["backend"].as_str(), v["cases"].as_u64()),
+        (Some("sqlite"), Some(300))
+    );
+    let rows: Vec<(String, u64)> = v["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("/portal/cases".to_owned(), 50),
+            ("/portal/cases?state=used".to_owned(), 50),
+            // 200 cases without a number: page 4 holds the 151st to the 200th.
+            ("/portal/cases?state=none&page=4".to_owned(), 50),
+            ("/portal/cases?state=pending".to_owned(), 0),
+        ]
+    );
+    for p in v["pages"].as_array().unwrap() {
+        assert!(p["p50_ms"].as_f64().unwrap() <= p["max_ms"].as_f64().unwrap());
+    }
+
+    let out = cocoa()
+        .args(["bench", "send-queue", "--messages", "40"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["messages"].as_u64(), v["sent"].as_u64()),
+        (Some(40), Some(40))
+    );
+    assert!(v["messages_per_sec"].as_f64().unwrap() > 0.0);
+
+    for args in [
+        ["bench", "case-list", "--cases", "0"],
+        ["bench", "send-queue", "--messages", "0"],
+    ] {
+        let out = cocoa().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("1以上"));
+    }
+}

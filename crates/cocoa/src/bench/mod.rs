@@ -6,6 +6,7 @@ mod check;
 mod download;
 mod export;
 mod exporter;
+mod issuer_local;
 mod matcher;
 mod publish;
 mod verify;
@@ -26,6 +27,10 @@ pub enum BenchCommand {
     Exporter(exporter::ExporterArgs),
     /// Time downloads of export files (index.txt and zips) from a server.
     Download(download::DownloadArgs),
+    /// Time the staff portal's case list of a centre with N cases (issue 13).
+    CaseList(issuer_local::CaseListArgs),
+    /// Time the issuer's send queue over N queued messages (issue 13).
+    SendQueue(issuer_local::SendQueueArgs),
 }
 
 #[derive(Debug, Args)]
@@ -96,5 +101,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Publish(a) => publish::run(a),
         BenchCommand::Exporter(a) => exporter::run(a),
         BenchCommand::Download(a) => download::run(a),
+        BenchCommand::CaseList(a) => issuer_local::case_list(a),
+        BenchCommand::SendQueue(a) => issuer_local::send_queue(a),
     }
 }
