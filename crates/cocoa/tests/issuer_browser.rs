@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod support;
-use support::browser::{CHROMEDRIVER, CHROMIUM, start_chromedriver};
+use support::browser::{CHROMEDRIVER, CHROMIUM, Driver, start_chromedriver};
 use support::{Killed, cocoa};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -87,6 +87,20 @@ fn all_bytes(dir: &Path) -> Vec<u8> {
 
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The page on screen fits a phone (390 px) and a desktop (1280 px): it
+/// never scrolls sideways (wide tables scroll inside their box). Saves
+/// `{file}-390.png` and `{file}-1280.png`.
+async fn fits_phone_and_desktop(d: &Driver, dir: &Path, what: &str, file: &str) {
+    for (w, h) in [(390, 844), (1280, 900)] {
+        let (scroll, inner) = d.widths_at(w, h).await;
+        assert!(
+            scroll <= inner,
+            "{what} at {w} px: scrollWidth {scroll} > {inner}"
+        );
+        d.screenshot(&dir.join(format!("{file}-{w}.png"))).await;
+    }
 }
 
 #[tokio::test]
@@ -224,19 +238,7 @@ async fn staff_issue_a_number_in_headless_chromium() {
     pages.push(page);
     d.screenshot(&dir.path().join("case-sent.png")).await;
     // The case header and the status panel fit a phone's width.
-    for (w, h) in [(390, 844), (1280, 900)] {
-        d.resize(w, h).await;
-        let dims = d
-            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-            .await;
-        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
-        assert!(
-            scroll <= inner,
-            "case page at {w} px: scrollWidth {scroll} > {inner}"
-        );
-        d.screenshot(&dir.path().join(format!("case-{w}.png")))
-            .await;
-    }
+    fits_phone_and_desktop(&d, dir.path(), "case page", "case").await;
     let first = outbox_numbers(&outbox);
     assert_eq!(first.len(), 1);
 
@@ -297,19 +299,7 @@ async fn staff_issue_a_number_in_headless_chromium() {
     pages.push(stats);
     // The statistics and the funnel fit a phone and a desktop: the page
     // never scrolls sideways (wide tables scroll inside their box).
-    for (w, h) in [(390, 844), (1280, 900)] {
-        d.resize(w, h).await;
-        let dims = d
-            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-            .await;
-        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
-        assert!(
-            scroll <= inner,
-            "stats at {w} px: scrollWidth {scroll} > {inner}"
-        );
-        d.screenshot(&dir.path().join(format!("stats-{w}.png")))
-            .await;
-    }
+    fits_phone_and_desktop(&d, dir.path(), "stats", "stats").await;
     d.goto(&format!("{base}/portal/stats?lang=en")).await;
     d.wait_for("Registration funnel").await;
     d.screenshot(&dir.path().join("stats-en.png")).await;
@@ -342,19 +332,7 @@ async fn staff_issue_a_number_in_headless_chromium() {
     );
     assert!(preview.contains(r#"<dd id="valid">2</dd>"#), "{preview}");
     pages.push(preview);
-    for (w, h) in [(390, 844), (1280, 900)] {
-        d.resize(w, h).await;
-        let dims = d
-            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-            .await;
-        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
-        assert!(
-            scroll <= inner,
-            "import preview at {w} px: scrollWidth {scroll} > {inner}"
-        );
-        d.screenshot(&dir.path().join(format!("import-preview-{w}.png")))
-            .await;
-    }
+    fits_phone_and_desktop(&d, dir.path(), "import preview", "import-preview").await;
     d.click("#issue").await;
     d.click("#confirm-import").await;
     let result = d.wait_for("取込の結果").await;
@@ -365,19 +343,7 @@ async fn staff_issue_a_number_in_headless_chromium() {
     );
     assert!(result.contains("佐藤 花子") && result.contains("伊藤 三郎"));
     pages.push(result);
-    for (w, h) in [(390, 844), (1280, 900)] {
-        d.resize(w, h).await;
-        let dims = d
-            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-            .await;
-        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
-        assert!(
-            scroll <= inner,
-            "import result at {w} px: scrollWidth {scroll} > {inner}"
-        );
-        d.screenshot(&dir.path().join(format!("import-result-{w}.png")))
-            .await;
-    }
+    fits_phone_and_desktop(&d, dir.path(), "import result", "import-result").await;
     d.click("#to-cases").await;
     let list = d.wait_for("患者一覧").await;
     assert!(list.contains("佐藤 花子") && list.contains("伊藤 三郎"));
@@ -443,38 +409,14 @@ async fn staff_issue_a_number_in_headless_chromium() {
         .unwrap();
     assert_eq!(served[0]["name"], "東京都発熱相談センター", "{served}");
     assert_eq!(served[0]["phone"], "03-5320-4592", "{served}");
-    for (w, h) in [(390, 844), (1280, 900)] {
-        d.resize(w, h).await;
-        let dims = d
-            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-            .await;
-        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
-        assert!(
-            scroll <= inner,
-            "settings at {w} px: scrollWidth {scroll} > {inner}"
-        );
-        d.screenshot(&dir.path().join(format!("settings-{w}.png")))
-            .await;
-    }
+    fits_phone_and_desktop(&d, dir.path(), "settings", "settings").await;
     d.click("#tab-keys").await;
     d.wait_for("APIキーの作成").await;
     d.type_into("#key-label", "HER-SYS連携").await;
     d.click("#create-key").await;
     let created = d.wait_for("id=\"new-key\"").await;
     assert!(created.contains("HER-SYS連携"));
-    for (w, h) in [(390, 844), (1280, 900)] {
-        d.resize(w, h).await;
-        let dims = d
-            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-            .await;
-        let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
-        assert!(
-            scroll <= inner,
-            "keys at {w} px: scrollWidth {scroll} > {inner}"
-        );
-        d.screenshot(&dir.path().join(format!("keys-{w}.png")))
-            .await;
-    }
+    fits_phone_and_desktop(&d, dir.path(), "keys", "keys").await;
     d.click("#tab-keys").await;
     let listed = d.wait_for("HER-SYS連携").await;
     assert!(!listed.contains("id=\"new-key\""), "the key is shown once");

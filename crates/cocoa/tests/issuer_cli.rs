@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 mod support;
-use support::{Server, cocoa};
+use support::{Server, cocoa, cocoa_json};
 
 fn json_out(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> serde_json::Value {
     let mut cmd = cocoa();
@@ -292,16 +292,7 @@ fn api_keys_are_listed_and_revoked_from_the_command_line() {
 /// README; this checks what they measure, not how fast.)
 #[test]
 fn bench_case_list_and_send_queue_measure_what_they_say() {
-    let out = cocoa()
-        .args(["bench", "case-list", "--cases", "300", "--requests", "3"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = cocoa_json(&["bench", "case-list", "--cases", "300", "--requests", "3"]);
     assert_eq!(
         (v["backend"].as_str(), v["cases"].as_u64()),
         (Some("sqlite"), Some(300))
@@ -331,16 +322,7 @@ fn bench_case_list_and_send_queue_measure_what_they_say() {
         assert!(p["p50_ms"].as_f64().unwrap() <= p["max_ms"].as_f64().unwrap());
     }
 
-    let out = cocoa()
-        .args(["bench", "send-queue", "--messages", "40"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = cocoa_json(&["bench", "send-queue", "--messages", "40"]);
     assert_eq!(
         (v["messages"].as_u64(), v["sent"].as_u64()),
         (Some(40), Some(40))

@@ -149,11 +149,7 @@ impl Seen {
     async fn look(&mut self, d: &Driver, name: &str) {
         self.pages.push(d.source().await);
         for (w, h) in [(390, 844), (1280, 900)] {
-            d.resize(w, h).await;
-            let dims = d
-                .script("return [document.documentElement.scrollWidth, window.innerWidth];")
-                .await;
-            let (scroll, inner) = (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap());
+            let (scroll, inner) = d.widths_at(w, h).await;
             if w == 390 {
                 assert!(
                     inner <= 400,

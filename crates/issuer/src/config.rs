@@ -70,6 +70,19 @@ fn default_canary_issuer() -> String {
     "cocoa-canary".into()
 }
 
+/// The issuer's texts and certificate names, as configured.
+impl From<&IssuerConfig> for crate::service::Settings {
+    fn from(config: &IssuerConfig) -> Self {
+        Self {
+            link_host: config.link_host.clone(),
+            certificate_issuer: config.certificate_issuer.clone(),
+            certificate_audience: config.certificate_audience.clone(),
+            help_phone: config.help_phone.clone(),
+            help_hours: config.help_hours.clone(),
+        }
+    }
+}
+
 impl Default for IssuerConfig {
     fn default() -> Self {
         Self {

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use clap::Args;
 use en_protocol::time::{Clock, FixedClock, SystemClock};
+use issuer::config::IssuerConfig;
 use issuer::delivery::{Delivery, Message, Sender};
 use issuer::domain::model::{Channel, ReportType, Role};
 use issuer::http::{App, TrustedProxies};
@@ -77,19 +78,12 @@ async fn local_issuer(
             "--database は空の発行サーバーのデータベースにしてください / --database must be an empty issuer database",
         ));
     }
-    let backend = if url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "sqlite"
+    let backend = match store.backend() {
+        issuer::store::Backend::Sqlite => "sqlite",
+        issuer::store::Backend::Postgres => "postgres",
     };
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let settings = Settings {
-        link_host: "cocoa.example.jp".into(),
-        certificate_issuer: "cocoa-issuer".into(),
-        certificate_audience: "cocoa-keyserver".into(),
-        help_phone: "0120-565653".into(),
-        help_hours: "9:00～21:00".into(),
-    };
+    let settings = Settings::from(&IssuerConfig::default());
     let secret: [u8; 32] = rand::random();
     let issuer = Issuer::new(
         store,
@@ -172,9 +166,8 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 /// The `name=value` pairs of a response's `Set-Cookie` headers.
 fn cookies(r: &reqwest::Response, into: &mut Vec<String>) {
     for v in r.headers().get_all("set-cookie") {
-        if let Ok(v) = v.to_str()
-            && let Some((kv, _)) = v.split_once(';').or(Some((v, "")))
-        {
+        if let Ok(v) = v.to_str() {
+            let kv = v.split(';').next().unwrap_or(v);
             let name = kv.split('=').next().unwrap_or("");
             into.retain(|c| c.split('=').next() != Some(name));
             into.push(kv.to_owned());

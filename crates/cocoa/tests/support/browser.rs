@@ -250,6 +250,20 @@ impl Driver {
         .await
     }
 
+    /// Resizes the viewport to `width` × `height` and answers the page's
+    /// (scrollWidth, innerWidth): a page that scrolls sideways has the
+    /// first larger.
+    pub async fn widths_at(&self, width: u32, height: u32) -> (u64, u64) {
+        self.resize(width, height).await;
+        let dims = self
+            .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        (
+            dims[0].as_u64().expect("scrollWidth"),
+            dims[1].as_u64().expect("innerWidth"),
+        )
+    }
+
     /// The viewport of a phone (mobile) or a desktop, through the DevTools
     /// protocol (a headless window cannot be made as narrow as a phone).
     pub async fn resize(&self, width: u32, height: u32) {

@@ -42,6 +42,18 @@ pub fn cocoa() -> Command {
     c
 }
 
+/// Runs `cocoa args…`, which must succeed, and parses the one JSON object
+/// it prints.
+pub fn cocoa_json(args: &[&str]) -> serde_json::Value {
+    let out = cocoa().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Skips the test (returns `None`) with a note, or fails under CI.
 pub fn missing<T>(what: &str) -> Option<T> {
     assert!(

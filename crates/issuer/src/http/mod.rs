@@ -301,13 +301,7 @@ pub async fn build(
     let store = Store::connect(&database_url(config, data_dir), config.max_connections).await?;
     let secret = load_secret(config, data_dir)?;
     let delivery = delivery_from_config(config, data_dir)?;
-    let settings = Settings {
-        link_host: config.link_host.clone(),
-        certificate_issuer: config.certificate_issuer.clone(),
-        certificate_audience: config.certificate_audience.clone(),
-        help_phone: config.help_phone.clone(),
-        help_hours: config.help_hours.clone(),
-    };
+    let settings = Settings::from(config);
     let issuer = Issuer::new(
         store,
         &secret,

@@ -84,7 +84,7 @@ async fn receipt(app: &App, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Resu
         Some(moved) => Some(moved),
         None => {
             store
-                .apply_message_receipt(sid, state, reason.as_deref(), now)
+                .apply_message_receipt(sid, state, reason.as_deref())
                 .await?
         }
     };

@@ -58,6 +58,15 @@ impl Receipt {
         }
     }
 
+    /// The reason kept with the receipt: the gateway's (at most 200
+    /// characters), else the state itself.
+    pub fn stored_reason(self, reason: Option<&str>) -> String {
+        reason.map_or_else(
+            || self.as_str().to_owned(),
+            |r| r.chars().take(200).collect(),
+        )
+    }
+
     /// The stored `delivery_status`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -345,10 +354,7 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>, StoreError> {
         let rank = "CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END";
-        let reason: String = reason.map_or_else(
-            || receipt.as_str().to_owned(),
-            |r| r.chars().take(200).collect(),
-        );
+        let reason = receipt.stored_reason(reason);
         let Some(issuance_id) =
             sqlx::query_scalar::<_, i64>("SELECT id FROM issuances WHERE message_sid = $1")
                 .bind(message_sid)

@@ -555,29 +555,23 @@ impl Store {
         message_sid: &str,
         receipt: Receipt,
         reason: Option<&str>,
-        now: i64,
     ) -> Result<Option<bool>, StoreError> {
         let rank = |r: Receipt| match r {
             Receipt::Sent => 1,
             Receipt::Delivered | Receipt::Failed | Receipt::Undelivered => 2,
         };
         let reason: Option<String> = match receipt {
-            Receipt::Failed | Receipt::Undelivered => Some(reason.map_or_else(
-                || receipt.as_str().to_owned(),
-                |r| r.chars().take(200).collect(),
-            )),
+            Receipt::Failed | Receipt::Undelivered => Some(receipt.stored_reason(reason)),
             Receipt::Sent | Receipt::Delivered => None,
         };
         let _turn = self.write_turn().await;
         let moved = sqlx::query(
-            "UPDATE send_queue SET receipt_status = $1, \
-             last_error = COALESCE($2, last_error), finished_at = COALESCE(finished_at, $3) \
-             WHERE message_sid = $4 AND (CASE WHEN receipt_status IS NULL THEN 0 \
-             WHEN receipt_status = 'sent' THEN 1 ELSE 2 END) < $5",
+            "UPDATE send_queue SET receipt_status = $1, last_error = COALESCE($2, last_error) \
+             WHERE message_sid = $3 AND (CASE WHEN receipt_status IS NULL THEN 0 \
+             WHEN receipt_status = 'sent' THEN 1 ELSE 2 END) < $4",
         )
         .bind(receipt.as_str())
         .bind(reason)
-        .bind(now)
         .bind(message_sid)
         .bind(rank(receipt))
         .execute(&self.pool)
