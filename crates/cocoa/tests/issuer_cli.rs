@@ -337,4 +337,24 @@ fn bench_case_list_and_send_queue_measure_what_they_say() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("1以上"));
     }
+
+    // A database that has cases, or that cannot be opened, is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.sqlite3").display()
+    );
+    cocoa_json(&["bench", "send-queue", "--messages", "5", "--database", &url]);
+    for (db, says) in [
+        (url.as_str(), "empty issuer database"),
+        ("mysql://localhost/cocoa", "cannot open --database"),
+    ] {
+        let out = cocoa()
+            .args(["bench", "case-list", "--cases", "5", "--database", db])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{db}: {stderr}");
+        assert!(stderr.contains(says), "{db}: {stderr}");
+    }
 }

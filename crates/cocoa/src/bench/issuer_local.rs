@@ -69,7 +69,11 @@ async fn local_issuer(
         || Store::sqlite_url(&dir.path().join("issuer.sqlite3")),
         str::to_owned,
     );
-    let store = Store::connect(&url, 4).await?;
+    let store = Store::connect(&url, 4).await.map_err(|e| {
+        bad_input(format!(
+            "--database に接続できません: {e} / cannot open --database: {e}"
+        ))
+    })?;
     let cases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases")
         .fetch_one(store.pool())
         .await?;
